@@ -1,0 +1,1 @@
+"""Steppe mesh: the sans-I/O protocol core (:mod:`mesh.core`) and its drivers."""

@@ -1,0 +1,281 @@
+"""The envelope store: one interface, one policy, two backends.
+
+Theory of operation
+-------------------
+A store keeps encoded envelopes keyed by id, with the metadata the node needs to decide
+what to keep: ``expiry`` (Unix seconds), ``priority`` (higher is kept longer: the node's
+own and its contacts' traffic rank above strangers') and ``source`` (a short label of the
+link or peer it came from, for per-source quotas).
+
+:class:`PolicyStore` holds the whole admission policy, once, for every backend:
+
+1. expired on arrival -> ``EXPIRED``;
+2. already stored -> ``DUPLICATE`` (put is idempotent by id);
+3. in the *seen-set* (delivered or purged earlier, not yet expired) -> ``SEEN``;
+4. larger than ``max_item_bytes`` or over the source's quota -> ``QUOTA``;
+5. over the global byte/count quota -> evict in ascending ``(priority, expiry)`` order,
+   but only entries that rank strictly below the newcomer; if that cannot make room the
+   newcomer is refused (``QUOTA``) and nothing is evicted.
+
+Backends implement a handful of primitives (``_insert``, ``_remove``, ``_eviction_order``
+...). :class:`MemoryStore` is here (the simulator's backend); the SQLite backend lives in
+:mod:`mesh.daemon.sqlite_store`. Both pass ``tests/test_store_contract.py``.
+
+Durability contract: when ``put``/``put_many`` returns ``STORED`` the envelope is committed
+(it survives the process being killed); ``put_many`` is one transaction.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
+from enum import Enum
+
+from sortedcontainers import SortedDict, SortedList
+
+
+class PutStatus(Enum):
+    STORED = "stored"
+    DUPLICATE = "duplicate"
+    SEEN = "seen"
+    EXPIRED = "expired"
+    QUOTA = "quota"
+
+
+@dataclass(frozen=True, slots=True)
+class StoreItem:
+    id: bytes
+    data: bytes
+    expiry: int
+    priority: int = 0
+    source: bytes = b""
+
+    @property
+    def size(self) -> int:
+        return len(self.data)
+
+
+@dataclass(frozen=True, slots=True)
+class PutResult:
+    status: PutStatus
+    evicted: tuple[bytes, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Quotas:
+    max_total_bytes: int = 256 * 1024 * 1024
+    max_total_count: int = 1_000_000
+    max_source_bytes: int = 32 * 1024 * 1024
+    max_item_bytes: int = 17 * 1024
+
+
+class PolicyStore(ABC):
+    """Admission, quota and eviction policy over abstract storage primitives."""
+
+    def __init__(self, quotas: Quotas | None = None) -> None:
+        self.quotas = quotas or Quotas()
+
+    # ---- public API -------------------------------------------------------------------
+    def put(self, item: StoreItem, now: int) -> PutResult:
+        return self.put_many([item], now)[0]
+
+    def put_many(self, items: Iterable[StoreItem], now: int) -> list[PutResult]:
+        """Admit a batch in one transaction; committed when this returns."""
+        with self._transaction():
+            return [self._admit(item, now) for item in items]
+
+    def delete(self, envelope_id: bytes, now: int) -> bool:
+        """Remove after delivery or on a receipt; the id stays in the seen-set until expiry."""
+        with self._transaction():
+            expiry = self._expiry_of(envelope_id)
+            if expiry is None:
+                return False
+            self._remove(envelope_id)
+            if expiry > now:
+                self._add_seen(envelope_id, expiry)
+            return True
+
+    def mark_seen(self, envelope_id: bytes, expiry: int, now: int) -> None:
+        """Refuse this id until ``expiry`` (e.g. purged by a receipt we saw first)."""
+        if expiry > now:
+            with self._transaction():
+                self._add_seen(envelope_id, expiry)
+
+    def sweep(self, now: int) -> int:
+        """Drop expired envelopes and expired seen-set entries; return envelopes dropped."""
+        with self._transaction():
+            return self._sweep(now)
+
+    # ---- policy -----------------------------------------------------------------------
+    def _admit(self, item: StoreItem, now: int) -> PutResult:
+        q = self.quotas
+        if item.expiry <= now:
+            return PutResult(PutStatus.EXPIRED)
+        if self.has(item.id):
+            return PutResult(PutStatus.DUPLICATE)
+        if self._is_seen(item.id, now):
+            return PutResult(PutStatus.SEEN)
+        if item.size > q.max_item_bytes:
+            return PutResult(PutStatus.QUOTA)
+        if self.source_bytes(item.source) + item.size > q.max_source_bytes:
+            return PutResult(PutStatus.QUOTA)
+        need_bytes = self.total_bytes() + item.size - q.max_total_bytes
+        need_count = self.count() + 1 - q.max_total_count
+        victims: list[bytes] = []
+        if need_bytes > 0 or need_count > 0:
+            for priority, expiry, vid, vsize in self._eviction_order():
+                if (priority, expiry) >= (item.priority, item.expiry):
+                    break
+                victims.append(vid)
+                need_bytes -= vsize
+                need_count -= 1
+                if need_bytes <= 0 and need_count <= 0:
+                    break
+            if need_bytes > 0 or need_count > 0:
+                return PutResult(PutStatus.QUOTA)
+            for vid in victims:
+                self._remove(vid)
+        self._insert(item, now)
+        return PutResult(PutStatus.STORED, tuple(victims))
+
+    # ---- primitives each backend provides ---------------------------------------------
+    @abstractmethod
+    def has(self, envelope_id: bytes) -> bool: ...
+
+    @abstractmethod
+    def get(self, envelope_id: bytes) -> bytes | None: ...
+
+    @abstractmethod
+    def count(self) -> int: ...
+
+    @abstractmethod
+    def total_bytes(self) -> int: ...
+
+    @abstractmethod
+    def source_bytes(self, source: bytes) -> int: ...
+
+    @abstractmethod
+    def ids_in_range(self, lo: bytes, hi: bytes | None, limit: int | None = None
+                     ) -> list[bytes]:
+        """Stored ids with ``lo <= id < hi`` (``hi=None``: no upper bound), ascending."""
+
+    @abstractmethod
+    def seen_count(self) -> int: ...
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    @abstractmethod
+    def _transaction(self) -> AbstractContextManager[object]: ...
+
+    @abstractmethod
+    def _expiry_of(self, envelope_id: bytes) -> int | None: ...
+
+    @abstractmethod
+    def _is_seen(self, envelope_id: bytes, now: int) -> bool: ...
+
+    @abstractmethod
+    def _add_seen(self, envelope_id: bytes, expiry: int) -> None: ...
+
+    @abstractmethod
+    def _insert(self, item: StoreItem, now: int) -> None: ...
+
+    @abstractmethod
+    def _remove(self, envelope_id: bytes) -> None: ...
+
+    @abstractmethod
+    def _eviction_order(self) -> Iterator[tuple[int, int, bytes, int]]:
+        """``(priority, expiry, id, size)`` ascending: the first is evicted first."""
+
+    @abstractmethod
+    def _sweep(self, now: int) -> int: ...
+
+
+class MemoryStore(PolicyStore):
+    """In-memory backend (the simulator's): sorted by id for range queries."""
+
+    def __init__(self, quotas: Quotas | None = None) -> None:
+        super().__init__(quotas)
+        self._items: SortedDict = SortedDict()  # id -> StoreItem
+        self._order: SortedList = SortedList()  # (priority, expiry, id)
+        self._by_expiry: SortedList = SortedList()  # (expiry, id)
+        self._sources: dict[bytes, int] = {}
+        self._bytes = 0
+        self._seen: dict[bytes, int] = {}
+
+    def has(self, envelope_id: bytes) -> bool:
+        return envelope_id in self._items
+
+    def get(self, envelope_id: bytes) -> bytes | None:
+        item: StoreItem | None = self._items.get(envelope_id)
+        return None if item is None else item.data
+
+    def count(self) -> int:
+        return len(self._items)
+
+    def total_bytes(self) -> int:
+        return self._bytes
+
+    def source_bytes(self, source: bytes) -> int:
+        return self._sources.get(source, 0)
+
+    def ids_in_range(self, lo: bytes, hi: bytes | None, limit: int | None = None
+                     ) -> list[bytes]:
+        keys = self._items.irange(lo, hi, inclusive=(True, False))
+        out: list[bytes] = []
+        for key in keys:
+            if limit is not None and len(out) >= limit:
+                break
+            out.append(key)
+        return out
+
+    def seen_count(self) -> int:
+        return len(self._seen)
+
+    def close(self) -> None:
+        pass
+
+    def _transaction(self) -> AbstractContextManager[object]:
+        return nullcontext()
+
+    def _expiry_of(self, envelope_id: bytes) -> int | None:
+        item: StoreItem | None = self._items.get(envelope_id)
+        return None if item is None else item.expiry
+
+    def _is_seen(self, envelope_id: bytes, now: int) -> bool:
+        expiry = self._seen.get(envelope_id)
+        return expiry is not None and expiry > now
+
+    def _add_seen(self, envelope_id: bytes, expiry: int) -> None:
+        self._seen[envelope_id] = max(expiry, self._seen.get(envelope_id, 0))
+
+    def _insert(self, item: StoreItem, now: int) -> None:
+        self._items[item.id] = item
+        self._order.add((item.priority, item.expiry, item.id))
+        self._by_expiry.add((item.expiry, item.id))
+        self._sources[item.source] = self._sources.get(item.source, 0) + item.size
+        self._bytes += item.size
+
+    def _remove(self, envelope_id: bytes) -> None:
+        item: StoreItem = self._items.pop(envelope_id)
+        self._order.remove((item.priority, item.expiry, item.id))
+        self._by_expiry.remove((item.expiry, item.id))
+        left = self._sources[item.source] - item.size
+        if left:
+            self._sources[item.source] = left
+        else:
+            del self._sources[item.source]
+        self._bytes -= item.size
+
+    def _eviction_order(self) -> Iterator[tuple[int, int, bytes, int]]:
+        for priority, expiry, vid in self._order:  # not mutated until the caller is done
+            yield priority, expiry, vid, self._items[vid].size
+
+    def _sweep(self, now: int) -> int:
+        dead = [vid for _exp, vid in self._by_expiry.irange(maximum=(now, b"\xff" * 64))]
+        for vid in dead:
+            self._remove(vid)
+        self._seen = {k: v for k, v in self._seen.items() if v > now}
+        return len(dead)

@@ -1,0 +1,201 @@
+"""SQLite backend of :class:`mesh.core.store.PolicyStore` (the daemon's default).
+
+One file per profile, WAL journal, ``synchronous=FULL``: a transaction that returned has
+reached the disk, so an envelope reported ``STORED`` survives ``kill -9`` and power loss.
+The schema is versioned with ``PRAGMA user_version`` and upgraded step by step by
+:data:`MIGRATIONS` when the store is opened.
+
+The id set, the per-source byte counts and the totals are mirrored in memory (loaded at
+open, kept in step inside each transaction, rebuilt if a transaction rolls back), so
+``has()`` and the quota checks cost no query. One process owns a store file at a time.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from pathlib import Path
+
+from mesh.core.store import PolicyStore, Quotas, StoreItem
+
+SCHEMA_VERSION = 2
+
+
+def _v1(db: sqlite3.Connection) -> None:
+    db.execute(
+        "CREATE TABLE envelopes (id BLOB PRIMARY KEY NOT NULL, data BLOB NOT NULL,"
+        " expiry INTEGER NOT NULL, priority INTEGER NOT NULL, source BLOB NOT NULL,"
+        " size INTEGER NOT NULL)"
+    )
+    db.execute("CREATE INDEX envelopes_expiry ON envelopes(expiry)")
+    db.execute("CREATE TABLE seen (id BLOB PRIMARY KEY NOT NULL, expiry INTEGER NOT NULL)"
+               " WITHOUT ROWID")
+
+
+def _v2(db: sqlite3.Connection) -> None:
+    db.execute("ALTER TABLE envelopes ADD COLUMN received INTEGER NOT NULL DEFAULT 0")
+    db.execute("CREATE INDEX envelopes_evict ON envelopes(priority, expiry)")
+    db.execute("CREATE INDEX seen_expiry ON seen(expiry)")
+
+
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1, _v2]
+
+
+class StoreFileError(Exception):
+    """The store file cannot be used (newer schema, not a database, locked)."""
+
+
+def migrate(db: sqlite3.Connection, target: int = SCHEMA_VERSION) -> int:
+    """Bring the schema up to ``target``, one transaction per step; return the old version."""
+    current = int(db.execute("PRAGMA user_version").fetchone()[0])
+    if current > len(MIGRATIONS):
+        raise StoreFileError(f"store schema v{current} is newer than this Steppe (v{target})")
+    for version in range(current, target):
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            MIGRATIONS[version](db)
+            db.execute(f"PRAGMA user_version = {version + 1}")
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+    return current
+
+
+class SQLiteStore(PolicyStore):
+    def __init__(self, path: str | Path, quotas: Quotas | None = None) -> None:
+        super().__init__(quotas)
+        self.path = Path(path)
+        try:
+            self._db = sqlite3.connect(self.path, isolation_level=None, timeout=5.0)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.execute("PRAGMA foreign_keys=ON")
+            migrate(self._db)
+        except sqlite3.DatabaseError as exc:
+            raise StoreFileError(f"{self.path}: {exc}") from exc
+        self._depth = 0
+        self._load_mirror()
+
+    def _load_mirror(self) -> None:
+        self._ids: set[bytes] = {row[0] for row in self._db.execute("SELECT id FROM envelopes")}
+        self._sources: dict[bytes, int] = dict(
+            self._db.execute("SELECT source, SUM(size) FROM envelopes GROUP BY source")
+        )
+        self._bytes = sum(self._sources.values())
+
+    # ---- reads ------------------------------------------------------------------------
+    def has(self, envelope_id: bytes) -> bool:
+        return envelope_id in self._ids
+
+    def get(self, envelope_id: bytes) -> bytes | None:
+        row = self._db.execute("SELECT data FROM envelopes WHERE id = ?",
+                               (envelope_id,)).fetchone()
+        return None if row is None else bytes(row[0])
+
+    def count(self) -> int:
+        return len(self._ids)
+
+    def total_bytes(self) -> int:
+        return self._bytes
+
+    def source_bytes(self, source: bytes) -> int:
+        return self._sources.get(source, 0)
+
+    def ids_in_range(self, lo: bytes, hi: bytes | None, limit: int | None = None
+                     ) -> list[bytes]:
+        sql = "SELECT id FROM envelopes WHERE id >= ?"
+        args: list[object] = [lo]
+        if hi is not None:
+            sql += " AND id < ?"
+            args.append(hi)
+        sql += " ORDER BY id"
+        if limit is not None:
+            sql += " LIMIT ?"
+            args.append(limit)
+        return [bytes(r[0]) for r in self._db.execute(sql, args)]
+
+    def seen_count(self) -> int:
+        return int(self._db.execute("SELECT COUNT(*) FROM seen").fetchone()[0])
+
+    def close(self) -> None:
+        self._db.close()
+
+    # ---- primitives -------------------------------------------------------------------
+    def _transaction(self) -> AbstractContextManager[object]:
+        return self._txn()
+
+    @contextmanager
+    def _txn(self) -> Iterator[None]:
+        if self._depth:
+            self._depth += 1
+            try:
+                yield
+            finally:
+                self._depth -= 1
+            return
+        self._depth = 1
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            self._load_mirror()
+            raise
+        else:
+            self._db.execute("COMMIT")
+        finally:
+            self._depth = 0
+
+    def _expiry_of(self, envelope_id: bytes) -> int | None:
+        row = self._db.execute("SELECT expiry FROM envelopes WHERE id = ?",
+                               (envelope_id,)).fetchone()
+        return None if row is None else int(row[0])
+
+    def _is_seen(self, envelope_id: bytes, now: int) -> bool:
+        row = self._db.execute("SELECT 1 FROM seen WHERE id = ? AND expiry > ?",
+                               (envelope_id, now)).fetchone()
+        return row is not None
+
+    def _add_seen(self, envelope_id: bytes, expiry: int) -> None:
+        self._db.execute(
+            "INSERT INTO seen (id, expiry) VALUES (?, ?) ON CONFLICT(id) DO UPDATE"
+            " SET expiry = max(expiry, excluded.expiry)", (envelope_id, expiry))
+
+    def _insert(self, item: StoreItem, now: int) -> None:
+        self._db.execute(
+            "INSERT INTO envelopes (id, data, expiry, priority, source, size, received)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (item.id, item.data, item.expiry, item.priority, item.source, item.size, now))
+        self._ids.add(item.id)
+        self._sources[item.source] = self._sources.get(item.source, 0) + item.size
+        self._bytes += item.size
+
+    def _remove(self, envelope_id: bytes) -> None:
+        row = self._db.execute("DELETE FROM envelopes WHERE id = ? RETURNING source, size",
+                               (envelope_id,)).fetchone()
+        if row is None:
+            return
+        source, size = bytes(row[0]), int(row[1])
+        self._ids.discard(envelope_id)
+        left = self._sources.get(source, 0) - size
+        if left > 0:
+            self._sources[source] = left
+        else:
+            self._sources.pop(source, None)
+        self._bytes -= size
+
+    def _eviction_order(self) -> Iterator[tuple[int, int, bytes, int]]:
+        cursor = self._db.execute(
+            "SELECT priority, expiry, id, size FROM envelopes ORDER BY priority, expiry")
+        for priority, expiry, vid, size in cursor:
+            yield int(priority), int(expiry), bytes(vid), int(size)
+
+    def _sweep(self, now: int) -> int:
+        dead = [bytes(r[0]) for r in
+                self._db.execute("SELECT id FROM envelopes WHERE expiry <= ?", (now,))]
+        for vid in dead:
+            self._remove(vid)
+        self._db.execute("DELETE FROM seen WHERE expiry <= ?", (now,))
+        return len(dead)

@@ -1,0 +1,125 @@
+"""One contract, run against every store backend (memory and SQLite)."""
+
+from __future__ import annotations
+
+import os
+
+from mesh.core.store import PutStatus, Quotas, StoreItem
+from tests.conftest import StoreFactory
+
+NOW = 1_700_000_000
+
+
+def item(n: int, *, size: int = 100, expiry: int = NOW + 3600, priority: int = 0,
+         source: bytes = b"a") -> StoreItem:
+    ident = n.to_bytes(4, "big") + bytes(28)
+    return StoreItem(ident, bytes([n % 256]) * size, expiry, priority, source)
+
+
+def test_put_get_has_and_idempotence(make_store: StoreFactory) -> None:
+    s = make_store()
+    a = item(1)
+    assert s.put(a, NOW).status is PutStatus.STORED
+    assert s.has(a.id)
+    assert s.get(a.id) == a.data
+    assert s.put(a, NOW).status is PutStatus.DUPLICATE
+    assert s.count() == 1
+    assert s.total_bytes() == 100
+    assert not s.has(item(2).id)
+    assert s.get(item(2).id) is None
+
+
+def test_expired_on_arrival_is_refused(make_store: StoreFactory) -> None:
+    s = make_store()
+    assert s.put(item(1, expiry=NOW), NOW).status is PutStatus.EXPIRED
+    assert s.count() == 0
+
+
+def test_ids_in_range_sorted_and_bounded(make_store: StoreFactory) -> None:
+    s = make_store()
+    ids = sorted(os.urandom(32) for _ in range(50))
+    s.put_many([StoreItem(i, b"x", NOW + 10) for i in reversed(ids)], NOW)
+    assert s.ids_in_range(b"", None) == ids
+    assert s.ids_in_range(ids[10], ids[20]) == ids[10:20]
+    assert s.ids_in_range(ids[10], None, limit=5) == ids[10:15]
+    assert s.ids_in_range(ids[-1] + b"\x00", None) == []
+
+
+def test_sweep_removes_expired_only(make_store: StoreFactory) -> None:
+    s = make_store()
+    s.put_many([item(1, expiry=NOW + 10), item(2, expiry=NOW + 20), item(3, expiry=NOW + 30)],
+               NOW)
+    assert s.sweep(NOW + 20) == 2
+    assert [s.has(item(n).id) for n in (1, 2, 3)] == [False, False, True]
+    assert s.total_bytes() == 100
+
+
+def test_seen_set_blocks_redelivery_until_expiry(make_store: StoreFactory) -> None:
+    s = make_store()
+    a = item(1, expiry=NOW + 100)
+    s.put(a, NOW)
+    assert s.delete(a.id, NOW + 1)
+    assert not s.has(a.id)
+    assert s.put(a, NOW + 2).status is PutStatus.SEEN
+    assert s.delete(a.id, NOW + 2) is False
+    s.sweep(NOW + 100)
+    assert s.seen_count() == 0
+    # After its expiry the id is forgotten (and the envelope itself would be expired).
+    assert s.put(item(1, expiry=NOW + 500), NOW + 101).status is PutStatus.STORED
+
+
+def test_mark_seen_without_having_it(make_store: StoreFactory) -> None:
+    s = make_store()
+    a = item(7)
+    s.mark_seen(a.id, a.expiry, NOW)
+    assert s.put(a, NOW).status is PutStatus.SEEN
+
+
+def test_per_source_quota(make_store: StoreFactory) -> None:
+    s = make_store(Quotas(max_source_bytes=250))
+    assert s.put(item(1, source=b"flood"), NOW).status is PutStatus.STORED
+    assert s.put(item(2, source=b"flood"), NOW).status is PutStatus.STORED
+    assert s.put(item(3, source=b"flood"), NOW).status is PutStatus.QUOTA
+    assert s.put(item(4, source=b"other"), NOW).status is PutStatus.STORED
+    assert s.source_bytes(b"flood") == 200
+
+
+def test_item_size_limit(make_store: StoreFactory) -> None:
+    s = make_store(Quotas(max_item_bytes=150))
+    assert s.put(item(1, size=151), NOW).status is PutStatus.QUOTA
+
+
+def test_global_quota_evicts_lowest_priority_then_soonest_expiry(
+    make_store: StoreFactory,
+) -> None:
+    s = make_store(Quotas(max_total_bytes=300))
+    s.put_many([item(1, priority=1, expiry=NOW + 50), item(2, priority=0, expiry=NOW + 90),
+                item(3, priority=0, expiry=NOW + 60)], NOW)
+    r = s.put(item(4, priority=2), NOW)
+    assert r.status is PutStatus.STORED
+    assert r.evicted == (item(3).id,)
+    r = s.put(item(5, priority=2), NOW)
+    assert r.evicted == (item(2).id,)
+    assert sorted(s.ids_in_range(b"", None)) == sorted(item(n).id for n in (1, 4, 5))
+
+
+def test_global_quota_refuses_newcomer_that_ranks_lowest(make_store: StoreFactory) -> None:
+    s = make_store(Quotas(max_total_bytes=200))
+    s.put_many([item(1, priority=5), item(2, priority=5)], NOW)
+    assert s.put(item(3, priority=1), NOW).status is PutStatus.QUOTA
+    assert s.count() == 2 and not s.has(item(3).id)
+
+
+def test_count_quota(make_store: StoreFactory) -> None:
+    s = make_store(Quotas(max_total_count=2))
+    s.put_many([item(1), item(2)], NOW)
+    assert s.put(item(3), NOW).status is PutStatus.QUOTA
+    assert s.put(item(4, priority=1), NOW).status is PutStatus.STORED
+    assert s.count() == 2
+
+
+def test_put_many_reports_each(make_store: StoreFactory) -> None:
+    s = make_store()
+    results = s.put_many([item(1), item(1), item(2, expiry=NOW)], NOW)
+    assert [r.status for r in results] == [PutStatus.STORED, PutStatus.DUPLICATE,
+                                          PutStatus.EXPIRED]
