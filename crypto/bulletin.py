@@ -36,20 +36,46 @@ class Bulletin:
     signature: bytes
 
     def signed_bytes(self) -> bytes:
-        return _DOMAIN + pack([self.persona, self.type, self.key, self.sequence, self.created,
-                               self.expiry, body_hash(self.body)])
+        return _DOMAIN + pack(
+            [
+                self.persona,
+                self.type,
+                self.key,
+                self.sequence,
+                self.created,
+                self.expiry,
+                body_hash(self.body),
+            ]
+        )
 
     @classmethod
-    def create(cls, persona_seed: bytes, *, type: str, key: str, sequence: int, created: int,
-               expiry: int, body: bytes) -> Bulletin:
+    def create(
+        cls,
+        persona_seed: bytes,
+        *,
+        type: str,
+        key: str,
+        sequence: int,
+        created: int,
+        expiry: int,
+        body: bytes,
+    ) -> Bulletin:
         if len(body) > MAX_BODY:
             raise ValueError(f"bulletin body is at most {MAX_BODY} bytes")
         if expiry <= created:
             raise ValueError("expiry must be after creation")
         public, secret = p.ed25519_keypair(persona_seed)
         unsigned = cls(public, type, key, sequence, created, expiry, body, b"")
-        return cls(public, type, key, sequence, created, expiry, body,
-                   p.ed25519_sign(secret, unsigned.signed_bytes()))
+        return cls(
+            public,
+            type,
+            key,
+            sequence,
+            created,
+            expiry,
+            body,
+            p.ed25519_sign(secret, unsigned.signed_bytes()),
+        )
 
     def verify(self, now: int) -> None:
         """SignatureError if forged or altered, ExpiredError if past its expiry."""
@@ -58,8 +84,18 @@ class Bulletin:
             raise ExpiredError("bulletin has expired")
 
     def encode(self) -> bytes:
-        return pack([self.persona, self.type, self.key, self.sequence, self.created,
-                     self.expiry, self.body, self.signature])
+        return pack(
+            [
+                self.persona,
+                self.type,
+                self.key,
+                self.sequence,
+                self.created,
+                self.expiry,
+                self.body,
+                self.signature,
+            ]
+        )
 
     @classmethod
     def decode(cls, data: bytes) -> Bulletin:

@@ -163,8 +163,9 @@ class ContactCard:
         p.ed25519_verify(self.identity.sign_public, self._signed_bytes(), self.signature)
 
     def encode(self) -> str:
-        raw = pack([CARD_VERSION, self.name, *self.identity.to_list(), self.created,
-                    self.signature])
+        raw = pack(
+            [CARD_VERSION, self.name, *self.identity.to_list(), self.created, self.signature]
+        )
         return CARD_PREFIX + base64.b32encode(raw).decode().rstrip("=")
 
     @classmethod

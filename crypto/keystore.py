@@ -36,12 +36,18 @@ class KdfParams:
     def named(cls, name: str) -> KdfParams:
         """``moderate`` (default: 256 MiB, ~1 s), ``interactive`` (64 MiB) or ``sensitive``."""
         table = {
-            "interactive": (nacl.pwhash.argon2id.OPSLIMIT_INTERACTIVE,
-                            nacl.pwhash.argon2id.MEMLIMIT_INTERACTIVE),
-            "moderate": (nacl.pwhash.argon2id.OPSLIMIT_MODERATE,
-                         nacl.pwhash.argon2id.MEMLIMIT_MODERATE),
-            "sensitive": (nacl.pwhash.argon2id.OPSLIMIT_SENSITIVE,
-                          nacl.pwhash.argon2id.MEMLIMIT_SENSITIVE),
+            "interactive": (
+                nacl.pwhash.argon2id.OPSLIMIT_INTERACTIVE,
+                nacl.pwhash.argon2id.MEMLIMIT_INTERACTIVE,
+            ),
+            "moderate": (
+                nacl.pwhash.argon2id.OPSLIMIT_MODERATE,
+                nacl.pwhash.argon2id.MEMLIMIT_MODERATE,
+            ),
+            "sensitive": (
+                nacl.pwhash.argon2id.OPSLIMIT_SENSITIVE,
+                nacl.pwhash.argon2id.MEMLIMIT_SENSITIVE,
+            ),
         }
         if name not in table:
             raise ValueError(f"unknown KDF strength {name!r}: choose {', '.join(table)}")
@@ -49,8 +55,11 @@ class KdfParams:
 
 
 def _derive(passphrase: bytes, salt: bytes, params: KdfParams) -> bytes:
-    return bytes(nacl.pwhash.argon2id.kdf(32, passphrase, salt, opslimit=params.opslimit,
-                                          memlimit=params.memlimit))
+    return bytes(
+        nacl.pwhash.argon2id.kdf(
+            32, passphrase, salt, opslimit=params.opslimit, memlimit=params.memlimit
+        )
+    )
 
 
 def seal_secrets(data_key: bytes, secrets: bytes, rng: p.Rng) -> tuple[bytes, bytes]:
@@ -65,21 +74,18 @@ def make_slot(passphrase: bytes, data_key: bytes, params: KdfParams, rng: p.Rng)
     return [salt, params.opslimit, params.memlimit, nonce, wrapped]
 
 
-def create(passphrase: bytes, secrets: bytes, params: KdfParams, rng: p.Rng
-           ) -> tuple[bytes, bytes]:
+def create(passphrase: bytes, secrets: bytes, params: KdfParams, rng: p.Rng) -> tuple[bytes, bytes]:
     """A new keystore blob and its data key."""
     if not passphrase:
         raise ValueError("an empty passphrase is not allowed")
     data_key = rng(32)
     nonce, ciphertext = seal_secrets(data_key, secrets, rng)
-    blob = pack([MAGIC, VERSION, [make_slot(passphrase, data_key, params, rng)], nonce,
-                 ciphertext])
+    blob = pack([MAGIC, VERSION, [make_slot(passphrase, data_key, params, rng)], nonce, ciphertext])
     return blob, data_key
 
 
 def _parse(blob: bytes) -> list[object]:
-    items = expect_list(strict_unpack(blob, max_size=MAX_KEYSTORE, max_array_len=16),
-                        5, "keystore")
+    items = expect_list(strict_unpack(blob, max_size=MAX_KEYSTORE, max_array_len=16), 5, "keystore")
     if items[0] != MAGIC or items[1] != VERSION:
         raise DecodeError("not a Steppe keystore of a known version")
     return items
@@ -96,12 +102,20 @@ def unlock(blob: bytes, passphrase: bytes) -> tuple[bytes, bytes]:
         params = KdfParams(expect_int(slot[1], "opslimit"), expect_int(slot[2], "memlimit"))
         key = _derive(passphrase, expect_bytes(slot[0], "salt", size=16), params)
         try:
-            data_key = p.xchacha_decrypt(key, expect_bytes(slot[3], "nonce", size=24),
-                                         expect_bytes(slot[4], "wrapped key"), _SLOT_AD)
+            data_key = p.xchacha_decrypt(
+                key,
+                expect_bytes(slot[3], "nonce", size=24),
+                expect_bytes(slot[4], "wrapped key"),
+                _SLOT_AD,
+            )
         except AuthenticationError:
             continue
-        secrets = p.xchacha_decrypt(data_key, expect_bytes(items[3], "nonce", size=24),
-                                    expect_bytes(items[4], "secrets"), _DATA_AD)
+        secrets = p.xchacha_decrypt(
+            data_key,
+            expect_bytes(items[3], "nonce", size=24),
+            expect_bytes(items[4], "secrets"),
+            _DATA_AD,
+        )
         return data_key, secrets
     raise BadPassphrase("wrong passphrase")
 
@@ -128,5 +142,6 @@ def encrypt_record(data_key: bytes, plaintext: bytes, ad: bytes, rng: p.Rng) -> 
 def decrypt_record(data_key: bytes, blob: bytes, ad: bytes) -> bytes:
     if len(blob) < p.XNONCE_LEN + p.TAG_LEN:
         raise DecodeError("record too short")
-    return p.xchacha_decrypt(data_key, blob[: p.XNONCE_LEN], blob[p.XNONCE_LEN :],
-                             b"steppe/record/v1|" + ad)
+    return p.xchacha_decrypt(
+        data_key, blob[: p.XNONCE_LEN], blob[p.XNONCE_LEN :], b"steppe/record/v1|" + ad
+    )

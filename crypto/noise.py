@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from types import MappingProxyType
 
 from crypto import primitives as p
 from crypto.errors import AuthenticationError, DecodeError
@@ -30,11 +31,14 @@ HASHLEN = 64
 MAX_NONCE = 2**64 - 1
 MAX_MESSAGE = 65535
 
-PATTERNS: dict[str, tuple[tuple[str, ...], tuple[str, ...], tuple[tuple[str, ...], ...]]] = {
-    # name: (initiator pre-messages, responder pre-messages, messages)
-    "X": ((), ("s",), (("e", "es", "s", "ss"),)),
-    "XX": ((), (), (("e",), ("e", "ee", "s", "es"), ("s", "se"))),
-}
+PatternSpec = tuple[tuple[str, ...], tuple[str, ...], tuple[tuple[str, ...], ...]]
+PATTERNS: MappingProxyType[str, PatternSpec] = MappingProxyType(
+    {
+        # name: (initiator pre-messages, responder pre-messages, messages)
+        "X": ((), ("s",), (("e", "es", "s", "ss"),)),
+        "XX": ((), (), (("e",), ("e", "ee", "s", "es"), ("s", "se"))),
+    }
+)
 
 
 @dataclass(slots=True)
@@ -167,7 +171,7 @@ class HandshakeState:
         self._index = 0
 
     def _pre_key(self, token: str, *, mine: bool) -> bytes:
-        if token != "s":
+        if token != "s":  # noqa: S105 (a Noise token, not a password)
             raise ValueError("only 's' pre-messages are supported")
         key = self.s.public if (mine and self.s) else (None if mine else self.rs)
         if key is None:
@@ -264,12 +268,14 @@ def _token_dh(first: str, second: str) -> Callable[[HandshakeState], None]:
     return run
 
 
-_DH: dict[str, Callable[[HandshakeState], None]] = {
-    "ee": _token_dh("e", "e"),
-    "es": _token_dh("e", "s"),
-    "se": _token_dh("s", "e"),
-    "ss": _token_dh("s", "s"),
-}
+_DH: MappingProxyType[str, Callable[[HandshakeState], None]] = MappingProxyType(
+    {
+        "ee": _token_dh("e", "e"),
+        "es": _token_dh("e", "s"),
+        "se": _token_dh("s", "e"),
+        "ss": _token_dh("s", "s"),
+    }
+)
 
 
 def _writer_dh(name: str) -> Callable[[HandshakeState, bytearray], None]:
@@ -284,13 +290,17 @@ def _reader_dh(name: str) -> Callable[[HandshakeState, memoryview], memoryview]:
     return run
 
 
-_WRITE: dict[str, Callable[[HandshakeState, bytearray], None]] = {
-    "e": _write_e,
-    "s": _write_s,
-    **{name: _writer_dh(name) for name in _DH},
-}
-_READ: dict[str, Callable[[HandshakeState, memoryview], memoryview]] = {
-    "e": _read_e,
-    "s": _read_s,
-    **{name: _reader_dh(name) for name in _DH},
-}
+_WRITE: MappingProxyType[str, Callable[[HandshakeState, bytearray], None]] = MappingProxyType(
+    {
+        "e": _write_e,
+        "s": _write_s,
+        **{name: _writer_dh(name) for name in _DH},
+    }
+)
+_READ: MappingProxyType[str, Callable[[HandshakeState, memoryview], memoryview]] = MappingProxyType(
+    {
+        "e": _read_e,
+        "s": _read_s,
+        **{name: _reader_dh(name) for name in _DH},
+    }
+)

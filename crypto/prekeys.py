@@ -48,8 +48,16 @@ class PrekeyRecord:
             raise ExpiredError("prekey record has expired")
 
     def encode(self) -> bytes:
-        return pack([self.identity_key, self.prekey_id, self.public, self.created,
-                     self.expires, self.signature])
+        return pack(
+            [
+                self.identity_key,
+                self.prekey_id,
+                self.public,
+                self.created,
+                self.expires,
+                self.signature,
+            ]
+        )
 
     @classmethod
     def decode(cls, data: bytes) -> PrekeyRecord:
@@ -87,10 +95,15 @@ class PrekeyRing:
     def create(self, identity: Identity, now: int, rng: p.Rng) -> PrivatePrekey:
         prekey_id = int.from_bytes(rng(4), "big")
         private = rng(32)
-        unsigned = PrekeyRecord(identity.sign_public, prekey_id, p.x25519_base(private), now,
-                                now + self.lifetime, b"")
+        unsigned = PrekeyRecord(
+            identity.sign_public, prekey_id, p.x25519_base(private), now, now + self.lifetime, b""
+        )
         record = PrekeyRecord(
-            unsigned.identity_key, prekey_id, unsigned.public, now, unsigned.expires,
+            unsigned.identity_key,
+            prekey_id,
+            unsigned.public,
+            now,
+            unsigned.expires,
             identity.sign(unsigned._signed()),
         )
         key = PrivatePrekey(prekey_id, private, record)
@@ -100,8 +113,11 @@ class PrekeyRing:
     def rotate(self, identity: Identity, now: int, rng: p.Rng) -> PrivatePrekey | None:
         """Create a new prekey if none is current or the newest is due; return it if made."""
         newest = self.keys[-1] if self.keys else None
-        if (newest is None or newest.record.expires <= now
-                or now - newest.record.created >= self.rotate_every):
+        if (
+            newest is None
+            or newest.record.expires <= now
+            or now - newest.record.created >= self.rotate_every
+        ):
             return self.create(identity, now, rng)
         return None
 
@@ -116,8 +132,12 @@ class PrekeyRing:
         return list(reversed(self.keys))
 
     def to_list(self) -> list[object]:
-        return [self.lifetime, self.rotate_every, self.grace,
-                [[k.prekey_id, k.private, k.record.encode()] for k in self.keys]]
+        return [
+            self.lifetime,
+            self.rotate_every,
+            self.grace,
+            [[k.prekey_id, k.private, k.record.encode()] for k in self.keys],
+        ]
 
     @classmethod
     def from_list(cls, obj: object) -> PrekeyRing:
@@ -128,7 +148,16 @@ class PrekeyRing:
         keys = []
         for entry in keys_raw:
             e = expect_list(entry, 3, "prekey")
-            keys.append(PrivatePrekey(expect_int(e[0], "id"), expect_bytes(e[1], "key", size=32),
-                                      PrekeyRecord.decode(expect_bytes(e[2], "record"))))
-        return cls(keys, expect_int(items[0], "lifetime"), expect_int(items[1], "rotate"),
-                   expect_int(items[2], "grace"))
+            keys.append(
+                PrivatePrekey(
+                    expect_int(e[0], "id"),
+                    expect_bytes(e[1], "key", size=32),
+                    PrekeyRecord.decode(expect_bytes(e[2], "record")),
+                )
+            )
+        return cls(
+            keys,
+            expect_int(items[0], "lifetime"),
+            expect_int(items[1], "rotate"),
+            expect_int(items[2], "grace"),
+        )

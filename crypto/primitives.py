@@ -92,16 +92,12 @@ def xchacha_encrypt(key: bytes, nonce: bytes, plaintext: bytes, ad: bytes) -> by
 def xchacha_decrypt(key: bytes, nonce: bytes, ciphertext: bytes, ad: bytes) -> bytes:
     """Inverse of :func:`xchacha_encrypt`; raises :class:`AuthenticationError` on a bad tag."""
     try:
-        return bytes(
-            sodium.crypto_aead_xchacha20poly1305_ietf_decrypt(ciphertext, ad, nonce, key)
-        )
+        return bytes(sodium.crypto_aead_xchacha20poly1305_ietf_decrypt(ciphertext, ad, nonce, key))
     except (nacl.exceptions.CryptoError, nacl.exceptions.ValueError) as exc:
         raise AuthenticationError("XChaCha20-Poly1305 tag mismatch") from exc
 
 
-def blake2b(
-    data: bytes, *, digest_size: int = 64, key: bytes = b"", person: bytes = b""
-) -> bytes:
+def blake2b(data: bytes, *, digest_size: int = 64, key: bytes = b"", person: bytes = b"") -> bytes:
     """BLAKE2b with optional key and personalisation (domain separation, <= 16 bytes)."""
     return hashlib.blake2b(data, digest_size=digest_size, key=key, person=person).digest()
 

@@ -8,6 +8,9 @@ a fresh ephemeral X25519 public key followed by AEAD ciphertext; it contains no 
 fingerprint and no plaintext length (bodies are padded to a size bucket), so nothing in it
 identifies the sender or the recipient.
 
+The inner payload costs about 260 bytes (sender identity key and certificate, recipient
+fingerprint, time, message id), so first-contact messages start at the 1 KiB bucket.
+
 *Sender authentication* to the recipient: the Noise ``ss`` DH proves the sender holds the
 private half of the static X25519 key it sent, and the payload carries the sender's
 Ed25519-signed certificate for that key, which the recipient checks. Caveat (inherent in
@@ -32,7 +35,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from crypto import primitives as p
-from crypto.errors import AuthenticationError, DecodeError
+from crypto.errors import AuthenticationError, DecodeError, SignatureError
 from crypto.identity import Identity, PublicIdentity
 from crypto.noise import HandshakeState, KeyPair
 from crypto.padding import bucket_for, pad, unpad
@@ -79,12 +82,28 @@ def seal_first_contact(
     prekey.verify(recipient.sign_public, now)
     if len(msg_id) != MSG_ID_LEN:
         raise ValueError("message id is 16 bytes")
-    inner = pack([INNER_VERSION, sender.public().to_list(), recipient.fingerprint, now,
-                  msg_id, content_type, body])
+    me = sender.public()
+    inner = pack(
+        [
+            INNER_VERSION,
+            [me.sign_public, me.cert],
+            recipient.fingerprint,
+            now,
+            msg_id,
+            content_type,
+            body,
+        ]
+    )
     if size is None:
         size = bucket_for(OVERHEAD + 4 + len(inner))
-    hs = HandshakeState("X", True, PROLOGUE + header_ad, rng=rng,
-                        s=KeyPair(sender.dh_private, sender.dh_public), rs=prekey.public)
+    hs = HandshakeState(
+        "X",
+        True,
+        PROLOGUE + header_ad,
+        rng=rng,
+        s=KeyPair(sender.dh_private, sender.dh_public),
+        rs=prekey.public,
+    )
     out = hs.write_message(pad(inner, size - OVERHEAD))
     assert len(out) == size
     return out
@@ -97,8 +116,13 @@ def open_first_contact(
     if len(sealed) <= OVERHEAD:
         raise DecodeError("sealed body too short")
     for candidate in ring.candidates():
-        hs = HandshakeState("X", False, PROLOGUE + header_ad, rng=_no_rng,
-                            s=KeyPair(candidate.private, candidate.record.public))
+        hs = HandshakeState(
+            "X",
+            False,
+            PROLOGUE + header_ad,
+            rng=_no_rng,
+            s=KeyPair(candidate.private, candidate.record.public),
+        )
         try:
             payload = hs.read_message(sealed)
         except AuthenticationError:
@@ -108,21 +132,35 @@ def open_first_contact(
     raise AuthenticationError("no prekey opens this message")
 
 
-def _check_inner(recipient: Identity, inner_raw: bytes, noise_static: bytes, prekey_id: int,
-                 now: int) -> Opened:
+def _check_inner(
+    recipient: Identity, inner_raw: bytes, noise_static: bytes, prekey_id: int, now: int
+) -> Opened:
     items = expect_list(strict_unpack(inner_raw, max_size=len(inner_raw)), 7, "inner payload")
     if expect_int(items[0], "inner version") != INNER_VERSION:
         raise DecodeError("unknown inner payload version")
-    sender = PublicIdentity.from_list(items[1])
-    sender.verify()
-    if not p.constant_time_equal(sender.dh_public, noise_static):
-        raise AuthenticationError("sender certificate does not match the Noise static key")
+    sender_raw = expect_list(items[1], 2, "sender")
+    # The sender's DH key is the Noise static key itself (authenticated by the ss DH); the
+    # certificate must bind it to the claimed identity key, or the sender is forged.
+    sender = PublicIdentity(
+        expect_bytes(sender_raw[0], "identity key", size=32),
+        noise_static,
+        expect_bytes(sender_raw[1], "certificate", size=64),
+    )
+    try:
+        sender.verify()
+    except SignatureError as exc:
+        raise AuthenticationError("sender certificate does not match the Noise static key") from exc
     to = expect_bytes(items[2], "recipient", size=32)
     if not p.constant_time_equal(to, recipient.fingerprint):
         raise AuthenticationError("message was sealed for someone else")
     created = expect_int(items[3], "created")
     if created > now + MAX_CLOCK_SKEW:
         raise AuthenticationError("message claims to come from the future")
-    return Opened(sender, created, expect_bytes(items[4], "message id", size=MSG_ID_LEN),
-                  expect_int(items[5], "content type", hi=255),
-                  expect_bytes(items[6], "body"), prekey_id)
+    return Opened(
+        sender,
+        created,
+        expect_bytes(items[4], "message id", size=MSG_ID_LEN),
+        expect_int(items[5], "content type", hi=255),
+        expect_bytes(items[6], "body"),
+        prekey_id,
+    )

@@ -31,8 +31,9 @@ def verify_stamp(envelope_id: bytes, stamp: bytes, difficulty: int) -> bool:
     return difficulty <= 0 or _work(envelope_id, stamp) >= difficulty
 
 
-def mint_stamp(envelope_id: bytes, difficulty: int, *, start: int = 0,
-               max_tries: int = 2**34) -> bytes:
+def mint_stamp(
+    envelope_id: bytes, difficulty: int, *, start: int = 0, max_tries: int = 2**34
+) -> bytes:
     """Search counters from ``start`` (pass a random start so two nodes do not collide)."""
     if not 0 <= difficulty <= MAX_DIFFICULTY:
         raise ValueError(f"difficulty must be in [0, {MAX_DIFFICULTY}]")

@@ -66,8 +66,15 @@ def strict_unpack(
         )
     except DecodeError:
         raise
-    except (ValueError, TypeError, msgpack.ExtraData, msgpack.FormatError,
-            msgpack.StackError, UnicodeDecodeError, RecursionError) as exc:
+    except (
+        ValueError,
+        TypeError,
+        msgpack.ExtraData,
+        msgpack.FormatError,
+        msgpack.StackError,
+        UnicodeDecodeError,
+        RecursionError,
+    ) as exc:
         raise DecodeError(f"malformed msgpack: {type(exc).__name__}") from exc
     try:
         canonical = pack(obj)
@@ -88,8 +95,9 @@ def expect_list(obj: Any, length: int, what: str) -> list[Any]:
     return obj
 
 
-def expect_bytes(obj: Any, what: str, *, size: int | None = None, max_size: int | None = None
-                 ) -> bytes:
+def expect_bytes(
+    obj: Any, what: str, *, size: int | None = None, max_size: int | None = None
+) -> bytes:
     if not isinstance(obj, bytes):
         raise DecodeError(f"{what}: expected bytes")
     if size is not None and len(obj) != size:

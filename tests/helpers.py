@@ -31,13 +31,22 @@ def party(seed: int, now: int = NOW) -> Party:
     return Party(ident, ring)
 
 
-def sealed_envelope(sender: Party, recipient: Party, body: bytes, *, seed: int = 0,
-                    now: int = NOW, ttl: int = 86400) -> E.Envelope:
+def sealed_envelope(
+    sender: Party, recipient: Party, body: bytes, *, seed: int = 0, now: int = NOW, ttl: int = 86400
+) -> E.Envelope:
     r = seeded(seed)
     expiry_hour = E.coarse_expiry(now, ttl)
     header = E.header_bytes(E.Kind.FIRST_CONTACT, expiry_hour, b"")
     prekey = recipient.ring.keys[-1].record
-    sealed = seal_first_contact(sender.identity, recipient.identity.public(), prekey, body,
-                                now=now, msg_id=r.randbytes(16), content_type=1,
-                                header_ad=header, rng=r.randbytes)
+    sealed = seal_first_contact(
+        sender.identity,
+        recipient.identity.public(),
+        prekey,
+        body,
+        now=now,
+        msg_id=r.randbytes(16),
+        content_type=1,
+        header_ad=header,
+        rng=r.randbytes,
+    )
     return E.make(E.Kind.FIRST_CONTACT, expiry_hour, b"", sealed, 8)

@@ -17,8 +17,11 @@ def main() -> None:
     while True:
         batch = []
         for _ in range(batch_size):
-            batch.append(StoreItem(n.to_bytes(8, "big") + os.urandom(24), os.urandom(1024),
-                                   2_000_000_000, 0, b"w"))
+            batch.append(
+                StoreItem(
+                    n.to_bytes(8, "big") + os.urandom(24), os.urandom(1024), 2_000_000_000, 0, b"w"
+                )
+            )
             n += 1
         results = store.put_many(batch, 1_700_000_000)
         assert all(r.status is PutStatus.STORED for r in results)

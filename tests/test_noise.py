@@ -71,7 +71,8 @@ def test_xx_round_trip_and_transport() -> None:
     assert b.read_message(a.write_message(b"hello")) == b"hello"
     assert a.read_message(b.write_message(b"")) == b""
     assert b.read_message(a.write_message(b"done")) == b"done"
-    assert a.finished and b.finished
+    assert a.finished
+    assert b.finished
     assert a.handshake_hash == b.handshake_hash
     assert a.rs == b.s.public if b.s else False
     a_send, a_recv = a.split()

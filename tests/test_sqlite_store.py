@@ -30,7 +30,9 @@ def test_contents_and_seen_set_survive_reopen(tmp_path: Path) -> None:
     s.close()
     s = SQLiteStore(path)
     assert s.put(_item(1), NOW).status is PutStatus.SEEN
-    assert s.has(_item(2).id) and s.count() == 1 and s.total_bytes() == 50
+    assert s.has(_item(2).id)
+    assert s.count() == 1
+    assert s.total_bytes() == 50
     assert s.source_bytes(b"s") == 50
     s.close()
 
@@ -40,8 +42,11 @@ def test_migration_from_v1_keeps_data(tmp_path: Path) -> None:
     db = sqlite3.connect(path, isolation_level=None)
     MIGRATIONS[0](db)
     db.execute("PRAGMA user_version = 1")
-    db.execute("INSERT INTO envelopes (id, data, expiry, priority, source, size)"
-               " VALUES (?, ?, ?, 0, ?, 3)", (b"\x01" * 32, b"abc", NOW + 10, b"x"))
+    db.execute(
+        "INSERT INTO envelopes (id, data, expiry, priority, source, size)"
+        " VALUES (?, ?, ?, 0, ?, 3)",
+        (b"\x01" * 32, b"abc", NOW + 10, b"x"),
+    )
     db.close()
     s = SQLiteStore(path)
     assert s.get(b"\x01" * 32) == b"abc"
@@ -79,7 +84,9 @@ def test_acknowledged_envelopes_survive_kill_9(tmp_path: Path) -> None:
     path = tmp_path / "kill.db"
     proc = subprocess.Popen(
         [sys.executable, "-m", "tests.store_writer", str(path), "50"],
-        cwd=ROOT, stdout=subprocess.PIPE, text=True,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     assert proc.stdout is not None
     acknowledged: list[str] = []

@@ -10,8 +10,9 @@ from tests.conftest import StoreFactory
 NOW = 1_700_000_000
 
 
-def item(n: int, *, size: int = 100, expiry: int = NOW + 3600, priority: int = 0,
-         source: bytes = b"a") -> StoreItem:
+def item(
+    n: int, *, size: int = 100, expiry: int = NOW + 3600, priority: int = 0, source: bytes = b"a"
+) -> StoreItem:
     ident = n.to_bytes(4, "big") + bytes(28)
     return StoreItem(ident, bytes([n % 256]) * size, expiry, priority, source)
 
@@ -47,8 +48,7 @@ def test_ids_in_range_sorted_and_bounded(make_store: StoreFactory) -> None:
 
 def test_sweep_removes_expired_only(make_store: StoreFactory) -> None:
     s = make_store()
-    s.put_many([item(1, expiry=NOW + 10), item(2, expiry=NOW + 20), item(3, expiry=NOW + 30)],
-               NOW)
+    s.put_many([item(1, expiry=NOW + 10), item(2, expiry=NOW + 20), item(3, expiry=NOW + 30)], NOW)
     assert s.sweep(NOW + 20) == 2
     assert [s.has(item(n).id) for n in (1, 2, 3)] == [False, False, True]
     assert s.total_bytes() == 100
@@ -93,8 +93,14 @@ def test_global_quota_evicts_lowest_priority_then_soonest_expiry(
     make_store: StoreFactory,
 ) -> None:
     s = make_store(Quotas(max_total_bytes=300))
-    s.put_many([item(1, priority=1, expiry=NOW + 50), item(2, priority=0, expiry=NOW + 90),
-                item(3, priority=0, expiry=NOW + 60)], NOW)
+    s.put_many(
+        [
+            item(1, priority=1, expiry=NOW + 50),
+            item(2, priority=0, expiry=NOW + 90),
+            item(3, priority=0, expiry=NOW + 60),
+        ],
+        NOW,
+    )
     r = s.put(item(4, priority=2), NOW)
     assert r.status is PutStatus.STORED
     assert r.evicted == (item(3).id,)
@@ -107,7 +113,8 @@ def test_global_quota_refuses_newcomer_that_ranks_lowest(make_store: StoreFactor
     s = make_store(Quotas(max_total_bytes=200))
     s.put_many([item(1, priority=5), item(2, priority=5)], NOW)
     assert s.put(item(3, priority=1), NOW).status is PutStatus.QUOTA
-    assert s.count() == 2 and not s.has(item(3).id)
+    assert s.count() == 2
+    assert not s.has(item(3).id)
 
 
 def test_count_quota(make_store: StoreFactory) -> None:
@@ -121,5 +128,4 @@ def test_count_quota(make_store: StoreFactory) -> None:
 def test_put_many_reports_each(make_store: StoreFactory) -> None:
     s = make_store()
     results = s.put_many([item(1), item(1), item(2, expiry=NOW)], NOW)
-    assert [r.status for r in results] == [PutStatus.STORED, PutStatus.DUPLICATE,
-                                          PutStatus.EXPIRED]
+    assert [r.status for r in results] == [PutStatus.STORED, PutStatus.DUPLICATE, PutStatus.EXPIRED]

@@ -110,8 +110,14 @@ def header_bytes(kind: int, expiry_hour: int, tag: bytes) -> bytes:
     return msgpack.packb([VERSION, int(kind), expiry_hour, tag], use_bin_type=True)  # type: ignore[no-any-return]
 
 
-def make(kind: Kind, expiry_hour: int, tag: bytes, body: bytes, budget: int,
-         stamp: bytes = bytes(STAMP_LEN)) -> Envelope:
+def make(
+    kind: Kind,
+    expiry_hour: int,
+    tag: bytes,
+    body: bytes,
+    budget: int,
+    stamp: bytes = bytes(STAMP_LEN),
+) -> Envelope:
     """Build an envelope, checking the same invariants :func:`decode` checks."""
     env = Envelope(VERSION, kind, expiry_hour, tag, body, budget, stamp)
     _validate(env)
@@ -120,8 +126,7 @@ def make(kind: Kind, expiry_hour: int, tag: bytes, body: bytes, budget: int,
 
 def encode(env: Envelope) -> bytes:
     return msgpack.packb(  # type: ignore[no-any-return]
-        [env.version, int(env.kind), env.expiry_hour, env.tag, env.body, env.budget,
-         env.stamp],
+        [env.version, int(env.kind), env.expiry_hour, env.tag, env.body, env.budget, env.stamp],
         use_bin_type=True,
     )
 
@@ -147,11 +152,23 @@ def decode(data: bytes) -> Envelope:
         raise MalformedEnvelope(f"frame of {len(data)} bytes exceeds {MAX_FRAME}")
     try:
         obj = msgpack.unpackb(
-            data, raw=False, use_list=True, max_bin_len=MAX_BODY, max_str_len=0,
-            max_array_len=7, max_map_len=0, max_ext_len=0,
+            data,
+            raw=False,
+            use_list=True,
+            max_bin_len=MAX_BODY,
+            max_str_len=0,
+            max_array_len=7,
+            max_map_len=0,
+            max_ext_len=0,
         )
-    except (ValueError, TypeError, msgpack.ExtraData, msgpack.FormatError,
-            msgpack.StackError, RecursionError) as exc:
+    except (
+        ValueError,
+        TypeError,
+        msgpack.ExtraData,
+        msgpack.FormatError,
+        msgpack.StackError,
+        RecursionError,
+    ) as exc:
         raise MalformedEnvelope(f"not a msgpack envelope ({type(exc).__name__})") from exc
     if type(obj) is not list or len(obj) != 7:
         raise MalformedEnvelope("an envelope is an array of 7 fields")

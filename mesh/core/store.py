@@ -157,8 +157,7 @@ class PolicyStore(ABC):
     def source_bytes(self, source: bytes) -> int: ...
 
     @abstractmethod
-    def ids_in_range(self, lo: bytes, hi: bytes | None, limit: int | None = None
-                     ) -> list[bytes]:
+    def ids_in_range(self, lo: bytes, hi: bytes | None, limit: int | None = None) -> list[bytes]:
         """Stored ids with ``lo <= id < hi`` (``hi=None``: no upper bound), ascending."""
 
     @abstractmethod
@@ -221,8 +220,7 @@ class MemoryStore(PolicyStore):
     def source_bytes(self, source: bytes) -> int:
         return self._sources.get(source, 0)
 
-    def ids_in_range(self, lo: bytes, hi: bytes | None, limit: int | None = None
-                     ) -> list[bytes]:
+    def ids_in_range(self, lo: bytes, hi: bytes | None, limit: int | None = None) -> list[bytes]:
         keys = self._items.irange(lo, hi, inclusive=(True, False))
         out: list[bytes] = []
         for key in keys:

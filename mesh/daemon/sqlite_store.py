@@ -29,8 +29,9 @@ def _v1(db: sqlite3.Connection) -> None:
         " size INTEGER NOT NULL)"
     )
     db.execute("CREATE INDEX envelopes_expiry ON envelopes(expiry)")
-    db.execute("CREATE TABLE seen (id BLOB PRIMARY KEY NOT NULL, expiry INTEGER NOT NULL)"
-               " WITHOUT ROWID")
+    db.execute(
+        "CREATE TABLE seen (id BLOB PRIMARY KEY NOT NULL, expiry INTEGER NOT NULL) WITHOUT ROWID"
+    )
 
 
 def _v2(db: sqlite3.Connection) -> None:
@@ -90,8 +91,7 @@ class SQLiteStore(PolicyStore):
         return envelope_id in self._ids
 
     def get(self, envelope_id: bytes) -> bytes | None:
-        row = self._db.execute("SELECT data FROM envelopes WHERE id = ?",
-                               (envelope_id,)).fetchone()
+        row = self._db.execute("SELECT data FROM envelopes WHERE id = ?", (envelope_id,)).fetchone()
         return None if row is None else bytes(row[0])
 
     def count(self) -> int:
@@ -103,8 +103,7 @@ class SQLiteStore(PolicyStore):
     def source_bytes(self, source: bytes) -> int:
         return self._sources.get(source, 0)
 
-    def ids_in_range(self, lo: bytes, hi: bytes | None, limit: int | None = None
-                     ) -> list[bytes]:
+    def ids_in_range(self, lo: bytes, hi: bytes | None, limit: int | None = None) -> list[bytes]:
         sql = "SELECT id FROM envelopes WHERE id >= ?"
         args: list[object] = [lo]
         if hi is not None:
@@ -149,32 +148,38 @@ class SQLiteStore(PolicyStore):
             self._depth = 0
 
     def _expiry_of(self, envelope_id: bytes) -> int | None:
-        row = self._db.execute("SELECT expiry FROM envelopes WHERE id = ?",
-                               (envelope_id,)).fetchone()
+        row = self._db.execute(
+            "SELECT expiry FROM envelopes WHERE id = ?", (envelope_id,)
+        ).fetchone()
         return None if row is None else int(row[0])
 
     def _is_seen(self, envelope_id: bytes, now: int) -> bool:
-        row = self._db.execute("SELECT 1 FROM seen WHERE id = ? AND expiry > ?",
-                               (envelope_id, now)).fetchone()
+        row = self._db.execute(
+            "SELECT 1 FROM seen WHERE id = ? AND expiry > ?", (envelope_id, now)
+        ).fetchone()
         return row is not None
 
     def _add_seen(self, envelope_id: bytes, expiry: int) -> None:
         self._db.execute(
             "INSERT INTO seen (id, expiry) VALUES (?, ?) ON CONFLICT(id) DO UPDATE"
-            " SET expiry = max(expiry, excluded.expiry)", (envelope_id, expiry))
+            " SET expiry = max(expiry, excluded.expiry)",
+            (envelope_id, expiry),
+        )
 
     def _insert(self, item: StoreItem, now: int) -> None:
         self._db.execute(
             "INSERT INTO envelopes (id, data, expiry, priority, source, size, received)"
             " VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (item.id, item.data, item.expiry, item.priority, item.source, item.size, now))
+            (item.id, item.data, item.expiry, item.priority, item.source, item.size, now),
+        )
         self._ids.add(item.id)
         self._sources[item.source] = self._sources.get(item.source, 0) + item.size
         self._bytes += item.size
 
     def _remove(self, envelope_id: bytes) -> None:
-        row = self._db.execute("DELETE FROM envelopes WHERE id = ? RETURNING source, size",
-                               (envelope_id,)).fetchone()
+        row = self._db.execute(
+            "DELETE FROM envelopes WHERE id = ? RETURNING source, size", (envelope_id,)
+        ).fetchone()
         if row is None:
             return
         source, size = bytes(row[0]), int(row[1])
@@ -188,13 +193,16 @@ class SQLiteStore(PolicyStore):
 
     def _eviction_order(self) -> Iterator[tuple[int, int, bytes, int]]:
         cursor = self._db.execute(
-            "SELECT priority, expiry, id, size FROM envelopes ORDER BY priority, expiry")
+            "SELECT priority, expiry, id, size FROM envelopes ORDER BY priority, expiry"
+        )
         for priority, expiry, vid, size in cursor:
             yield int(priority), int(expiry), bytes(vid), int(size)
 
     def _sweep(self, now: int) -> int:
-        dead = [bytes(r[0]) for r in
-                self._db.execute("SELECT id FROM envelopes WHERE expiry <= ?", (now,))]
+        dead = [
+            bytes(r[0])
+            for r in self._db.execute("SELECT id FROM envelopes WHERE expiry <= ?", (now,))
+        ]
         for vid in dead:
             self._remove(vid)
         self._db.execute("DELETE FROM seen WHERE expiry <= ?", (now,))
