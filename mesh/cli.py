@@ -1,0 +1,213 @@
+"""The ``steppe`` command.
+
+Every failure the user can cause (wrong passphrase, bad card, missing profile, bad
+argument) ends with one line on stderr, ``steppe: <what went wrong>``, and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import os
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TextIO
+
+from crypto import keystore
+from crypto.errors import CryptoError
+from crypto.identity import ContactCard, fingerprint, safety_digits, safety_words
+from mesh import profile as prof
+
+EXIT_USAGE = 2
+
+
+class CliError(Exception):
+    """Printed as one line, exit code 2."""
+
+
+def _read_passphrase(args: argparse.Namespace, *, confirm: bool = False) -> bytes:
+    if args.passphrase_file:
+        try:
+            text = Path(args.passphrase_file).read_text().splitlines()
+        except OSError as exc:
+            raise CliError(f"cannot read passphrase file: {exc.strerror}") from None
+        value = text[0] if text else ""
+    elif sys.stdin.isatty():
+        value = getpass.getpass("Passphrase: ")
+        if confirm and getpass.getpass("Repeat passphrase: ") != value:
+            raise CliError("the two passphrases differ")
+    else:
+        value = sys.stdin.readline().rstrip("\r\n")
+    if not value:
+        raise CliError("the passphrase may not be empty")
+    return value.encode()
+
+
+def _open(args: argparse.Namespace) -> prof.Profile:
+    return prof.open_profile(prof.resolve_profile_dir(args.profile), _read_passphrase(args))
+
+
+def _now() -> int:
+    return int(time.time())
+
+
+def cmd_id_new(args: argparse.Namespace, out: TextIO) -> None:
+    path = prof.resolve_profile_dir(args.profile)
+    if (path / prof.KEYSTORE).exists():
+        raise CliError(f"a profile already exists in {path}")
+    try:
+        params = keystore.KdfParams.named(args.kdf)
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+    try:
+        p = prof.create_profile(
+            path, args.name, _read_passphrase(args, confirm=True), params, _now(), os.urandom
+        )
+    except CryptoError as exc:
+        raise CliError(f"invalid name: {exc}") from None
+    out.write(f"Created profile in {path}\n")
+    out.write(f"Fingerprint: {_fp(p.identity.sign_public)}\n")
+    out.write("Show your contact card with: steppe id show\n")
+
+
+def _fp(key: bytes) -> str:
+    h = fingerprint(key).hex()
+    return " ".join(h[i : i + 4] for i in range(0, 64, 4))
+
+
+def fingerprint_words(key: bytes) -> list[str]:
+    return safety_words(key, key)
+
+
+def cmd_id_show(args: argparse.Namespace, out: TextIO) -> None:
+    p = _open(args)
+    text = p.card.encode()
+    out.write(f"Name:         {p.name}\n")
+    out.write(f"Fingerprint:  {_fp(p.identity.sign_public)}\n")
+    out.write(f"Words:        {' '.join(fingerprint_words(p.identity.sign_public))}\n")
+    out.write(f"Contact card: {text}\n")
+    if not args.no_qr:
+        import segno
+
+        out.write("\nScan to add this contact:\n")
+        segno.make(text, error="m").terminal(out=out, compact=True)
+
+
+def cmd_contact_add(args: argparse.Namespace, out: TextIO) -> None:
+    try:
+        card = ContactCard.decode(args.card)
+    except CryptoError as exc:
+        raise CliError(f"not a valid contact card: {exc}") from None
+    p = _open(args)
+    c = p.add_contact(card, _now(), name=args.name, replace=args.replace)
+    p.save(os.urandom)
+    state = "key changed, verify again before messaging" if c.key_changed else "unverified"
+    out.write(f"Added {c.name} ({state}). Fingerprint {_fp(card.identity.sign_public)}\n")
+    out.write(f"Compare safety numbers in person: steppe contact verify {c.name!r}\n")
+
+
+def cmd_contact_list(args: argparse.Namespace, out: TextIO) -> None:
+    p = _open(args)
+    if not p.contacts:
+        out.write("No contacts yet. Add one with: steppe contact add CARD\n")
+        return
+    width = max(len(c.name) for c in p.contacts)
+    for c in sorted(p.contacts, key=lambda c: c.name.casefold()):
+        state = "KEY CHANGED" if c.key_changed else "verified" if c.verified else "unverified"
+        out.write(f"{c.name:<{width}}  {state:<11}  {_fp(c.card.identity.sign_public)[:24]}\n")
+
+
+def cmd_contact_verify(args: argparse.Namespace, out: TextIO) -> None:
+    p = _open(args)
+    c = p.contact(args.name)
+    mine, theirs = p.identity.sign_public, c.card.identity.sign_public
+    out.write(f"Safety number with {c.name}:\n  {safety_digits(mine, theirs)}\n")
+    out.write(f"  {' '.join(safety_words(mine, theirs))}\n")
+    out.write(f"Compare it with the number on {c.name}'s screen, in person.\n")
+    if not args.yes:
+        if not sys.stdin.isatty():
+            raise CliError("confirm interactively, or pass --yes once the numbers match")
+        answer = input("Do the numbers match exactly? [y/N] ").strip().lower()
+        if answer not in ("y", "yes"):
+            out.write("Not verified.\n")
+            return
+    c.verified, c.key_changed = True, False
+    p.save(os.urandom)
+    out.write(f"{c.name} is now verified.\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="steppe", description="Offline-first mesh messenger.")
+    parser.add_argument(
+        "--profile",
+        metavar="DIR",
+        help="profile directory (default: $STEPPE_PROFILE or the platform's data directory)",
+    )
+    parser.add_argument(
+        "--passphrase-file", metavar="FILE", help="read the passphrase from the first line of FILE"
+    )
+    parser.add_argument("--version", action="version", version="steppe 0.1.0")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    ident = sub.add_parser("id", help="your identity").add_subparsers(dest="sub", required=True)
+    new = ident.add_parser("new", help="create a profile and identity")
+    new.add_argument("--name", required=True, help="display name on your contact card")
+    new.add_argument(
+        "--kdf",
+        default="moderate",
+        choices=["interactive", "moderate", "sensitive"],
+        help="Argon2id strength (moderate: 256 MiB; interactive: 64 MiB for small devices)",
+    )
+    new.set_defaults(func=cmd_id_new)
+    show = ident.add_parser("show", help="fingerprint, words, contact card and QR code")
+    show.add_argument("--no-qr", action="store_true", help="do not print the QR code")
+    show.set_defaults(func=cmd_id_show)
+
+    contact = sub.add_parser("contact", help="your contacts").add_subparsers(
+        dest="sub", required=True
+    )
+    add = contact.add_parser("add", help="add a contact from their card")
+    add.add_argument("card", help="the STEPPE1:... card text")
+    add.add_argument("--name", help="your name for them (default: the name on the card)")
+    add.add_argument(
+        "--replace",
+        action="store_true",
+        help="accept a new key for an existing contact (unverifies them)",
+    )
+    add.set_defaults(func=cmd_contact_add)
+    lst = contact.add_parser("list", help="list contacts and their verification state")
+    lst.set_defaults(func=cmd_contact_list)
+    ver = contact.add_parser("verify", help="compare safety numbers and mark verified")
+    ver.add_argument("name")
+    ver.add_argument(
+        "--yes",
+        action="store_true",
+        help="mark verified without asking (only after comparing in person)",
+    )
+    ver.set_defaults(func=cmd_contact_verify)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    func: Callable[[argparse.Namespace, TextIO], None] = args.func
+    try:
+        func(args, out or sys.stdout)
+    except (CliError, prof.ProfileError) as exc:
+        print(f"steppe: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except BrokenPipeError:  # e.g. piped into head: not an error worth a traceback
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1
+    except KeyboardInterrupt:
+        print("steppe: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,216 @@
+"""A profile on disk: the encrypted keystore (identity, prekeys, contacts) and the store.
+
+Layout of a profile directory (mode 0700, files 0600, names that reveal nothing)::
+
+    keystore      Argon2id-wrapped data key + XChaCha20-Poly1305 secrets (crypto.keystore)
+    envelopes.db  the SQLite envelope store (WAL)
+
+Everything personal — identity keys, prekeys, display name, contacts and their
+verification state — lives inside the encrypted keystore, so a seized device without the
+passphrase shows only that Steppe is installed. Writes are atomic (temp file, fsync,
+rename, fsync of the directory).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import platformdirs
+
+from crypto import keystore
+from crypto.errors import BadPassphrase, CryptoError
+from crypto.identity import ContactCard, Identity
+from crypto.prekeys import PrekeyRing
+from crypto.primitives import Rng
+from crypto.wire import expect_bytes, expect_int, expect_list, pack, strict_unpack
+
+KEYSTORE = "keystore"
+STORE = "envelopes.db"
+SECRETS_VERSION = 1
+
+
+class ProfileError(Exception):
+    """A problem the user can fix; its message is one readable line."""
+
+
+def default_profile_dir() -> Path:
+    return Path(platformdirs.user_data_dir("steppe", appauthor=False))
+
+
+def resolve_profile_dir(arg: str | None) -> Path:
+    """``--profile`` wins, then ``STEPPE_PROFILE``, then the platform's data directory."""
+    if arg:
+        return Path(arg).expanduser()
+    env = os.environ.get("STEPPE_PROFILE")
+    if env:
+        return Path(env).expanduser()
+    return default_profile_dir()
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o600)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+@dataclass(slots=True)
+class Contact:
+    name: str
+    card: ContactCard
+    verified: bool = False
+    added: int = 0
+    key_changed: bool = False  # the contact's key changed: frozen until re-verified
+
+    def to_list(self) -> list[object]:
+        return [self.name, self.card.encode(), self.verified, self.added, self.key_changed]
+
+    @classmethod
+    def from_list(cls, obj: object) -> Contact:
+        items = expect_list(obj, 5, "contact")
+        if not isinstance(items[0], str) or not isinstance(items[1], str):
+            raise ProfileError("corrupt contact entry in keystore")
+        return cls(
+            items[0],
+            ContactCard.decode(items[1]),
+            bool(items[2]),
+            expect_int(items[3], "added"),
+            bool(items[4]),
+        )
+
+
+@dataclass(slots=True)
+class Profile:
+    path: Path
+    identity: Identity
+    name: str
+    card_created: int
+    ring: PrekeyRing
+    contacts: list[Contact] = field(default_factory=list)
+    data_key: bytes = b""
+
+    @property
+    def card(self) -> ContactCard:
+        return ContactCard.create(self.identity, self.name, self.card_created)
+
+    @property
+    def store_path(self) -> Path:
+        return self.path / STORE
+
+    def contact(self, name: str) -> Contact:
+        for c in self.contacts:
+            if c.name.casefold() == name.casefold():
+                return c
+        known = ", ".join(c.name for c in self.contacts) or "none yet"
+        raise ProfileError(f"no contact named {name!r} (contacts: {known})")
+
+    def _secrets(self) -> bytes:
+        return pack(
+            [
+                SECRETS_VERSION,
+                self.identity.sign_seed,
+                self.identity.dh_private,
+                self.name,
+                self.card_created,
+                self.ring.to_list(),
+                [c.to_list() for c in self.contacts],
+            ]
+        )
+
+    def save(self, rng: Rng) -> None:
+        blob = (self.path / KEYSTORE).read_bytes()
+        atomic_write(
+            self.path / KEYSTORE,
+            keystore.replace_secrets(blob, self.data_key, self._secrets(), rng),
+        )
+
+    def add_contact(
+        self, card: ContactCard, now: int, *, name: str | None = None, replace: bool = False
+    ) -> Contact:
+        """Add a verified-signature card. A different key under a known name needs
+        ``replace`` and leaves the contact unverified and frozen until re-verified."""
+        if card.identity.sign_public == self.identity.sign_public:
+            raise ProfileError("that is your own contact card")
+        name = name or card.name
+        for c in self.contacts:
+            if c.card.identity.sign_public == card.identity.sign_public:
+                raise ProfileError(f"already a contact, as {c.name!r}")
+        for c in self.contacts:
+            if c.name.casefold() == name.casefold():
+                if not replace:
+                    raise ProfileError(
+                        f"{name!r} is already a contact with a different key; if they really "
+                        "have a new key, verify it in person and add it with --replace"
+                    )
+                c.card, c.verified, c.key_changed = card, False, True
+                return c
+        contact = Contact(name, card, False, now)
+        self.contacts.append(contact)
+        return contact
+
+
+def create_profile(
+    path: Path, name: str, passphrase: bytes, params: keystore.KdfParams, now: int, rng: Rng
+) -> Profile:
+    if (path / KEYSTORE).exists():
+        raise ProfileError(f"a profile already exists in {path}")
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.chmod(path, 0o700)
+    identity = Identity.generate(rng)
+    ring = PrekeyRing()
+    ring.create(identity, now, rng)
+    profile = Profile(path, identity, name, now, ring)
+    ContactCard.create(identity, name, now)  # validates the name
+    if not passphrase:
+        raise ProfileError("the passphrase may not be empty")
+    blob, data_key = keystore.create(passphrase, profile._secrets(), params, rng)
+    profile.data_key = data_key
+    atomic_write(path / KEYSTORE, blob)
+    return profile
+
+
+def open_profile(path: Path, passphrase: bytes) -> Profile:
+    ks = path / KEYSTORE
+    if not ks.exists():
+        raise ProfileError(f"no profile in {path}: create one with 'steppe id new'")
+    try:
+        data_key, secrets = keystore.unlock(ks.read_bytes(), passphrase)
+    except BadPassphrase:
+        raise ProfileError(f"wrong passphrase for the profile in {path}") from None
+    except CryptoError as exc:
+        raise ProfileError(f"the keystore in {path} is damaged ({exc})") from None
+    try:
+        items = expect_list(
+            strict_unpack(secrets, max_size=len(secrets), max_array_len=100000, max_str_len=1024),
+            7,
+            "secrets",
+        )
+        ident = Identity(
+            expect_bytes(items[1], "seed", size=32), expect_bytes(items[2], "dh", size=32)
+        )
+        return Profile(
+            path,
+            ident,
+            str(items[3]),
+            expect_int(items[4], "created"),
+            PrekeyRing.from_list(items[5]),
+            [Contact.from_list(c) for c in items[6]],
+            data_key,
+        )
+    except (CryptoError, TypeError) as exc:
+        raise ProfileError(f"the keystore in {path} is damaged ({exc})") from None
