@@ -1,0 +1,98 @@
+"""Building and reading the envelopes a node sends: prekeys, first contact, bulletins.
+
+Pure functions: they combine :mod:`crypto` with :mod:`mesh.core.envelope` and take ``now``
+and ``rng`` as arguments. The daemon, the simulator and the demo all call these.
+"""
+
+from __future__ import annotations
+
+from crypto.bulletin import Bulletin
+from crypto.identity import Identity, PublicIdentity
+from crypto.padding import bucket_for, pad, unpad
+from crypto.prekeys import PrekeyRecord, PrekeyRing
+from crypto.primitives import Rng
+from crypto.seal import MSG_ID_LEN, Opened, open_first_contact, seal_first_contact
+from crypto.stamp import mint_stamp, verify_stamp
+from mesh.core import envelope as E
+
+DEFAULT_BUDGET = 8
+CONTENT_TEXT = 1
+
+
+def stamped(env: E.Envelope, difficulty: int, rng: Rng) -> E.Envelope:
+    """The envelope with a hashcash stamp of ``difficulty`` bits over its id."""
+    start = int.from_bytes(rng(8), "big")
+    return env.with_stamp(mint_stamp(env.id(), difficulty, start=start))
+
+
+def stamp_ok(env: E.Envelope, difficulty: int) -> bool:
+    return verify_stamp(env.id(), env.stamp, difficulty)
+
+
+def prekey_envelope(record: PrekeyRecord, budget: int = DEFAULT_BUDGET) -> E.Envelope:
+    raw = record.encode()
+    return E.make(
+        E.Kind.PREKEY, record.expires // 3600, b"", pad(raw, bucket_for(len(raw) + 4)), budget
+    )
+
+
+def read_prekey_envelope(env: E.Envelope) -> PrekeyRecord:
+    if env.kind is not E.Kind.PREKEY:
+        raise E.MalformedEnvelope("not a prekey envelope")
+    return PrekeyRecord.decode(unpad(env.body))
+
+
+def bulletin_envelope(bulletin: Bulletin, budget: int = DEFAULT_BUDGET) -> E.Envelope:
+    raw = bulletin.encode()
+    return E.make(
+        E.Kind.BULLETIN,
+        E.coarse_expiry(bulletin.expiry, 0),
+        b"",
+        pad(raw, bucket_for(len(raw) + 4)),
+        budget,
+    )
+
+
+def read_bulletin_envelope(env: E.Envelope) -> Bulletin:
+    if env.kind is not E.Kind.BULLETIN:
+        raise E.MalformedEnvelope("not a bulletin envelope")
+    return Bulletin.decode(unpad(env.body))
+
+
+def first_contact_envelope(
+    sender: Identity,
+    recipient: PublicIdentity,
+    prekey: PrekeyRecord,
+    body: bytes,
+    *,
+    now: int,
+    ttl: int,
+    rng: Rng,
+    content_type: int = CONTENT_TEXT,
+    budget: int = DEFAULT_BUDGET,
+    tag: bytes = b"",
+) -> E.Envelope:
+    """Seal ``body`` to ``recipient``'s prekey inside a FIRST_CONTACT envelope (unstamped).
+    The expiry never outlives the prekey, which may be deleted after it."""
+    expiry_hour = E.coarse_expiry(now, min(ttl, max(prekey.expires - now, 0)))
+    header = E.header_bytes(E.Kind.FIRST_CONTACT, expiry_hour, tag)
+    sealed = seal_first_contact(
+        sender,
+        recipient,
+        prekey,
+        body,
+        now=now,
+        msg_id=rng(MSG_ID_LEN),
+        content_type=content_type,
+        header_ad=header,
+        rng=rng,
+    )
+    return E.make(E.Kind.FIRST_CONTACT, expiry_hour, tag, sealed, budget)
+
+
+def open_first_contact_envelope(
+    recipient: Identity, ring: PrekeyRing, env: E.Envelope, now: int
+) -> Opened:
+    if env.kind is not E.Kind.FIRST_CONTACT:
+        raise E.MalformedEnvelope("not a first-contact envelope")
+    return open_first_contact(recipient, ring, env.body, header_ad=env.header(), now=now)
