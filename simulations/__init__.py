@@ -1,0 +1,1 @@
+"""The blackout simulator. Not written yet: see README, 'What is not done yet'."""
