@@ -55,8 +55,17 @@ def bench_seal() -> None:
     bob_pub, body, hdr = bob.public(), os.urandom(200), b"header"
 
     def ours() -> None:
-        sealed = seal_first_contact(alice, bob_pub, rec, body, now=NOW, msg_id=os.urandom(16),
-                                    content_type=1, header_ad=hdr, rng=os.urandom)
+        sealed = seal_first_contact(
+            alice,
+            bob_pub,
+            rec,
+            body,
+            now=NOW,
+            msg_id=os.urandom(16),
+            content_type=1,
+            header_ad=hdr,
+            rng=os.urandom,
+        )
         open_first_contact(bob, ring, sealed, header_ad=hdr, now=NOW)
 
     # The same libsodium calls, in the same number, with no framework around them:
@@ -132,8 +141,9 @@ def bench_sizes() -> None:
     ring = PrekeyRing()
     ring.create(bob, NOW, os.urandom)
     for n in (1, 200):
-        env = M.first_contact_envelope(alice, bob.public(), ring.keys[-1].record,
-                                       b"x" * n, now=NOW, ttl=86400, rng=os.urandom)
+        env = M.first_contact_envelope(
+            alice, bob.public(), ring.keys[-1].record, b"x" * n, now=NOW, ttl=86400, rng=os.urandom
+        )
         unpadded = len(env.body) - _padding(env, bob, ring)
         line(f"{n:3d}-byte message: sealed before padding", f"{unpadded:5d} B")
         line(f"{n:3d}-byte message: body after padding (bucket)", f"{len(env.body):5d} B")
@@ -146,8 +156,9 @@ def _padding(env: E.Envelope, bob: Identity, ring: PrekeyRing) -> int:
     from crypto.seal import PROLOGUE
 
     k = ring.keys[-1]
-    hs = HandshakeState("X", False, PROLOGUE + env.header(), rng=os.urandom,
-                        s=KeyPair(k.private, k.record.public))
+    hs = HandshakeState(
+        "X", False, PROLOGUE + env.header(), rng=os.urandom, s=KeyPair(k.private, k.record.public)
+    )
     payload = hs.read_message(env.body)
     used = int.from_bytes(payload[:4], "big")
     return len(payload) - 4 - used
