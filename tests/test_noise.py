@@ -131,3 +131,39 @@ def test_rekey_changes_key_on_both_sides() -> None:
     recv.rekey()
     assert send.k != old
     assert recv.decrypt_with_ad(b"", send.encrypt_with_ad(b"", b"z")) == b"z"
+
+
+def test_noise_xx_vector() -> None:
+    v = _load("noise_XX_25519_ChaChaPoly_BLAKE2b")
+    h = bytes.fromhex
+    init = HandshakeState(
+        "XX",
+        True,
+        h(str(v["init_prologue"])),
+        rng=_no_rng,
+        s=KeyPair.from_private(h(str(v["init_static"]))),
+        e=KeyPair.from_private(h(str(v["init_ephemeral"]))),
+    )
+    resp = HandshakeState(
+        "XX",
+        False,
+        h(str(v["resp_prologue"])),
+        rng=_no_rng,
+        s=KeyPair.from_private(h(str(v["resp_static"]))),
+        e=KeyPair.from_private(h(str(v["resp_ephemeral"]))),
+    )
+    messages = v["messages"]
+    assert isinstance(messages, list)
+    sides = [(init, resp), (resp, init), (init, resp)]
+    for (writer, reader), msg in zip(sides, messages[:3], strict=True):
+        ct = writer.write_message(h(msg["payload"]))
+        assert ct.hex() == msg["ciphertext"]
+        assert reader.read_message(ct) == h(msg["payload"])
+    i_send, i_recv = init.split()
+    r_send, r_recv = resp.split()
+    # Transport messages keep alternating: responder, initiator, responder.
+    for n, msg in enumerate(messages[3:]):
+        send, recv = (r_send, i_recv) if n % 2 == 0 else (i_send, r_recv)
+        ct = send.encrypt_with_ad(b"", h(msg["payload"]))
+        assert ct.hex() == msg["ciphertext"]
+        assert recv.decrypt_with_ad(b"", ct) == h(msg["payload"])
