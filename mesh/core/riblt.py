@@ -38,8 +38,9 @@ _ZERO_ID = 0
 
 
 def _checksum(item: int) -> int:
-    digest = hashlib.blake2b(item.to_bytes(ID_LEN, "big"), digest_size=CHECK_LEN,
-                             person=b"steppe-riblt").digest()
+    digest = hashlib.blake2b(
+        item.to_bytes(ID_LEN, "big"), digest_size=CHECK_LEN, person=b"steppe-riblt"
+    ).digest()
     return int.from_bytes(digest, "big")
 
 
@@ -144,5 +145,7 @@ def subtract_and_peel(remote: Symbols, local: Symbols) -> Difference | None:
                 queue.append(j)
     if counts[0] != 0 or sums[0] != 0 or checks[0] != 0:
         return None
-    to_bytes = lambda x: x.to_bytes(ID_LEN, "big")  # noqa: E731
-    return Difference([to_bytes(x) for x in only_remote], [to_bytes(x) for x in only_local])
+    return Difference(
+        [x.to_bytes(ID_LEN, "big") for x in only_remote],
+        [x.to_bytes(ID_LEN, "big") for x in only_local],
+    )
