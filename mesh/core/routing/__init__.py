@@ -1,0 +1,41 @@
+"""Pluggable routing strategies: pure objects the node consults during a contact.
+
+Each strategy decides, per envelope the peer lacks, whether to hand over a copy and with
+which budget (:class:`Handoff`), and says in :attr:`Strategy.REVEALS` exactly what it makes
+the node reveal to neighbours. A strategy that needs to know whether the peer is the
+destination sets :attr:`Strategy.NEEDS_DESTINATION`; only then does the receiving node
+mark, in its want-list, the envelopes whose routing tag it recognises as its own.
+"""
+
+from __future__ import annotations
+
+from mesh.core.routing.base import EnvView, Handoff, Strategy
+from mesh.core.routing.direct import DirectDelivery
+from mesh.core.routing.epidemic import Epidemic
+from mesh.core.routing.prophet import Prophet, ProphetParams
+from mesh.core.routing.spray import SprayAndWait
+
+__all__ = [
+    "DirectDelivery",
+    "EnvView",
+    "Epidemic",
+    "Handoff",
+    "Prophet",
+    "ProphetParams",
+    "SprayAndWait",
+    "Strategy",
+    "by_name",
+]
+
+
+def by_name(name: str, **kwargs: int) -> Strategy:
+    """A fresh strategy instance: ``direct``, ``epidemic``, ``spray`` or ``prophet``."""
+    table: dict[str, type[Strategy]] = {
+        "direct": DirectDelivery,
+        "epidemic": Epidemic,
+        "spray": SprayAndWait,
+        "prophet": Prophet,
+    }
+    if name not in table:
+        raise ValueError(f"unknown routing strategy {name!r}: choose {', '.join(table)}")
+    return table[name](**kwargs)
