@@ -15,7 +15,7 @@ from mesh.core.routing.epidemic import Epidemic
 from mesh.core.routing.prophet import Prophet, ProphetParams
 from mesh.core.routing.spray import SprayAndWait
 
-__all__ = [
+__all__ = (
     "DirectDelivery",
     "EnvView",
     "Epidemic",
@@ -25,7 +25,7 @@ __all__ = [
     "SprayAndWait",
     "Strategy",
     "by_name",
-]
+)
 
 
 def by_name(name: str, **kwargs: int) -> Strategy:
