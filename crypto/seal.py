@@ -57,6 +57,7 @@ class Opened:
     content_type: int
     body: bytes
     prekey_id: int
+    receipt_secret: bytes = b""
 
 
 def _no_rng(n: int) -> bytes:
@@ -75,6 +76,7 @@ def seal_first_contact(
     header_ad: bytes,
     rng: p.Rng,
     size: int | None = None,
+    receipt_secret: bytes = b"",
 ) -> bytes:
     """Seal ``body`` for ``recipient``; the output is exactly ``size`` bytes, by default the
     smallest bucket it fits (:data:`crypto.padding.BUCKETS`)."""
@@ -92,6 +94,7 @@ def seal_first_contact(
             msg_id,
             content_type,
             body,
+            receipt_secret,
         ]
     )
     if size is None:
@@ -135,7 +138,7 @@ def open_first_contact(
 def _check_inner(
     recipient: Identity, inner_raw: bytes, noise_static: bytes, prekey_id: int, now: int
 ) -> Opened:
-    items = expect_list(strict_unpack(inner_raw, max_size=len(inner_raw)), 7, "inner payload")
+    items = expect_list(strict_unpack(inner_raw, max_size=len(inner_raw)), 8, "inner payload")
     if expect_int(items[0], "inner version") != INNER_VERSION:
         raise DecodeError("unknown inner payload version")
     sender_raw = expect_list(items[1], 2, "sender")
@@ -163,4 +166,5 @@ def _check_inner(
         expect_int(items[5], "content type", hi=255),
         expect_bytes(items[6], "body"),
         prekey_id,
+        expect_bytes(items[7], "receipt secret", max_size=16),
     )

@@ -185,7 +185,9 @@ def _run(
     step(7, "A hostile relay flips one bit before passing the message on.")
     bad = bytearray(env.body)
     bad[100] ^= 0x01
-    tampered = E.make(env.kind, env.expiry_hour, env.tag, bytes(bad), env.budget, env.stamp)
+    tampered = E.make(
+        env.kind, env.expiry_hour, env.tag, bytes(bad), env.budget, env.stamp, env.receipt
+    )
     ok = M.stamp_ok(tampered, STAMP_BITS)
     try:
         M.open_first_contact_envelope(bob.identity, bob.ring, tampered, now)

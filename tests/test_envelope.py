@@ -32,6 +32,7 @@ envelopes = st.builds(
     st.sampled_from(BUCKETS).flatmap(lambda n: st.binary(min_size=n, max_size=n)),
     st.integers(0, 255),
     st.binary(min_size=8, max_size=8),
+    st.sampled_from([b"", b"r" * 16]),
 )
 
 
@@ -116,31 +117,39 @@ def test_mutated_encodings_never_crash(env: E.Envelope, data: st.DataObject) -> 
     assert E.encode(out) == bytes(raw)
 
 
-GOOD = [1, 1, 500000, b"", bytes(256), 3, bytes(8)]
+GOOD = [1, 1, 500000, b"", b"", bytes(256), 3, bytes(8)]
 
 
 def _packed(fields: object) -> bytes:
     return msgpack.packb(fields, use_bin_type=True)  # type: ignore[no-any-return]
 
 
+def _with(index: int, value: object) -> bytes:
+    fields = list(GOOD)
+    fields[index] = value
+    return _packed(fields)
+
+
 @pytest.mark.parametrize(
     ("raw", "error"),
     [
-        (_packed([2, *GOOD[1:]]), E.UnknownVersion),
-        (_packed([1, 99, *GOOD[2:]]), E.UnknownKind),
-        (_packed(GOOD[:6]), E.MalformedEnvelope),
+        (_with(0, 2), E.UnknownVersion),
+        (_with(1, 99), E.UnknownKind),
+        (_packed(GOOD[:7]), E.MalformedEnvelope),
         (_packed([*GOOD, 0]), E.MalformedEnvelope),
-        (_packed([1, 1, 500000, b"x" * 17, bytes(256), 3, bytes(8)]), E.MalformedEnvelope),
-        (_packed([1, 1, 500000, b"", bytes(255), 3, bytes(8)]), E.MalformedEnvelope),
-        (_packed([1, 1, 500000, b"", bytes(256), 256, bytes(8)]), E.MalformedEnvelope),
-        (_packed([1, 1, 500000, b"", bytes(256), 3, bytes(7)]), E.MalformedEnvelope),
-        (_packed([1, 1, -1, b"", bytes(256), 3, bytes(8)]), E.MalformedEnvelope),
-        (_packed([1, 1, 500000, "text", bytes(256), 3, bytes(8)]), E.MalformedEnvelope),
+        (_with(3, b"x" * 17), E.MalformedEnvelope),
+        (_with(4, b"r" * 15), E.MalformedEnvelope),
+        (_with(5, bytes(255)), E.MalformedEnvelope),
+        (_with(6, 256), E.MalformedEnvelope),
+        (_with(7, bytes(7)), E.MalformedEnvelope),
+        (_with(2, -1), E.MalformedEnvelope),
+        (_with(3, "text"), E.MalformedEnvelope),
+        (_with(0, True), E.MalformedEnvelope),
         (_packed({"version": 1}), E.MalformedEnvelope),
         (_packed(GOOD) + b"\x00", E.MalformedEnvelope),
         (b"\xd4\x01\x00", E.MalformedEnvelope),  # ext type
-        (b"\x97\xcc\x01" + _packed(GOOD)[2:], E.MalformedEnvelope),  # non-canonical int
-        (b"\x97" + b"\x91" * 5000, E.MalformedEnvelope),  # deep nesting
+        (b"\x98\xcc\x01" + _packed(GOOD)[2:], E.MalformedEnvelope),  # non-canonical int
+        (b"\x98" + b"\x91" * 5000, E.MalformedEnvelope),  # deep nesting
         (b"", E.MalformedEnvelope),
     ],
 )
@@ -165,4 +174,4 @@ def test_second_decoder_agrees() -> None:
     """Interop: a plain msgpack decoder reads our frames as the documented array."""
     env = SEALED[0]
     fields = msgpack.unpackb(E.encode(env), raw=False)
-    assert fields == [1, 1, env.expiry_hour, b"", env.body, 8, env.stamp]
+    assert fields == [1, 1, env.expiry_hour, b"", b"", env.body, 8, env.stamp]

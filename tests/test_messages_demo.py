@@ -95,3 +95,28 @@ def test_demo_runs_and_tells_the_story() -> None:
     assert "Bob's device rejects it" in out
     assert "replaying the same frame to the relay -> seen" in out
     assert r.stderr == ""
+
+
+def test_receipt_secret_opens_only_for_recipient_and_matches_header() -> None:
+    from crypto.receipts import receipt_hash
+
+    alice, bob = party(1), party(2)
+    r = seeded(6).randbytes
+    env = M.first_contact_envelope(
+        alice.identity,
+        bob.identity.public(),
+        bob.ring.keys[-1].record,
+        b"hi",
+        now=NOW,
+        ttl=3600,
+        rng=r,
+    )
+    assert len(env.receipt) == 16
+    opened = M.open_first_contact_envelope(bob.identity, bob.ring, env, NOW)
+    assert receipt_hash(opened.receipt_secret) == env.receipt
+    # The receipt hash is bound: changing it breaks the seal.
+    forged = E.make(
+        env.kind, env.expiry_hour, env.tag, env.body, env.budget, env.stamp, receipt=bytes(16)
+    )
+    with pytest.raises(CryptoError):
+        M.open_first_contact_envelope(bob.identity, bob.ring, forged, NOW)

@@ -110,6 +110,7 @@ def _forge(
             bytes(16),
             1,
             body,
+            b"",
         ]
     )
     hs = HandshakeState(
@@ -153,6 +154,7 @@ def test_message_resealed_to_someone_else_is_rejected() -> None:
             opened.msg_id,
             1,
             opened.body,
+            b"",
         ]
     )
     hs = HandshakeState(

@@ -2,12 +2,14 @@
 
 Wire form (canonical msgpack array)::
 
-    [version, kind, expiry_hour, tag, body, budget, stamp]
+    [version, kind, expiry_hour, tag, receipt, body, budget, stamp]
 
 - ``version``: 1. Anything else raises :class:`UnknownVersion`.
 - ``kind``: a :class:`Kind`. Anything else raises :class:`UnknownKind`.
 - ``expiry_hour``: hours since the Unix epoch (coarse on purpose: no precise timestamps).
 - ``tag``: 0-16 bytes routing tag (rotating pairwise tag, or empty for first contact).
+- ``receipt``: empty or the 16-byte hash of a delivery-receipt secret that only the
+  recipient can learn (inside the sealed body); releasing the secret purges relays' copies.
 - ``body``: opaque, exactly one of the size buckets in :data:`crypto.padding.BUCKETS`.
 - ``budget``: hop/copy budget 0-255. Relays change it, so it is *not* covered by the id.
 - ``stamp``: 8-byte hashcash stamp over the id (:mod:`crypto.stamp`).
@@ -15,7 +17,7 @@ Wire form (canonical msgpack array)::
 No sender, no recipient, no stable identifier, no compression.
 
 The id is ``BLAKE2b-256(person="steppe-env-id", header || body)`` with ``header`` the
-canonical encoding of ``[version, kind, expiry_hour, tag]``: tampering with anything but the
+canonical encoding of ``[version, kind, expiry_hour, tag, receipt]``: tampering with anything but the
 budget changes the id, and duplicates are detected by id. The same ``header`` bytes are the
 associated data of the sealed body, so a header spliced onto another body does not open.
 
@@ -37,6 +39,7 @@ from crypto.stamp import STAMP_LEN
 
 VERSION = 1
 MAX_TAG = 16
+RECEIPT_LEN = 16
 MAX_BUDGET = 255
 MAX_FRAME = MAX_BODY + 64
 _BUCKET_SET = frozenset(BUCKETS)
@@ -83,6 +86,7 @@ class Envelope:
     body: bytes
     budget: int
     stamp: bytes
+    receipt: bytes = b""
 
     @property
     def expiry(self) -> int:
@@ -91,7 +95,7 @@ class Envelope:
 
     def header(self) -> bytes:
         """The immutable header as bytes: covered by the id and bound into the seal."""
-        return header_bytes(self.kind, self.expiry_hour, self.tag)
+        return header_bytes(self.kind, self.expiry_hour, self.tag, self.receipt)
 
     def id(self) -> bytes:
         h = hashlib.blake2b(digest_size=32, person=_ID_PERSON)
@@ -106,8 +110,10 @@ class Envelope:
         return replace(self, stamp=stamp)
 
 
-def header_bytes(kind: int, expiry_hour: int, tag: bytes) -> bytes:
-    return msgpack.packb([VERSION, int(kind), expiry_hour, tag], use_bin_type=True)  # type: ignore[no-any-return]
+def header_bytes(kind: int, expiry_hour: int, tag: bytes, receipt: bytes = b"") -> bytes:
+    return msgpack.packb(  # type: ignore[no-any-return]
+        [VERSION, int(kind), expiry_hour, tag, receipt], use_bin_type=True
+    )
 
 
 def make(
@@ -117,16 +123,26 @@ def make(
     body: bytes,
     budget: int,
     stamp: bytes = bytes(STAMP_LEN),
+    receipt: bytes = b"",
 ) -> Envelope:
     """Build an envelope, checking the same invariants :func:`decode` checks."""
-    env = Envelope(VERSION, kind, expiry_hour, tag, body, budget, stamp)
+    env = Envelope(VERSION, kind, expiry_hour, tag, body, budget, stamp, receipt)
     _validate(env)
     return env
 
 
 def encode(env: Envelope) -> bytes:
     return msgpack.packb(  # type: ignore[no-any-return]
-        [env.version, int(env.kind), env.expiry_hour, env.tag, env.body, env.budget, env.stamp],
+        [
+            env.version,
+            int(env.kind),
+            env.expiry_hour,
+            env.tag,
+            env.receipt,
+            env.body,
+            env.budget,
+            env.stamp,
+        ],
         use_bin_type=True,
     )
 
@@ -136,6 +152,8 @@ def _validate(env: Envelope) -> None:
         raise MalformedEnvelope("expiry out of range")
     if len(env.tag) > MAX_TAG:
         raise MalformedEnvelope("routing tag too long")
+    if len(env.receipt) not in (0, RECEIPT_LEN):
+        raise MalformedEnvelope("receipt hash must be empty or 16 bytes")
     if len(env.body) not in _BUCKET_SET:
         raise MalformedEnvelope(f"body of {len(env.body)} bytes is not a size bucket")
     if not 0 <= env.budget <= MAX_BUDGET:
@@ -157,7 +175,7 @@ def decode(data: bytes) -> Envelope:
             use_list=True,
             max_bin_len=MAX_BODY,
             max_str_len=0,
-            max_array_len=7,
+            max_array_len=8,
             max_map_len=0,
             max_ext_len=0,
         )
@@ -170,9 +188,9 @@ def decode(data: bytes) -> Envelope:
         RecursionError,
     ) as exc:
         raise MalformedEnvelope(f"not a msgpack envelope ({type(exc).__name__})") from exc
-    if type(obj) is not list or len(obj) != 7:
-        raise MalformedEnvelope("an envelope is an array of 7 fields")
-    version, kind, expiry_hour, tag, body, budget, stamp = obj
+    if type(obj) is not list or len(obj) != 8:
+        raise MalformedEnvelope("an envelope is an array of 8 fields")
+    version, kind, expiry_hour, tag, receipt, body, budget, stamp = obj
     if type(version) is not int:
         raise MalformedEnvelope("version is not an integer")
     if version != VERSION:
@@ -183,9 +201,14 @@ def decode(data: bytes) -> Envelope:
         raise UnknownKind(f"envelope kind {kind}")
     if type(expiry_hour) is not int or type(budget) is not int:
         raise MalformedEnvelope("expiry and budget are integers")
-    if type(tag) is not bytes or type(body) is not bytes or type(stamp) is not bytes:
-        raise MalformedEnvelope("tag, body and stamp are bytes")
-    env = Envelope(version, Kind(kind), expiry_hour, tag, body, budget, stamp)
+    if (
+        type(tag) is not bytes
+        or type(body) is not bytes
+        or type(stamp) is not bytes
+        or type(receipt) is not bytes
+    ):
+        raise MalformedEnvelope("tag, receipt, body and stamp are bytes")
+    env = Envelope(version, Kind(kind), expiry_hour, tag, body, budget, stamp, receipt)
     _validate(env)
     if encode(env) != data:
         raise MalformedEnvelope("non-canonical encoding")

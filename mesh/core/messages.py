@@ -11,6 +11,7 @@ from crypto.identity import Identity, PublicIdentity
 from crypto.padding import bucket_for, pad, unpad
 from crypto.prekeys import PrekeyRecord, PrekeyRing
 from crypto.primitives import Rng
+from crypto.receipts import SECRET_LEN, receipt_hash
 from crypto.seal import MSG_ID_LEN, Opened, open_first_contact, seal_first_contact
 from crypto.stamp import mint_stamp, verify_stamp
 from mesh.core import envelope as E
@@ -71,23 +72,29 @@ def first_contact_envelope(
     content_type: int = CONTENT_TEXT,
     budget: int = DEFAULT_BUDGET,
     tag: bytes = b"",
+    msg_id: bytes | None = None,
+    receipt_secret: bytes | None = None,
 ) -> E.Envelope:
-    """Seal ``body`` to ``recipient``'s prekey inside a FIRST_CONTACT envelope (unstamped).
+    """Seal ``body`` to ``recipient``'s prekey inside a FIRST_CONTACT envelope (unstamped),
+    with a delivery-receipt hash in the header and its secret inside the seal.
     The expiry never outlives the prekey, which may be deleted after it."""
     expiry_hour = E.coarse_expiry(now, min(ttl, max(prekey.expires - now, 0)))
-    header = E.header_bytes(E.Kind.FIRST_CONTACT, expiry_hour, tag)
+    secret = rng(SECRET_LEN) if receipt_secret is None else receipt_secret
+    receipt = receipt_hash(secret)
+    header = E.header_bytes(E.Kind.FIRST_CONTACT, expiry_hour, tag, receipt)
     sealed = seal_first_contact(
         sender,
         recipient,
         prekey,
         body,
         now=now,
-        msg_id=rng(MSG_ID_LEN),
+        msg_id=rng(MSG_ID_LEN) if msg_id is None else msg_id,
         content_type=content_type,
         header_ad=header,
         rng=rng,
+        receipt_secret=secret,
     )
-    return E.make(E.Kind.FIRST_CONTACT, expiry_hour, tag, sealed, budget)
+    return E.make(E.Kind.FIRST_CONTACT, expiry_hour, tag, sealed, budget, receipt=receipt)
 
 
 def open_first_contact_envelope(
