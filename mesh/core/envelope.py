@@ -18,8 +18,9 @@ No sender, no recipient, no stable identifier, no compression.
 
 The id is ``BLAKE2b-256(person="steppe-env-id", header || body)`` with ``header`` the
 canonical encoding of ``[version, kind, expiry_hour, tag, receipt]``: tampering with
-anything but the budget and stamp changes the id, and duplicates are detected by id. The same ``header`` bytes are the
-associated data of the sealed body, so a header spliced onto another body does not open.
+anything but the budget and stamp changes the id, and duplicates are detected by id. The
+same ``header`` bytes are the associated data of the sealed body, so a header spliced onto
+another body does not open.
 
 Decoding is strict (:func:`decode`): the size limit is checked before parsing, msgpack is
 bounded with no ext types and no maps, and the input must be canonical. Every failure is an
