@@ -129,3 +129,20 @@ def test_put_many_reports_each(make_store: StoreFactory) -> None:
     s = make_store()
     results = s.put_many([item(1), item(1), item(2, expiry=NOW)], NOW)
     assert [r.status for r in results] == [PutStatus.STORED, PutStatus.DUPLICATE, PutStatus.EXPIRED]
+
+
+def test_meta_is_seen_and_replace(make_store: StoreFactory) -> None:
+    s = make_store()
+    a = item(1, priority=3, size=100)
+    s.put(a, NOW)
+    assert s.meta(a.id) == (a.expiry, 3)
+    assert s.meta(item(2).id) is None
+    assert s.replace_data(a.id, b"z" * 90)
+    assert s.get(a.id) == b"z" * 90
+    assert s.total_bytes() == 90
+    assert s.source_bytes(b"a") == 90
+    assert not s.replace_data(item(2).id, b"x")
+    assert not s.is_seen(a.id, NOW)
+    s.delete(a.id, NOW)
+    assert s.is_seen(a.id, NOW)
+    assert not s.is_seen(a.id, a.expiry)

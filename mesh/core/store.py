@@ -103,6 +103,16 @@ class PolicyStore(ABC):
             with self._transaction():
                 self._add_seen(envelope_id, expiry)
 
+    def is_seen(self, envelope_id: bytes, now: int) -> bool:
+        """True if the id was delivered or purged and has not expired yet."""
+        return self._is_seen(envelope_id, now)
+
+    def replace_data(self, envelope_id: bytes, data: bytes) -> bool:
+        """Swap the stored bytes of an envelope for a re-encoding with the same id (the
+        budget changed). Size accounting follows; False if the id is not stored."""
+        with self._transaction():
+            return self._replace(envelope_id, data)
+
     def sweep(self, now: int) -> int:
         """Drop expired envelopes and expired seen-set entries; return envelopes dropped."""
         with self._transaction():
@@ -162,6 +172,13 @@ class PolicyStore(ABC):
 
     @abstractmethod
     def seen_count(self) -> int: ...
+
+    @abstractmethod
+    def meta(self, envelope_id: bytes) -> tuple[int, int] | None:
+        """``(expiry, priority)`` of a stored envelope."""
+
+    @abstractmethod
+    def _replace(self, envelope_id: bytes, data: bytes) -> bool: ...
 
     @abstractmethod
     def close(self) -> None: ...
@@ -231,6 +248,20 @@ class MemoryStore(PolicyStore):
 
     def seen_count(self) -> int:
         return len(self._seen)
+
+    def meta(self, envelope_id: bytes) -> tuple[int, int] | None:
+        item: StoreItem | None = self._items.get(envelope_id)
+        return None if item is None else (item.expiry, item.priority)
+
+    def _replace(self, envelope_id: bytes, data: bytes) -> bool:
+        item: StoreItem | None = self._items.get(envelope_id)
+        if item is None:
+            return False
+        delta = len(data) - item.size
+        self._items[envelope_id] = StoreItem(item.id, data, item.expiry, item.priority, item.source)
+        self._sources[item.source] += delta
+        self._bytes += delta
+        return True
 
     def close(self) -> None:
         pass

@@ -118,6 +118,27 @@ class SQLiteStore(PolicyStore):
     def seen_count(self) -> int:
         return int(self._db.execute("SELECT COUNT(*) FROM seen").fetchone()[0])
 
+    def meta(self, envelope_id: bytes) -> tuple[int, int] | None:
+        row = self._db.execute(
+            "SELECT expiry, priority FROM envelopes WHERE id = ?", (envelope_id,)
+        ).fetchone()
+        return None if row is None else (int(row[0]), int(row[1]))
+
+    def _replace(self, envelope_id: bytes, data: bytes) -> bool:
+        row = self._db.execute(
+            "SELECT source, size FROM envelopes WHERE id = ?", (envelope_id,)
+        ).fetchone()
+        if row is None:
+            return False
+        delta = len(data) - int(row[1])
+        self._db.execute(
+            "UPDATE envelopes SET data = ?, size = ? WHERE id = ?", (data, len(data), envelope_id)
+        )
+        source = bytes(row[0])
+        self._sources[source] = self._sources.get(source, 0) + delta
+        self._bytes += delta
+        return True
+
     def close(self) -> None:
         self._db.close()
 
