@@ -1,0 +1,82 @@
+"""Events the node is fed and actions it returns: frozen, slotted dataclasses."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# ---- events (driver -> node) ------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class LinkUp:
+    link: int
+    initiator: bool
+    mtu: int = 1400
+
+
+@dataclass(frozen=True, slots=True)
+class LinkDown:
+    link: int
+
+
+@dataclass(frozen=True, slots=True)
+class FrameReceived:
+    link: int
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class SendMessage:
+    recipient: bytes  # the contact's Ed25519 identity key
+    body: bytes
+    ttl: int = 3 * 86400
+
+
+@dataclass(frozen=True, slots=True)
+class Tick:
+    pass
+
+
+Event = LinkUp | LinkDown | FrameReceived | SendMessage | Tick
+
+# ---- actions (node -> driver) -----------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Transmit:
+    link: int
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class CloseLink:
+    link: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class MessageDelivered:
+    sender: bytes  # Ed25519 identity key of the authenticated sender
+    created: int
+    msg_id: bytes
+    body: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class MessageQueued:
+    msg_id: bytes
+    envelope_id: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class MessageAcked:
+    msg_id: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class SendFailed:
+    recipient: bytes
+    reason: str
+
+
+Action = Transmit | CloseLink | MessageDelivered | MessageQueued | MessageAcked | SendFailed

@@ -1,0 +1,591 @@
+"""The node: the sans-I/O protocol core that both the daemon and the simulator drive.
+
+Theory of operation
+-------------------
+``Node.handle(event, now) -> list[Action]`` and ``Node.next_deadline()`` are the whole API.
+The driver owns sockets, radios and clocks; it reports :mod:`mesh.core.events` and carries
+out the returned actions (transmit a frame on a link, close a link, show a message).
+
+Per link the node runs a :class:`~mesh.core.link.LinkSession` (Noise XX, records padded to
+the MTU). When both sides have said HELLO, the link initiator streams rateless-IBLT symbols
+of its envelope ids; the responder peels out the symmetric difference and the two sides
+TRADE: each offers ``(id, tag)`` of what the other lacks, each asks only for what it wants
+(not stored, not in its seen-set), and the routing strategy decides per envelope whether to
+hand it over and with which budget. Envelopes travel in priority order (own first, then
+soonest expiry), each committed to the store on arrival, so a contact that ends half way
+costs nothing: the next contact reconciles again and resends only what is still missing.
+
+Every envelope that arrives is checked before it is stored: strict decode, stamp
+(difficulty rising with store load), expiry and budget clamps, bulletin and prekey
+signatures, per-source and global quotas, per-link token bucket. Unsolicited or malformed
+input is dropped and counted in :attr:`Node.stats`; a peer that breaks the protocol loses
+the link. A first-contact envelope whose 1-byte hint matches one of our prekeys is opened;
+a message for us is delivered once, removed from the store (its id stays in the seen-set),
+and its receipt secret is released after a random delay, batched with others. A receipt
+that matches a stored envelope purges it; one that matches nothing is ignored.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+from crypto.errors import CryptoError
+from crypto.identity import Identity, PublicIdentity
+from crypto.noise import KeyPair
+from crypto.prekeys import PrekeyRecord, PrekeyRing
+from crypto.primitives import Rng, blake2b
+from crypto.receipts import receipt_hash
+from mesh.core import envelope as E
+from mesh.core import messages as M
+from mesh.core import protocol as P
+from mesh.core.events import (
+    Action,
+    CloseLink,
+    Event,
+    FrameReceived,
+    LinkDown,
+    LinkUp,
+    MessageAcked,
+    MessageDelivered,
+    MessageQueued,
+    SendFailed,
+    SendMessage,
+    Tick,
+    Transmit,
+)
+from mesh.core.flood import TokenBucket, load_difficulty
+from mesh.core.link import LinkOutput, LinkSession, LinkState
+from mesh.core.riblt import MAX_SYMBOLS, Symbols, decode_symbols, encode_set, subtract_and_peel
+from mesh.core.routing import EnvView, Strategy, by_name
+from mesh.core.store import PolicyStore, PutStatus, StoreItem
+
+log = logging.getLogger(__name__)
+
+PRIO_OTHER, PRIO_PUBLIC, PRIO_CONTACT, PRIO_OWN = 0, 1, 2, 3
+
+
+@dataclass(frozen=True, slots=True)
+class NodeConfig:
+    strategy: str = "epidemic"
+    strategy_args: tuple[tuple[str, int], ...] = ()
+    mint_difficulty: int = 10  # stamp bits on envelopes we originate
+    base_difficulty: int = 8  # stamp bits we require when the store is at most half full
+    max_ttl: int = 7 * 86400
+    max_budget: int = 32
+    link_rate: float = 50.0  # envelopes per second accepted per link...
+    link_burst: float = 400.0  # ...after a burst of this many
+    receipt_delay: tuple[int, int] = (30, 300)
+    resync_every: int = 120
+    sweep_every: int = 600
+    initial_symbols: int = 32
+    long_term_link_key: bytes | None = None  # relays: a pinned link key; others: fresh
+
+
+@dataclass(slots=True)
+class Contact:
+    identity: PublicIdentity
+    prekey: PrekeyRecord | None = None
+
+
+@dataclass(slots=True)
+class _Link:
+    session: LinkSession
+    bucket: TokenBucket
+    hello: P.Hello | None = None
+    snapshot: list[bytes] = field(default_factory=list)
+    sent_symbols: int = 0
+    remote: Symbols | None = None
+    asked: set[bytes] = field(default_factory=set)  # ids we asked this peer for
+    last_sync: int = 0
+    expect: int = 0  # symbols requested with MORE and not yet all received
+
+    @property
+    def peer(self) -> bytes:
+        return self.session.peer_static or b""
+
+
+def hint_for(prekey_public: bytes) -> bytes:
+    """The 1-byte first-contact routing hint of a prekey (1 in 256 nodes share it)."""
+    return blake2b(prekey_public, digest_size=1, person=b"steppe-hint")
+
+
+class Node:
+    def __init__(
+        self,
+        identity: Identity,
+        ring: PrekeyRing,
+        store: PolicyStore,
+        rng: Rng,
+        config: NodeConfig | None = None,
+    ) -> None:
+        self.identity = identity
+        self.ring = ring
+        self.store = store
+        self.rng = rng
+        self.config = config or NodeConfig()
+        self.strategy: Strategy = by_name(self.config.strategy, **dict(self.config.strategy_args))
+        self.contacts: dict[bytes, Contact] = {}
+        self.links: dict[int, _Link] = {}
+        self.stats: dict[str, int] = {}
+        self._own: dict[bytes, bytes] = {}  # receipt hash -> msg id, for our messages
+        self._by_receipt: dict[bytes, bytes] = {}  # receipt hash -> stored envelope id
+        self._receipts: dict[bytes, tuple[bytes, int]] = {}  # hash -> (secret, expiry)
+        self._pending: list[tuple[int, bytes, int]] = []  # (release at, secret, expiry)
+        self._next_sweep = 0
+        self._delivered: set[bytes] = set()
+        self._dispatch: MappingProxyType[type, Callable[[Any, int], list[Action]]] = (
+            MappingProxyType(
+                {
+                    LinkUp: self._link_up,
+                    LinkDown: self._link_down,
+                    FrameReceived: self._frame,
+                    SendMessage: self._send,
+                    Tick: self._tick,
+                }
+            )
+        )
+
+    # ---- public API -------------------------------------------------------------------
+    def handle(self, event: Event, now: int) -> list[Action]:
+        return self._dispatch[type(event)](event, now)
+
+    def next_deadline(self) -> int | None:
+        times = [self._next_sweep] if self._next_sweep else []
+        times += [at for at, _s, _e in self._pending]
+        for ln in self.links.values():
+            d = ln.session.next_deadline()
+            if d is not None:
+                times.append(d)
+            if ln.session.state is LinkState.OPEN and ln.hello is not None:
+                times.append(ln.last_sync + self.config.resync_every)
+        return min(times) if times else None
+
+    def add_contact(self, identity: PublicIdentity, prekey: PrekeyRecord | None = None) -> None:
+        identity.verify()
+        self.contacts[identity.sign_public] = Contact(identity, prekey)
+
+    def publish_prekey(self, now: int) -> list[Action]:
+        """Store our newest prekey record as a PREKEY envelope and offer it to peers."""
+        current = self.ring.current(now)
+        if current is None:
+            current = self.ring.create(self.identity, now, self.rng)
+        env = M.stamped(
+            M.prekey_envelope(current.record, self.strategy.INITIAL_BUDGET),
+            self.config.mint_difficulty,
+            self.rng,
+        )
+        self._store_local(env, now)
+        return self._offer_everywhere([env.id()], now)
+
+    def my_hints(self) -> set[bytes]:
+        return {hint_for(k.record.public) for k in self.ring.keys}
+
+    # ---- helpers ----------------------------------------------------------------------
+    def _count(self, key: str, n: int = 1) -> None:
+        self.stats[key] = self.stats.get(key, 0) + n
+
+    def _transmit(self, link: int, out: LinkOutput) -> list[Action]:
+        return [Transmit(link, f) for f in out.frames]
+
+    def _send_msg(self, link: int, msg: P.Message) -> list[Action]:
+        ln = self.links.get(link)
+        if ln is None or ln.session.state is not LinkState.OPEN:
+            return []
+        return self._transmit(link, ln.session.send(P.encode(msg)))
+
+    def _close(self, link: int, reason: str) -> list[Action]:
+        ln = self.links.pop(link, None)
+        if ln is None:
+            return []
+        self.strategy.on_contact_end(ln.peer, 0)
+        out = ln.session.close()
+        return [*self._transmit(link, out), CloseLink(link, reason)]
+
+    def _required_difficulty(self) -> int:
+        fill = self.store.total_bytes() / max(1, self.store.quotas.max_total_bytes)
+        return load_difficulty(self.config.base_difficulty, fill)
+
+    def _store_local(self, env: E.Envelope, now: int) -> None:
+        frame = E.encode(env)
+        self.store.put(StoreItem(env.id(), frame, env.expiry, PRIO_OWN, b"self"), now)
+        if env.receipt:
+            self._by_receipt[env.receipt] = env.id()
+
+    # ---- links ------------------------------------------------------------------------
+    def _link_up(self, ev: LinkUp, now: int) -> list[Action]:
+        if ev.link in self.links:
+            return self._close(ev.link, "duplicate link id")
+        key = self.config.long_term_link_key
+        static = KeyPair.from_private(key) if key else KeyPair.generate(self.rng)
+        session = LinkSession(
+            initiator=ev.initiator, static=static, mtu=ev.mtu, rng=self.rng, now=now
+        )
+        self.links[ev.link] = _Link(
+            session, TokenBucket(self.config.link_rate, self.config.link_burst)
+        )
+        return self._transmit(ev.link, session.start())
+
+    def _link_down(self, ev: LinkDown, now: int) -> list[Action]:
+        ln = self.links.pop(ev.link, None)
+        if ln is not None:
+            self.strategy.on_contact_end(ln.peer, now)
+        return []
+
+    def _frame(self, ev: FrameReceived, now: int) -> list[Action]:
+        ln = self.links.get(ev.link)
+        if ln is None:
+            return []
+        out = ln.session.receive_frame(ev.data, now)
+        actions = self._transmit(ev.link, out)
+        if out.closed is not None:
+            self.links.pop(ev.link, None)
+            self._count("links_closed_" + out.closed.name.lower())
+            return [*actions, CloseLink(ev.link, out.closed.value)]
+        if out.opened:
+            info = self.strategy.routing_info(sorted(self.my_hints()), now)
+            actions += self._send_msg(ev.link, P.Hello(P.VERSION, self.strategy.NAME, info))
+        for raw in out.messages:
+            try:
+                msg = P.decode(raw)
+            except P.ProtocolError as exc:
+                self._count("protocol_errors")
+                log.info("link %d: peer broke the protocol: %s", ev.link, exc)
+                return [*actions, *self._close(ev.link, f"protocol error: {exc}")]
+            actions += self._on_message(ev.link, msg, now)
+            if ev.link not in self.links:
+                break
+        return actions
+
+    def _on_message(self, link: int, msg: P.Message, now: int) -> list[Action]:
+        ln = self.links[link]
+        if isinstance(msg, P.Hello):
+            return self._on_hello(link, ln, msg, now)
+        if ln.hello is None:
+            return self._close(link, "message before HELLO")
+        if isinstance(msg, P.SymbolsMsg):
+            return self._on_symbols(link, ln, msg, now)
+        if isinstance(msg, P.More):
+            return self._on_more(link, ln, msg)
+        if isinstance(msg, P.Trade):
+            return self._on_trade(link, ln, msg, now)
+        if isinstance(msg, P.EnvelopeMsg):
+            return self._on_envelope(link, ln, msg, now)
+        return self._on_receipts(link, msg, now)
+
+    def _on_hello(self, link: int, ln: _Link, msg: P.Hello, now: int) -> list[Action]:
+        if ln.hello is not None:
+            return self._close(link, "second HELLO")
+        ln.hello = msg
+        self.strategy.on_contact(ln.peer, msg.routing_info, now)
+        actions = self._send_receipts_to(link, now)
+        return actions + self._start_sync(link, ln, now)
+
+    # ---- reconciliation ---------------------------------------------------------------
+    def _start_sync(self, link: int, ln: _Link, now: int) -> list[Action]:
+        ln.last_sync = now
+        if not ln.session.initiator:
+            return []
+        ln.snapshot = self.store.ids_in_range(b"", None)
+        m = self.config.initial_symbols
+        return self._send_symbols(link, ln, 0, m)
+
+    def _send_symbols(self, link: int, ln: _Link, start: int, stop: int) -> list[Action]:
+        syms = encode_set(ln.snapshot, stop)
+        actions: list[Action] = []
+        for lo in range(start, stop, P.MAX_SYMBOLS_PER_MESSAGE):
+            hi = min(stop, lo + P.MAX_SYMBOLS_PER_MESSAGE)
+            actions += self._send_msg(
+                link, P.SymbolsMsg(lo, syms.encode(lo, hi), syms.counts_slice(lo, hi))
+            )
+        ln.sent_symbols = stop
+        self._count("symbols_sent", stop - start)
+        return actions
+
+    def _on_more(self, link: int, ln: _Link, msg: P.More) -> list[Action]:
+        limit = min(MAX_SYMBOLS, 4 * (len(ln.snapshot) + 64))
+        if msg.upto <= ln.sent_symbols or msg.upto > limit:
+            return self._close(link, "bad MORE request")
+        return self._send_symbols(link, ln, ln.sent_symbols, msg.upto)
+
+    def _on_symbols(self, link: int, ln: _Link, msg: P.SymbolsMsg, now: int) -> list[Action]:
+        if ln.session.initiator:
+            return self._close(link, "SYMBOLS from the responder")
+        try:
+            part = decode_symbols(msg.blob, msg.counts)
+        except ValueError:
+            return self._close(link, "bad SYMBOLS")
+        if msg.start == 0:
+            ln.remote = Symbols()
+            ln.snapshot = self.store.ids_in_range(b"", None)
+            ln.expect = 0
+            ln.last_sync = now
+        if ln.remote is None or msg.start != len(ln.remote):
+            return self._close(link, "SYMBOLS out of order")
+        ln.remote.sums += part.sums
+        ln.remote.checks += part.checks
+        ln.remote.counts += part.counts
+        m = len(ln.remote)
+        if m < ln.expect:
+            return []  # the rest of this batch is still on its way
+        diff = subtract_and_peel(ln.remote, encode_set(ln.snapshot, m))
+        if diff is None:
+            if m >= MAX_SYMBOLS:
+                return self._close(link, "reconciliation did not converge")
+            ln.expect = min(MAX_SYMBOLS, m * 2)
+            self._count("sync_rounds")
+            return self._send_msg(link, P.More(ln.expect))
+        ln.remote = None
+        ln.expect = 0
+        self._count("syncs")
+        ask = [i for i in diff.only_remote if self._wanted(i, now)]
+        offer = self._offer_items(diff.only_local)
+        if not ask and not offer:
+            return []
+        return self._send_msg(link, P.Trade(offer, self.strategy.NEEDS_DESTINATION, [], [], ask))
+
+    def _wanted(self, envelope_id: bytes, now: int) -> bool:
+        return not self.store.has(envelope_id) and not self.store.is_seen(envelope_id, now)
+
+    def _offer_items(self, ids: list[bytes]) -> list[tuple[bytes, bytes]]:
+        items = []
+        for i in ids[: P.MAX_LIST]:
+            frame = self.store.get(i)
+            if frame is not None:
+                items.append((i, E.decode(frame).tag))
+        return items
+
+    def _offer_everywhere(self, ids: list[bytes], now: int) -> list[Action]:
+        actions: list[Action] = []
+        offer = self._offer_items(ids)
+        for link, ln in list(self.links.items()):
+            if ln.hello is not None and ln.session.state is LinkState.OPEN and offer:
+                actions += self._send_msg(
+                    link, P.Trade(offer, self.strategy.NEEDS_DESTINATION, [], [], [])
+                )
+        return actions
+
+    # ---- trading ----------------------------------------------------------------------
+    def _on_trade(self, link: int, ln: _Link, msg: P.Trade, now: int) -> list[Action]:
+        actions = self._give(link, ln, msg.want, set(msg.mine), now)
+        want = [i for i, _t in msg.offer if self._wanted(i, now) and i not in ln.asked]
+        mine: list[bytes] = []
+        if msg.need_dest:
+            hints = self.my_hints()
+            mine = [i for i, t in msg.offer if i in want and t in hints]
+        ln.asked.update(want)
+        offer = self._offer_items([i for i in msg.ask if self.store.has(i)])
+        if want or offer:
+            actions += self._send_msg(
+                link, P.Trade(offer, self.strategy.NEEDS_DESTINATION, want, mine, [])
+            )
+        return actions
+
+    def _give(
+        self, link: int, ln: _Link, want: list[bytes], mine: set[bytes], now: int
+    ) -> list[Action]:
+        ranked = []
+        for i in want:
+            meta = self.store.meta(i)
+            if meta is not None:
+                ranked.append((-meta[1], meta[0], i))
+        ranked.sort()
+        actions: list[Action] = []
+        for _p, _e, i in ranked:
+            frame = self.store.get(i)
+            if frame is None:
+                continue
+            env = E.decode(frame)
+            view = EnvView(i, env.budget, env.expiry, env.tag)
+            handoff = self.strategy.decide(view, ln.peer, i in mine, now)
+            if not handoff.give:
+                self._count("withheld")
+                continue
+            copy = E.encode(env.with_budget(max(0, min(handoff.peer_budget, E.MAX_BUDGET))))
+            actions += self._send_msg(link, P.EnvelopeMsg(copy))
+            self._count("envelopes_sent")
+            if handoff.keep_budget != env.budget:
+                self.store.replace_data(i, E.encode(env.with_budget(handoff.keep_budget)))
+        return actions
+
+    # ---- arriving envelopes -----------------------------------------------------------
+    def _on_envelope(self, link: int, ln: _Link, msg: P.EnvelopeMsg, now: int) -> list[Action]:
+        if not ln.bucket.take(now):
+            self._count("rate_limited")
+            return []
+        try:
+            env = E.decode(msg.frame)
+        except E.EnvelopeError:
+            self._count("bad_envelopes")
+            return self._close(link, "malformed envelope")
+        eid = env.id()
+        if eid not in ln.asked:
+            self._count("unsolicited")
+            return self._close(link, "unsolicited envelope")
+        ln.asked.discard(eid)
+        reason = self._check(env, eid, now)
+        if reason:
+            self._count("rejected_" + reason)
+            return []
+        if env.budget > self.config.max_budget:
+            env = env.with_budget(self.config.max_budget)
+        priority = self._priority(env)
+        result = self.store.put(
+            StoreItem(eid, E.encode(env), env.expiry, priority, ln.peer[:16]), now
+        )
+        self._count("put_" + result.status.value)
+        if result.status is not PutStatus.STORED:
+            return []
+        if env.receipt:
+            self._by_receipt[env.receipt] = eid
+        for gone in result.evicted:
+            self._count("evicted")
+            _ = gone
+        return self._maybe_deliver(env, eid, now)
+
+    def _check(self, env: E.Envelope, eid: bytes, now: int) -> str:
+        if env.expiry <= now:
+            return "expired"
+        if env.expiry > now + self.config.max_ttl + 3600:
+            return "expiry_too_far"
+        if env.receipt and env.receipt in self._receipts:
+            self.store.mark_seen(eid, env.expiry, now)
+            return "already_receipted"
+        if not M.stamp_ok(env, self._required_difficulty()):
+            return "stamp"
+        try:
+            if env.kind is E.Kind.BULLETIN:
+                M.read_bulletin_envelope(env).verify(now)
+            elif env.kind is E.Kind.PREKEY:
+                rec = M.read_prekey_envelope(env)
+                rec.verify(rec.identity_key, now)
+                self._learn_prekey(rec)
+        except (CryptoError, E.EnvelopeError):
+            return "bad_signature"
+        return ""
+
+    def _learn_prekey(self, rec: PrekeyRecord) -> None:
+        contact = self.contacts.get(rec.identity_key)
+        if contact is not None and (
+            contact.prekey is None or rec.created >= contact.prekey.created
+        ):
+            contact.prekey = rec
+
+    def _priority(self, env: E.Envelope) -> int:
+        if env.kind is E.Kind.FIRST_CONTACT and env.tag in self.my_hints():
+            return PRIO_CONTACT
+        if env.kind in (E.Kind.BULLETIN, E.Kind.PREKEY):
+            return PRIO_PUBLIC
+        return PRIO_OTHER
+
+    def _maybe_deliver(self, env: E.Envelope, eid: bytes, now: int) -> list[Action]:
+        if env.kind is not E.Kind.FIRST_CONTACT or env.tag not in self.my_hints():
+            return []
+        try:
+            opened = M.open_first_contact_envelope(self.identity, self.ring, env, now)
+        except (CryptoError, E.EnvelopeError):
+            return []  # a hint collision: someone else's message
+        self.store.delete(eid, now)
+        self._by_receipt.pop(env.receipt, None)
+        if opened.msg_id in self._delivered:
+            return []
+        self._delivered.add(opened.msg_id)
+        if opened.receipt_secret and receipt_hash(opened.receipt_secret) == env.receipt:
+            lo, hi = self.config.receipt_delay
+            delay = lo + int.from_bytes(self.rng(4), "big") % max(1, hi - lo + 1)
+            self._pending.append((now + delay, opened.receipt_secret, env.expiry))
+        self._count("delivered")
+        return [
+            MessageDelivered(opened.sender.sign_public, opened.created, opened.msg_id, opened.body)
+        ]
+
+    # ---- receipts ---------------------------------------------------------------------
+    def _on_receipts(self, link: int, msg: P.Receipts, now: int) -> list[Action]:
+        actions: list[Action] = []
+        fresh: list[bytes] = []
+        for secret in msg.secrets:
+            h = receipt_hash(secret)
+            if h in self._receipts:
+                continue
+            eid = self._by_receipt.pop(h, None)
+            msg_id = self._own.pop(h, None)
+            if eid is None and msg_id is None:
+                self._count("receipts_unmatched")
+                continue
+            expiry = now + self.config.max_ttl
+            if eid is not None:
+                meta = self.store.meta(eid)
+                expiry = meta[0] if meta else expiry
+                self.store.delete(eid, now)
+                self._count("purged_by_receipt")
+            self._receipts[h] = (secret, expiry)
+            fresh.append(secret)
+            if msg_id is not None:
+                actions.append(MessageAcked(msg_id))
+        if fresh:  # pass validated receipts on at once: relays purge early
+            for other, ln in list(self.links.items()):
+                if other != link and ln.hello is not None:
+                    actions += self._send_msg(other, P.Receipts(fresh))
+        return actions
+
+    def _send_receipts_to(self, link: int, now: int) -> list[Action]:
+        secrets = [s for s, exp in self._receipts.values() if exp > now][: P.MAX_LIST]
+        return self._send_msg(link, P.Receipts(secrets)) if secrets else []
+
+    # ---- sending ----------------------------------------------------------------------
+    def _send(self, ev: SendMessage, now: int) -> list[Action]:
+        contact = self.contacts.get(ev.recipient)
+        if contact is None:
+            return [SendFailed(ev.recipient, "not a contact")]
+        if contact.prekey is None or contact.prekey.expires <= now:
+            return [SendFailed(ev.recipient, "no current prekey for this contact yet")]
+        budget = min(self.strategy.INITIAL_BUDGET, self.config.max_budget)
+        msg_id = self.rng(16)
+        env = M.first_contact_envelope(
+            self.identity,
+            contact.identity,
+            contact.prekey,
+            ev.body,
+            now=now,
+            ttl=min(ev.ttl, self.config.max_ttl),
+            rng=self.rng,
+            budget=budget,
+            tag=hint_for(contact.prekey.public),
+            msg_id=msg_id,
+        )
+        env = M.stamped(env, self.config.mint_difficulty, self.rng)
+        self._store_local(env, now)
+        self._own[env.receipt] = msg_id
+        return [MessageQueued(msg_id, env.id()), *self._offer_everywhere([env.id()], now)]
+
+    # ---- time -------------------------------------------------------------------------
+    def _tick(self, _ev: Tick, now: int) -> list[Action]:
+        actions: list[Action] = []
+        for link, ln in list(self.links.items()):
+            out = ln.session.tick(now)
+            actions += self._transmit(link, out)
+            if out.closed is not None:
+                self.links.pop(link, None)
+                actions.append(CloseLink(link, out.closed.value))
+            elif ln.hello is not None and now >= ln.last_sync + self.config.resync_every:
+                actions += self._start_sync(link, ln, now)
+        due = [p for p in self._pending if p[0] <= now]
+        if due:
+            self._pending = [p for p in self._pending if p[0] > now]
+            for _at, secret, expiry in due:
+                self._receipts[receipt_hash(secret)] = (secret, expiry)
+            batch = P.Receipts([s for _a, s, _e in due])
+            for link in list(self.links):
+                if self.links[link].hello is not None:
+                    actions += self._send_msg(link, batch)
+        if now >= self._next_sweep:
+            self.store.sweep(now)
+            self._receipts = {h: v for h, v in self._receipts.items() if v[1] > now}
+            self._next_sweep = now + self.config.sweep_every
+            if self.ring.rotate(self.identity, now, self.rng) is not None:
+                actions += self.publish_prekey(now)
+            self.ring.prune(now)
+        return actions

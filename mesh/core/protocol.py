@@ -1,0 +1,185 @@
+"""Messages between two nodes over an open link session, and their strict codec.
+
+Every message is a canonical msgpack array ``[type, ...]``. Decoding is table-driven
+(:data:`_DECODERS`) and raises :class:`ProtocolError` for anything malformed; the node closes
+the link when a peer sends one.
+
+- ``HELLO   [0, version, strategy, routing_info]``
+- ``SYMBOLS [1, start, blob, counts]``  rateless IBLT symbols (link initiator -> responder)
+- ``MORE    [2, upto]``                  decoder asks for symbols up to ``upto``
+- ``TRADE   [3, offer, need_dest, want, mine, ask]``
+    ``offer`` [[id, tag]...] envelopes the sender can give; ``need_dest`` the sender's
+    strategy wants destination marks; ``want`` ids the sender asks for; ``mine`` the subset
+    of ``want`` addressed to the sender (only when the other side set ``need_dest``);
+    ``ask`` ids the sender lacks (from reconciliation) and would like offered.
+- ``ENVELOPE [4, frame]``                one envelope (only ever in answer to a ``want``)
+- ``RECEIPTS [5, [secret...]]``          released delivery-receipt secrets
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any
+
+from crypto.errors import CryptoError
+from crypto.wire import pack, strict_unpack
+from mesh.core.envelope import MAX_FRAME, MAX_TAG
+from mesh.core.riblt import SYMBOL_LEN
+
+VERSION = 1
+MAX_LIST = 4096
+MAX_SYMBOLS_PER_MESSAGE = 1024
+MAX_MESSAGE = MAX_FRAME + 1024
+
+
+class ProtocolError(Exception):
+    """The peer sent a message that breaks the protocol."""
+
+
+@dataclass(frozen=True, slots=True)
+class Hello:
+    version: int
+    strategy: str
+    routing_info: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class SymbolsMsg:
+    start: int
+    blob: bytes
+    counts: list[int]
+
+
+@dataclass(frozen=True, slots=True)
+class More:
+    upto: int
+
+
+@dataclass(frozen=True, slots=True)
+class Trade:
+    offer: list[tuple[bytes, bytes]]
+    need_dest: bool
+    want: list[bytes]
+    mine: list[bytes]
+    ask: list[bytes]
+
+
+@dataclass(frozen=True, slots=True)
+class EnvelopeMsg:
+    frame: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Receipts:
+    secrets: list[bytes]
+
+
+Message = Hello | SymbolsMsg | More | Trade | EnvelopeMsg | Receipts
+
+
+def encode(msg: Message) -> bytes:
+    if isinstance(msg, Hello):
+        return pack([0, msg.version, msg.strategy, msg.routing_info])
+    if isinstance(msg, SymbolsMsg):
+        return pack([1, msg.start, msg.blob, msg.counts])
+    if isinstance(msg, More):
+        return pack([2, msg.upto])
+    if isinstance(msg, Trade):
+        return pack([3, [[i, t] for i, t in msg.offer], msg.need_dest, msg.want, msg.mine, msg.ask])
+    if isinstance(msg, EnvelopeMsg):
+        return pack([4, msg.frame])
+    return pack([5, msg.secrets])
+
+
+def _ids(obj: Any, what: str) -> list[bytes]:
+    if not isinstance(obj, list) or len(obj) > MAX_LIST:
+        raise ProtocolError(f"{what}: expected a list of at most {MAX_LIST} ids")
+    for x in obj:
+        if not isinstance(x, bytes) or len(x) != 32:
+            raise ProtocolError(f"{what}: ids are 32 bytes")
+    return obj
+
+
+def _int(obj: Any, what: str, hi: int) -> int:
+    if type(obj) is not int or not 0 <= obj <= hi:
+        raise ProtocolError(f"{what}: integer out of range")
+    return obj
+
+
+def _hello(f: list[Any]) -> Message:
+    if len(f) != 4 or not isinstance(f[2], str) or not isinstance(f[3], bytes):
+        raise ProtocolError("bad HELLO")
+    return Hello(_int(f[1], "version", 255), f[2], f[3])
+
+
+def _symbols(f: list[Any]) -> Message:
+    if len(f) != 4 or not isinstance(f[2], bytes) or not isinstance(f[3], list):
+        raise ProtocolError("bad SYMBOLS")
+    counts = f[3]
+    if len(counts) > MAX_SYMBOLS_PER_MESSAGE or len(f[2]) != SYMBOL_LEN * len(counts):
+        raise ProtocolError("SYMBOLS: sizes disagree")
+    if not all(type(c) is int and 0 <= c < 2**32 for c in counts):
+        raise ProtocolError("SYMBOLS: bad counts")
+    return SymbolsMsg(_int(f[1], "start", 1 << 20), f[2], counts)
+
+
+def _more(f: list[Any]) -> Message:
+    if len(f) != 2:
+        raise ProtocolError("bad MORE")
+    return More(_int(f[1], "upto", 1 << 20))
+
+
+def _trade(f: list[Any]) -> Message:
+    if len(f) != 6 or not isinstance(f[1], list) or type(f[2]) is not bool:
+        raise ProtocolError("bad TRADE")
+    if len(f[1]) > MAX_LIST:
+        raise ProtocolError("TRADE: offer too long")
+    offer: list[tuple[bytes, bytes]] = []
+    for entry in f[1]:
+        if (
+            not isinstance(entry, list)
+            or len(entry) != 2
+            or not isinstance(entry[0], bytes)
+            or len(entry[0]) != 32
+            or not isinstance(entry[1], bytes)
+            or len(entry[1]) > MAX_TAG
+        ):
+            raise ProtocolError("TRADE: bad offer entry")
+        offer.append((entry[0], entry[1]))
+    return Trade(offer, f[2], _ids(f[3], "want"), _ids(f[4], "mine"), _ids(f[5], "ask"))
+
+
+def _envelope(f: list[Any]) -> Message:
+    if len(f) != 2 or not isinstance(f[1], bytes):
+        raise ProtocolError("bad ENVELOPE")
+    return EnvelopeMsg(f[1])
+
+
+def _receipts(f: list[Any]) -> Message:
+    if len(f) != 2 or not isinstance(f[1], list) or len(f[1]) > MAX_LIST:
+        raise ProtocolError("bad RECEIPTS")
+    if not all(isinstance(s, bytes) and len(s) == 16 for s in f[1]):
+        raise ProtocolError("RECEIPTS: secrets are 16 bytes")
+    return Receipts(f[1])
+
+
+_DECODERS: MappingProxyType[int, Callable[[list[Any]], Message]] = MappingProxyType(
+    {0: _hello, 1: _symbols, 2: _more, 3: _trade, 4: _envelope, 5: _receipts}
+)
+
+
+def decode(data: bytes) -> Message:
+    try:
+        obj = strict_unpack(
+            data, max_size=MAX_MESSAGE, max_array_len=MAX_LIST, max_str_len=32, max_map_len=0
+        )
+    except CryptoError as exc:
+        raise ProtocolError(str(exc)) from exc
+    if not isinstance(obj, list) or not obj or type(obj[0]) is not int:
+        raise ProtocolError("a message is a non-empty array with a type")
+    decoder = _DECODERS.get(obj[0])
+    if decoder is None:
+        raise ProtocolError(f"unknown message type {obj[0]}")
+    return decoder(obj)

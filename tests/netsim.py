@@ -1,0 +1,156 @@
+"""A tiny in-test network for node tests: real Nodes, fake links, a virtual clock.
+
+Not the simulator (that is issue 4's engine): just enough to wire cores back to back
+(STYLE.md 5) and to inject chaos (STYLE.md 8): seeded drops, duplicates, reordering,
+delays and links cut mid-transfer.
+"""
+
+from __future__ import annotations
+
+import heapq
+import random
+from dataclasses import dataclass, field
+
+from crypto.identity import Identity
+from crypto.prekeys import PrekeyRing
+from mesh.core.events import (
+    Action,
+    CloseLink,
+    Event,
+    FrameReceived,
+    LinkDown,
+    LinkUp,
+    MessageAcked,
+    MessageDelivered,
+    Tick,
+    Transmit,
+)
+from mesh.core.node import Node, NodeConfig
+from mesh.core.store import MemoryStore, Quotas
+
+T0 = 1_700_000_000
+
+
+@dataclass
+class Chaos:
+    drop: float = 0.0
+    dup: float = 0.0
+    reorder: float = 0.0
+    delay: tuple[float, float] = (0.0, 0.0)
+
+
+@dataclass
+class Net:
+    seed: int = 1
+    chaos: Chaos = field(default_factory=Chaos)
+    now: float = T0
+    nodes: list[Node] = field(default_factory=list)
+    delivered: dict[int, list[MessageDelivered]] = field(default_factory=dict)
+    acked: dict[int, list[bytes]] = field(default_factory=dict)
+    closes: list[tuple[int, str]] = field(default_factory=list)
+    frames: int = 0
+    bytes: int = 0
+
+    def __post_init__(self) -> None:
+        self.rng = random.Random(self.seed)
+        self._queue: list[tuple[float, int, int, int, bytes]] = []  # (t, seq, node, link, data)
+        self._seq = 0
+        self._links: dict[tuple[int, int], tuple[int, int]] = {}  # (node, link) -> peer end
+        self._next_link = 1
+
+    def add(self, config: NodeConfig | None = None, quotas: Quotas | None = None) -> int:
+        r = random.Random(self.rng.getrandbits(64))
+        ident = Identity.generate(r.randbytes)
+        ring = PrekeyRing()
+        ring.create(ident, int(self.now), r.randbytes)
+        node = Node(
+            ident,
+            ring,
+            MemoryStore(quotas),
+            r.randbytes,
+            config or NodeConfig(mint_difficulty=4, base_difficulty=4, receipt_delay=(5, 30)),
+        )
+        self.nodes.append(node)
+        idx = len(self.nodes) - 1
+        self.delivered[idx] = []
+        self.acked[idx] = []
+        return idx
+
+    def introduce_all(self) -> None:
+        """Everyone has everyone's card and current prekey (met in person earlier)."""
+        for a in self.nodes:
+            for b in self.nodes:
+                if a is not b:
+                    a.add_contact(b.identity.public(), b.ring.keys[-1].record)
+
+    def apply(self, idx: int, actions: list[Action]) -> None:
+        for act in actions:
+            if isinstance(act, Transmit):
+                peer = self._links.get((idx, act.link))
+                if peer is None:
+                    continue
+                self.frames += 1
+                self.bytes += len(act.data)
+                self._schedule(peer, act.data)
+            elif isinstance(act, CloseLink):
+                self.closes.append((idx, act.reason))
+                self._cut_end(idx, act.link)
+            elif isinstance(act, MessageDelivered):
+                self.delivered[idx].append(act)
+            elif isinstance(act, MessageAcked):
+                self.acked[idx].append(act.msg_id)
+
+    def _schedule(self, peer: tuple[int, int], data: bytes) -> None:
+        c = self.chaos
+        if self.rng.random() < c.drop:
+            return
+        copies = 2 if self.rng.random() < c.dup else 1
+        for _ in range(copies):
+            delay = self.rng.uniform(*c.delay)
+            if self.rng.random() < c.reorder:
+                delay += self.rng.uniform(0.0, 0.05)
+            self._seq += 1
+            heapq.heappush(self._queue, (self.now + delay, self._seq, peer[0], peer[1], data))
+
+    def _cut_end(self, idx: int, link: int) -> None:
+        peer = self._links.pop((idx, link), None)
+        if peer is not None and peer in self._links:
+            self._links.pop(peer, None)
+            self.event(peer[0], LinkDown(peer[1]))
+
+    def event(self, idx: int, ev: Event) -> None:
+        self.apply(idx, self.nodes[idx].handle(ev, int(self.now)))
+
+    def connect(self, a: int, b: int, mtu: int = 1400) -> tuple[int, int]:
+        la, lb = self._next_link, self._next_link + 1
+        self._next_link += 2
+        self._links[(a, la)] = (b, lb)
+        self._links[(b, lb)] = (a, la)
+        self.event(b, LinkUp(lb, initiator=False, mtu=mtu))
+        self.event(a, LinkUp(la, initiator=True, mtu=mtu))
+        return la, lb
+
+    def disconnect(self, a: int, la: int) -> None:
+        peer = self._links.pop((a, la), None)
+        self.event(a, LinkDown(la))
+        if peer is not None:
+            self._links.pop(peer, None)
+            self.event(peer[0], LinkDown(peer[1]))
+
+    def run(self, seconds: float, tick: float = 1.0) -> None:
+        end = self.now + seconds
+        next_tick = self.now
+        while self.now < end:
+            if self._queue and self._queue[0][0] <= min(next_tick, end):
+                t, _s, idx, link, data = heapq.heappop(self._queue)
+                self.now = max(self.now, t)
+                if (idx, link) in self._links:
+                    self.event(idx, FrameReceived(link, data))
+                continue
+            self.now = min(next_tick, end)
+            for i in range(len(self.nodes)):
+                self.event(i, Tick())
+            next_tick = self.now + tick
+
+    def links_of(self, idx: int) -> list[int]:
+        return [link for (n, link) in self._links if n == idx]

@@ -1,0 +1,129 @@
+"""Nodes back to back and across a relay, through the real link sessions."""
+
+from __future__ import annotations
+
+from mesh.core.events import MessageQueued, SendFailed, SendMessage
+from mesh.core.node import NodeConfig
+from tests.netsim import Net
+
+
+def send(net: Net, a: int, b: int, text: bytes) -> bytes:
+    actions = net.nodes[a].handle(
+        SendMessage(net.nodes[b].identity.sign_public, text), int(net.now)
+    )
+    queued = [x for x in actions if isinstance(x, MessageQueued)]
+    assert queued, actions
+    net.apply(a, actions)
+    return queued[0].msg_id
+
+
+def test_two_nodes_direct() -> None:
+    net = Net(seed=1)
+    a, b = net.add(), net.add()
+    net.introduce_all()
+    mid = send(net, a, b, b"hello bob")
+    net.connect(a, b)
+    net.run(5)
+    got = net.delivered[b]
+    assert [m.body for m in got] == [b"hello bob"]
+    assert got[0].sender == net.nodes[a].identity.sign_public
+    assert got[0].msg_id == mid
+    assert net.delivered[a] == []
+    net.run(60)  # the receipt is released after a random delay
+    assert net.acked[a] == [mid]
+
+
+def test_message_sent_while_linked_is_pushed() -> None:
+    net = Net(seed=2)
+    a, b = net.add(), net.add()
+    net.introduce_all()
+    net.connect(a, b)
+    net.run(3)
+    send(net, a, b, b"live")
+    net.run(3)
+    assert [m.body for m in net.delivered[b]] == [b"live"]
+
+
+def test_store_and_forward_through_relay_and_receipt_purges_relay() -> None:
+    net = Net(seed=3)
+    a, r, b = net.add(), net.add(), net.add()
+    net.introduce_all()
+    send(net, a, b, b"via relay")
+    la, _ = net.connect(a, r)
+    net.run(5)
+    net.disconnect(a, la)
+    relay_store = net.nodes[r].store
+    assert relay_store.count() == 1
+    lr, _ = net.connect(r, b)
+    net.run(5)
+    assert [m.body for m in net.delivered[b]] == [b"via relay"]
+    net.run(60)
+    assert relay_store.count() == 0, "the receipt purged the relay's copy"
+    assert net.nodes[r].stats.get("purged_by_receipt") == 1
+    net.disconnect(r, lr)
+    net.connect(a, r)
+    net.run(5)
+    assert len(net.acked[a]) == 1
+
+
+def test_exactly_once_even_if_offered_again() -> None:
+    net = Net(seed=4)
+    a, r, b = net.add(), net.add(), net.add()
+    net.introduce_all()
+    send(net, a, b, b"once")
+    net.connect(a, r)
+    net.connect(a, b)
+    net.run(5)
+    net.connect(r, b)
+    net.run(200)
+    assert len(net.delivered[b]) == 1
+
+
+def test_send_without_prekey_fails_cleanly() -> None:
+    net = Net(seed=5)
+    a, b = net.add(), net.add()
+    node = net.nodes[a]
+    out = node.handle(SendMessage(net.nodes[b].identity.sign_public, b"x"), int(net.now))
+    assert isinstance(out[0], SendFailed)
+    node.add_contact(net.nodes[b].identity.public())
+    out = node.handle(SendMessage(net.nodes[b].identity.sign_public, b"x"), int(net.now))
+    assert isinstance(out[0], SendFailed)
+    assert "prekey" in out[0].reason
+
+
+def test_prekey_learned_from_the_mesh() -> None:
+    net = Net(seed=6)
+    a, b = net.add(), net.add()
+    net.nodes[a].add_contact(net.nodes[b].identity.public())  # card only, no prekey
+    net.apply(b, net.nodes[b].publish_prekey(int(net.now)))
+    net.connect(a, b)
+    net.run(5)
+    assert net.nodes[a].contacts[net.nodes[b].identity.sign_public].prekey is not None
+    send(net, a, b, b"after prekey")
+    net.run(5)
+    assert [m.body for m in net.delivered[b]] == [b"after prekey"]
+
+
+def test_small_mtu_link() -> None:
+    net = Net(seed=7)
+    a, b = net.add(), net.add()
+    net.introduce_all()
+    send(net, a, b, b"over BLE")
+    net.connect(a, b, mtu=20)
+    net.run(10)
+    assert [m.body for m in net.delivered[b]] == [b"over BLE"]
+
+
+def test_direct_delivery_strategy_never_uses_relay() -> None:
+    cfg = NodeConfig(strategy="direct", mint_difficulty=4, base_difficulty=4)
+    net = Net(seed=8)
+    a, r, b = net.add(cfg), net.add(cfg), net.add(cfg)
+    net.introduce_all()
+    send(net, a, b, b"direct only")
+    la, _ = net.connect(a, r)
+    net.run(5)
+    assert net.nodes[r].store.count() == 0
+    net.disconnect(a, la)
+    net.connect(a, b)
+    net.run(5)
+    assert [m.body for m in net.delivered[b]] == [b"direct only"]
