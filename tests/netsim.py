@@ -49,7 +49,7 @@ class Net:
     acked: dict[int, list[bytes]] = field(default_factory=dict)
     closes: list[tuple[int, str]] = field(default_factory=list)
     frames: int = 0
-    bytes: int = 0
+    wire_bytes: int = 0
 
     def __post_init__(self) -> None:
         self.rng = random.Random(self.seed)
@@ -90,7 +90,7 @@ class Net:
                 if peer is None:
                     continue
                 self.frames += 1
-                self.bytes += len(act.data)
+                self.wire_bytes += len(act.data)
                 self._schedule(peer, act.data)
             elif isinstance(act, CloseLink):
                 self.closes.append((idx, act.reason))
