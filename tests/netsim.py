@@ -57,6 +57,7 @@ class Net:
         self._seq = 0
         self._links: dict[tuple[int, int], tuple[int, int]] = {}  # (node, link) -> peer end
         self._next_link = 1
+        self._last: dict[tuple[int, int], float] = {}
 
     def add(self, config: NodeConfig | None = None, quotas: Quotas | None = None) -> int:
         r = random.Random(self.rng.getrandbits(64))
@@ -106,11 +107,14 @@ class Net:
             return
         copies = 2 if self.rng.random() < c.dup else 1
         for _ in range(copies):
-            delay = self.rng.uniform(*c.delay)
+            at = self.now + self.rng.uniform(*c.delay)
             if self.rng.random() < c.reorder:
-                delay += self.rng.uniform(0.0, 0.05)
+                at = max(self.now, at - self.rng.uniform(0.0, 0.5))  # overtakes others
+            else:
+                at = max(at, self._last.get(peer, 0.0))  # links deliver in order
+                self._last[peer] = at
             self._seq += 1
-            heapq.heappush(self._queue, (self.now + delay, self._seq, peer[0], peer[1], data))
+            heapq.heappush(self._queue, (at, self._seq, peer[0], peer[1], data))
 
     def _cut_end(self, idx: int, link: int) -> None:
         peer = self._links.pop((idx, link), None)
