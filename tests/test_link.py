@@ -185,3 +185,19 @@ def test_fresh_link_keys_per_connection() -> None:
     a1, _ = opened_pair()
     a2, _ = make_pair(seed=2)
     assert a1.peer_static != a2.peer_static
+
+
+def test_claiming_someone_elses_link_key_fails_the_handshake() -> None:
+    """Mallory presents a relay's pinned public key without its private key."""
+    r = random.Random(9)
+    relay = KeyPair.generate(r.randbytes)
+    fake = KeyPair(r.randbytes(32), relay.public)
+    a = LinkSession(
+        initiator=True, static=KeyPair.generate(r.randbytes), mtu=244, rng=r.randbytes, now=NOW
+    )
+    mallory = LinkSession(initiator=False, static=fake, mtu=244, rng=r.randbytes, now=NOW)
+    out = a.start()
+    out = mallory.receive_frame(out.frames[0], NOW)
+    result = a.receive_frame(out.frames[0], NOW)
+    assert result.closed is CloseReason.DECRYPT_FAILED
+    assert a.state is LinkState.CLOSED
