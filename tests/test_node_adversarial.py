@@ -7,7 +7,7 @@ from crypto.errors import CryptoError
 from mesh.core import envelope as E
 from mesh.core import messages as M
 from mesh.core import protocol as P
-from mesh.core.events import FrameReceived, MessageQueued, SendMessage, Transmit
+from mesh.core.events import Action, FrameReceived, MessageQueued, SendMessage, Transmit
 from mesh.core.node import NodeConfig
 from mesh.core.routing.base import NO, EnvView, Handoff, Strategy
 from mesh.core.store import Quotas, StoreItem
@@ -27,13 +27,13 @@ def test_replayed_frame_closes_the_link_and_delivers_nothing_twice() -> None:
     a, b = net.add(), net.add()
     net.introduce_all()
     send(net, a, b, b"one")
-    la, lb = net.connect(a, b)
+    _, lb = net.connect(a, b)
     captured: list[bytes] = []
     original = net.apply
 
-    def spy(idx: int, actions: list[object]) -> None:
+    def spy(idx: int, actions: list[Action]) -> None:
         captured.extend(x.data for x in actions if isinstance(x, Transmit) and idx == a)
-        original(idx, actions)  # type: ignore[arg-type]
+        original(idx, actions)
 
     net.apply = spy  # type: ignore[method-assign]
     net.run(5)
