@@ -32,7 +32,7 @@ hiding the size bucket, or hiding that *some* message exists.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from crypto import primitives as p
 from crypto.errors import AuthenticationError, DecodeError, SignatureError
@@ -58,6 +58,13 @@ class Opened:
     body: bytes
     prekey_id: int
     receipt_secret: bytes = b""
+    session_secret: bytes = b""
+
+
+def session_secret(hs: HandshakeState) -> bytes:
+    """A 32-byte secret both sides share after the X handshake: the root of the pair's
+    Double Ratchet, routing tags and envelope keys (:mod:`mesh.core.session`)."""
+    return p.blake2b(hs.ss.ck, digest_size=32, person=b"steppe-session")
 
 
 def _no_rng(n: int) -> bytes:
@@ -77,6 +84,7 @@ def seal_first_contact(
     rng: p.Rng,
     size: int | None = None,
     receipt_secret: bytes = b"",
+    secret_out: list[bytes] | None = None,
 ) -> bytes:
     """Seal ``body`` for ``recipient``; the output is exactly ``size`` bytes, by default the
     smallest bucket it fits (:data:`crypto.padding.BUCKETS`)."""
@@ -109,6 +117,8 @@ def seal_first_contact(
     )
     out = hs.write_message(pad(inner, size - OVERHEAD))
     assert len(out) == size
+    if secret_out is not None:
+        secret_out.append(session_secret(hs))
     return out
 
 
@@ -131,7 +141,8 @@ def open_first_contact(
         except AuthenticationError:
             continue
         assert hs.rs is not None
-        return _check_inner(recipient, unpad(payload), hs.rs, candidate.prekey_id, now)
+        opened = _check_inner(recipient, unpad(payload), hs.rs, candidate.prekey_id, now)
+        return replace(opened, session_secret=session_secret(hs))
     raise AuthenticationError("no prekey opens this message")
 
 

@@ -15,6 +15,7 @@ from crypto.receipts import SECRET_LEN, receipt_hash
 from crypto.seal import MSG_ID_LEN, Opened, open_first_contact, seal_first_contact
 from crypto.stamp import mint_stamp, verify_stamp
 from mesh.core import envelope as E
+from mesh.core.session import Inner, Session
 
 DEFAULT_BUDGET = 8
 CONTENT_TEXT = 1
@@ -74,6 +75,7 @@ def first_contact_envelope(
     tag: bytes = b"",
     msg_id: bytes | None = None,
     receipt_secret: bytes | None = None,
+    secret_out: list[bytes] | None = None,
 ) -> E.Envelope:
     """Seal ``body`` to ``recipient``'s prekey inside a FIRST_CONTACT envelope (unstamped),
     with a delivery-receipt hash in the header and its secret inside the seal.
@@ -93,6 +95,7 @@ def first_contact_envelope(
         header_ad=header,
         rng=rng,
         receipt_secret=secret,
+        secret_out=secret_out,
     )
     return E.make(E.Kind.FIRST_CONTACT, expiry_hour, tag, sealed, budget, receipt=receipt)
 
@@ -103,3 +106,26 @@ def open_first_contact_envelope(
     if env.kind is not E.Kind.FIRST_CONTACT:
         raise E.MalformedEnvelope("not a first-contact envelope")
     return open_first_contact(recipient, ring, env.body, header_ad=env.header(), now=now)
+
+
+def session_envelope(
+    session: Session,
+    body: bytes,
+    *,
+    now: int,
+    ttl: int,
+    rng: Rng,
+    msg_id: bytes,
+    content_type: int = CONTENT_TEXT,
+    budget: int = DEFAULT_BUDGET,
+) -> E.Envelope:
+    """A SESSION envelope: a fresh per-message tag, a receipt hash, the ratchet message
+    sealed under the epoch's envelope key (unstamped)."""
+    tag, epoch = session.next_tag(now)
+    secret = rng(SECRET_LEN)
+    receipt = receipt_hash(secret)
+    expiry_hour = E.coarse_expiry(now, ttl)
+    header = E.header_bytes(E.Kind.SESSION, expiry_hour, tag, receipt)
+    inner = Inner(msg_id, now, content_type, body, secret)
+    sealed = session.seal(inner, header, epoch, rng)
+    return E.make(E.Kind.SESSION, expiry_hour, tag, sealed, budget, receipt=receipt)

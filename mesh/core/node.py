@@ -61,6 +61,7 @@ from mesh.core.flood import TokenBucket, load_difficulty
 from mesh.core.link import LinkOutput, LinkSession, LinkState
 from mesh.core.riblt import MAX_SYMBOLS, Symbols, decode_symbols, encode_set, subtract_and_peel
 from mesh.core.routing import EnvView, Strategy, by_name
+from mesh.core.session import EPOCH, Session
 from mesh.core.store import PolicyStore, PutStatus, StoreItem
 
 log = logging.getLogger(__name__)
@@ -137,6 +138,10 @@ class Node:
         self._pending: list[tuple[int, bytes, int]] = []  # (release at, secret, expiry)
         self._next_sweep = 0
         self._delivered: set[bytes] = set()
+        self.sessions: dict[bytes, Session] = {}
+        self._tags: dict[bytes, tuple[bytes, int, int]] = {}  # tag -> (sid, epoch, counter)
+        self._tags_epoch = -1
+        self._by_tag: dict[bytes, bytes] = {}  # tag -> id of a stored SESSION envelope
         self._dispatch: MappingProxyType[type, Callable[[Any, int], list[Action]]] = (
             MappingProxyType(
                 {
@@ -183,6 +188,20 @@ class Node:
 
     def my_hints(self) -> set[bytes]:
         return {hint_for(k.record.public) for k in self.ring.keys}
+
+    def is_mine(self, tag: bytes) -> bool:
+        """Is an envelope with this routing tag (probably) addressed to us?"""
+        return tag in self._tags or (len(tag) == 1 and tag in self.my_hints())
+
+    def _rebuild_tags(self, now: int, only: Session | None = None) -> None:
+        if only is None:
+            self._tags = {}
+            self._tags_epoch = now // EPOCH
+        else:
+            self._tags = {t: v for t, v in self._tags.items() if v[0] != only.sid}
+        for sess in [only] if only is not None else list(self.sessions.values()):
+            for tag, (epoch, counter) in sess.expected_tags(now).items():
+                self._tags[tag] = (sess.sid, epoch, counter)
 
     # ---- helpers ----------------------------------------------------------------------
     def _count(self, key: str, n: int = 1) -> None:
@@ -374,8 +393,7 @@ class Node:
         want = [i for i, _t in msg.offer if self._wanted(i, now) and i not in ln.asked]
         mine: list[bytes] = []
         if msg.need_dest:
-            hints = self.my_hints()
-            mine = [i for i, t in msg.offer if i in want and t in hints]
+            mine = [i for i, t in msg.offer if i in want and self.is_mine(t)]
         ln.asked.update(want)
         offer = self._offer_items([i for i in msg.ask if self.store.has(i)])
         if want or offer:
@@ -441,6 +459,8 @@ class Node:
             return []
         if env.receipt:
             self._by_receipt[env.receipt] = eid
+        if env.kind is E.Kind.SESSION:
+            self._by_tag[env.tag] = eid
         for gone in result.evicted:
             self._count("evicted")
             _ = gone
@@ -475,32 +495,95 @@ class Node:
             contact.prekey = rec
 
     def _priority(self, env: E.Envelope) -> int:
-        if env.kind is E.Kind.FIRST_CONTACT and env.tag in self.my_hints():
+        if self.is_mine(env.tag):
             return PRIO_CONTACT
         if env.kind in (E.Kind.BULLETIN, E.Kind.PREKEY):
             return PRIO_PUBLIC
         return PRIO_OTHER
 
     def _maybe_deliver(self, env: E.Envelope, eid: bytes, now: int) -> list[Action]:
+        if env.kind is E.Kind.SESSION and env.tag in self._tags:
+            return self._deliver_session(env, eid, now) + self._deliver_waiting(now)
         if env.kind is not E.Kind.FIRST_CONTACT or env.tag not in self.my_hints():
             return []
         try:
             opened = M.open_first_contact_envelope(self.identity, self.ring, env, now)
         except (CryptoError, E.EnvelopeError):
             return []  # a hint collision: someone else's message
+        key = next((k for k in self.ring.keys if k.prekey_id == opened.prekey_id), None)
+        if key is not None and opened.session_secret:
+            sess = Session.as_bob(
+                opened.session_secret,
+                opened.sender.sign_public,
+                KeyPair(key.private, key.record.public),
+                now,
+            )
+            if sess.sid not in self.sessions:
+                self.sessions[sess.sid] = sess
+                self._rebuild_tags(now, sess)
+        actions = self._finish_delivery(
+            env,
+            eid,
+            now,
+            opened.sender.sign_public,
+            opened.created,
+            opened.msg_id,
+            opened.body,
+            opened.receipt_secret,
+        )
+        return actions + self._deliver_waiting(now)
+
+    def _deliver_waiting(self, now: int) -> list[Action]:
+        """Session envelopes that arrived before the first contact that set up their
+        session (or before an epoch rolled over) can be opened now."""
+        actions: list[Action] = []
+        progress = True
+        while progress:
+            progress = False
+            for tag in [t for t in self._by_tag if t in self._tags]:
+                eid = self._by_tag.pop(tag)
+                frame = self.store.get(eid)
+                if frame is not None:
+                    actions += self._deliver_session(E.decode(frame), eid, now)
+                    progress = True
+        return actions
+
+    def _deliver_session(self, env: E.Envelope, eid: bytes, now: int) -> list[Action]:
+        sid, epoch, counter = self._tags[env.tag]
+        sess = self.sessions[sid]
+        try:
+            inner = sess.open(env.body, env.header(), epoch, counter, now, self.rng)
+        except (CryptoError, E.EnvelopeError):
+            self._count("session_open_failed")
+            return []
+        self._by_tag.pop(env.tag, None)
+        self._rebuild_tags(now, sess)
+        return self._finish_delivery(
+            env, eid, now, sess.peer, inner.created, inner.msg_id, inner.body, inner.receipt_secret
+        )
+
+    def _finish_delivery(
+        self,
+        env: E.Envelope,
+        eid: bytes,
+        now: int,
+        sender: bytes,
+        created: int,
+        msg_id: bytes,
+        body: bytes,
+        secret: bytes,
+    ) -> list[Action]:
         self.store.delete(eid, now)
         self._by_receipt.pop(env.receipt, None)
-        if opened.msg_id in self._delivered:
+        if msg_id in self._delivered:
             return []
-        self._delivered.add(opened.msg_id)
-        if opened.receipt_secret and receipt_hash(opened.receipt_secret) == env.receipt:
+        self._delivered.add(msg_id)
+        if secret and receipt_hash(secret) == env.receipt:
             lo, hi = self.config.receipt_delay
             delay = lo + int.from_bytes(self.rng(4), "big") % max(1, hi - lo + 1)
-            self._pending.append((now + delay, opened.receipt_secret, env.expiry))
+            self._pending.append((now + delay, secret, env.expiry))
         self._count("delivered")
-        return [
-            MessageDelivered(opened.sender.sign_public, opened.created, opened.msg_id, opened.body)
-        ]
+        return [MessageDelivered(sender, created, msg_id, body)]
 
     # ---- receipts ---------------------------------------------------------------------
     def _on_receipts(self, link: int, msg: P.Receipts, now: int) -> list[Action]:
@@ -536,26 +619,46 @@ class Node:
         return self._send_msg(link, P.Receipts(secrets)) if secrets else []
 
     # ---- sending ----------------------------------------------------------------------
+    def _session_for(self, peer: bytes) -> Session | None:
+        usable = [s for s in self.sessions.values() if s.peer == peer and s.can_send]
+        return max(usable, key=lambda s: s.last_used) if usable else None
+
     def _send(self, ev: SendMessage, now: int) -> list[Action]:
         contact = self.contacts.get(ev.recipient)
         if contact is None:
             return [SendFailed(ev.recipient, "not a contact")]
-        if contact.prekey is None or contact.prekey.expires <= now:
+        if self._session_for(ev.recipient) is not None:
+            pass
+        elif contact.prekey is None or contact.prekey.expires <= now:
             return [SendFailed(ev.recipient, "no current prekey for this contact yet")]
         budget = min(self.strategy.INITIAL_BUDGET, self.config.max_budget)
         msg_id = self.rng(16)
-        env = M.first_contact_envelope(
-            self.identity,
-            contact.identity,
-            contact.prekey,
-            ev.body,
-            now=now,
-            ttl=min(ev.ttl, self.config.max_ttl),
-            rng=self.rng,
-            budget=budget,
-            tag=hint_for(contact.prekey.public),
-            msg_id=msg_id,
-        )
+        ttl = min(ev.ttl, self.config.max_ttl)
+        sess = self._session_for(ev.recipient)
+        if sess is not None:
+            env = M.session_envelope(
+                sess, ev.body, now=now, ttl=ttl, rng=self.rng, msg_id=msg_id, budget=budget
+            )
+            sess.last_used = now
+        else:
+            assert contact.prekey is not None
+            secret: list[bytes] = []
+            env = M.first_contact_envelope(
+                self.identity,
+                contact.identity,
+                contact.prekey,
+                ev.body,
+                now=now,
+                ttl=ttl,
+                rng=self.rng,
+                budget=budget,
+                tag=hint_for(contact.prekey.public),
+                msg_id=msg_id,
+                secret_out=secret,
+            )
+            new = Session.as_alice(secret[0], ev.recipient, contact.prekey.public, self.rng, now)
+            self.sessions[new.sid] = new
+            self._rebuild_tags(now, new)
         env = M.stamped(env, self.config.mint_difficulty, self.rng)
         self._store_local(env, now)
         self._own[env.receipt] = msg_id
@@ -581,6 +684,9 @@ class Node:
             for link in list(self.links):
                 if self.links[link].hello is not None:
                     actions += self._send_msg(link, batch)
+        if now // EPOCH != self._tags_epoch:
+            self._rebuild_tags(now)
+            actions += self._deliver_waiting(now)
         if now >= self._next_sweep:
             self.store.sweep(now)
             self._receipts = {h: v for h, v in self._receipts.items() if v[1] > now}

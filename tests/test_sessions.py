@@ -1,0 +1,102 @@
+"""After first contact: ratchet sessions, per-message rotating tags, replies."""
+
+from __future__ import annotations
+
+from mesh.core import envelope as E
+from mesh.core.events import MessageQueued, SendMessage
+from mesh.core.session import EPOCH, Session
+from tests.netsim import Net
+
+
+def send(net: Net, a: int, b: int, text: bytes) -> bytes:
+    actions = net.nodes[a].handle(
+        SendMessage(net.nodes[b].identity.sign_public, text), int(net.now)
+    )
+    net.apply(a, actions)
+    return next(x.msg_id for x in actions if isinstance(x, MessageQueued))
+
+
+def kinds_and_tags(net: Net, idx: int) -> list[tuple[E.Kind, bytes]]:
+    store = net.nodes[idx].store
+    out = []
+    for i in store.ids_in_range(b"", None):
+        frame = store.get(i)
+        assert frame is not None
+        env = E.decode(frame)
+        out.append((env.kind, env.tag))
+    return out
+
+
+def test_conversation_uses_ratchet_sessions_with_unlinkable_tags() -> None:
+    net = Net(seed=31)
+    a, r, b = net.add(), net.add(), net.add()
+    net.introduce_all()
+    for k in range(5):
+        send(net, a, b, b"a->b %d" % k)
+    la, _ = net.connect(a, r)
+    net.run(5)
+    net.disconnect(a, la)
+    seen = kinds_and_tags(net, r)
+    kinds = sorted(k for k, _t in seen)
+    assert kinds.count(E.Kind.FIRST_CONTACT) == 1
+    assert kinds.count(E.Kind.SESSION) == 4
+    tags = [t for k, t in seen if k is E.Kind.SESSION]
+    assert len(set(tags)) == 4, "every session envelope carries a different tag"
+    assert all(len(t) == 8 for t in tags)
+    lr, _ = net.connect(r, b)
+    net.run(5)
+    assert sorted(m.body for m in net.delivered[b]) == sorted(b"a->b %d" % k for k in range(5))
+    # Bob answers through the session (no prekey of Alice's needed).
+    net.nodes[b].contacts[net.nodes[a].identity.sign_public].prekey = None
+    send(net, b, a, b"b->a")
+    assert [k for k, _t in kinds_and_tags(net, b)] == [E.Kind.SESSION]
+    net.run(5)
+    net.disconnect(r, lr)
+    net.connect(r, a)
+    net.run(5)
+    assert [m.body for m in net.delivered[a]] == [b"b->a"]
+    assert net.delivered[a][0].sender == net.nodes[b].identity.sign_public
+
+
+def test_session_messages_before_first_contact_wait_and_then_deliver() -> None:
+    net = Net(seed=32)
+    a, b = net.add(), net.add()
+    net.introduce_all()
+    for k in range(3):
+        send(net, a, b, b"%d" % k)
+    node_b = net.nodes[b]
+    # Hand Bob the session envelopes first, then the first contact.
+    store_a = net.nodes[a].store
+    frames = [store_a.get(i) for i in store_a.ids_in_range(b"", None)]
+    envs = sorted((E.decode(f) for f in frames if f), key=lambda e: e.kind != E.Kind.SESSION)
+    for env in envs:
+        node_b.store.put(
+            __import__("mesh.core.store", fromlist=["StoreItem"]).StoreItem(
+                env.id(), E.encode(env), env.expiry, 0, b"x"
+            ),
+            int(net.now),
+        )
+        if env.kind is E.Kind.SESSION:
+            node_b._by_tag[env.tag] = env.id()
+        got = node_b._maybe_deliver(env, env.id(), int(net.now))
+        net.apply(b, got)
+    assert sorted(m.body for m in net.delivered[b]) == [b"0", b"1", b"2"]
+
+
+def test_tags_rotate_with_the_epoch() -> None:
+    key = b"k" * 32
+    assert Session.tag(key, 100, 0) != Session.tag(key, 101, 0)
+    assert Session.tag(key, 100, 0) != Session.tag(key, 100, 1)
+
+
+def test_delivery_across_an_epoch_boundary() -> None:
+    net = Net(seed=33)
+    a, b = net.add(), net.add()
+    net.introduce_all()
+    send(net, a, b, b"first")
+    net.connect(a, b)
+    net.run(5)
+    net.now = (int(net.now) // EPOCH + 1) * EPOCH + 10
+    send(net, a, b, b"next day")
+    net.run(120)
+    assert [m.body for m in net.delivered[b]] == [b"first", b"next day"]
