@@ -49,6 +49,7 @@ class Net:
     acked: dict[int, list[bytes]] = field(default_factory=dict)
     closes: list[tuple[int, str]] = field(default_factory=list)
     frames: int = 0
+    bandwidth: float | None = None  # bytes per second per link direction (None: instant)
     wire_bytes: int = 0
 
     def __post_init__(self) -> None:
@@ -112,6 +113,8 @@ class Net:
                 at = max(self.now, at - self.rng.uniform(0.0, 0.5))  # overtakes others
             else:
                 at = max(at, self._last.get(peer, 0.0))  # links deliver in order
+                if self.bandwidth:
+                    at += len(data) / self.bandwidth
                 self._last[peer] = at
             self._seq += 1
             heapq.heappush(self._queue, (at, self._seq, peer[0], peer[1], data))
