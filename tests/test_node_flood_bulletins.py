@@ -154,7 +154,7 @@ def test_own_and_contact_traffic_outlives_strangers_under_pressure() -> None:
     own = [
         i
         for i in net.nodes[b].store.ids_in_range(b"", None)
-        if net.nodes[b].store.meta(i) == (net.nodes[b].store.meta(i) or (0, 0))[:1] + (3,)
+        if net.nodes[b].store.meta(i) == (*(net.nodes[b].store.meta(i) or (0, 0))[:1], 3)
     ]
     assert len(own) == 1
     assert net.nodes[b].store.count() == 12
