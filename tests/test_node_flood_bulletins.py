@@ -151,10 +151,7 @@ def test_own_and_contact_traffic_outlives_strangers_under_pressure() -> None:
         b,
         net.nodes[b].handle(SendMessage(net.nodes[a].identity.sign_public, b"mine"), int(net.now)),
     )
-    own = [
-        i
-        for i in net.nodes[b].store.ids_in_range(b"", None)
-        if net.nodes[b].store.meta(i) == (*(net.nodes[b].store.meta(i) or (0, 0))[:1], 3)
-    ]
+    store = net.nodes[b].store
+    own = [i for i in store.ids_in_range(b"", None) if (store.meta(i) or (0, 0))[1] == PRIO_OWN]
     assert len(own) == 1
     assert net.nodes[b].store.count() == 12
