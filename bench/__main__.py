@@ -170,6 +170,9 @@ def main() -> None:
     bench_envelope()
     bench_store()
     bench_sizes()
+    from bench import node
+
+    node.main()
 
 
 if __name__ == "__main__":

@@ -214,7 +214,36 @@ class Node:
         ln = self.links.get(link)
         if ln is None or ln.session.state is not LinkState.OPEN:
             return []
-        return self._transmit(link, ln.session.send(P.encode(msg)))
+        data = P.encode(msg)
+        self._count("protocol_bytes_sent", len(data))
+        return self._transmit(link, ln.session.send(data))
+
+    def _send_trade(
+        self,
+        link: int,
+        offer: list[tuple[bytes, bytes]],
+        want: list[bytes],
+        mine: list[bytes],
+        ask: list[bytes],
+    ) -> list[Action]:
+        """One or more TRADE messages, each within the protocol's list limit."""
+        actions: list[Action] = []
+        n = P.MAX_LIST
+        chunks = max(1, -(-max(len(offer), len(want), len(ask)) // n))
+        mine_set = set(mine)
+        for c in range(chunks):
+            w = want[c * n : (c + 1) * n]
+            actions += self._send_msg(
+                link,
+                P.Trade(
+                    offer[c * n : (c + 1) * n],
+                    self.strategy.NEEDS_DESTINATION,
+                    w,
+                    [i for i in w if i in mine_set],
+                    ask[c * n : (c + 1) * n],
+                ),
+            )
+        return actions
 
     def _close(self, link: int, reason: str) -> list[Action]:
         ln = self.links.pop(link, None)
@@ -364,14 +393,14 @@ class Node:
         offer = self._offer_items(diff.only_local)
         if not ask and not offer:
             return []
-        return self._send_msg(link, P.Trade(offer, self.strategy.NEEDS_DESTINATION, [], [], ask))
+        return self._send_trade(link, offer, [], [], ask)
 
     def _wanted(self, envelope_id: bytes, now: int) -> bool:
         return not self.store.has(envelope_id) and not self.store.is_seen(envelope_id, now)
 
     def _offer_items(self, ids: list[bytes]) -> list[tuple[bytes, bytes]]:
         items = []
-        for i in ids[: P.MAX_LIST]:
+        for i in ids:
             frame = self.store.get(i)
             if frame is not None:
                 items.append((i, E.decode(frame).tag))
@@ -382,9 +411,7 @@ class Node:
         offer = self._offer_items(ids)
         for link, ln in list(self.links.items()):
             if ln.hello is not None and ln.session.state is LinkState.OPEN and offer:
-                actions += self._send_msg(
-                    link, P.Trade(offer, self.strategy.NEEDS_DESTINATION, [], [], [])
-                )
+                actions += self._send_trade(link, offer, [], [], [])
         return actions
 
     # ---- trading ----------------------------------------------------------------------
@@ -397,9 +424,7 @@ class Node:
         ln.asked.update(want)
         offer = self._offer_items([i for i in msg.ask if self.store.has(i)])
         if want or offer:
-            actions += self._send_msg(
-                link, P.Trade(offer, self.strategy.NEEDS_DESTINATION, want, mine, [])
-            )
+            actions += self._send_trade(link, offer, want, mine, [])
         return actions
 
     def _give(

@@ -25,13 +25,13 @@ from typing import Any
 
 from crypto.errors import CryptoError
 from crypto.wire import pack, strict_unpack
-from mesh.core.envelope import MAX_FRAME, MAX_TAG
+from mesh.core.envelope import MAX_TAG
 from mesh.core.riblt import SYMBOL_LEN
 
 VERSION = 1
-MAX_LIST = 4096
-MAX_SYMBOLS_PER_MESSAGE = 1024
-MAX_MESSAGE = MAX_FRAME + 1024
+MAX_LIST = 1024
+MAX_SYMBOLS_PER_MESSAGE = 256
+MAX_MESSAGE = 60 * 1024  # below the link's 64 KiB record limit
 
 
 class ProtocolError(Exception):
