@@ -127,3 +127,42 @@ def test_direct_delivery_strategy_never_uses_relay() -> None:
     net.connect(a, b)
     net.run(5)
     assert [m.body for m in net.delivered[b]] == [b"direct only"]
+
+
+def test_receipts_are_delayed_and_batched() -> None:
+    cfg = NodeConfig(mint_difficulty=4, base_difficulty=4, receipt_delay=(100, 100))
+    net = Net(seed=9)
+    a, b = net.add(cfg), net.add(cfg)
+    net.introduce_all()
+    for k in range(3):
+        send(net, a, b, b"m%d" % k)
+    net.connect(a, b)
+    net.run(50)
+    assert len(net.delivered[b]) == 3
+    assert net.acked[a] == [], "no receipt before the minimum delay"
+    sent_before = net.nodes[b].stats.get("protocol_bytes_sent", 0)
+    net.run(60)
+    assert len(net.acked[a]) == 3
+    assert net.nodes[b].stats["protocol_bytes_sent"] > sent_before
+
+
+def test_link_opened_reports_the_peer_link_key() -> None:
+    from mesh.core.events import LinkOpened
+
+    relay_key = bytes(range(32))
+    net = Net(seed=10)
+    a = net.add()
+    r = net.add(NodeConfig(long_term_link_key=relay_key))
+    opened: list[LinkOpened] = []
+    original = net.apply
+
+    def spy(idx: int, actions: list) -> None:  # type: ignore[type-arg]
+        opened.extend(x for x in actions if isinstance(x, LinkOpened) and idx == a)
+        original(idx, actions)
+
+    net.apply = spy  # type: ignore[method-assign]
+    net.connect(a, r)
+    net.run(2)
+    from crypto.noise import KeyPair
+
+    assert [o.peer_key for o in opened] == [KeyPair.from_private(relay_key).public]

@@ -55,6 +55,15 @@ class CloseLink:
 
 
 @dataclass(frozen=True, slots=True)
+class LinkOpened:
+    """The Noise handshake finished. ``peer_key`` is the neighbour's link-layer key: fresh
+    per connection for phones and laptops, long-term for relays (a UI may pin it)."""
+
+    link: int
+    peer_key: bytes
+
+
+@dataclass(frozen=True, slots=True)
 class MessageDelivered:
     sender: bytes  # Ed25519 identity key of the authenticated sender
     created: int
@@ -79,4 +88,6 @@ class SendFailed:
     reason: str
 
 
-Action = Transmit | CloseLink | MessageDelivered | MessageQueued | MessageAcked | SendFailed
+Action = (
+    Transmit | CloseLink | LinkOpened | MessageDelivered | MessageQueued | MessageAcked | SendFailed
+)

@@ -48,6 +48,7 @@ from mesh.core.events import (
     Event,
     FrameReceived,
     LinkDown,
+    LinkOpened,
     LinkUp,
     MessageAcked,
     MessageDelivered,
@@ -294,6 +295,7 @@ class Node:
             self._count("links_closed_" + out.closed.name.lower())
             return [*actions, CloseLink(ev.link, out.closed.value)]
         if out.opened:
+            actions.append(LinkOpened(ev.link, ln.peer))
             info = self.strategy.routing_info(sorted(self.my_hints()), now)
             actions += self._send_msg(ev.link, P.Hello(P.VERSION, self.strategy.NAME, info))
         for raw in out.messages:
