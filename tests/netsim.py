@@ -22,6 +22,8 @@ from mesh.core.events import (
     LinkUp,
     MessageAcked,
     MessageDelivered,
+    MessageQueued,
+    SendMessage,
     Tick,
     Transmit,
 )
@@ -158,6 +160,16 @@ class Net:
             for i in range(len(self.nodes)):
                 self.event(i, Tick())
             next_tick = self.now + tick
+
+    def send(self, a: int, b: int, text: bytes) -> bytes:
+        """Node ``a`` sends ``text`` to node ``b``; returns the message id."""
+        actions = self.nodes[a].handle(
+            SendMessage(self.nodes[b].identity.sign_public, text), int(self.now)
+        )
+        self.apply(a, actions)
+        queued = [x for x in actions if isinstance(x, MessageQueued)]
+        assert queued, actions
+        return queued[0].msg_id
 
     def links_of(self, idx: int) -> list[int]:
         return [link for (n, link) in self._links if n == idx]

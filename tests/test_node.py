@@ -2,19 +2,13 @@
 
 from __future__ import annotations
 
-from mesh.core.events import MessageQueued, SendFailed, SendMessage
+from mesh.core.events import SendFailed, SendMessage
 from mesh.core.node import NodeConfig
 from tests.netsim import Net
 
 
 def send(net: Net, a: int, b: int, text: bytes) -> bytes:
-    actions = net.nodes[a].handle(
-        SendMessage(net.nodes[b].identity.sign_public, text), int(net.now)
-    )
-    queued = [x for x in actions if isinstance(x, MessageQueued)]
-    assert queued, actions
-    net.apply(a, actions)
-    return queued[0].msg_id
+    return net.send(a, b, text)
 
 
 def test_two_nodes_direct() -> None:

@@ -7,7 +7,7 @@ from crypto.errors import CryptoError
 from mesh.core import envelope as E
 from mesh.core import messages as M
 from mesh.core import protocol as P
-from mesh.core.events import Action, FrameReceived, MessageQueued, SendMessage, Transmit
+from mesh.core.events import Action, FrameReceived, Transmit
 from mesh.core.node import NodeConfig
 from mesh.core.routing.base import NO, EnvView, Handoff, Strategy
 from mesh.core.store import Quotas, StoreItem
@@ -15,11 +15,7 @@ from tests.netsim import Net
 
 
 def send(net: Net, a: int, b: int, text: bytes) -> bytes:
-    actions = net.nodes[a].handle(
-        SendMessage(net.nodes[b].identity.sign_public, text), int(net.now)
-    )
-    net.apply(a, actions)
-    return next(x.msg_id for x in actions if isinstance(x, MessageQueued))
+    return net.send(a, b, text)
 
 
 def test_replayed_frame_closes_the_link_and_delivers_nothing_twice() -> None:

@@ -3,17 +3,12 @@
 from __future__ import annotations
 
 from mesh.core import envelope as E
-from mesh.core.events import MessageQueued, SendMessage
 from mesh.core.session import EPOCH, Session
 from tests.netsim import Net
 
 
 def send(net: Net, a: int, b: int, text: bytes) -> bytes:
-    actions = net.nodes[a].handle(
-        SendMessage(net.nodes[b].identity.sign_public, text), int(net.now)
-    )
-    net.apply(a, actions)
-    return next(x.msg_id for x in actions if isinstance(x, MessageQueued))
+    return net.send(a, b, text)
 
 
 def kinds_and_tags(net: Net, idx: int) -> list[tuple[E.Kind, bytes]]:

@@ -35,8 +35,10 @@ from enum import IntEnum
 
 import msgpack
 
+from crypto.errors import DecodeError
 from crypto.padding import BUCKETS, MAX_BODY
 from crypto.stamp import STAMP_LEN
+from crypto.wire import strict_unpack
 
 VERSION = 1
 MAX_TAG = 16
@@ -170,25 +172,16 @@ def decode(data: bytes) -> Envelope:
     if len(data) > MAX_FRAME:
         raise MalformedEnvelope(f"frame of {len(data)} bytes exceeds {MAX_FRAME}")
     try:
-        obj = msgpack.unpackb(
+        obj = strict_unpack(
             data,
-            raw=False,
-            use_list=True,
+            max_size=MAX_FRAME,
             max_bin_len=MAX_BODY,
             max_str_len=0,
             max_array_len=8,
             max_map_len=0,
-            max_ext_len=0,
         )
-    except (
-        ValueError,
-        TypeError,
-        msgpack.ExtraData,
-        msgpack.FormatError,
-        msgpack.StackError,
-        RecursionError,
-    ) as exc:
-        raise MalformedEnvelope(f"not a msgpack envelope ({type(exc).__name__})") from exc
+    except DecodeError as exc:
+        raise MalformedEnvelope(f"not a canonical msgpack envelope ({exc})") from exc
     if type(obj) is not list or len(obj) != 8:
         raise MalformedEnvelope("an envelope is an array of 8 fields")
     version, kind, expiry_hour, tag, receipt, body, budget, stamp = obj
@@ -211,6 +204,4 @@ def decode(data: bytes) -> Envelope:
         raise MalformedEnvelope("tag, receipt, body and stamp are bytes")
     env = Envelope(version, Kind(kind), expiry_hour, tag, body, budget, stamp, receipt)
     _validate(env)
-    if encode(env) != data:
-        raise MalformedEnvelope("non-canonical encoding")
     return env
