@@ -160,3 +160,18 @@ def test_link_opened_reports_the_peer_link_key() -> None:
     from crypto.noise import KeyPair
 
     assert [o.peer_key for o in opened] == [KeyPair.from_private(relay_key).public]
+
+
+def test_in_memory_indexes_are_bounded_by_expiry() -> None:
+    net = Net(seed=12)
+    a, b = net.add(), net.add()
+    net.introduce_all()
+    send(net, a, b, b"short-lived")
+    node = net.nodes[a]
+    assert len(node._own) == 1
+    assert len(node._by_receipt) == 1
+    net.now += 8 * 86400
+    net.run(2)
+    assert node._own == {}
+    assert node._by_receipt == {}
+    assert node.store.count() <= 1  # only our own (re-published) prekey, if any

@@ -133,12 +133,12 @@ class Node:
         self.contacts: dict[bytes, Contact] = {}
         self.links: dict[int, _Link] = {}
         self.stats: dict[str, int] = {}
-        self._own: dict[bytes, bytes] = {}  # receipt hash -> msg id, for our messages
+        self._own: dict[bytes, tuple[bytes, int]] = {}  # receipt hash -> (msg id, expiry)
         self._by_receipt: dict[bytes, bytes] = {}  # receipt hash -> stored envelope id
         self._receipts: dict[bytes, tuple[bytes, int]] = {}  # hash -> (secret, expiry)
         self._pending: list[tuple[int, bytes, int]] = []  # (release at, secret, expiry)
         self._next_sweep = 0
-        self._delivered: set[bytes] = set()
+        self._delivered: dict[bytes, int] = {}  # msg id -> expiry (exactly-once guard)
         self.sessions: dict[bytes, Session] = {}
         self._tags: dict[bytes, tuple[bytes, int, int]] = {}  # tag -> (sid, epoch, counter)
         self._tags_epoch = -1
@@ -604,7 +604,7 @@ class Node:
         self._by_receipt.pop(env.receipt, None)
         if msg_id in self._delivered:
             return []
-        self._delivered.add(msg_id)
+        self._delivered[msg_id] = env.expiry
         if secret and receipt_hash(secret) == env.receipt:
             lo, hi = self.config.receipt_delay
             delay = lo + int.from_bytes(self.rng(4), "big") % max(1, hi - lo + 1)
@@ -621,7 +621,8 @@ class Node:
             if h in self._receipts:
                 continue
             eid = self._by_receipt.pop(h, None)
-            msg_id = self._own.pop(h, None)
+            own = self._own.pop(h, None)
+            msg_id = own[0] if own else None
             if eid is None and msg_id is None:
                 self._count("receipts_unmatched")
                 continue
@@ -688,8 +689,16 @@ class Node:
             self._rebuild_tags(now, new)
         env = M.stamped(env, self.config.mint_difficulty, self.rng)
         self._store_local(env, now)
-        self._own[env.receipt] = msg_id
+        self._own[env.receipt] = (msg_id, env.expiry)
         return [MessageQueued(msg_id, env.id()), *self._offer_everywhere([env.id()], now)]
+
+    def _forget_expired(self, now: int) -> None:
+        """Bound the in-memory indexes: drop what refers to expired or gone envelopes."""
+        self._receipts = {h: v for h, v in self._receipts.items() if v[1] > now}
+        self._own = {h: v for h, v in self._own.items() if v[1] > now}
+        self._delivered = {m: exp for m, exp in self._delivered.items() if exp > now}
+        self._by_receipt = {h: i for h, i in self._by_receipt.items() if self.store.has(i)}
+        self._by_tag = {t: i for t, i in self._by_tag.items() if self.store.has(i)}
 
     # ---- time -------------------------------------------------------------------------
     def _tick(self, _ev: Tick, now: int) -> list[Action]:
@@ -716,7 +725,7 @@ class Node:
             actions += self._deliver_waiting(now)
         if now >= self._next_sweep:
             self.store.sweep(now)
-            self._receipts = {h: v for h, v in self._receipts.items() if v[1] > now}
+            self._forget_expired(now)
             self._next_sweep = now + self.config.sweep_every
             if self.ring.rotate(self.identity, now, self.rng) is not None:
                 actions += self.publish_prekey(now)
