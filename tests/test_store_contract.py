@@ -146,3 +146,15 @@ def test_meta_is_seen_and_replace(make_store: StoreFactory) -> None:
     s.delete(a.id, NOW)
     assert s.is_seen(a.id, NOW)
     assert not s.is_seen(a.id, a.expiry)
+
+
+def test_removal_observer_sees_every_reason(make_store: StoreFactory) -> None:
+    s = make_store(Quotas(max_total_count=2))
+    seen: list[tuple[bytes, str]] = []
+    s.on_remove = lambda i, why: seen.append((i, why))
+    s.put_many([item(1, expiry=NOW + 10), item(2)], NOW)
+    s.put(item(3, priority=5), NOW)  # evicts item 1 (lowest priority, soonest expiry)
+    s.delete(item(2).id, NOW)
+    s.put(item(4, expiry=NOW + 5), NOW)
+    s.sweep(NOW + 5)
+    assert seen == [(item(1).id, "evicted"), (item(2).id, "deleted"), (item(4).id, "expired")]

@@ -28,7 +28,7 @@ Durability contract: when ``put``/``put_many`` returns ``STORED`` the envelope i
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from enum import Enum
@@ -76,6 +76,13 @@ class PolicyStore(ABC):
 
     def __init__(self, quotas: Quotas | None = None) -> None:
         self.quotas = quotas or Quotas()
+        # Optional observer of removals: (id, reason) with reason one of "evicted",
+        # "deleted" or "expired". The simulator counts drops with it; None costs nothing.
+        self.on_remove: Callable[[bytes, str], None] | None = None
+
+    def _removed(self, envelope_id: bytes, reason: str) -> None:
+        if self.on_remove is not None:
+            self.on_remove(envelope_id, reason)
 
     # ---- public API -------------------------------------------------------------------
     def put(self, item: StoreItem, now: int) -> PutResult:
@@ -95,6 +102,7 @@ class PolicyStore(ABC):
             self._remove(envelope_id)
             if expiry > now:
                 self._add_seen(envelope_id, expiry)
+            self._removed(envelope_id, "deleted")
             return True
 
     def mark_seen(self, envelope_id: bytes, expiry: int, now: int) -> None:
@@ -116,7 +124,10 @@ class PolicyStore(ABC):
     def sweep(self, now: int) -> int:
         """Drop expired envelopes and expired seen-set entries; return envelopes dropped."""
         with self._transaction():
-            return self._sweep(now)
+            dead = self._sweep(now)
+        for vid in dead:
+            self._removed(vid, "expired")
+        return len(dead)
 
     # ---- policy -----------------------------------------------------------------------
     def _admit(self, item: StoreItem, now: int) -> PutResult:
@@ -147,6 +158,7 @@ class PolicyStore(ABC):
                 return PutResult(PutStatus.QUOTA)
             for vid in victims:
                 self._remove(vid)
+                self._removed(vid, "evicted")
         self._insert(item, now)
         return PutResult(PutStatus.STORED, tuple(victims))
 
@@ -206,7 +218,8 @@ class PolicyStore(ABC):
         """``(priority, expiry, id, size)`` ascending: the first is evicted first."""
 
     @abstractmethod
-    def _sweep(self, now: int) -> int: ...
+    def _sweep(self, now: int) -> list[bytes]:
+        """Remove expired envelopes and seen entries; return the envelope ids removed."""
 
 
 class MemoryStore(PolicyStore):
@@ -302,9 +315,9 @@ class MemoryStore(PolicyStore):
         for priority, expiry, vid in self._order:  # not mutated until the caller is done
             yield priority, expiry, vid, self._items[vid].size
 
-    def _sweep(self, now: int) -> int:
+    def _sweep(self, now: int) -> list[bytes]:
         dead = [vid for _exp, vid in self._by_expiry.irange(maximum=(now, b"\xff" * 64))]
         for vid in dead:
             self._remove(vid)
         self._seen = {k: v for k, v in self._seen.items() if v > now}
-        return len(dead)
+        return dead

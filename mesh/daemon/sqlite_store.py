@@ -219,7 +219,7 @@ class SQLiteStore(PolicyStore):
         for priority, expiry, vid, size in cursor:
             yield int(priority), int(expiry), bytes(vid), int(size)
 
-    def _sweep(self, now: int) -> int:
+    def _sweep(self, now: int) -> list[bytes]:
         dead = [
             bytes(r[0])
             for r in self._db.execute("SELECT id FROM envelopes WHERE expiry <= ?", (now,))
@@ -227,4 +227,4 @@ class SQLiteStore(PolicyStore):
         for vid in dead:
             self._remove(vid)
         self._db.execute("DELETE FROM seen WHERE expiry <= ?", (now,))
-        return len(dead)
+        return dead
