@@ -133,6 +133,9 @@ class Node:
         self.contacts: dict[bytes, Contact] = {}
         self.links: dict[int, _Link] = {}
         self.stats: dict[str, int] = {}
+        # Optional instrumentation for the simulator: (event, envelope id, link) with event
+        # "sent" (handed to a link) or "received" (arrived whole from a link).
+        self.observer: Callable[[str, bytes, int], None] | None = None
         self._own: dict[bytes, tuple[bytes, int]] = {}  # receipt hash -> (msg id, expiry)
         self._by_receipt: dict[bytes, bytes] = {}  # receipt hash -> stored envelope id
         self._receipts: dict[bytes, tuple[bytes, int]] = {}  # hash -> (secret, expiry)
@@ -452,6 +455,8 @@ class Node:
             copy = E.encode(env.with_budget(max(0, min(handoff.peer_budget, E.MAX_BUDGET))))
             actions += self._send_msg(link, P.EnvelopeMsg(copy))
             self._count("envelopes_sent")
+            if self.observer is not None:
+                self.observer("sent", i, link)
             if handoff.keep_budget != env.budget:
                 self.store.replace_data(i, E.encode(env.with_budget(handoff.keep_budget)))
         return actions
@@ -467,6 +472,8 @@ class Node:
             self._count("bad_envelopes")
             return self._close(link, "malformed envelope")
         eid = env.id()
+        if self.observer is not None:
+            self.observer("received", eid, link)
         if eid not in ln.asked:
             self._count("unsolicited")
             return self._close(link, "unsolicited envelope")
