@@ -138,6 +138,26 @@ def cmd_contact_verify(args: argparse.Namespace, out: TextIO) -> None:
     out.write(f"{c.name} is now verified.\n")
 
 
+def cmd_sim_list(args: argparse.Namespace, out: TextIO) -> None:
+    from simulations.scenario import available
+
+    for name, description in available():
+        out.write(f"{name:<24} {description}\n")
+
+
+def cmd_sim_run(args: argparse.Namespace, out: TextIO) -> None:
+    from simulations.run import run_scenario
+
+    run_scenario(
+        args.scenario,
+        seed=args.seed,
+        out_dir=args.out,
+        quiet=args.quiet,
+        out=out,
+        plots=not args.no_plots,
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="steppe", description="Offline-first mesh messenger.")
     parser.add_argument(
@@ -187,6 +207,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="mark verified without asking (only after comparing in person)",
     )
     ver.set_defaults(func=cmd_contact_verify)
+
+    sim = sub.add_parser("sim", help="blackout simulator").add_subparsers(dest="sub", required=True)
+    sim.add_parser("list", help="list the shipped scenarios").set_defaults(func=cmd_sim_list)
+    run = sim.add_parser("run", help="run a scenario: real nodes, virtual time")
+    run.add_argument("scenario", help="a scenario name from 'steppe sim list', or a TOML path")
+    run.add_argument("--seed", type=int, help="random seed (default: the scenario's)")
+    run.add_argument("--out", metavar="DIR", help="output directory (default: out/SCENARIO-seedN)")
+    run.add_argument("--quiet", action="store_true", help="no progress bar")
+    run.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
+    run.set_defaults(func=cmd_sim_run)
     return parser
 
 
@@ -196,7 +226,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     func: Callable[[argparse.Namespace, TextIO], None] = args.func
     try:
         func(args, out or sys.stdout)
-    except (CliError, prof.ProfileError) as exc:
+    except (CliError, prof.ProfileError, ValueError) as exc:
         print(f"steppe: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except BrokenPipeError:  # e.g. piped into head: not an error worth a traceback

@@ -59,8 +59,16 @@ class Mobility:
 
 
 class RandomWaypoint(Mobility):
-    def __init__(self, n: int, width: float, height: float, speed: tuple[float, float],
-                 wait: tuple[float, float], rng: random.Random, warmup: float = 0.0) -> None:
+    def __init__(
+        self,
+        n: int,
+        width: float,
+        height: float,
+        speed: tuple[float, float],
+        wait: tuple[float, float],
+        rng: random.Random,
+        warmup: float = 0.0,
+    ) -> None:
         self.n, self.width, self.height = n, width, height
         self.speed, self.wait, self.rng = speed, wait, rng
         start = -warmup
@@ -106,10 +114,20 @@ class Gatherings(RandomWaypoint):
     """Like random waypoint, but a destination is, with probability ``p_square``, a point
     within ``radius`` of one of the ``squares``; pauses there are ``square_wait``."""
 
-    def __init__(self, n: int, width: float, height: float, speed: tuple[float, float],
-                 wait: tuple[float, float], rng: random.Random,
-                 squares: list[tuple[float, float]], radius: float, p_square: float,
-                 square_wait: tuple[float, float], warmup: float = 0.0) -> None:
+    def __init__(
+        self,
+        n: int,
+        width: float,
+        height: float,
+        speed: tuple[float, float],
+        wait: tuple[float, float],
+        rng: random.Random,
+        squares: list[tuple[float, float]],
+        radius: float,
+        p_square: float,
+        square_wait: tuple[float, float],
+        warmup: float = 0.0,
+    ) -> None:
         self.squares, self.radius = squares, radius
         self.p_square, self.square_wait = p_square, square_wait
         super().__init__(n, width, height, speed, wait, rng, warmup)

@@ -1,0 +1,108 @@
+"""Reports: ``report.json`` (sorted keys: byte-identical for the same seed),
+``messages.csv`` (one row per message), PNG plots, and a short text summary."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+from simulations.metrics import Metrics
+from simulations.scenario import Scenario
+
+
+def report_dict(sc: Scenario, seed: int, m: Metrics) -> dict[str, Any]:
+    return {
+        "scenario": sc.name,
+        "seed": seed,
+        "duration": sc.duration,
+        "stats": m.summary,
+        "buffer_occupancy": [[round(t, 1), b] for t, b in m.occupancy],
+    }
+
+
+def messages_csv(m: Metrics) -> str:
+    out = io.StringIO()
+    w = csv.writer(out, lineterminator="\n")
+    w.writerow(
+        ["msg_id", "src", "dst", "size", "created", "delivered", "latency", "hops", "receipt_at"]
+    )
+    for msg in m.messages:
+        lat = "" if msg.delivered_at is None else f"{msg.delivered_at - msg.created:.3f}"
+        w.writerow(
+            [
+                msg.msg_id.hex(),
+                msg.src,
+                msg.dst,
+                msg.size,
+                f"{msg.created:.3f}",
+                "" if msg.delivered_at is None else f"{msg.delivered_at:.3f}",
+                lat,
+                "" if msg.hops is None else msg.hops,
+                "" if msg.acked_at is None else f"{msg.acked_at:.3f}",
+            ]
+        )
+    return out.getvalue()
+
+
+def write(out_dir: Path, sc: Scenario, seed: int, m: Metrics, plots: bool = True) -> list[Path]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    files = [out_dir / "report.json", out_dir / "messages.csv"]
+    files[0].write_text(json.dumps(report_dict(sc, seed, m), sort_keys=True, indent=1) + "\n")
+    files[1].write_text(messages_csv(m))
+    if plots:
+        files += _plots(out_dir, sc, m)
+    return files
+
+
+def _plots(out_dir: Path, sc: Scenario, m: Metrics) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    done = sorted(x.delivered_at for x in m.messages if x.delivered_at is not None)
+    created = sorted(x.created for x in m.messages)
+    fig, ax = plt.subplots(figsize=(7, 4))
+    ax.step([t / 3600 for t in created], range(1, len(created) + 1), label="created")
+    ax.step([t / 3600 for t in done], range(1, len(done) + 1), label="delivered")
+    ax.set_xlabel("simulated time (h)")
+    ax.set_ylabel("messages")
+    ax.set_title(f"{sc.name}: delivery over time")
+    ax.legend()
+    fig.tight_layout()
+    p1 = out_dir / "delivery.png"
+    fig.savefig(p1, dpi=100, metadata={"Software": None})
+    plt.close(fig)
+    lat = sorted(
+        (x.delivered_at - x.created) / 60 for x in m.messages if x.delivered_at is not None
+    )
+    fig, ax = plt.subplots(figsize=(7, 4))
+    if lat:
+        ax.plot(lat, [(i + 1) / len(m.messages) for i in range(len(lat))])
+    ax.set_xlabel("latency (min)")
+    ax.set_ylabel("fraction of created messages delivered")
+    ax.set_title(f"{sc.name}: latency CDF")
+    fig.tight_layout()
+    p2 = out_dir / "latency_cdf.png"
+    fig.savefig(p2, dpi=100, metadata={"Software": None})
+    plt.close(fig)
+    return [p1, p2]
+
+
+def summary_text(sc: Scenario, seed: int, m: Metrics, wall: float) -> str:
+    s = m.summary
+    lines = [
+        f"{sc.name} (seed {seed}): {s['nodes']} nodes, {sc.duration / 3600:.1f} simulated h, "
+        f"{wall:.1f} s wall",
+        f"  created {s['created']}, delivered {s['delivered']} "
+        f"(delivery_prob {s['delivery_prob']:.3f}); within 1 h {s['delivered_1h']}, "
+        f"6 h {s['delivered_6h']}, 24 h {s['delivered_24h']}",
+        f"  latency avg {s['latency_avg']:.0f} s, median {s['latency_med']:.0f} s; "
+        f"hops avg {s['hopcount_avg']:.2f}; overhead_ratio {s['overhead_ratio']}",
+        f"  relayed {s['relayed']}, aborted {s['aborted']}, dropped {s['dropped']}, "
+        f"contacts {s['contacts']}, bytes on air {s['bytes_on_air'] / 2**20:.1f} MiB",
+    ]
+    return "\n".join(lines)

@@ -1,0 +1,240 @@
+"""Scenario files: TOML in ``simulations/scenarios/``, validated into dataclasses.
+
+A bad file gives one :class:`ScenarioError` whose message names the key and the problem,
+e.g. ``groups[0].speed: expected [min, max] with 0 <= min <= max``.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+SCENARIO_DIR = Path(__file__).parent / "scenarios"
+MOVEMENTS = ("random_waypoint", "static", "gatherings")
+STRATEGIES = ("epidemic", "direct", "spray", "prophet")
+
+
+class ScenarioError(ValueError):
+    """One readable line: which key, what is wrong."""
+
+
+@dataclass(frozen=True)
+class Radio:
+    name: str
+    range: float
+    bitrate: float  # bytes per second
+    setup: float = 0.0
+    loss: float = 0.0
+
+
+@dataclass(frozen=True)
+class Group:
+    name: str
+    count: int
+    movement: str
+    radio: str
+    speed: tuple[float, float] = (0.5, 1.5)
+    wait: tuple[float, float] = (0.0, 120.0)
+    positions: tuple[tuple[float, float], ...] = ()
+    squares: tuple[tuple[float, float], ...] = ()
+    square_radius: float = 50.0
+    p_square: float = 0.5
+    square_wait: tuple[float, float] = (600.0, 3600.0)
+    buffer: int = 5_000_000
+    strategy: str = "epidemic"
+    copies: int = 8
+
+
+@dataclass(frozen=True)
+class Traffic:
+    interval: tuple[float, float] = (25.0, 35.0)
+    size: tuple[int, int] = (1000, 1000)
+    ttl: int = 18000
+    sources: tuple[int, int] | None = None  # inclusive node index range; None: all
+    destinations: tuple[int, int] | None = None
+    start: float = 0.0
+    stop: float | None = None
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    description: str
+    duration: float
+    width: float
+    height: float
+    radios: dict[str, Radio]
+    groups: tuple[Group, ...]
+    traffic: Traffic
+    seed: int = 1
+    warmup: float = 0.0
+    update_interval: float = 1.0
+    mint_difficulty: int = 6
+    source: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def node_count(self) -> int:
+        return sum(g.count for g in self.groups)
+
+
+def _get(
+    table: dict[str, Any], key: str, where: str, kind: type | tuple[type, ...], default: Any = ...
+) -> Any:
+    if key not in table:
+        if default is ...:
+            raise ScenarioError(f"{where}{key}: missing")
+        return default
+    value = table[key]
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    if float in kinds and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
+        names = " or ".join(k.__name__ for k in kinds)
+        raise ScenarioError(f"{where}{key}: expected {names}, got {value!r}")
+    return value
+
+
+def _range(
+    table: dict[str, Any], key: str, where: str, default: Any = ..., integer: bool = False
+) -> Any:
+    value = _get(table, key, where, list, default)
+    if value is default and not isinstance(value, list):
+        return value
+    ok = (
+        len(value) == 2
+        and all(isinstance(v, int | float) and not isinstance(v, bool) for v in value)
+        and 0 <= value[0] <= value[1]
+    )
+    if not ok:
+        raise ScenarioError(f"{where}{key}: expected [min, max] with 0 <= min <= max")
+    return (int(value[0]), int(value[1])) if integer else (float(value[0]), float(value[1]))
+
+
+def _positive(value: float, key: str) -> float:
+    if value <= 0:
+        raise ScenarioError(f"{key}: must be positive")
+    return value
+
+
+def parse(text: str, source: str = "<string>") -> Scenario:
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ScenarioError(f"not valid TOML: {exc}") from None
+    sc = _get(data, "scenario", "", dict)
+    world = _get(data, "world", "", dict)
+    radios: dict[str, Radio] = {}
+    for i, r in enumerate(_get(data, "radios", "", list)):
+        w = f"radios[{i}]."
+        radio = Radio(
+            _get(r, "name", w, str),
+            _positive(_get(r, "range", w, float), w + "range"),
+            _positive(_get(r, "bitrate", w, float), w + "bitrate"),
+            _get(r, "setup", w, float, 0.0),
+            _get(r, "loss", w, float, 0.0),
+        )
+        if not 0 <= radio.loss < 1:
+            raise ScenarioError(f"{w}loss: must be in [0, 1)")
+        radios[radio.name] = radio
+    groups = tuple(_group(g, i, radios) for i, g in enumerate(_get(data, "groups", "", list)))
+    if not groups:
+        raise ScenarioError("groups: at least one group is needed")
+    n = sum(g.count for g in groups)
+    traffic = _traffic(_get(data, "traffic", "", dict, {}), n)
+    return Scenario(
+        name=_get(sc, "name", "scenario.", str),
+        description=_get(sc, "description", "scenario.", str, ""),
+        duration=_positive(_get(sc, "duration", "scenario.", float), "scenario.duration"),
+        width=_positive(_get(world, "width", "world.", float), "world.width"),
+        height=_positive(_get(world, "height", "world.", float), "world.height"),
+        radios=radios,
+        groups=groups,
+        traffic=traffic,
+        seed=_get(sc, "seed", "scenario.", int, 1),
+        warmup=_get(sc, "warmup", "scenario.", float, 0.0),
+        update_interval=_positive(
+            _get(sc, "update_interval", "scenario.", float, 1.0), "scenario.update_interval"
+        ),
+        mint_difficulty=_get(sc, "stamp_bits", "scenario.", int, 6),
+        source=source,
+    )
+
+
+def _group(g: dict[str, Any], i: int, radios: dict[str, Radio]) -> Group:
+    w = f"groups[{i}]."
+    movement = _get(g, "movement", w, str)
+    if movement not in MOVEMENTS:
+        raise ScenarioError(f"{w}movement: one of {', '.join(MOVEMENTS)}, got {movement!r}")
+    radio = _get(g, "radio", w, str)
+    if radio not in radios:
+        raise ScenarioError(f"{w}radio: no radio named {radio!r} in [[radios]]")
+    strategy = _get(g, "strategy", w, str, "epidemic")
+    if strategy not in STRATEGIES:
+        raise ScenarioError(f"{w}strategy: one of {', '.join(STRATEGIES)}, got {strategy!r}")
+    count = _get(g, "count", w, int)
+    positions = tuple(tuple(p) for p in _get(g, "positions", w, list, []))
+    if movement == "static" and len(positions) != count:
+        raise ScenarioError(f"{w}positions: static groups need one [x, y] per node")
+    return Group(
+        name=_get(g, "name", w, str),
+        count=count,
+        movement=movement,
+        radio=radio,
+        speed=_range(g, "speed", w, (0.5, 1.5)),
+        wait=_range(g, "wait", w, (0.0, 120.0)),
+        positions=positions,
+        squares=tuple(tuple(p) for p in _get(g, "squares", w, list, [])),
+        square_radius=_get(g, "square_radius", w, float, 50.0),
+        p_square=_get(g, "p_square", w, float, 0.5),
+        square_wait=_range(g, "square_wait", w, (600.0, 3600.0)),
+        buffer=_get(g, "buffer", w, int, 5_000_000),
+        strategy=strategy,
+        copies=_get(g, "copies", w, int, 8),
+    )
+
+
+def _traffic(t: dict[str, Any], n: int) -> Traffic:
+    w = "traffic."
+
+    def nodes(key: str) -> tuple[int, int] | None:
+        r = _range(t, key, w, None, integer=True)
+        if r is not None and r[1] >= n:
+            raise ScenarioError(f"{w}{key}: node {r[1]} does not exist ({n} nodes)")
+        return r  # type: ignore[no-any-return]
+
+    size = _range(t, "size", w, (1000, 1000), integer=True)
+    if size[1] > 12000:
+        raise ScenarioError(f"{w}size: at most 12000 bytes fit one envelope")
+    return Traffic(
+        interval=_range(t, "interval", w, (25.0, 35.0)),
+        size=size,
+        ttl=_get(t, "ttl", w, int, 18000),
+        sources=nodes("sources"),
+        destinations=nodes("destinations"),
+        start=_get(t, "start", w, float, 0.0),
+        stop=_get(t, "stop", w, float, None),
+    )
+
+
+def load(name_or_path: str) -> Scenario:
+    """A scenario by name (``simulations/scenarios/NAME.toml``) or by path."""
+    path = Path(name_or_path)
+    if not path.exists():
+        path = SCENARIO_DIR / f"{name_or_path}.toml"
+    if not path.exists():
+        known = ", ".join(sorted(p.stem for p in SCENARIO_DIR.glob("*.toml")))
+        raise ScenarioError(f"no scenario {name_or_path!r} (known: {known})")
+    return parse(path.read_text(), str(path))
+
+
+def available() -> list[tuple[str, str]]:
+    out = []
+    for path in sorted(SCENARIO_DIR.glob("*.toml")):
+        try:
+            out.append((path.stem, parse(path.read_text(), str(path)).description))
+        except ScenarioError as exc:
+            out.append((path.stem, f"(invalid: {exc})"))
+    return out

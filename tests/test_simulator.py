@@ -1,0 +1,199 @@
+"""The simulator: engine, mobility, scenarios, and small runs as regression tests."""
+
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from simulations import report
+from simulations.engine import Engine
+from simulations.harness import Simulation
+from simulations.mobility import RandomWaypoint, TraceError, read_trace
+from simulations.scenario import ScenarioError, available, load, parse
+
+SMALL = """
+# A small dense square for fast regression runs.
+[scenario]
+name = "small"
+duration = 3600
+seed = 3
+warmup = 300
+stamp_bits = 4
+
+[world]
+width = 300
+height = 300
+
+[[radios]]
+name = "wifi"
+range = 40
+bitrate = 200000
+setup = 0.2
+
+[[groups]]
+name = "people"
+count = 20
+movement = "random_waypoint"
+speed = [0.5, 1.5]
+wait = [0, 60]
+radio = "wifi"
+buffer = 2000000
+strategy = "{strategy}"
+
+[traffic]
+interval = [20, 40]
+size = [200, 1000]
+ttl = 7200
+stop = 2400
+"""
+
+
+def small(strategy: str = "epidemic") -> str:
+    return SMALL.replace("{strategy}", strategy)
+
+
+def test_engine_orders_ties_by_schedule_order() -> None:
+    e = Engine()
+    seen: list[str] = []
+    e.at(5, lambda: seen.append("b"))
+    e.at(1, lambda: seen.append("a"))
+    e.at(5, lambda: seen.append("c"))
+    e.at(5, lambda: e.after(0, lambda: seen.append("d")))
+    e.run(10)
+    assert seen == ["a", "b", "c", "d"]
+    assert e.now == 10
+    assert e.events_run == 5
+
+
+def test_random_waypoint_stays_in_the_area_and_respects_speeds() -> None:
+    rw = RandomWaypoint(50, 1000, 500, (0.5, 1.5), (0, 120), random.Random(1), warmup=100)
+    for t in range(0, 5000, 37):
+        xs, ys = rw.positions(float(t))
+        assert np.all((xs >= 0) & (xs <= 1000) & (ys >= 0) & (ys <= 500))
+        lg = rw.legs
+        moving = lg.t1 > lg.t0
+        dist = np.hypot(lg.x1 - lg.x0, lg.y1 - lg.y0)[moving]
+        speed = dist / (lg.t1 - lg.t0)[moving]
+        assert np.all((speed >= 0.5 - 1e-9) & (speed <= 1.5 + 1e-9))
+        assert np.all(lg.t_next >= lg.t1)
+        assert np.all(lg.t_next - lg.t1 <= 120 + 1e-9)
+
+
+def test_random_waypoint_is_reproducible() -> None:
+    a = RandomWaypoint(10, 100, 100, (1, 2), (0, 10), random.Random(5))
+    b = RandomWaypoint(10, 100, 100, (1, 2), (0, 10), random.Random(5))
+    for t in (10.0, 100.0, 1000.0):
+        assert np.array_equal(a.positions(t)[0], b.positions(t)[0])
+
+
+def test_read_trace_both_formats_and_errors() -> None:
+    events = read_trace("10 1 2 up\n# note\n5 CONN 3 1 up\n20 2 1 down\n")
+    assert [(e.time, e.a, e.b, e.up) for e in events] == [
+        (5.0, 1, 3, True),
+        (10.0, 1, 2, True),
+        (20.0, 1, 2, False),
+    ]
+    with pytest.raises(TraceError, match="line 1"):
+        read_trace("10 1 2 sideways")
+    with pytest.raises(TraceError, match="line 2"):
+        read_trace("1 1 2 up\nx 1 2 up")
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (("duration = 3600", "duration = -1"), "scenario.duration: must be positive"),
+        (("speed = [0.5, 1.5]", "speed = [2, 1]"), "groups[0].speed: expected [min, max]"),
+        (('radio = "wifi"', 'radio = "lora"'), "groups[0].radio: no radio named 'lora'"),
+        (("count = 20", 'count = "many"'), "groups[0].count: expected int"),
+        (('movement = "random_waypoint"', 'movement = "teleport"'), "groups[0].movement"),
+        (("[world]\nwidth = 300", "[world]\nwidht = 300"), "world.width: missing"),
+        (("size = [200, 1000]", "size = [200, 100000]"), "traffic.size: at most"),
+        (("stop = 2400", "stop = 2400\nsources = [0, 99]"), "traffic.sources: node 99"),
+        (("[scenario]", "[scenario\n"), "not valid TOML"),
+    ],
+)
+def test_bad_scenarios_name_the_key(change: tuple[str, str], message: str) -> None:
+    text = small().replace(*change)
+    assert text != small()
+    with pytest.raises(ScenarioError) as exc:
+        parse(text)
+    assert message in str(exc.value)
+    assert "\n" not in str(exc.value)
+
+
+def test_shipped_scenarios_parse() -> None:
+    names = [n for n, _d in available()]
+    assert "one-random-waypoint" in names
+    for name in names:
+        sc = load(name)
+        assert sc.node_count > 0
+        assert "invalid" not in dict(available())[name]
+
+
+def test_same_seed_same_bytes_and_different_seed_differs(tmp_path: Path) -> None:
+    sc = parse(small())
+    outs = []
+    for run, seed in enumerate((3, 3, 4)):
+        m = Simulation(sc, seed).run()
+        files = report.write(tmp_path / str(run), sc, seed, m, plots=False)
+        outs.append(b"".join(f.read_bytes() for f in files))
+    assert outs[0] == outs[1]
+    assert outs[0] != outs[2]
+
+
+def test_epidemic_delivers_most_in_a_dense_square() -> None:
+    m = Simulation(parse(small())).run()
+    s = m.summary
+    assert s["created"] >= 50
+    assert s["delivery_prob"] >= 0.8, s
+    assert s["hopcount_avg"] >= 1.0
+    assert s["latency_med"] > 0
+    assert 0 < s["response_prob"] <= s["delivery_prob"]
+    json.dumps(s)
+
+
+def test_spray_and_wait_overhead_below_epidemic() -> None:
+    epi = Simulation(parse(small("epidemic"))).run().summary
+    spray = Simulation(parse(small("spray"))).run().summary
+    assert spray["overhead_ratio"] < epi["overhead_ratio"], (spray, epi)
+    assert spray["delivery_prob"] >= 0.5
+
+
+def test_one_random_waypoint_small_version() -> None:
+    sc = load("one-random-waypoint")
+    sc = replace(sc, duration=7200.0, groups=(replace(sc.groups[0], count=40),))
+    s = Simulation(sc).run().summary
+    assert s["created"] > 200
+    assert s["contacts"] > 0
+    assert s["relayed"] > 0
+
+
+def test_cli_sim_list_and_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import io
+
+    from mesh.cli import main
+
+    out = io.StringIO()
+    assert main(["sim", "list"], out=out) == 0
+    assert "one-random-waypoint" in out.getvalue()
+    path = tmp_path / "small.toml"
+    path.write_text(small())
+    out = io.StringIO()
+    code = main(
+        ["sim", "run", str(path), "--quiet", "--no-plots", "--out", str(tmp_path / "o")], out=out
+    )
+    assert code == 0
+    assert "delivery_prob" in out.getvalue()
+    assert json.loads((tmp_path / "o" / "report.json").read_text())["stats"]["created"] > 0
+    bad = tmp_path / "bad.toml"
+    bad.write_text(small().replace("count = 20", "count = -"))
+    assert main(["sim", "run", str(bad), "--quiet"], out=io.StringIO()) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("steppe: ")
+    assert err.count("\n") == 1
