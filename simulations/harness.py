@@ -1,12 +1,17 @@
 """Runs a scenario: one real :class:`mesh.core.node.Node` per simulated device, driven by
 the discrete-event engine in virtual time.
 
-The harness only moves bytes and time: it turns radio contacts into ``LinkUp``/``LinkDown``
-events, carries the frames each node transmits to the other end after ``size / bitrate``
-seconds (one frame at a time per direction, lost if the contact ends first), ticks each
-node at its own ``next_deadline()``, and injects traffic as ``SendMessage`` events. Every
-protocol decision is the node's. Metrics are read from the actions nodes return, from the
-node's observer hook (envelope sent / received) and from the store's removal hook.
+The harness only moves bytes and time: it turns radio contacts (or a contact trace) and
+internet reachability into ``LinkUp``/``LinkDown`` events, carries the frames a node
+transmits to the other end after ``size / bitrate`` seconds (one frame after another per
+direction, lost if the contact ends first), ticks each node at its own
+``next_deadline()``, and injects traffic as ``SendMessage`` events. Every protocol decision
+is the node's. Metrics come from the actions nodes return, the node's observer hook
+(envelope sent / received) and the store's removal hook.
+
+Internet: gateway nodes (``gateway = true``) hold an internet link to every other gateway
+while both their regions' internet states allow it: ``up``, or ``throttled`` at a reduced
+bit rate. ``down`` and ``dpi`` (the Steppe link is blocked, nothing else changes) cut it.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
+from pathlib import Path
 
 import numpy as np
 from scipy.spatial import cKDTree
@@ -37,19 +43,28 @@ from mesh.core.events import (
 )
 from mesh.core.node import Node, NodeConfig
 from mesh.core.store import MemoryStore, Quotas
+from simulations.adversaries import BlackHole, Observer, flood_once, linkability
 from simulations.engine import Engine
 from simulations.metrics import Metrics
-from simulations.mobility import Gatherings, Mobility, RandomWaypoint, Static
+from simulations.mobility import (
+    Gatherings,
+    Mobility,
+    RandomWaypoint,
+    Static,
+    TraceEvent,
+    read_trace,
+)
 from simulations.scenario import Group, Scenario
 
 EPOCH0 = 1_767_225_600  # 2026-01-01 00:00 UTC: simulated time 0 (nodes need wall dates)
 LINK_MTU = 1400
+RADIO, NET = "radio", "net"
+ContactKey = tuple[int, int, str]
 
 
 @dataclass
 class _Contact:
-    a: int
-    b: int
+    key: ContactKey
     link_a: int
     link_b: int
     bitrate: float
@@ -57,6 +72,14 @@ class _Contact:
     up: bool = False  # LinkUp delivered (after the set-up time)
     busy: dict[int, float] = field(default_factory=dict)  # node -> sending until
     in_flight: dict[int, set[bytes]] = field(default_factory=dict)  # sender -> envelope ids
+
+    @property
+    def a(self) -> int:
+        return self.key[0]
+
+    @property
+    def b(self) -> int:
+        return self.key[1]
 
 
 class Simulation:
@@ -74,17 +97,19 @@ class Simulation:
         self.metrics = Metrics()
         self.nodes: list[Node] = []
         self.group_of: list[Group] = []
-        self.mobility: list[tuple[Mobility, int]] = []  # (model, first node index)
-        self.contacts: dict[tuple[int, int], _Contact] = {}
-        self.link_owner: dict[int, tuple[int, tuple[int, int]]] = {}  # link id -> (node, pair)
+        self.mobility: list[Mobility] = []
+        self.contacts: dict[ContactKey, _Contact] = {}
+        self.link_owner: dict[int, ContactKey] = {}
+        self.observers: dict[int, Observer] = {}
+        self.gateways: list[int] = []
         self._next_link = 1
         self._tick_at: list[float] = []
+        self._trace: list[TraceEvent] = []
         self._build()
 
     # ---- set-up ------------------------------------------------------------------------
     def _build(self) -> None:
         sc = self.sc
-        start = 0
         for group in sc.groups:
             for _ in range(group.count):
                 self._add_node(group)
@@ -110,10 +135,14 @@ class Simulation:
                 model = RandomWaypoint(
                     group.count, sc.width, sc.height, group.speed, group.wait, mob_rng, sc.warmup
                 )
-            self.mobility.append((model, start))
-            start += group.count
+            self.mobility.append(model)
         self._tick_at = [float("inf")] * len(self.nodes)
+        self._ranges = np.array([sc.radios[g.radio].range for g in self.group_of])
         self.metrics.node_count = len(self.nodes)
+        self.metrics.region_of = [g.region for g in self.group_of]
+        if sc.trace:
+            base = Path(sc.source).parent if sc.source else Path(".")
+            self._trace = read_trace((base / sc.trace).read_text())
 
     def _add_node(self, group: Group) -> None:
         idx = len(self.nodes)
@@ -121,7 +150,9 @@ class Simulation:
         ident = Identity.generate(r.randbytes)
         ring = PrekeyRing(lifetime=30 * 86400, rotate_every=30 * 86400)
         ring.create(ident, EPOCH0, r.randbytes)
-        store = MemoryStore(Quotas(max_total_bytes=group.buffer, max_source_bytes=group.buffer))
+        store = MemoryStore(
+            Quotas(max_total_bytes=group.buffer, max_source_bytes=max(group.buffer // 4, 64 * 1024))
+        )
         args: tuple[tuple[str, int], ...] = (
             (("copies", group.copies),) if (group.strategy == "spray") else ()
         )
@@ -135,10 +166,19 @@ class Simulation:
             max_budget=64,
         )
         node = Node(ident, ring, store, r.randbytes, cfg)
-        node.observer = lambda ev, eid, link, i=idx: self._observe(i, ev, eid, link)
-        store.on_remove = lambda eid, why, i=idx: self.metrics.removed(i, eid, why, self.engine.now)
+        if group.role == "blackhole":
+            node.strategy = BlackHole()
+        if group.role == "observer":
+            self.observers[idx] = Observer()
+        node.observer = partial(self._observe, idx)
+        store.on_remove = partial(self._removed, idx)
+        if group.gateway:
+            self.gateways.append(idx)
         self.nodes.append(node)
         self.group_of.append(group)
+
+    def _removed(self, idx: int, eid: bytes, why: str) -> None:
+        self.metrics.removed(idx, eid, why, self.engine.now)
 
     # ---- driving nodes -----------------------------------------------------------------
     def _feed(self, idx: int, event: Event) -> None:
@@ -164,9 +204,9 @@ class Simulation:
             if isinstance(act, Transmit):
                 self._transmit(idx, act.link, act.data)
             elif isinstance(act, CloseLink):
-                owner = self.link_owner.get(act.link)
-                if owner is not None:
-                    self._contact_down(owner[1], by_node=idx)
+                key = self.link_owner.get(act.link)
+                if key is not None:
+                    self._contact_down(key, by_node=idx)
             elif isinstance(act, MessageQueued):
                 self.metrics.queued(act.msg_id, act.envelope_id, idx, now)
             elif isinstance(act, MessageDelivered):
@@ -174,11 +214,9 @@ class Simulation:
             elif isinstance(act, MessageAcked):
                 self.metrics.acked(act.msg_id, idx, now)
 
-    def _observe(self, idx: int, event: str, eid: bytes, link: int) -> None:
-        owner = self.link_owner.get(link)
-        if owner is None:
-            return
-        contact = self.contacts.get(owner[1])
+    def _observe(self, idx: int, event: str, eid: bytes, link: int, frame: bytes) -> None:
+        key = self.link_owner.get(link)
+        contact = self.contacts.get(key) if key is not None else None
         if contact is None:
             return
         other = contact.b if idx == contact.a else contact.a
@@ -188,31 +226,40 @@ class Simulation:
         else:
             contact.in_flight.get(other, set()).discard(eid)
             self.metrics.relayed(other, idx, eid, self.engine.now)
+            observer = self.observers.get(idx)
+            if observer is not None:
+                observer.record(frame, self.engine.now)
 
     # ---- links -------------------------------------------------------------------------
-    def _contact_up(self, a: int, b: int) -> None:
-        radio = self.sc.radios[self.group_of[a].radio]
-        other = self.sc.radios[self.group_of[b].radio]
-        bitrate = min(radio.bitrate, other.bitrate)
+    def _contact_up(self, key: ContactKey, bitrate: float, loss: float, setup: float) -> None:
         la, lb = self._next_link, self._next_link + 1
         self._next_link += 2
-        contact = _Contact(a, b, la, lb, bitrate, max(radio.loss, other.loss))
-        self.contacts[(a, b)] = contact
-        self.link_owner[la] = (a, (a, b))
-        self.link_owner[lb] = (b, (a, b))
+        contact = _Contact(key, la, lb, bitrate, loss)
+        self.contacts[key] = contact
+        self.link_owner[la] = key
+        self.link_owner[lb] = key
         self.metrics.contacts += 1
-        setup = max(radio.setup, other.setup)
-        self.engine.after(setup, lambda: self._link_up(contact))
+        self.engine.after(setup, partial(self._link_up, contact))
+
+    def _radio_up(self, a: int, b: int) -> None:
+        ra = self.sc.radios[self.group_of[a].radio]
+        rb = self.sc.radios[self.group_of[b].radio]
+        self._contact_up(
+            (a, b, RADIO),
+            min(ra.bitrate, rb.bitrate),
+            max(ra.loss, rb.loss),
+            max(ra.setup, rb.setup),
+        )
 
     def _link_up(self, contact: _Contact) -> None:
-        if self.contacts.get((contact.a, contact.b)) is not contact:
+        if self.contacts.get(contact.key) is not contact:
             return
         contact.up = True
         self._feed(contact.b, LinkUp(contact.link_b, initiator=False, mtu=LINK_MTU))
         self._feed(contact.a, LinkUp(contact.link_a, initiator=True, mtu=LINK_MTU))
 
-    def _contact_down(self, pair: tuple[int, int], by_node: int | None = None) -> None:
-        contact = self.contacts.pop(pair, None)
+    def _contact_down(self, key: ContactKey, by_node: int | None = None) -> None:
+        contact = self.contacts.pop(key, None)
         if contact is None:
             return
         for ids in contact.in_flight.values():
@@ -226,87 +273,143 @@ class Simulation:
                 self._feed(contact.b, LinkDown(contact.link_b))
 
     def _transmit(self, idx: int, link: int, data: bytes) -> None:
-        owner = self.link_owner.get(link)
-        if owner is None:
+        key = self.link_owner.get(link)
+        if key is None:
             return
-        contact = self.contacts[owner[1]]
+        contact = self.contacts[key]
         dest, dest_link = (
             (contact.b, contact.link_b) if idx == contact.a else (contact.a, contact.link_a)
         )
         start = max(self.engine.now, contact.busy.get(idx, 0.0))
         done = start + len(data) / contact.bitrate
         contact.busy[idx] = done
-        self.metrics.bytes_on_air += len(data)
+        if key[2] == RADIO:
+            self.metrics.bytes_on_air += len(data)
         if contact.loss and self.rng.random() < contact.loss:
             return
-        self.engine.at(done, lambda: self._arrive(contact, dest, dest_link, data))
+        self.engine.at(done, partial(self._arrive, contact, dest, dest_link, data))
 
     def _arrive(self, contact: _Contact, dest: int, link: int, data: bytes) -> None:
-        if self.contacts.get((contact.a, contact.b)) is not contact:
+        if self.contacts.get(contact.key) is not contact:
             return  # the contact ended while the frame was on the air
         self._feed(dest, FrameReceived(link, data))
 
     # ---- radio -------------------------------------------------------------------------
     def _positions(self, t: float) -> tuple[np.ndarray, np.ndarray]:
-        xs, ys = [], []
-        for model, _start in self.mobility:
-            x, y = model.positions(t)
-            xs.append(x)
-            ys.append(y)
-        return np.concatenate(xs), np.concatenate(ys)
+        parts = [m.positions(t) for m in self.mobility]
+        return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
     def _scan(self) -> None:
         t = self.engine.now
         xs, ys = self._positions(t)
-        ranges = np.array([self.sc.radios[g.radio].range for g in self.group_of])
-        max_range = float(ranges.max())
         tree = cKDTree(np.column_stack((xs, ys)))
-        candidates = tree.query_pairs(max_range, output_type="ndarray")
-        now_pairs: set[tuple[int, int]] = set()
+        candidates = tree.query_pairs(float(self._ranges.max()), output_type="ndarray")
+        now_pairs: set[ContactKey] = set()
         if len(candidates):
             i, j = candidates[:, 0], candidates[:, 1]
             d = np.hypot(xs[i] - xs[j], ys[i] - ys[j])
-            ok = d <= np.minimum(ranges[i], ranges[j])
-            now_pairs = {
-                (int(a), int(b)) if a < b else (int(b), int(a))
-                for a, b in zip(i[ok], j[ok], strict=True)
-            }
-        for pair in sorted(set(self.contacts) - now_pairs):
-            self._contact_down(pair)
-        for pair in sorted(now_pairs - set(self.contacts)):
-            self._contact_up(*pair)
+            ok = d <= np.minimum(self._ranges[i], self._ranges[j])
+            lo, hi = np.minimum(i[ok], j[ok]), np.maximum(i[ok], j[ok])
+            now_pairs = {(int(a), int(b), RADIO) for a, b in zip(lo, hi, strict=True)}
+        current = {k for k in self.contacts if k[2] == RADIO}
+        for key in sorted(current - now_pairs):
+            self._contact_down(key)
+        for a, b, _m in sorted(now_pairs - current):
+            self._radio_up(a, b)
         nxt = t + self.sc.update_interval
         if nxt < self.sc.duration:
             self.engine.at(nxt, self._scan)
 
+    def _trace_event(self, ev: TraceEvent) -> None:
+        key = (ev.a, ev.b, RADIO)
+        if ev.up and key not in self.contacts:
+            self._radio_up(ev.a, ev.b)
+        elif not ev.up:
+            self._contact_down(key)
+
+    # ---- internet ----------------------------------------------------------------------
+    def _net_check(self) -> None:
+        sc = self.sc
+        t = self.engine.now
+        states = {name: r.state(t, sc.start_hour) for name, r in sc.regions.items()}
+        wanted: dict[ContactKey, float] = {}
+        for x, a in enumerate(self.gateways):
+            for b in self.gateways[x + 1 :]:
+                sa = states[self.group_of[a].region]
+                sb = states[self.group_of[b].region]
+                if sa[0] in ("up", "throttled") and sb[0] in ("up", "throttled"):
+                    wanted[(a, b, NET)] = sc.internet_bitrate * min(sa[1], sb[1])
+        for key in sorted(k for k in self.contacts if k[2] == NET):
+            if key not in wanted or self.contacts[key].bitrate != wanted[key]:
+                self._contact_down(key)
+        for key in sorted(wanted):
+            if key not in self.contacts:
+                self._contact_up(key, wanted[key], 0.0, 0.5)
+        self.metrics.net_states.append((t, {n: s[0] for n, s in sorted(states.items())}))
+        nxt = t + sc.internet_check
+        if nxt < sc.duration:
+            self.engine.at(nxt, self._net_check)
+
     # ---- traffic -----------------------------------------------------------------------
     def _new_message(self) -> None:
         tr = self.sc.traffic
+        users = self._users
         n = len(self.nodes)
         lo, hi = tr.sources or (0, n - 1)
         dlo, dhi = tr.destinations or (0, n - 1)
-        src = self.rng.randint(lo, hi)
-        dst = self.rng.randint(dlo, dhi)
-        while dst == src and dhi > dlo:
-            dst = self.rng.randint(dlo, dhi)
-        if dst != src:
+        src_pool = [i for i in users if lo <= i <= hi]
+        dst_pool = [i for i in users if dlo <= i <= dhi]
+        if src_pool and len(dst_pool) > 1:
+            src = src_pool[self.rng.randrange(len(src_pool))]
+            dst = src
+            while dst == src:
+                dst = dst_pool[self.rng.randrange(len(dst_pool))]
             size = self.rng.randint(*tr.size)
             sender, recipient = self.nodes[src], self.nodes[dst]
             if recipient.identity.sign_public not in sender.contacts:
                 # They met in person before the scenario starts and swapped cards.
                 sender.add_contact(recipient.identity.public(), recipient.ring.keys[-1].record)
             self.metrics.creating(src, dst, size, self.engine.now)
-            body = self.rng.randbytes(size)
-            self._feed(src, SendMessage(recipient.identity.sign_public, body, tr.ttl))
+            self._feed(
+                src, SendMessage(recipient.identity.sign_public, self.rng.randbytes(size), tr.ttl)
+            )
         nxt = self.engine.now + self.rng.uniform(*tr.interval)
         if nxt < (tr.stop if tr.stop is not None else self.sc.duration):
             self.engine.at(nxt, self._new_message)
 
+    def _flood(self, idx: int) -> None:
+        node, group = self.nodes[idx], self.group_of[idx]
+        now = EPOCH0 + int(self.engine.now)
+        eid = flood_once(node, now, self.sc.traffic.ttl, self.sc.mint_difficulty, node.rng)
+        self.metrics.junk += 1
+        self._apply(idx, node.offer([eid], now))
+        nxt = self.engine.now + group.flood_interval
+        if nxt < self.sc.duration:
+            self.engine.at(nxt, partial(self._flood, idx))
+
+    def _sample(self) -> None:
+        self.metrics.sample(self.engine.now, self.nodes)
+        nxt = self.engine.now + max(self.sc.duration / 100, 60.0)
+        if nxt < self.sc.duration:
+            self.engine.at(nxt, self._sample)
+
     # ---- run ---------------------------------------------------------------------------
     def run(self) -> Metrics:
         sc = self.sc
-        self.engine.at(0.0, self._scan)
+        self._users = [i for i, g in enumerate(self.group_of) if g.role == "user"]
+        if self._trace:
+            for ev in self._trace:
+                if ev.time < sc.duration and max(ev.a, ev.b) < len(self.nodes):
+                    self.engine.at(ev.time, partial(self._trace_event, ev))
+        else:
+            self.engine.at(0.0, self._scan)
+        if self.gateways and sc.regions:
+            self.engine.at(0.0, self._net_check)
+        for i, g in enumerate(self.group_of):
+            if g.role == "flooder":
+                self.engine.at(self.rng.uniform(0, g.flood_interval), partial(self._flood, i))
         self.engine.at(sc.traffic.start + self.rng.uniform(*sc.traffic.interval), self._new_message)
+        self.engine.at(0.0, self._sample)
         step = max(sc.duration / 200, 1.0)
         t = 0.0
         while t < sc.duration:
@@ -315,4 +418,7 @@ class Simulation:
             if self.progress is not None:
                 self.progress(t, self.engine.events_run)
         self.metrics.finish(sc.duration, self.nodes)
+        if self.observers:
+            truth = {m.envelope_id: (m.src, m.dst) for m in self.metrics.messages}
+            self.metrics.summary["observer"] = linkability(list(self.observers.values()), truth)
         return self.metrics

@@ -58,6 +58,9 @@ class Metrics:
     buffer_times: list[float] = field(default_factory=list)
     occupancy: list[tuple[float, int]] = field(default_factory=list)
     summary: dict[str, Any] = field(default_factory=dict)
+    junk: int = 0
+    region_of: list[str] = field(default_factory=list)
+    net_states: list[tuple[float, dict[str, str]]] = field(default_factory=list)
     _pending: Message | None = None
 
     def creating(self, src: int, dst: int, size: int, now: float) -> None:
@@ -141,4 +144,23 @@ class Metrics:
             "bytes_on_air": self.bytes_on_air,
             "contacts": self.contacts,
             "nodes": self.node_count,
+            "junk_created": self.junk,
+            "per_region": self._per_region(),
         }
+
+    def _per_region(self) -> dict[str, dict[str, float | int]]:
+        """Delivery by the destination's region (and "" for nodes outside any region)."""
+        out: dict[str, dict[str, float | int]] = {}
+        for region in sorted(set(self.region_of)):
+            msgs = [
+                m
+                for m in self.messages
+                if 0 <= m.dst < len(self.region_of) and self.region_of[m.dst] == region
+            ]
+            done = sum(1 for m in msgs if m.delivered_at is not None)
+            out[region or "-"] = {
+                "created": len(msgs),
+                "delivered": done,
+                "delivery_prob": round(done / len(msgs), 4) if msgs else 0.0,
+            }
+        return out

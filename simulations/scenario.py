@@ -13,6 +13,8 @@ from typing import Any
 
 SCENARIO_DIR = Path(__file__).parent / "scenarios"
 MOVEMENTS = ("random_waypoint", "static", "gatherings")
+ROLES = ("user", "relay", "flooder", "blackhole", "observer")
+STATES = ("up", "down", "throttled", "dpi")
 STRATEGIES = ("epidemic", "direct", "spray", "prophet")
 
 
@@ -45,6 +47,44 @@ class Group:
     buffer: int = 5_000_000
     strategy: str = "epidemic"
     copies: int = 8
+    region: str = ""
+    gateway: bool = False  # has an internet link while its region's internet allows
+    role: str = "user"
+    flood_interval: float = 1.0  # flooders: seconds between junk envelopes
+
+
+@dataclass(frozen=True)
+class Window:
+    """An internet state for ``[start, end)`` seconds, or daily ``[from_hour, to_hour)``."""
+
+    state: str
+    start: float = 0.0
+    end: float = float("inf")
+    daily: tuple[float, float] | None = None
+    factor: float = 1.0
+
+
+@dataclass(frozen=True)
+class Region:
+    name: str
+    default: str = "up"
+    windows: tuple[Window, ...] = ()
+    default_factor: float = 1.0
+
+    def state(self, t: float, start_hour: float) -> tuple[str, float]:
+        """The internet state and bit-rate factor at simulated time ``t``; later windows
+        override earlier ones."""
+        state, factor = self.default, self.default_factor
+        hour = (start_hour + t / 3600.0) % 24.0
+        for w in self.windows:
+            if w.daily is not None:
+                lo, hi = w.daily
+                inside = lo <= hour < hi if lo <= hi else (hour >= lo or hour < hi)
+            else:
+                inside = w.start <= t < w.end
+            if inside:
+                state, factor = w.state, w.factor
+        return state, factor
 
 
 @dataclass(frozen=True)
@@ -72,6 +112,11 @@ class Scenario:
     warmup: float = 0.0
     update_interval: float = 1.0
     mint_difficulty: int = 6
+    regions: dict[str, Region] = field(default_factory=dict)
+    internet_bitrate: float = 1_000_000.0
+    internet_check: float = 60.0
+    start_hour: float = 0.0
+    trace: str = ""  # a contact trace file (relative to the scenario); replaces the radio
     source: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -139,7 +184,14 @@ def parse(text: str, source: str = "<string>") -> Scenario:
         if not 0 <= radio.loss < 1:
             raise ScenarioError(f"{w}loss: must be in [0, 1)")
         radios[radio.name] = radio
-    groups = tuple(_group(g, i, radios) for i, g in enumerate(_get(data, "groups", "", list)))
+    regions = {
+        r.name: r
+        for r in (_region(x, i) for i, x in enumerate(_get(data, "regions", "", list, [])))
+    }
+    net = _get(data, "internet", "", dict, {})
+    groups = tuple(
+        _group(g, i, radios, regions) for i, g in enumerate(_get(data, "groups", "", list))
+    )
     if not groups:
         raise ScenarioError("groups: at least one group is needed")
     n = sum(g.count for g in groups)
@@ -159,12 +211,59 @@ def parse(text: str, source: str = "<string>") -> Scenario:
             _get(sc, "update_interval", "scenario.", float, 1.0), "scenario.update_interval"
         ),
         mint_difficulty=_get(sc, "stamp_bits", "scenario.", int, 6),
+        regions=regions,
+        internet_bitrate=_positive(
+            _get(net, "bitrate", "internet.", float, 1_000_000.0), "internet.bitrate"
+        ),
+        internet_check=_positive(
+            _get(net, "check_interval", "internet.", float, 60.0), "internet.check_interval"
+        ),
+        start_hour=_get(sc, "start_hour", "scenario.", float, 0.0),
+        trace=_get(sc, "trace", "scenario.", str, ""),
         source=source,
     )
 
 
-def _group(g: dict[str, Any], i: int, radios: dict[str, Radio]) -> Group:
+def _region(r: dict[str, Any], i: int) -> Region:
+    w = f"regions[{i}]."
+    default = _get(r, "default", w, str, "up")
+    if default not in STATES:
+        raise ScenarioError(f"{w}default: one of {', '.join(STATES)}, got {default!r}")
+    windows = []
+    for j, x in enumerate(_get(r, "timeline", w, list, [])):
+        ww = f"{w}timeline[{j}]."
+        if not isinstance(x, dict):
+            raise ScenarioError(f"{ww[:-1]}: expected a table")
+        state = _get(x, "state", ww, str)
+        if state not in STATES:
+            raise ScenarioError(f"{ww}state: one of {', '.join(STATES)}, got {state!r}")
+        daily = _range(x, "daily", ww, None)
+        if daily is not None and daily[1] > 24:
+            raise ScenarioError(f"{ww}daily: hours are 0-24")
+        start = _get(x, "start", ww, float, 0.0)
+        end = _get(x, "end", ww, float, float("inf"))
+        if end <= start:
+            raise ScenarioError(f"{ww}end: must be after start")
+        factor = _get(x, "factor", ww, float, 1.0)
+        if not 0 < factor <= 1:
+            raise ScenarioError(f"{ww}factor: must be in (0, 1]")
+        windows.append(Window(state, start, end, daily, factor))
+    return Region(_get(r, "name", w, str), default, tuple(windows))
+
+
+def _group(
+    g: dict[str, Any], i: int, radios: dict[str, Radio], regions: dict[str, Region]
+) -> Group:
     w = f"groups[{i}]."
+    region = _get(g, "region", w, str, "")
+    if region and region not in regions:
+        raise ScenarioError(f"{w}region: no region named {region!r} in [[regions]]")
+    role = _get(g, "role", w, str, "user")
+    if role not in ROLES:
+        raise ScenarioError(f"{w}role: one of {', '.join(ROLES)}, got {role!r}")
+    gateway = _get(g, "gateway", w, bool, False)
+    if gateway and not region:
+        raise ScenarioError(f"{w}gateway: a gateway group needs a region")
     movement = _get(g, "movement", w, str)
     if movement not in MOVEMENTS:
         raise ScenarioError(f"{w}movement: one of {', '.join(MOVEMENTS)}, got {movement!r}")
@@ -174,7 +273,16 @@ def _group(g: dict[str, Any], i: int, radios: dict[str, Radio]) -> Group:
     strategy = _get(g, "strategy", w, str, "epidemic")
     if strategy not in STRATEGIES:
         raise ScenarioError(f"{w}strategy: one of {', '.join(STRATEGIES)}, got {strategy!r}")
-    count = _get(g, "count", w, int)
+    if "count" not in g and "population" in g:
+        population = _get(g, "population", w, int)
+        adoption = _get(g, "adoption", w, float)
+        if not 0 < adoption <= 1:
+            raise ScenarioError(f"{w}adoption: must be in (0, 1]")
+        count = max(1, round(population * adoption))
+    else:
+        count = _get(g, "count", w, int)
+    if count < 1:
+        raise ScenarioError(f"{w}count: at least 1")
     positions = tuple(tuple(p) for p in _get(g, "positions", w, list, []))
     if movement == "static" and len(positions) != count:
         raise ScenarioError(f"{w}positions: static groups need one [x, y] per node")
@@ -193,6 +301,10 @@ def _group(g: dict[str, Any], i: int, radios: dict[str, Radio]) -> Group:
         buffer=_get(g, "buffer", w, int, 5_000_000),
         strategy=strategy,
         copies=_get(g, "copies", w, int, 8),
+        region=region,
+        gateway=gateway,
+        role=role,
+        flood_interval=_positive(_get(g, "flood_interval", w, float, 1.0), w + "flood_interval"),
     )
 
 

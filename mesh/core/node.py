@@ -133,9 +133,9 @@ class Node:
         self.contacts: dict[bytes, Contact] = {}
         self.links: dict[int, _Link] = {}
         self.stats: dict[str, int] = {}
-        # Optional instrumentation for the simulator: (event, envelope id, link) with event
-        # "sent" (handed to a link) or "received" (arrived whole from a link).
-        self.observer: Callable[[str, bytes, int], None] | None = None
+        # Optional instrumentation for the simulator: (event, envelope id, link, frame) with
+        # event "sent" (handed to a link) or "received" (arrived whole from a link).
+        self.observer: Callable[[str, bytes, int, bytes], None] | None = None
         self._own: dict[bytes, tuple[bytes, int]] = {}  # receipt hash -> (msg id, expiry)
         self._by_receipt: dict[bytes, bytes] = {}  # receipt hash -> stored envelope id
         self._receipts: dict[bytes, tuple[bytes, int]] = {}  # hash -> (secret, expiry)
@@ -189,6 +189,11 @@ class Node:
         )
         self._store_local(env, now)
         return self._offer_everywhere([env.id()], now)
+
+    def offer(self, ids: list[bytes], now: int) -> list[Action]:
+        """Offer envelopes put into the store from outside (e.g. an import) to every
+        open link now, rather than at the next reconciliation."""
+        return self._offer_everywhere(ids, now)
 
     def my_hints(self) -> set[bytes]:
         return {hint_for(k.record.public) for k in self.ring.keys}
@@ -456,7 +461,7 @@ class Node:
             actions += self._send_msg(link, P.EnvelopeMsg(copy))
             self._count("envelopes_sent")
             if self.observer is not None:
-                self.observer("sent", i, link)
+                self.observer("sent", i, link, copy)
             if handoff.keep_budget != env.budget:
                 self.store.replace_data(i, E.encode(env.with_budget(handoff.keep_budget)))
         return actions
@@ -473,7 +478,7 @@ class Node:
             return self._close(link, "malformed envelope")
         eid = env.id()
         if self.observer is not None:
-            self.observer("received", eid, link)
+            self.observer("received", eid, link, msg.frame)
         if eid not in ln.asked:
             self._count("unsolicited")
             return self._close(link, "unsolicited envelope")
