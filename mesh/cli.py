@@ -158,6 +158,12 @@ def cmd_sim_run(args: argparse.Namespace, out: TextIO) -> None:
     )
 
 
+def cmd_sim_sweep(args: argparse.Namespace, out: TextIO) -> None:
+    from simulations.sweep import sweep
+
+    sweep(args.scenario, args.set or [], args.seeds, args.jobs, args.csv, out=out)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="steppe", description="Offline-first mesh messenger.")
     parser.add_argument(
@@ -217,6 +223,18 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--quiet", action="store_true", help="no progress bar")
     run.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     run.set_defaults(func=cmd_sim_run)
+    sw = sim.add_parser("sweep", help="a parameter grid x seeds in parallel, one table")
+    sw.add_argument("scenario")
+    sw.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY=V1,V2",
+        help="scenario key to vary, e.g. groups.0.strategy=epidemic,spray",
+    )
+    sw.add_argument("--seeds", default="1", help="N, N-M or N,M,... (default 1)")
+    sw.add_argument("--jobs", type=int, default=2, help="parallel processes (default 2)")
+    sw.add_argument("--csv", metavar="FILE", help="also write the table as CSV")
+    sw.set_defaults(func=cmd_sim_sweep)
     return parser
 
 

@@ -165,10 +165,49 @@ def _positive(value: float, key: str) -> float:
 
 
 def parse(text: str, source: str = "<string>") -> Scenario:
+    return parse_data(_toml(text), source)
+
+
+def _toml(text: str) -> dict[str, Any]:
     try:
-        data = tomllib.loads(text)
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ScenarioError(f"not valid TOML: {exc}") from None
+
+
+def set_key(data: dict[str, Any], dotted: str, value: Any) -> None:
+    """Override ``a.b.0.c`` (list items by index) in raw scenario data."""
+    parts = dotted.split(".")
+    node: Any = data
+    for i, part in enumerate(parts):
+        last = i == len(parts) - 1
+        if isinstance(node, list):
+            if not part.isdigit() or int(part) >= len(node):
+                raise ScenarioError(f"{dotted}: no item {part} in that list")
+            if last:
+                node[int(part)] = value
+            else:
+                node = node[int(part)]
+        elif isinstance(node, dict):
+            if last:
+                node[part] = value
+            elif part not in node:
+                raise ScenarioError(f"{dotted}: no key {part!r}")
+            else:
+                node = node[part]
+        else:
+            raise ScenarioError(f"{dotted}: {part!r} is not a table or list")
+
+
+def load_with(name_or_path: str, overrides: dict[str, Any]) -> Scenario:
+    path = _path(name_or_path)
+    data = _toml(path.read_text())
+    for key, value in overrides.items():
+        set_key(data, key, value)
+    return parse_data(data, str(path))
+
+
+def parse_data(data: dict[str, Any], source: str = "<string>") -> Scenario:
     sc = _get(data, "scenario", "", dict)
     world = _get(data, "world", "", dict)
     radios: dict[str, Radio] = {}
@@ -333,13 +372,18 @@ def _traffic(t: dict[str, Any], n: int) -> Traffic:
 
 def load(name_or_path: str) -> Scenario:
     """A scenario by name (``simulations/scenarios/NAME.toml``) or by path."""
+    path = _path(name_or_path)
+    return parse(path.read_text(), str(path))
+
+
+def _path(name_or_path: str) -> Path:
     path = Path(name_or_path)
     if not path.exists():
         path = SCENARIO_DIR / f"{name_or_path}.toml"
     if not path.exists():
         known = ", ".join(sorted(p.stem for p in SCENARIO_DIR.glob("*.toml")))
         raise ScenarioError(f"no scenario {name_or_path!r} (known: {known})")
-    return parse(path.read_text(), str(path))
+    return path
 
 
 def available() -> list[tuple[str, str]]:

@@ -197,3 +197,35 @@ def test_cli_sim_list_and_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     err = capsys.readouterr().err
     assert err.startswith("steppe: ")
     assert err.count("\n") == 1
+
+
+def test_sweep_grid_times_seeds(tmp_path: Path) -> None:
+    import io
+
+    from mesh.cli import main
+
+    path = tmp_path / "small.toml"
+    path.write_text(small().replace("duration = 3600", "duration = 1200"))
+    out = io.StringIO()
+    code = main(
+        [
+            "sim",
+            "sweep",
+            str(path),
+            "--set",
+            "groups.0.strategy=epidemic,spray",
+            "--seeds",
+            "1-2",
+            "--jobs",
+            "2",
+            "--csv",
+            str(tmp_path / "s.csv"),
+        ],
+        out=out,
+    )
+    assert code == 0
+    lines = (tmp_path / "s.csv").read_text().splitlines()
+    assert lines[0].startswith("groups.0.strategy,seed,delivery_prob")
+    assert len(lines) == 5
+    assert {ln.split(",")[0] for ln in lines[1:]} == {"epidemic", "spray"}
+    assert main(["sim", "sweep", str(path), "--set", "groups.7.count=1"], out=io.StringIO()) == 2
