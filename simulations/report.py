@@ -89,7 +89,19 @@ def _plots(out_dir: Path, sc: Scenario, m: Metrics) -> list[Path]:
     p2 = out_dir / "latency_cdf.png"
     fig.savefig(p2, dpi=100, metadata={"Software": None})
     plt.close(fig)
-    return [p1, p2]
+    regions = m.summary.get("per_region", {})
+    fig, ax = plt.subplots(figsize=(7, 4))
+    names = list(regions)
+    ax.bar(names, [regions[r]["delivery_prob"] for r in names])
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("delivery probability")
+    ax.set_xlabel("destination's region")
+    ax.set_title(f"{sc.name}: delivery per region")
+    fig.tight_layout()
+    p3 = out_dir / "per_region.png"
+    fig.savefig(p3, dpi=100, metadata={"Software": None})
+    plt.close(fig)
+    return [p1, p2, p3]
 
 
 def summary_text(sc: Scenario, seed: int, m: Metrics, wall: float) -> str:
