@@ -79,16 +79,21 @@ class RandomWaypoint(Mobility):
         self.legs = Legs(xs, ys, xs.copy(), ys.copy(), t, t.copy(), waits)
         self.advance(0.0)
 
+    def _destination(self) -> tuple[float, float, tuple[float, float]]:
+        """The next waypoint and the pause range after it (uniform in the area)."""
+        return self.rng.uniform(0, self.width), self.rng.uniform(0, self.height), self.wait
+
     def _new_leg(self, i: int) -> None:
         lg, rng = self.legs, self.rng
         start = lg.t_next[i]
         lg.x0[i], lg.y0[i] = lg.x1[i], lg.y1[i]
-        lg.x1[i], lg.y1[i] = rng.uniform(0, self.width), rng.uniform(0, self.height)
+        x, y, pause = self._destination()
+        lg.x1[i], lg.y1[i] = x, y
         speed = rng.uniform(*self.speed)
-        dist = float(np.hypot(lg.x1[i] - lg.x0[i], lg.y1[i] - lg.y0[i]))
+        dist = float(np.hypot(x - lg.x0[i], y - lg.y0[i]))
         lg.t0[i] = start
         lg.t1[i] = start + dist / max(speed, 1e-9)
-        lg.t_next[i] = lg.t1[i] + rng.uniform(*self.wait)
+        lg.t_next[i] = lg.t1[i] + rng.uniform(*pause)
 
     def advance(self, t: float) -> None:
         lg = self.legs
@@ -132,17 +137,14 @@ class Gatherings(RandomWaypoint):
         self.p_square, self.square_wait = p_square, square_wait
         super().__init__(n, width, height, speed, wait, rng, warmup)
 
-    def _new_leg(self, i: int) -> None:
-        super()._new_leg(i)
-        rng, lg = self.rng, self.legs
+    def _destination(self) -> tuple[float, float, tuple[float, float]]:
+        rng = self.rng
         if self.squares and rng.random() < self.p_square:
             cx, cy = self.squares[rng.randrange(len(self.squares))]
-            lg.x1[i] = min(max(cx + rng.uniform(-self.radius, self.radius), 0), self.width)
-            lg.y1[i] = min(max(cy + rng.uniform(-self.radius, self.radius), 0), self.height)
-            speed = rng.uniform(*self.speed)
-            dist = float(np.hypot(lg.x1[i] - lg.x0[i], lg.y1[i] - lg.y0[i]))
-            lg.t1[i] = lg.t0[i] + dist / max(speed, 1e-9)
-            lg.t_next[i] = lg.t1[i] + rng.uniform(*self.square_wait)
+            x = min(max(cx + rng.uniform(-self.radius, self.radius), 0.0), self.width)
+            y = min(max(cy + rng.uniform(-self.radius, self.radius), 0.0), self.height)
+            return x, y, self.square_wait
+        return super()._destination()
 
 
 @dataclass(frozen=True, slots=True)

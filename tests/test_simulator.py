@@ -229,3 +229,32 @@ def test_sweep_grid_times_seeds(tmp_path: Path) -> None:
     assert len(lines) == 5
     assert {ln.split(",")[0] for ln in lines[1:]} == {"epidemic", "spray"}
     assert main(["sim", "sweep", str(path), "--set", "groups.7.count=1"], out=io.StringIO()) == 2
+
+
+def test_gatherings_draw_people_to_the_squares() -> None:
+    from simulations.mobility import Gatherings
+
+    g = Gatherings(
+        100,
+        1000,
+        1000,
+        (1, 2),
+        (0, 60),
+        random.Random(2),
+        [(500, 500)],
+        50,
+        0.9,
+        (600, 1200),
+        warmup=3000,
+    )
+    rw = RandomWaypoint(100, 1000, 1000, (1, 2), (0, 60), random.Random(2), warmup=3000)
+    near_g = near_r = 0
+    for t in range(0, 7200, 300):
+        for model, _ in ((g, 0), (rw, 1)):
+            xs, ys = model.positions(float(t))
+            n = int(np.sum(np.hypot(xs - 500, ys - 500) <= 100))
+            if model is g:
+                near_g += n
+            else:
+                near_r += n
+    assert near_g > 5 * near_r
