@@ -185,7 +185,7 @@ def bench_memory() -> None:
     line("10,000 envelopes: frames themselves", f"{frame_bytes / 2**20:7.1f} MiB")
     line("10,000 envelopes: index and bookkeeping on top", f"{index / 2**20:7.1f} MiB")
     line("per envelope: bookkeeping", f"{index / 10_000:7.0f} B")
-    _ = store
+    assert store.count() == len(items)
 
 
 def main() -> None:

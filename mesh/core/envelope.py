@@ -33,12 +33,10 @@ import hashlib
 from dataclasses import dataclass, replace
 from enum import IntEnum
 
-import msgpack
-
 from crypto.errors import DecodeError
 from crypto.padding import BUCKETS, MAX_BODY
 from crypto.stamp import STAMP_LEN
-from crypto.wire import strict_unpack
+from crypto.wire import pack, strict_unpack
 
 VERSION = 1
 MAX_TAG = 16
@@ -114,9 +112,7 @@ class Envelope:
 
 
 def header_bytes(kind: int, expiry_hour: int, tag: bytes, receipt: bytes = b"") -> bytes:
-    return msgpack.packb(  # type: ignore[no-any-return]
-        [VERSION, int(kind), expiry_hour, tag, receipt], use_bin_type=True
-    )
+    return pack([VERSION, int(kind), expiry_hour, tag, receipt])
 
 
 def make(
@@ -135,7 +131,7 @@ def make(
 
 
 def encode(env: Envelope) -> bytes:
-    return msgpack.packb(  # type: ignore[no-any-return]
+    return pack(
         [
             env.version,
             int(env.kind),
@@ -145,8 +141,7 @@ def encode(env: Envelope) -> bytes:
             env.body,
             env.budget,
             env.stamp,
-        ],
-        use_bin_type=True,
+        ]
     )
 
 

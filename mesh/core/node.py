@@ -141,6 +141,7 @@ class Node:
         self._receipts: dict[bytes, tuple[bytes, int]] = {}  # hash -> (secret, expiry)
         self._pending: list[tuple[int, bytes, int]] = []  # (release at, secret, expiry)
         self._next_sweep = 0
+        self._now = 0  # the time of the event being handled
         self._delivered: dict[bytes, int] = {}  # msg id -> expiry (exactly-once guard)
         self.sessions: dict[bytes, Session] = {}
         self._tags: dict[bytes, tuple[bytes, int, int]] = {}  # tag -> (sid, epoch, counter)
@@ -160,6 +161,7 @@ class Node:
 
     # ---- public API -------------------------------------------------------------------
     def handle(self, event: Event, now: int) -> list[Action]:
+        self._now = now
         return self._dispatch[type(event)](event, now)
 
     def next_deadline(self) -> int | None:
@@ -254,11 +256,17 @@ class Node:
             )
         return actions
 
-    def _close(self, link: int, reason: str) -> list[Action]:
+    def _forget_link(self, link: int) -> _Link | None:
+        """The one place a link ends: drop its state and tell the strategy."""
         ln = self.links.pop(link, None)
+        if ln is not None:
+            self.strategy.on_contact_end(ln.peer, self._now)
+        return ln
+
+    def _close(self, link: int, reason: str) -> list[Action]:
+        ln = self._forget_link(link)
         if ln is None:
             return []
-        self.strategy.on_contact_end(ln.peer, 0)
         out = ln.session.close()
         return [*self._transmit(link, out), CloseLink(link, reason)]
 
@@ -287,9 +295,7 @@ class Node:
         return self._transmit(ev.link, session.start())
 
     def _link_down(self, ev: LinkDown, now: int) -> list[Action]:
-        ln = self.links.pop(ev.link, None)
-        if ln is not None:
-            self.strategy.on_contact_end(ln.peer, now)
+        self._forget_link(ev.link)
         return []
 
     def _frame(self, ev: FrameReceived, now: int) -> list[Action]:
@@ -299,7 +305,7 @@ class Node:
         out = ln.session.receive_frame(ev.data, now)
         actions = self._transmit(ev.link, out)
         if out.closed is not None:
-            self.links.pop(ev.link, None)
+            self._forget_link(ev.link)
             self._count("links_closed_" + out.closed.name.lower())
             return [*actions, CloseLink(ev.link, out.closed.value)]
         if out.opened:
@@ -500,9 +506,7 @@ class Node:
             self._by_receipt[env.receipt] = eid
         if env.kind is E.Kind.SESSION:
             self._by_tag[env.tag] = eid
-        for gone in result.evicted:
-            self._count("evicted")
-            _ = gone
+        self._count("evicted", len(result.evicted))
         return self._maybe_deliver(env, eid, now)
 
     def _check(self, env: E.Envelope, eid: bytes, now: int) -> str:
@@ -667,9 +671,8 @@ class Node:
         contact = self.contacts.get(ev.recipient)
         if contact is None:
             return [SendFailed(ev.recipient, "not a contact")]
-        if self._session_for(ev.recipient) is not None:
-            pass
-        elif contact.prekey is None or contact.prekey.expires <= now:
+        no_prekey = contact.prekey is None or contact.prekey.expires <= now
+        if self._session_for(ev.recipient) is None and no_prekey:
             return [SendFailed(ev.recipient, "no current prekey for this contact yet")]
         budget = min(self.strategy.INITIAL_BUDGET, self.config.max_budget)
         msg_id = self.rng(16)
@@ -719,7 +722,7 @@ class Node:
             out = ln.session.tick(now)
             actions += self._transmit(link, out)
             if out.closed is not None:
-                self.links.pop(link, None)
+                self._forget_link(link)
                 actions.append(CloseLink(link, out.closed.value))
             elif ln.hello is not None and now >= ln.last_sync + self.config.resync_every:
                 actions += self._start_sync(link, ln, now)
