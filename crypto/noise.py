@@ -173,7 +173,7 @@ class HandshakeState:
     def _pre_key(self, token: str, *, mine: bool) -> bytes:
         if token != "s":  # noqa: S105 (a Noise token, not a password)
             raise ValueError("only 's' pre-messages are supported")
-        key = self.s.public if (mine and self.s) else (None if mine else self.rs)
+        key = (self.s.public if self.s else None) if mine else self.rs
         if key is None:
             raise ValueError("the pattern needs a static key that was not given")
         return key
