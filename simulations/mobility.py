@@ -49,6 +49,7 @@ class Mobility:
     """Base class: ``advance(t)`` makes every node's current leg cover time ``t``."""
 
     legs: Legs
+    max_speed: float = 0.0  # an upper bound on any node's speed (m/s)
 
     def advance(self, t: float) -> None:  # pragma: no cover - interface
         raise NotImplementedError
@@ -71,6 +72,7 @@ class RandomWaypoint(Mobility):
     ) -> None:
         self.n, self.width, self.height = n, width, height
         self.speed, self.wait, self.rng = speed, wait, rng
+        self.max_speed = max(speed)
         start = -warmup
         xs = np.array([rng.uniform(0, width) for _ in range(n)])
         ys = np.array([rng.uniform(0, height) for _ in range(n)])

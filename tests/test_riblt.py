@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import random
 
+import numpy as np
 import pytest
 
 from mesh.core import riblt as R
@@ -18,14 +19,20 @@ def scalar_encode(ids: list[bytes], count: int) -> R.Symbols:
             sums[i] ^= item
             checks[i] ^= R._checksum(item)
             counts[i] += 1
-    return R.Symbols(sums, checks, counts)
+    words = [[(x >> (64 * (3 - k))) & ((1 << 64) - 1) for k in range(4)] for x in sums]
+    return R.Symbols(
+        np.array(words, dtype=np.uint64).reshape(count, 4),
+        np.array(checks, dtype=np.uint64),
+        np.array(counts, dtype=np.int64),
+    )
 
 
 def test_vectorised_encoder_matches_the_definition() -> None:
     r = random.Random(1)
-    ids = [r.randbytes(32) for _ in range(300)]
-    for count in (1, 7, 64, 500):
-        assert R.encode_set(ids, count) == scalar_encode(ids, count)
+    for n in (3, 300):  # the small-set path and the vectorised path
+        ids = [r.randbytes(32) for _ in range(n)]
+        for count in (1, 7, 64, 500):
+            assert R.encode_set(ids, count) == scalar_encode(ids, count)
 
 
 @pytest.mark.parametrize(("n", "d"), [(0, 3), (50, 0), (2000, 1), (2000, 40), (500, 300)])
@@ -55,5 +62,22 @@ def test_symbols_round_trip_and_garbage() -> None:
     assert back == sym
     with pytest.raises(ValueError, match="length"):
         R.decode_symbols(b"x" * 39, [1])
+    assert back != R.encode_set(ids[1:], 16)
     junk = R.decode_symbols(r.randbytes(40 * 16), [r.randrange(5) for _ in range(16)])
     assert R.subtract_and_peel(junk, R.encode_set(ids, 16)) is None
+
+
+def test_sketch_follows_a_changing_set() -> None:
+    """The incremental sketch always equals a fresh encoding of the set it was given."""
+    r = random.Random(4)
+    sketch = R.Sketch(size=64)
+    current = [r.randbytes(32) for _ in range(100)]
+    for step in range(30):
+        if step % 7 == 6:
+            current = [r.randbytes(32) for _ in range(r.randrange(0, 50))]  # big change
+        else:
+            r.shuffle(current)
+            current = current[r.randrange(0, 5) :] + [r.randbytes(32) for _ in range(3)]
+        for count in (1, 32, 64):
+            assert sketch.symbols(current, count) == R.encode_set(current, count)
+    assert sketch.symbols(current, 100) == R.encode_set(current, 100)  # beyond the cache

@@ -60,7 +60,7 @@ from mesh.core.events import (
 )
 from mesh.core.flood import TokenBucket, load_difficulty
 from mesh.core.link import LinkOutput, LinkSession, LinkState
-from mesh.core.riblt import MAX_SYMBOLS, Symbols, decode_symbols, encode_set, subtract_and_peel
+from mesh.core.riblt import MAX_SYMBOLS, Sketch, Symbols, decode_symbols, subtract_and_peel
 from mesh.core.routing import EnvView, Strategy, by_name
 from mesh.core.session import EPOCH, Session
 from mesh.core.store import PolicyStore, PutStatus, StoreItem
@@ -147,6 +147,12 @@ class Node:
         self._tags: dict[bytes, tuple[bytes, int, int]] = {}  # tag -> (sid, epoch, counter)
         self._tags_epoch = -1
         self._by_tag: dict[bytes, bytes] = {}  # tag -> id of a stored SESSION envelope
+        # (tag, budget) of stored envelopes, so offers and hand-overs need not re-decode
+        # frames; a cache: an id missing here (e.g. a store opened from disk) is decoded.
+        self._headers: dict[bytes, tuple[bytes, int]] = {}
+        self._sketch = Sketch()  # coded symbols of the store, kept up to date
+        self._hints: frozenset[bytes] = frozenset()
+        self._hints_for: tuple[int, ...] | None = None
         self._dispatch: MappingProxyType[type, Callable[[Any, int], list[Action]]] = (
             MappingProxyType(
                 {
@@ -197,8 +203,12 @@ class Node:
         open link now, rather than at the next reconciliation."""
         return self._offer_everywhere(ids, now)
 
-    def my_hints(self) -> set[bytes]:
-        return {hint_for(k.record.public) for k in self.ring.keys}
+    def my_hints(self) -> frozenset[bytes]:
+        ids = tuple(k.prekey_id for k in self.ring.keys)
+        if ids != self._hints_for:
+            self._hints = frozenset(hint_for(k.record.public) for k in self.ring.keys)
+            self._hints_for = ids
+        return self._hints
 
     def is_mine(self, tag: bytes) -> bool:
         """Is an envelope with this routing tag (probably) addressed to us?"""
@@ -277,6 +287,7 @@ class Node:
     def _store_local(self, env: E.Envelope, now: int) -> None:
         frame = E.encode(env)
         self.store.put(StoreItem(env.id(), frame, env.expiry, PRIO_OWN, b"self"), now)
+        self._headers[env.id()] = (env.tag, env.budget)
         if env.receipt:
             self._by_receipt[env.receipt] = env.id()
 
@@ -358,7 +369,7 @@ class Node:
         return self._send_symbols(link, ln, 0, m)
 
     def _send_symbols(self, link: int, ln: _Link, start: int, stop: int) -> list[Action]:
-        syms = encode_set(ln.snapshot, stop)
+        syms = self._sketch.symbols(ln.snapshot, stop)
         actions: list[Action] = []
         for lo in range(start, stop, P.MAX_SYMBOLS_PER_MESSAGE):
             hi = min(stop, lo + P.MAX_SYMBOLS_PER_MESSAGE)
@@ -383,19 +394,17 @@ class Node:
         except ValueError:
             return self._close(link, "bad SYMBOLS")
         if msg.start == 0:
-            ln.remote = Symbols()
+            ln.remote = Symbols.empty()
             ln.snapshot = self.store.ids_in_range(b"", None)
             ln.expect = 0
             ln.last_sync = now
         if ln.remote is None or msg.start != len(ln.remote):
             return self._close(link, "SYMBOLS out of order")
-        ln.remote.sums += part.sums
-        ln.remote.checks += part.checks
-        ln.remote.counts += part.counts
+        ln.remote = ln.remote.extend(part)
         m = len(ln.remote)
         if m < ln.expect:
             return []  # the rest of this batch is still on its way
-        diff = subtract_and_peel(ln.remote, encode_set(ln.snapshot, m))
+        diff = subtract_and_peel(ln.remote, self._sketch.symbols(ln.snapshot, m))
         if diff is None:
             if m >= MAX_SYMBOLS:
                 return self._close(link, "reconciliation did not converge")
@@ -414,12 +423,26 @@ class Node:
     def _wanted(self, envelope_id: bytes, now: int) -> bool:
         return not self.store.has(envelope_id) and not self.store.is_seen(envelope_id, now)
 
+    def _header(self, envelope_id: bytes) -> tuple[bytes, int] | None:
+        """(tag, budget) of a stored envelope, or None if it is not stored."""
+        if not self.store.has(envelope_id):
+            self._headers.pop(envelope_id, None)
+            return None
+        cached = self._headers.get(envelope_id)
+        if cached is None:
+            frame = self.store.get(envelope_id)
+            if frame is None:
+                return None
+            env = E.decode(frame)
+            cached = self._headers[envelope_id] = (env.tag, env.budget)
+        return cached
+
     def _offer_items(self, ids: list[bytes]) -> list[tuple[bytes, bytes]]:
         items = []
         for i in ids:
-            frame = self.store.get(i)
-            if frame is not None:
-                items.append((i, E.decode(frame).tag))
+            header = self._header(i)
+            if header is not None:
+                items.append((i, header[0]))
         return items
 
     def _offer_everywhere(self, ids: list[bytes], now: int) -> list[Action]:
@@ -453,23 +476,30 @@ class Node:
                 ranked.append((-meta[1], meta[0], i))
         ranked.sort()
         actions: list[Action] = []
-        for _p, _e, i in ranked:
-            frame = self.store.get(i)
-            if frame is None:
+        for _p, expiry, i in ranked:
+            header = self._header(i)
+            if header is None:
                 continue
-            env = E.decode(frame)
-            view = EnvView(i, env.budget, env.expiry, env.tag)
+            tag, budget = header
+            view = EnvView(i, budget, expiry, tag)
             handoff = self.strategy.decide(view, ln.peer, i in mine, now)
             if not handoff.give:
                 self._count("withheld")
                 continue
-            copy = E.encode(env.with_budget(max(0, min(handoff.peer_budget, E.MAX_BUDGET))))
+            frame = self.store.get(i)
+            if frame is None:
+                continue
+            give = max(0, min(handoff.peer_budget, E.MAX_BUDGET))
+            copy = frame if give == budget else E.encode(E.decode(frame).with_budget(give))
             actions += self._send_msg(link, P.EnvelopeMsg(copy))
             self._count("envelopes_sent")
             if self.observer is not None:
                 self.observer("sent", i, link, copy)
-            if handoff.keep_budget != env.budget:
-                self.store.replace_data(i, E.encode(env.with_budget(handoff.keep_budget)))
+            if handoff.keep_budget != budget:
+                self.store.replace_data(
+                    i, E.encode(E.decode(frame).with_budget(handoff.keep_budget))
+                )
+                self._headers[i] = (tag, handoff.keep_budget)
         return actions
 
     # ---- arriving envelopes -----------------------------------------------------------
@@ -493,15 +523,16 @@ class Node:
         if reason:
             self._count("rejected_" + reason)
             return []
+        frame = bytes(msg.frame)  # canonical: it is exactly E.encode(env)
         if env.budget > self.config.max_budget:
             env = env.with_budget(self.config.max_budget)
+            frame = E.encode(env)
         priority = self._priority(env)
-        result = self.store.put(
-            StoreItem(eid, E.encode(env), env.expiry, priority, ln.peer[:16]), now
-        )
+        result = self.store.put(StoreItem(eid, frame, env.expiry, priority, ln.peer[:16]), now)
         self._count("put_" + result.status.value)
         if result.status is not PutStatus.STORED:
             return []
+        self._headers[eid] = (env.tag, env.budget)
         if env.receipt:
             self._by_receipt[env.receipt] = eid
         if env.kind is E.Kind.SESSION:
@@ -714,6 +745,7 @@ class Node:
         self._delivered = {m: exp for m, exp in self._delivered.items() if exp > now}
         self._by_receipt = {h: i for h, i in self._by_receipt.items() if self.store.has(i)}
         self._by_tag = {t: i for t, i in self._by_tag.items() if self.store.has(i)}
+        self._headers = {i: h for i, h in self._headers.items() if self.store.has(i)}
 
     # ---- time -------------------------------------------------------------------------
     def _tick(self, _ev: Tick, now: int) -> list[Action]:

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
@@ -35,6 +35,7 @@ ID_LEN = 32
 CHECK_LEN = 8
 SYMBOL_LEN = ID_LEN + CHECK_LEN
 MAX_SYMBOLS = 1 << 16
+_SCALAR_BELOW = 40  # sets this small are encoded with the scalar index generator
 _MASK = (1 << 64) - 1
 _ZERO_ID = 0
 
@@ -81,39 +82,76 @@ def _indices(item: int, limit: int) -> Iterator[int]:
         i = max(j, i + 1)
 
 
-@dataclass(slots=True)
-class Symbols:
-    """The first ``len(sums)`` coded symbols of a set (kept as Python ints for speed)."""
+U64 = npt.NDArray[np.uint64]
+I64 = npt.NDArray[np.int64]
 
-    sums: list[int] = field(default_factory=list)
-    checks: list[int] = field(default_factory=list)
-    counts: list[int] = field(default_factory=list)
+
+@dataclass(slots=True, eq=False)
+class Symbols:
+    """The first ``len(self)`` coded symbols of a set, as numpy arrays: ``sums`` (m x 4
+    64-bit words of the XOR of ids, most significant first), ``checks`` and ``counts``."""
+
+    sums: U64
+    checks: U64
+    counts: I64
+
+    @classmethod
+    def empty(cls, m: int = 0) -> Symbols:
+        return cls(
+            np.zeros((m, 4), dtype=np.uint64),
+            np.zeros(m, dtype=np.uint64),
+            np.zeros(m, dtype=np.int64),
+        )
 
     def __len__(self) -> int:
-        return len(self.sums)
+        return len(self.counts)
+
+    def __eq__(self, other: object) -> bool:
+        return (
+            isinstance(other, Symbols)
+            and np.array_equal(self.sums, other.sums)
+            and np.array_equal(self.checks, other.checks)
+            and np.array_equal(self.counts, other.counts)
+        )
+
+    def prefix(self, m: int) -> Symbols:
+        return Symbols(self.sums[:m].copy(), self.checks[:m].copy(), self.counts[:m].copy())
+
+    def extend(self, more: Symbols) -> Symbols:
+        return Symbols(
+            np.concatenate((self.sums, more.sums)),
+            np.concatenate((self.checks, more.checks)),
+            np.concatenate((self.counts, more.counts)),
+        )
 
     def encode(self, start: int, stop: int) -> bytes:
-        out = bytearray()
-        for i in range(start, stop):
-            out += self.sums[i].to_bytes(ID_LEN, "big")
-            out += self.checks[i].to_bytes(CHECK_LEN, "big")
-        return bytes(out)
+        """Symbols ``start..stop`` on the wire: 32-byte id sum, 8-byte checksum, each."""
+        block = np.empty((stop - start, 5), dtype=">u8")
+        block[:, :4] = self.sums[start:stop]
+        block[:, 4] = self.checks[start:stop]
+        return block.tobytes()
 
     def counts_slice(self, start: int, stop: int) -> list[int]:
-        return self.counts[start:stop]
+        out: list[int] = self.counts[start:stop].tolist()
+        return out
+
+
+def _words(ids: Iterable[bytes]) -> U64:
+    raw = b"".join(ids)
+    return np.frombuffer(raw, dtype=">u8").reshape(len(raw) // ID_LEN, 4).astype(np.uint64)
 
 
 def encode_set(ids: Iterable[bytes], count: int) -> Symbols:
     """The first ``count`` coded symbols of the set ``ids`` (vectorised with numpy; the
     arithmetic is exactly that of :func:`_indices` and :func:`_checksum`)."""
-    raw = b"".join(ids)
-    n = len(raw) // ID_LEN
+    return _encode_words(_words(ids), count)
+
+
+def _encode_words(w: U64, count: int) -> Symbols:
+    n = len(w)
+    out = Symbols.empty(count)
     if n == 0 or count == 0:
-        return Symbols([0] * count, [0] * count, [0] * count)
-    w = np.frombuffer(raw, dtype=">u8").reshape(n, 4).astype(np.uint64)
-    sums = np.zeros((count, 4), dtype=np.uint64)
-    checks = np.zeros(count, dtype=np.uint64)
-    counts = np.zeros(count, dtype=np.int64)
+        return out
     chk = _mix_vec(
         w[:, 0]
         ^ _rotl_vec(w[:, 1], 17)
@@ -124,11 +162,19 @@ def encode_set(ids: Iterable[bytes], count: int) -> Symbols:
     state = w[:, 0] ^ w[:, 1] ^ w[:, 2] ^ w[:, 3]
     idx = np.zeros(n, dtype=np.int64)
     active = np.arange(n)
+    at_sym: list[I64] = []  # (symbol index, id row) pairs, one array per round
+    at_row: list[I64] = []
+    if n <= _SCALAR_BELOW:  # a few ids (a sketch update): numpy's per-call cost dominates
+        for row, word in enumerate(w.tolist()):
+            item = (word[0] << 192) | (word[1] << 128) | (word[2] << 64) | word[3]
+            ix = list(_indices(item, count))
+            at_sym.append(np.array(ix, dtype=np.int64))
+            at_row.append(np.full(len(ix), row, dtype=np.int64))
+        active = active[:0]
     while active.size:
         cur = idx[active]
-        np.bitwise_xor.at(sums, cur, w[active])
-        np.bitwise_xor.at(checks, cur, chk[active])
-        np.add.at(counts, cur, 1)
+        at_sym.append(cur)
+        at_row.append(active)
         st = state[active] + np.uint64(_C0)
         state[active] = st
         z = _mix_vec(st)
@@ -139,33 +185,67 @@ def encode_set(ids: Iterable[bytes], count: int) -> Symbols:
         nxt = np.minimum(np.maximum(j, i + 1.0), float(count)).astype(np.int64)
         idx[active] = nxt
         active = active[nxt < count]
-    big = sums.astype(">u8").tobytes()
-    return Symbols(
-        [int.from_bytes(big[r * ID_LEN : (r + 1) * ID_LEN], "big") for r in range(count)],
-        [int(x) for x in checks],
-        [int(x) for x in counts],
-    )
+    # Group the pairs by symbol and XOR each group at once (sort + reduceat).
+    syms = np.concatenate(at_sym)
+    rows = np.concatenate(at_row)
+    order = np.argsort(syms, kind="stable")
+    syms, rows = syms[order], rows[order]
+    starts = np.flatnonzero(np.concatenate(([True], syms[1:] != syms[:-1])))
+    used = syms[starts]
+    out.sums[used] = np.bitwise_xor.reduceat(w[rows], starts, axis=0)
+    out.checks[used] = np.bitwise_xor.reduceat(chk[rows], starts)
+    out.counts[:] = np.bincount(syms, minlength=count)
+    return out
 
 
-def _rotl_vec(x: npt.NDArray[np.uint64], r: int) -> npt.NDArray[np.uint64]:
+def _rotl_vec(x: U64, r: int) -> U64:
     return (x << np.uint64(r)) | (x >> np.uint64(64 - r))
 
 
-def _mix_vec(z: npt.NDArray[np.uint64]) -> npt.NDArray[np.uint64]:
+def _mix_vec(z: U64) -> U64:
     z = (z ^ (z >> np.uint64(30))) * np.uint64(_C1)
     z = (z ^ (z >> np.uint64(27))) * np.uint64(_C2)
     return z ^ (z >> np.uint64(31))
 
 
+class Sketch:
+    """The first ``size`` coded symbols of a set that changes a little between uses (a
+    node's store between two reconciliations): :meth:`symbols` brings the cached symbols
+    to the given set by XOR-ing in only what was added or removed since the last call,
+    instead of encoding the whole set again. Requests beyond ``size`` are encoded afresh."""
+
+    def __init__(self, size: int = 256) -> None:
+        self.size = size
+        self._ids: set[bytes] = set()
+        self._sym = Symbols.empty(size)
+
+    def symbols(self, ids: list[bytes], count: int) -> Symbols:
+        if count > self.size:
+            return encode_set(ids, count)
+        now = set(ids)
+        added, removed = now - self._ids, self._ids - now
+        if len(added) + len(removed) > len(now):
+            self._sym = encode_set(ids, self.size)
+        else:
+            for delta, sign in ((added, 1), (removed, -1)):
+                if delta:
+                    d = encode_set(delta, self.size)
+                    self._sym.sums ^= d.sums
+                    self._sym.checks ^= d.checks
+                    self._sym.counts += sign * d.counts
+        self._ids = now
+        return self._sym.prefix(count)
+
+
 def decode_symbols(data: bytes, counts: list[int]) -> Symbols:
     """Parse ``len(counts)`` symbols sent by the peer (raises ValueError if malformed)."""
-    if len(data) != SYMBOL_LEN * len(counts):
+    m = len(counts)
+    if len(data) != SYMBOL_LEN * m:
         raise ValueError("symbol block has the wrong length")
-    sums, checks = [], []
-    for off in range(0, len(data), SYMBOL_LEN):
-        sums.append(int.from_bytes(data[off : off + ID_LEN], "big"))
-        checks.append(int.from_bytes(data[off + ID_LEN : off + SYMBOL_LEN], "big"))
-    return Symbols(sums, checks, list(counts))
+    block = np.frombuffer(data, dtype=">u8").reshape(m, 5).astype(np.uint64)
+    return Symbols(
+        np.ascontiguousarray(block[:, :4]), block[:, 4].copy(), np.array(counts, dtype=np.int64)
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,9 +259,10 @@ def subtract_and_peel(remote: Symbols, local: Symbols) -> Difference | None:
     m = len(remote)
     if len(local) < m:
         raise ValueError("local symbols must cover the remote ones")
-    sums = [remote.sums[i] ^ local.sums[i] for i in range(m)]
-    checks = [remote.checks[i] ^ local.checks[i] for i in range(m)]
-    counts = [remote.counts[i] - local.counts[i] for i in range(m)]
+    big = (remote.sums ^ local.sums[:m]).astype(">u8").tobytes()
+    sums = [int.from_bytes(big[i * ID_LEN : (i + 1) * ID_LEN], "big") for i in range(m)]
+    checks: list[int] = (remote.checks ^ local.checks[:m]).tolist()
+    counts: list[int] = (remote.counts - local.counts[:m]).tolist()
     only_remote: list[int] = []
     only_local: list[int] = []
     queue = [i for i in range(m) if counts[i] in (1, -1)]
