@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from crypto import primitives as p
 from crypto.errors import AuthenticationError, DecodeError
 from crypto.noise import KeyPair
-from crypto.wire import expect_bytes, expect_int, expect_list, pack, strict_unpack
+from crypto.wire import expect_bytes, expect_int, expect_list, expect_seq, pack, strict_unpack
 
 MAX_SKIP = 1000
 MAX_STORED_SKIPPED = 2000
@@ -137,6 +137,41 @@ class Ratchet:
         plaintext = _open(mk, body, ad + raw_header)
         self._adopt(trial)
         return plaintext
+
+    # -- persistence ---------------------------------------------------------------------
+    def to_list(self) -> list[object]:
+        """The whole state as plain values (to be stored encrypted: it holds secrets)."""
+        skipped = [[dh, n, mk, t] for (dh, n), (mk, t) in sorted(self.skipped.items())]
+        return [
+            *(self.rk, self.dhs.private, self.dhr, self.cks, self.ckr),
+            *(self.ns, self.nr, self.pn, skipped),
+        ]
+
+    @classmethod
+    def from_list(cls, obj: object) -> Ratchet:
+        f = expect_list(obj, 9, "ratchet state")
+
+        def opt(x: object, what: str) -> bytes | None:
+            return None if x is None else expect_bytes(x, what, size=32)
+
+        skipped: dict[tuple[bytes, int], tuple[bytes, int]] = {}
+        for entry in expect_seq(f[8], "skipped keys", MAX_STORED_SKIPPED):
+            e = expect_list(entry, 4, "skipped key")
+            skipped[(expect_bytes(e[0], "dh", size=32), expect_int(e[1], "n"))] = (
+                expect_bytes(e[2], "mk", size=32),
+                expect_int(e[3], "time"),
+            )
+        return cls(
+            expect_bytes(f[0], "rk", size=32),
+            KeyPair.from_private(expect_bytes(f[1], "dhs", size=32)),
+            opt(f[2], "dhr"),
+            opt(f[3], "cks"),
+            opt(f[4], "ckr"),
+            expect_int(f[5], "ns"),
+            expect_int(f[6], "nr"),
+            expect_int(f[7], "pn"),
+            skipped,
+        )
 
     # -- internals -----------------------------------------------------------------------
     def _copy(self) -> Ratchet:

@@ -95,6 +95,13 @@ def expect_list(obj: Any, length: int, what: str) -> list[Any]:
     return obj
 
 
+def expect_seq(obj: Any, what: str, max_len: int) -> list[Any]:
+    """An array of any length up to ``max_len``."""
+    if not isinstance(obj, list) or len(obj) > max_len:
+        raise DecodeError(f"{what}: expected an array of at most {max_len} items")
+    return obj
+
+
 def expect_bytes(
     obj: Any, what: str, *, size: int | None = None, max_size: int | None = None
 ) -> bytes:

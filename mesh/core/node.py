@@ -33,12 +33,13 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-from crypto.errors import CryptoError
+from crypto.errors import CryptoError, DecodeError
 from crypto.identity import Identity, PublicIdentity
 from crypto.noise import KeyPair
 from crypto.prekeys import PrekeyRecord, PrekeyRing
 from crypto.primitives import Rng, blake2b
 from crypto.receipts import receipt_hash
+from crypto.wire import expect_bytes, expect_int, expect_list, pack, strict_unpack
 from mesh.core import envelope as E
 from mesh.core import messages as M
 from mesh.core import protocol as P
@@ -68,6 +69,7 @@ from mesh.core.store import PolicyStore, PutStatus, StoreItem
 log = logging.getLogger(__name__)
 
 PRIO_OTHER, PRIO_PUBLIC, PRIO_CONTACT, PRIO_OWN = 0, 1, 2, 3
+STATE_VERSION = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,6 +204,66 @@ class Node:
         """Offer envelopes put into the store from outside (e.g. an import) to every
         open link now, rather than at the next reconciliation."""
         return self._offer_everywhere(ids, now)
+
+    # ---- persistence ------------------------------------------------------------------
+    def export_state(self) -> bytes:
+        """Everything besides the store that must survive a restart: end-to-end sessions,
+        learned prekeys, receipts (ours, released, pending) and the exactly-once guard.
+        It holds secrets: the daemon stores it encrypted under the profile's data key.
+        Routing-strategy tables are not kept (they rebuild from new contacts)."""
+        return pack(
+            [
+                STATE_VERSION,
+                [s.to_list() for _sid, s in sorted(self.sessions.items())],
+                [
+                    [k, c.prekey.encode()]
+                    for k, c in sorted(self.contacts.items())
+                    if c.prekey is not None
+                ],
+                [[h, m, e] for h, (m, e) in sorted(self._own.items())],
+                [[h, s, e] for h, (s, e) in sorted(self._receipts.items())],
+                [list(x) for x in self._pending],
+                [[m, e] for m, e in sorted(self._delivered.items())],
+            ]
+        )
+
+    def restore_state(self, data: bytes, now: int) -> None:
+        """Load :meth:`export_state` output (after adding contacts) and re-index the store.
+        Raises :class:`~crypto.errors.DecodeError` if the state is malformed."""
+        f = expect_list(
+            strict_unpack(data, max_size=len(data), max_array_len=1 << 20, max_map_len=0),
+            7,
+            "node state",
+        )
+        if f[0] != STATE_VERSION:
+            raise DecodeError(f"node state version {f[0]!r} is not {STATE_VERSION}")
+        self.sessions = {}
+        for raw in f[1]:
+            sess = Session.from_list(raw)
+            self.sessions[sess.sid] = sess
+        for raw in f[2]:
+            key, rec = expect_list(raw, 2, "learned prekey")
+            contact = self.contacts.get(key)
+            if contact is not None:
+                contact.prekey = PrekeyRecord.decode(expect_bytes(rec, "prekey"))
+        self._own = {h: (m, e) for h, m, e in (expect_list(x, 3, "own") for x in f[3])}
+        self._receipts = {h: (s, e) for h, s, e in (expect_list(x, 3, "receipt") for x in f[4])}
+        self._pending = [
+            (expect_int(a, "at"), expect_bytes(s, "secret"), expect_int(e, "expiry"))
+            for a, s, e in (expect_list(x, 3, "pending") for x in f[5])
+        ]
+        self._delivered = {m: e for m, e in (expect_list(x, 2, "delivered") for x in f[6])}
+        for eid in self.store.ids_in_range(b"", None):
+            frame = self.store.get(eid)
+            if frame is None:
+                continue
+            env = E.decode(frame)
+            self._headers[eid] = (env.tag, env.budget)
+            if env.receipt:
+                self._by_receipt[env.receipt] = eid
+            if env.kind is E.Kind.SESSION:
+                self._by_tag[env.tag] = eid
+        self._rebuild_tags(now)
 
     def my_hints(self) -> frozenset[bytes]:
         ids = tuple(k.prekey_id for k in self.ring.keys)

@@ -31,7 +31,7 @@ from crypto.errors import DecodeError
 from crypto.noise import KeyPair
 from crypto.padding import bucket_for, pad, unpad
 from crypto.ratchet import Ratchet
-from crypto.wire import expect_bytes, expect_int, expect_list, pack, strict_unpack
+from crypto.wire import expect_bytes, expect_int, expect_list, expect_seq, pack, strict_unpack
 
 EPOCH = 86400
 WINDOW = 64
@@ -109,6 +109,44 @@ class Session:
             _derive(sk, b"env" + send),
             _derive(sk, b"env" + recv),
             last_used=now,
+        )
+
+    def to_list(self) -> list[object]:
+        keys = (self.send_tag_key, self.recv_tag_key, self.send_env_key, self.recv_env_key)
+        return [
+            self.sid,
+            self.peer,
+            self.ratchet.to_list(),
+            *keys,
+            sorted(self.sent.items()),
+            [[e, w.high, sorted(w.received)] for e, w in sorted(self.windows.items())],
+            self.last_used,
+        ]
+
+    @classmethod
+    def from_list(cls, obj: object) -> Session:
+        f = expect_list(obj, 10, "session")
+        sent = {}
+        for item in expect_seq(f[7], "sent counters", 8):
+            e, c = expect_list(item, 2, "sent counter")
+            sent[expect_int(e, "epoch")] = expect_int(c, "counter")
+        windows = {}
+        for item in expect_seq(f[8], "windows", 8):
+            e, high, received = expect_list(item, 3, "window")
+            got = {expect_int(c, "counter") for c in expect_seq(received, "received", 4 * WINDOW)}
+            windows[expect_int(e, "epoch")] = _Window(got, expect_int(high, "high"))
+        k = [expect_bytes(x, "session key", size=32) for x in f[3:7]]
+        return cls(
+            expect_bytes(f[0], "sid", size=8),
+            expect_bytes(f[1], "peer", size=32),
+            Ratchet.from_list(f[2]),
+            k[0],
+            k[1],
+            k[2],
+            k[3],
+            sent=sent,
+            windows=windows,
+            last_used=expect_int(f[9], "last used"),
         )
 
     @property
