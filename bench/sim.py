@@ -61,9 +61,9 @@ def child(nodes: int, hours: float, world: str) -> None:
 
 
 def run(nodes: int, hours: float, world: str) -> dict[str, float]:
+    cmd = [sys.executable, "-m", "bench.sim", "--child", "--nodes", str(nodes)]
     out = subprocess.run(
-        [sys.executable, "-m", "bench.sim", "--child", "--nodes", str(nodes)]
-        + ["--hours", str(hours), "--world", world],
+        [*cmd, "--hours", str(hours), "--world", world],
         capture_output=True,
         text=True,
         check=True,
