@@ -141,6 +141,7 @@ class Node:
         self._own: dict[bytes, tuple[bytes, int]] = {}  # receipt hash -> (msg id, expiry)
         self._by_receipt: dict[bytes, bytes] = {}  # receipt hash -> stored envelope id
         self._receipts: dict[bytes, tuple[bytes, int]] = {}  # hash -> (secret, expiry)
+        self._known_secrets: set[bytes] = set()  # the secrets in _receipts: skip re-hashing
         self._pending: list[tuple[int, bytes, int]] = []  # (release at, secret, expiry)
         self._next_sweep = 0
         self._now = 0  # the time of the event being handled
@@ -248,6 +249,7 @@ class Node:
                 contact.prekey = PrekeyRecord.decode(expect_bytes(rec, "prekey"))
         self._own = {h: (m, e) for h, m, e in (expect_list(x, 3, "own") for x in f[3])}
         self._receipts = {h: (s, e) for h, s, e in (expect_list(x, 3, "receipt") for x in f[4])}
+        self._known_secrets = {s for s, _e in self._receipts.values()}
         self._pending = [
             (expect_int(a, "at"), expect_bytes(s, "secret"), expect_int(e, "expiry"))
             for a, s, e in (expect_list(x, 3, "pending") for x in f[5])
@@ -726,6 +728,8 @@ class Node:
         actions: list[Action] = []
         fresh: list[bytes] = []
         for secret in msg.secrets:
+            if secret in self._known_secrets:
+                continue
             h = receipt_hash(secret)
             if h in self._receipts:
                 continue
@@ -742,6 +746,7 @@ class Node:
                 self.store.delete(eid, now)
                 self._count("purged_by_receipt")
             self._receipts[h] = (secret, expiry)
+            self._known_secrets.add(secret)
             fresh.append(secret)
             if msg_id is not None:
                 actions.append(MessageAcked(msg_id))
@@ -803,6 +808,7 @@ class Node:
     def _forget_expired(self, now: int) -> None:
         """Bound the in-memory indexes: drop what refers to expired or gone envelopes."""
         self._receipts = {h: v for h, v in self._receipts.items() if v[1] > now}
+        self._known_secrets = {s for s, _e in self._receipts.values()}
         self._own = {h: v for h, v in self._own.items() if v[1] > now}
         self._delivered = {m: exp for m, exp in self._delivered.items() if exp > now}
         self._by_receipt = {h: i for h, i in self._by_receipt.items() if self.store.has(i)}
@@ -825,6 +831,7 @@ class Node:
             self._pending = [p for p in self._pending if p[0] > now]
             for _at, secret, expiry in due:
                 self._receipts[receipt_hash(secret)] = (secret, expiry)
+                self._known_secrets.add(secret)
             batch = P.Receipts([s for _a, s, _e in due])
             for link in list(self.links):
                 if self.links[link].hello is not None:

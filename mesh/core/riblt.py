@@ -25,7 +25,7 @@ caller bounds (:data:`MAX_SYMBOLS`) and treats as a failed reconciliation.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -68,18 +68,23 @@ def _checksum(item: int) -> int:
     return _mix(w0 ^ _rotl(w1, 17) ^ _rotl(w2, 31) ^ _rotl(w3, 47) ^ _CHECK_SALT)
 
 
-def _indices(item: int, limit: int) -> Iterator[int]:
-    """Symbol indices of ``item`` below ``limit``: 0, then sampled gaps."""
+def _indices(item: int, limit: int) -> list[int]:
+    """Symbol indices of ``item`` below ``limit``: 0, then sampled gaps (SplitMix64 steps;
+    :func:`_mix` inlined, this is the peeler's inner loop)."""
     state = (item ^ (item >> 64) ^ (item >> 128) ^ (item >> 192)) & _MASK
+    out = []
     i = 0
+    sqrt, floor = math.sqrt, math.floor
     while i < limit:
-        yield i
-        state = (state + _C0) & _MASK  # SplitMix64 step
-        z = _mix(state)
+        out.append(i)
+        state = (state + _C0) & _MASK
+        z = ((state ^ (state >> 30)) * _C1) & _MASK
+        z = ((z ^ (z >> 27)) * _C2) & _MASK
+        z ^= z >> 31
         u = ((z >> 11) + 1) / 9007199254740992.0  # uniform in (0, 1]
-        k = (i + 1) * (i + 2) / u
-        j = math.floor((-3.0 + math.sqrt(1.0 + 4.0 * k)) / 2.0) + 1
-        i = max(j, i + 1)
+        j = floor((-3.0 + sqrt(1.0 + 4.0 * ((i + 1) * (i + 2) / u))) / 2.0) + 1
+        i = j if j > i else i + 1
+    return out
 
 
 U64 = npt.NDArray[np.uint64]
@@ -147,30 +152,31 @@ def encode_set(ids: Iterable[bytes], count: int) -> Symbols:
     return _encode_words(_words(ids), count)
 
 
-def _encode_words(w: U64, count: int) -> Symbols:
-    n = len(w)
-    out = Symbols.empty(count)
-    if n == 0 or count == 0:
-        return out
-    chk = _mix_vec(
+def _checks_of(w: U64) -> U64:
+    return _mix_vec(
         w[:, 0]
         ^ _rotl_vec(w[:, 1], 17)
         ^ _rotl_vec(w[:, 2], 31)
         ^ _rotl_vec(w[:, 3], 47)
         ^ np.uint64(_CHECK_SALT)
     )
-    state = w[:, 0] ^ w[:, 1] ^ w[:, 2] ^ w[:, 3]
-    idx = np.zeros(n, dtype=np.int64)
-    active = np.arange(n)
-    at_sym: list[I64] = []  # (symbol index, id row) pairs, one array per round
+
+
+def _index_pairs(w: U64, count: int) -> tuple[I64, I64]:
+    """Every (symbol index < count, row of ``w``) pair: the symbols each id belongs to."""
+    n = len(w)
+    at_sym: list[I64] = []  # one array per round
     at_row: list[I64] = []
-    if n <= _SCALAR_BELOW:  # a few ids (a sketch update): numpy's per-call cost dominates
+    if n <= _SCALAR_BELOW:  # a few ids: numpy's per-call cost would dominate
         for row, word in enumerate(w.tolist()):
             item = (word[0] << 192) | (word[1] << 128) | (word[2] << 64) | word[3]
             ix = list(_indices(item, count))
             at_sym.append(np.array(ix, dtype=np.int64))
             at_row.append(np.full(len(ix), row, dtype=np.int64))
-        active = active[:0]
+        return np.concatenate(at_sym), np.concatenate(at_row)
+    state = w[:, 0] ^ w[:, 1] ^ w[:, 2] ^ w[:, 3]
+    idx = np.zeros(n, dtype=np.int64)
+    active = np.arange(n)
     while active.size:
         cur = idx[active]
         at_sym.append(cur)
@@ -185,9 +191,16 @@ def _encode_words(w: U64, count: int) -> Symbols:
         nxt = np.minimum(np.maximum(j, i + 1.0), float(count)).astype(np.int64)
         idx[active] = nxt
         active = active[nxt < count]
+    return np.concatenate(at_sym), np.concatenate(at_row)
+
+
+def _encode_words(w: U64, count: int) -> Symbols:
+    out = Symbols.empty(count)
+    if len(w) == 0 or count == 0:
+        return out
+    chk = _checks_of(w)
+    syms, rows = _index_pairs(w, count)
     # Group the pairs by symbol and XOR each group at once (sort + reduceat).
-    syms = np.concatenate(at_sym)
-    rows = np.concatenate(at_row)
     order = np.argsort(syms, kind="stable")
     syms, rows = syms[order], rows[order]
     starts = np.flatnonzero(np.concatenate(([True], syms[1:] != syms[:-1])))
