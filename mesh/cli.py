@@ -13,7 +13,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from crypto import keystore
 from crypto.errors import CryptoError
@@ -164,6 +164,117 @@ def cmd_sim_sweep(args: argparse.Namespace, out: TextIO) -> None:
     sweep(args.scenario, args.set or [], args.seeds, args.jobs, args.csv, out=out)
 
 
+def _profile_dir(args: argparse.Namespace) -> Path:
+    return prof.resolve_profile_dir(args.profile)
+
+
+def _ipc(args: argparse.Namespace, op: str, **kwargs: object) -> Any:
+    """One request to the running daemon of this profile."""
+    import trio
+
+    from mesh import ipc
+
+    async def go() -> Any:
+        client = await ipc.Client.connect(ipc.socket_path(_profile_dir(args)))
+        try:
+            return await client.call(op, **kwargs)
+        finally:
+            await client.aclose()
+
+    try:
+        return trio.run(go)
+    except ipc.IpcError as exc:
+        raise CliError(str(exc)) from None
+
+
+def cmd_daemon(args: argparse.Namespace, out: TextIO) -> None:
+    import logging
+
+    import trio
+
+    from mesh.daemon.config import ConfigError, load
+    from mesh.daemon.daemon import Daemon, DaemonError
+
+    try:
+        cfg = load(Path(args.config) if args.config else None)
+    except ConfigError as exc:
+        raise CliError(str(exc)) from None
+    if cfg.profile and not args.profile:
+        args.profile = cfg.profile
+    if cfg.passphrase_file and not args.passphrase_file:
+        args.passphrase_file = cfg.passphrase_file
+    logging.basicConfig(
+        level=cfg.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    p = _open(args)
+    try:
+        daemon = Daemon(p, cfg, p.path)
+    except DaemonError as exc:
+        raise CliError(str(exc)) from None
+    out.write(f"steppe daemon for {p.name} ({cfg.mode}); Ctrl-C stops it\n")
+    out.flush()
+    try:
+        trio.run(daemon.run)
+    except KeyboardInterrupt:
+        out.write("daemon stopped\n")
+    except OSError as exc:
+        raise CliError(f"cannot start the daemon: {exc.strerror or exc}") from None
+
+
+def cmd_send(args: argparse.Namespace, out: TextIO) -> None:
+    result = _ipc(args, "send", contact=args.contact, text=" ".join(args.text))
+    out.write(f"queued for {args.contact} (message {result['msg_id'].hex()[:12]})\n")
+
+
+def cmd_inbox(args: argparse.Namespace, out: TextIO) -> None:
+    kwargs: dict[str, object] = {"limit": args.limit}
+    if args.contact:
+        kwargs["contact"] = args.contact
+    rows = _ipc(args, "messages", **kwargs)
+    if not rows:
+        out.write("no messages yet\n")
+    for m in rows:
+        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(m["created"]))
+        arrow = f"to {m['contact_name']}" if m["outgoing"] else f"from {m['contact_name']}"
+        state = f" [{m['state']}]" if m["outgoing"] else ""
+        out.write(f"{when}  {arrow}{state}: {m['text']}\n")
+
+
+def cmd_peers(args: argparse.Namespace, out: TextIO) -> None:
+    rows = _ipc(args, "peers")
+    if not rows:
+        out.write("no links\n")
+    for r in rows:
+        state = "open" if r["open"] else "handshake"
+        out.write(
+            f"link {r['link']:<4} {r['kind']:<8} {r['remote']:<22} {state:<9} {r['seconds']} s\n"
+        )
+
+
+def cmd_status(args: argparse.Namespace, out: TextIO) -> None:
+    st = _ipc(args, "status")
+    out.write(f"{st['name']} ({st['mode']}), up {st['uptime']} s, TCP port {st['tcp_port']}\n")
+    out.write(f"links: {st['open_links']} open of {st['links']}\n")
+    out.write(f"store: {st['envelopes']} envelopes, {st['store_bytes']} bytes\n")
+    counters = {**st["node_stats"], **st["daemon_stats"]}
+    if counters:
+        out.write("counters: " + ", ".join(f"{k}={v}" for k, v in counters.items()) + "\n")
+
+
+def cmd_panic(args: argparse.Namespace, out: TextIO) -> None:
+    from mesh.daemon.panic import panic
+
+    path = _profile_dir(args)
+    if not args.yes:
+        if not sys.stdin.isatty():
+            raise CliError("this destroys your keys and messages for good; pass --yes to confirm")
+        if input("Destroy all keys and messages of this profile now? [y/N] ").strip() != "y":
+            out.write("nothing done\n")
+            return
+    took = panic(path)
+    out.write(f"wiped {path} in {took:.2f} s: the passphrase opens nothing now\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="steppe", description="Offline-first mesh messenger.")
     parser.add_argument(
@@ -235,6 +346,22 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--jobs", type=int, default=2, help="parallel processes (default 2)")
     sw.add_argument("--csv", metavar="FILE", help="also write the table as CSV")
     sw.set_defaults(func=cmd_sim_sweep)
+    dmn = sub.add_parser("daemon", help="run this profile's node (LAN, gateway peers, local API)")
+    dmn.add_argument("--config", metavar="FILE", help="TOML config (default: platform config dir)")
+    dmn.set_defaults(func=cmd_daemon)
+    snd = sub.add_parser("send", help="send a message to a contact (through the daemon)")
+    snd.add_argument("contact")
+    snd.add_argument("text", nargs="+")
+    snd.set_defaults(func=cmd_send)
+    inbox = sub.add_parser("inbox", help="messages in and out")
+    inbox.add_argument("contact", nargs="?", help="only this conversation")
+    inbox.add_argument("--limit", type=int, default=50)
+    inbox.set_defaults(func=cmd_inbox)
+    sub.add_parser("peers", help="the daemon's links").set_defaults(func=cmd_peers)
+    sub.add_parser("status", help="the daemon's state and counters").set_defaults(func=cmd_status)
+    pan = sub.add_parser("panic", help="wipe keys and data now (also while the daemon runs)")
+    pan.add_argument("--yes", action="store_true", help="do not ask")
+    pan.set_defaults(func=cmd_panic)
     return parser
 
 

@@ -46,7 +46,7 @@ OPS: dict[str, dict[str, type]] = {
     "panic": {},
 }
 OPTIONAL: dict[str, frozenset[str]] = {
-    "messages": frozenset({"limit"}),
+    "messages": frozenset({"contact", "limit"}),
     "bulletin_list": frozenset({"limit"}),
     "export": frozenset({"max_bytes"}),
 }

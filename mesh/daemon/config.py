@@ -1,0 +1,147 @@
+"""Daemon configuration: a TOML file at the platform's config location
+(``~/.config/steppe/config.toml`` on Linux), every key optional. A bad file gives one
+:class:`ConfigError` line naming the key and the problem. The README documents each key.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+
+STRATEGIES = ("direct", "epidemic", "spray", "prophet")
+
+DEFAULT_TCP_PORT = 47470
+DEFAULT_DISCOVERY_PORT = 47471
+DEFAULT_GROUP = "239.255.74.70"
+
+
+class ConfigError(Exception):
+    """One readable line: which key, what is wrong."""
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    mode: str = "user"  # "user" or "relay"
+    profile: str = ""  # profile directory; "" = the platform default
+    passphrase_file: str = ""  # relay: read the passphrase from this file
+    log_level: str = "info"
+    lan: bool = True
+    listen: str = "0.0.0.0"  # noqa: S104 - a LAN node must be reachable by its neighbours
+    port: int = DEFAULT_TCP_PORT  # TCP port; 0 = any free port
+    discovery_port: int = DEFAULT_DISCOVERY_PORT
+    discovery_group: str = DEFAULT_GROUP
+    beacon_interval: float = 5.0
+    interfaces: tuple[str, ...] = ()  # empty: every interface with an IPv4 address
+    peers: tuple[str, ...] = ()  # gateway peers, "host:port"
+    backoff_max: float = 300.0
+    store_max_bytes: int = 256 * 1024 * 1024
+    store_max_envelopes: int = 1_000_000
+    strategy: str = "epidemic"
+    receipt_delay: tuple[int, ...] = (30, 300)  # seconds before a receipt is released
+    bundle_max_bytes: int = 64 * 1024 * 1024
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+_SCHEMA: dict[str, dict[str, tuple[str, type]]] = {
+    "daemon": {
+        "mode": ("mode", str),
+        "profile": ("profile", str),
+        "passphrase_file": ("passphrase_file", str),
+        "log_level": ("log_level", str),
+    },
+    "lan": {
+        "enabled": ("lan", bool),
+        "listen": ("listen", str),
+        "port": ("port", int),
+        "discovery_port": ("discovery_port", int),
+        "discovery_group": ("discovery_group", str),
+        "beacon_interval": ("beacon_interval", float),
+        "interfaces": ("interfaces", list),
+    },
+    "gateway": {"peers": ("peers", list), "backoff_max": ("backoff_max", float)},
+    "store": {
+        "max_bytes": ("store_max_bytes", int),
+        "max_envelopes": ("store_max_envelopes", int),
+        "bundle_max_bytes": ("bundle_max_bytes", int),
+    },
+    "routing": {"strategy": ("strategy", str), "receipt_delay": ("receipt_delay", list)},
+}
+
+
+def default_config_path() -> Path:
+    return Path(platformdirs.user_config_dir("steppe", appauthor=False)) / "config.toml"
+
+
+def parse_host_port(text: str, key: str) -> tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(f"{key}: {text!r} is not host:port")
+    return host.strip("[]"), int(port)
+
+
+def parse(text: str, source: str = "config") -> Config:
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{source}: not valid TOML ({exc})") from None
+    values: dict[str, Any] = {}
+    for table, body in data.items():
+        schema = _SCHEMA.get(table)
+        if schema is None:
+            raise ConfigError(f"{source}: unknown table [{table}] (known: {', '.join(_SCHEMA)})")
+        if not isinstance(body, dict):
+            raise ConfigError(f"{source}: {table} must be a table")
+        for key, value in body.items():
+            if key not in schema:
+                raise ConfigError(f"{source}: unknown key {table}.{key}")
+            attr, kind = schema[key]
+            if kind is float and type(value) is int:
+                value = float(value)
+            if type(value) is not kind:
+                raise ConfigError(f"{source}: {table}.{key} must be {kind.__name__}")
+            if isinstance(value, list):
+                want = int if attr == "receipt_delay" else str
+                if not all(type(v) is want for v in value):
+                    raise ConfigError(f"{source}: {table}.{key} must be a list of {want.__name__}s")
+                value = tuple(value)
+            values[attr] = value
+    cfg = Config(**values)
+    _check(cfg, source)
+    return cfg
+
+
+def _check(cfg: Config, source: str) -> None:
+    if cfg.mode not in ("user", "relay"):
+        raise ConfigError(f"{source}: daemon.mode must be 'user' or 'relay', not {cfg.mode!r}")
+    if cfg.log_level not in ("debug", "info", "warning", "error"):
+        raise ConfigError(f"{source}: daemon.log_level must be debug, info, warning or error")
+    for key, port in (("lan.port", cfg.port), ("lan.discovery_port", cfg.discovery_port)):
+        if not 0 <= port < 65536:
+            raise ConfigError(f"{source}: {key} must be between 0 and 65535")
+    if cfg.beacon_interval <= 0 or cfg.backoff_max <= 0:
+        raise ConfigError(f"{source}: intervals must be positive")
+    for peer in cfg.peers:
+        parse_host_port(peer, f"{source}: gateway.peers")
+    if cfg.store_max_bytes < 1 << 20 or cfg.store_max_envelopes < 1:
+        raise ConfigError(f"{source}: store.max_bytes must be at least 1 MiB")
+    lo_hi = cfg.receipt_delay
+    if len(lo_hi) != 2 or not 0 <= lo_hi[0] <= lo_hi[1]:
+        raise ConfigError(f"{source}: routing.receipt_delay must be [min, max] seconds")
+    if cfg.strategy not in STRATEGIES:
+        raise ConfigError(
+            f"{source}: routing.strategy must be one of {', '.join(sorted(STRATEGIES))}"
+        )
+
+
+def load(path: Path | None) -> Config:
+    """The config at ``path`` (or the default location); defaults if the default is absent."""
+    target = path or default_config_path()
+    if not target.exists():
+        if path is not None:
+            raise ConfigError(f"no config file at {path}")
+        return Config()
+    return parse(target.read_text(encoding="utf-8"), str(target))
