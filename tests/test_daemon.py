@@ -1,0 +1,283 @@
+"""The daemon on trio with real sockets on loopback: discovery, store and forward across a
+relay, receipts, hostile peers, backoff on a mock clock, the local API."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import socket
+import stat
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trio
+import trio.testing
+
+from mesh import ipc
+from mesh.core import envelope as E
+from mesh.daemon.config import Config
+from mesh.daemon.daemon import TCP_MTU, Backoff, Daemon, DaemonError
+from mesh.profile import Profile
+from tests.daemon_helpers import befriend, loopback_config, make_profile
+
+
+class Running:
+    """A daemon in its own cancel scope inside a test nursery."""
+
+    def __init__(self, daemon: Daemon) -> None:
+        self.daemon = daemon
+        self.scope = trio.CancelScope()
+        self.done = trio.Event()
+
+    async def _run(self, task_status: trio.TaskStatus[Daemon] = trio.TASK_STATUS_IGNORED) -> None:
+        try:
+            with self.scope:
+                await self.daemon.run(task_status=task_status)
+        finally:
+            self.done.set()
+
+    async def stop(self) -> None:
+        self.scope.cancel()
+        await self.done.wait()
+
+
+async def start(nursery: trio.Nursery, profile: Profile, config: Config) -> Running:
+    r = Running(Daemon(profile, config, profile.path, handle_signals=False))
+    await nursery.start(r._run)
+    return r
+
+
+async def until(what: str, check: Callable[[], bool], limit: float = 20.0) -> None:
+    """Poll a condition on daemon state (no event to wait on: it is the daemon's)."""
+    with trio.move_on_after(limit):
+        while not check():  # noqa: ASYNC110
+            await trio.sleep(0.05)
+        return
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def kinds(d: Daemon) -> list[E.Kind]:
+    out = []
+    for i in d.store.ids_in_range(b"", None):
+        frame = d.store.get(i)
+        assert frame is not None
+        out.append(E.decode(frame).kind)
+    return out
+
+
+def test_store_and_forward_across_a_relay(tmp_path: Path) -> None:
+    now = int(time.time())
+    alice, relay, bob = (make_profile(tmp_path, n, now) for n in ("Alice", "Relay", "Bob"))
+    befriend(alice, bob, now)
+    cfg = loopback_config()
+
+    async def main() -> None:
+        async with trio.open_nursery() as n:
+            r = await start(n, relay, cfg)
+            b = await start(n, bob, cfg)
+            # Bob's signed prekey reaches the relay through LAN discovery and sync.
+            await until(
+                "Bob's prekey on the relay", lambda: kinds(r.daemon).count(E.Kind.PREKEY) >= 2
+            )
+            await b.stop()
+            await until("the relay to drop Bob's link", lambda: not r.daemon.links)
+            a = await start(n, alice, cfg)
+            bob_key = bob.identity.sign_public
+            await until(
+                "Alice to learn Bob's prekey",
+                lambda: a.daemon.node.contacts[bob_key].prekey is not None,
+            )
+            a.daemon.send_text("Bob", "across the relay")
+            await until("the relay to hold it", lambda: E.Kind.FIRST_CONTACT in kinds(r.daemon))
+            await a.stop()
+            b2 = await start(n, bob, cfg)
+            await until("Bob to receive", lambda: bool(b2.daemon.history.messages()))
+            got = b2.daemon.history.messages()
+            assert [(m.text, m.outgoing, m.contact) for m in got] == [
+                ("across the relay", False, alice.identity.sign_public)
+            ]
+            await until(
+                "the receipt to purge the relay's copy",
+                lambda: E.Kind.FIRST_CONTACT not in kinds(r.daemon),
+            )
+            assert r.daemon.node.stats.get("purged_by_receipt") == 1
+            # Alice returns and learns her message arrived.
+            a2 = await start(n, alice, cfg)
+            await until("Alice's receipt", lambda: a2.daemon.history.messages()[0].state == "acked")
+            n.cancel_scope.cancel()
+
+    trio.run(main)
+
+
+def test_history_and_sessions_survive_a_restart(tmp_path: Path) -> None:
+    """Messages after a restart still use the saved ratchet session and history."""
+    now = int(time.time())
+    alice, bob = make_profile(tmp_path, "Alice", now), make_profile(tmp_path, "Bob", now)
+    befriend(alice, bob, now)
+    cfg = loopback_config()
+
+    async def main() -> None:
+        async with trio.open_nursery() as n:
+            a = await start(n, alice, cfg)
+            b = await start(n, bob, cfg)
+            key = bob.identity.sign_public
+            await until("prekey", lambda: a.daemon.node.contacts[key].prekey is not None)
+            a.daemon.send_text("Bob", "one")
+            await until("one", lambda: len(b.daemon.history.messages()) == 1)
+            await a.stop()
+            await b.stop()
+            a = await start(n, alice, cfg)
+            assert a.daemon.node.sessions, "the session came back from the encrypted state"
+            a.daemon.node.contacts[key].prekey = None  # so only the session can be used
+            a.daemon.send_text("Bob", "two")
+            b = await start(n, bob, cfg)
+            await until("two", lambda: len(b.daemon.history.messages()) == 2)
+            assert [m.text for m in b.daemon.history.messages()] == ["one", "two"]
+            n.cancel_scope.cancel()
+
+    trio.run(main)
+
+
+def test_hostile_peers_are_cut_off_and_others_keep_working(tmp_path: Path) -> None:
+    now = int(time.time())
+    alice, bob = make_profile(tmp_path, "Alice", now), make_profile(tmp_path, "Bob", now)
+    befriend(alice, bob, now)
+    cfg = loopback_config()
+
+    async def hostile(port: int, payload: Callable[[int], bytes], rounds: int) -> int:
+        """Send garbage; return how many bytes went out before the daemon hung up."""
+        stream = await trio.open_tcp_stream("127.0.0.1", port)
+        sent = 0
+        with trio.move_on_after(10):
+            try:
+                for k in range(rounds):
+                    data = payload(k)
+                    await stream.send_all(data)
+                    sent += len(data)
+                while await stream.receive_some(65536):
+                    pass  # the daemon may still send its handshake, then EOF
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                pass
+        await stream.aclose()
+        return sent
+
+    async def main() -> None:
+        async with trio.open_nursery() as n:
+            a = await start(n, alice, cfg)
+            b = await start(n, bob, cfg)
+            key = bob.identity.sign_public
+            await until("prekey", lambda: a.daemon.node.contacts[key].prekey is not None)
+            port = b.daemon.tcp_port
+            before = b.daemon.stats.get("links_closed_by_node", 0)
+            # garbage of exactly one frame, one huge blob, and an endless stream of frames
+            await hostile(port, lambda k: os.urandom(TCP_MTU), 1)
+            await hostile(port, lambda k: os.urandom(4 << 20), 1)
+            sent = await hostile(port, lambda k: os.urandom(TCP_MTU), 100_000)
+            assert sent < 100_000 * TCP_MTU, "the endless sender was cut off"
+            await until(
+                "hostile links closed and counted",
+                lambda: b.daemon.stats.get("links_closed_by_node", 0) >= before + 3,
+            )
+            assert b.daemon.stats.get("links_incoming", 0) >= 3
+            # The honest link between Alice and Bob still carries messages.
+            a.daemon.send_text("Bob", "still here")
+            await until("delivery", lambda: bool(b.daemon.history.messages()))
+            n.cancel_scope.cancel()
+
+    trio.run(main)
+
+
+def test_gateway_redials_with_exponential_backoff(tmp_path: Path) -> None:
+    """Mock clock: attempts to an unreachable peer space out 1, 2, 4 ... s, capped."""
+    now = int(time.time())
+    p = make_profile(tmp_path, "Gate", now)
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        dead = s.getsockname()[1]
+    cfg = loopback_config(lan=False, peers=(f"127.0.0.1:{dead}",), backoff_max=16.0)
+    attempts: list[float] = []
+
+    async def main() -> None:
+        d = Daemon(p, cfg, p.path, handle_signals=False, clock=lambda: 1.8e9 + trio.current_time())
+        original = d.dial
+
+        async def counting(host: str, port: int, kind: str) -> bool:
+            attempts.append(trio.current_time())
+            return await original(host, port, kind)
+
+        d.dial = counting  # type: ignore[method-assign]
+        with trio.move_on_after(200):
+            await d.run()
+
+    # the threshold lets getaddrinfo threads and refused connects finish before time jumps
+    trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0.05))
+    gaps = [b - a for a, b in itertools.pairwise(attempts)]
+    assert len(gaps) >= 10
+    for k, gap in enumerate(gaps[:4]):  # full jitter: between half and all of 2^k
+        assert 2**k / 2 <= gap <= 2**k + 0.5
+    assert all(8 <= g <= 16.5 for g in gaps[5:]), "capped at backoff_max"
+
+
+def test_backoff_resets() -> None:
+    b = Backoff(base=1.0, cap=8.0)
+    delays = [b.next_delay() for _ in range(6)]
+    assert delays[-1] <= 8.0
+    assert delays[3] >= 4.0
+    b.reset()
+    assert b.next_delay() <= 1.0
+
+
+def test_local_api(tmp_path: Path) -> None:
+    now = int(time.time())
+    alice, bob = make_profile(tmp_path, "Alice", now), make_profile(tmp_path, "Bob", now)
+    befriend(alice, bob, now)
+    cfg = loopback_config(lan=False)
+
+    async def main() -> None:
+        async with trio.open_nursery() as n:
+            a = await start(n, alice, cfg)
+            sock = ipc.socket_path(alice.path)
+            assert stat.S_IMODE(sock.stat().st_mode) == 0o600
+            client = await ipc.Client.connect(sock)
+            status: dict[str, Any] = await client.call("status")
+            assert status["name"] == "Alice"
+            assert status["links"] == 0
+            contacts = await client.call("contacts")
+            assert [c["name"] for c in contacts] == ["Bob"]
+            with pytest.raises(ipc.IpcError, match="no current prekey"):
+                await client.call("send", contact="Bob", text="hi")
+            with pytest.raises(ipc.IpcError, match="no contact named"):
+                await client.call("send", contact="Mallory", text="hi")
+            with pytest.raises(ipc.IpcError, match="unknown operation"):
+                await client.call("format_disk")
+            with pytest.raises(ipc.IpcError, match="must be str"):
+                await client.call("send", contact="Bob", text=5)
+            # A second daemon for the same profile refuses to start.
+            with pytest.raises(DaemonError, match="already running"):
+                Daemon(alice, cfg, alice.path, handle_signals=False)
+            # Events: Bob comes up on loopback, Alice subscribes and sees the peer.
+            assert await client.call("subscribe") is True
+            b = await start(
+                n, bob, loopback_config(lan=False, peers=(f"127.0.0.1:{a.daemon.tcp_port}",))
+            )
+            event = await client.events()
+            assert event["event"] == "peer"
+            assert event["data"]["up"] is True
+            peers = await client.call("peers")
+            assert [p["kind"] for p in peers] == ["incoming"]
+            await client.aclose()
+            # Garbage on the socket: the daemon drops that client and keeps serving.
+            raw = await trio.open_unix_socket(str(sock))
+            await raw.send_all(b"\xff\xff\xff\xff" + b"x" * 16)
+            assert await raw.receive_some(100) == b""
+            await raw.aclose()
+            again = await ipc.Client.connect(sock)
+            assert (await again.call("status"))["name"] == "Alice"
+            await again.aclose()
+            await b.stop()
+            n.cancel_scope.cancel()
+
+    trio.run(main)
