@@ -1,0 +1,176 @@
+"""The daemon as a separate process, the way users run it: kill -9 in the middle of a
+transfer, panic while it runs, configuration errors."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import trio
+
+from crypto import keystore
+from mesh import ipc
+from mesh.daemon.daemon import Daemon
+from mesh.daemon.sqlite_store import SQLiteStore
+from mesh.profile import ProfileError, create_profile, open_profile
+from tests.daemon_helpers import befriend, loopback_config, make_profile
+
+FAST = keystore.KdfParams.named("interactive")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def spawn(profile: Path, pw: Path, config: Path) -> subprocess.Popen[bytes]:
+    cmd = [sys.executable, "-m", "mesh.cli", "--profile", str(profile)]
+    cmd += ["--passphrase-file", str(pw), "daemon", "--config", str(config)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 30
+    while not _answers(ipc.socket_path(profile)):  # a stale socket file may be left
+        assert proc.poll() is None, "the daemon exited"
+        assert time.monotonic() < deadline, "daemon did not start"
+        time.sleep(0.05)
+    return proc
+
+
+def _answers(path: Path) -> bool:
+    with socket.socket(socket.AF_UNIX) as s:
+        try:
+            s.connect(str(path))
+        except OSError:
+            return False
+        return True
+
+
+def committed_ids(db: Path) -> set[bytes]:
+    """What a reader sees in the relay's store: only committed transactions."""
+    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
+    try:
+        return {bytes(r[0]) for r in con.execute("SELECT id FROM envelopes")}
+    finally:
+        con.close()
+
+
+def test_kill_9_of_a_relay_mid_transfer_loses_nothing_committed(tmp_path: Path) -> None:
+    now = int(time.time())
+    pw = tmp_path / "pw"
+    pw.write_text("relay passphrase\n")
+    relay = create_profile(tmp_path / "relay", "Relay", b"relay passphrase", FAST, now, os.urandom)
+    port = free_port()
+    cfg = tmp_path / "relay.toml"
+    cfg.write_text(f'[lan]\nenabled = false\nlisten = "127.0.0.1"\nport = {port}\n')
+    proc = spawn(relay.path, pw, cfg)
+    alice, bob = make_profile(tmp_path, "Alice", now), make_profile(tmp_path, "Bob", now)
+    befriend(alice, bob, now)
+    db = relay.store_path
+    seen_before_kill: set[bytes] = set()
+
+    async def main() -> None:
+        d = Daemon(alice, loopback_config(lan=False), alice.path, handle_signals=False)
+        d.node.contacts[bob.identity.sign_public].prekey = bob.ring.keys[-1].record
+        for k in range(300):
+            d.send_text("Bob", f"message {k}")
+        d.config = loopback_config(lan=False, peers=(f"127.0.0.1:{port}",))
+        async with trio.open_nursery() as n:
+            n.start_soon(d.run)
+            with trio.fail_after(60):
+                while len(seen_before_kill) < 60:
+                    seen_before_kill.update(committed_ids(db))
+                    await trio.sleep(0.002)
+            proc.send_signal(signal.SIGKILL)
+            n.cancel_scope.cancel()
+
+    try:
+        trio.run(main)
+    finally:
+        proc.kill()
+        proc.wait()
+    store = SQLiteStore(db)
+    try:
+        after = set(store.ids_in_range(b"", None))
+        assert seen_before_kill <= after, "an envelope the relay had committed was lost"
+        assert len(after) < 300 + 3, "the kill happened mid-transfer"
+        assert store._db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    finally:
+        store.close()
+    # The relay comes back up on the same files.
+    proc = spawn(relay.path, pw, cfg)
+    try:
+        status = trio.run(_status, relay.path)
+        assert int(str(status["envelopes"])) >= len(seen_before_kill)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+
+
+async def _status(profile: Path) -> dict[str, object]:
+    client = await ipc.Client.connect(ipc.socket_path(profile))
+    try:
+        result: dict[str, object] = await client.call("status")
+        return result
+    finally:
+        await client.aclose()
+
+
+def test_panic_while_the_daemon_runs(tmp_path: Path) -> None:
+    now = int(time.time())
+    pw = tmp_path / "pw"
+    pw.write_text("correct horse\n")
+    prof = create_profile(tmp_path / "me", "Me", b"correct horse", FAST, now, os.urandom)
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[lan]\nenabled = false\nlisten = "127.0.0.1"\nport = 0\n')
+    proc = spawn(prof.path, pw, cfg)
+    try:
+        start = time.monotonic()
+        out = subprocess.run(
+            [sys.executable, "-m", "mesh.cli", "--profile", str(prof.path), "panic", "--yes"],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        took = time.monotonic() - start
+        assert "wiped" in out.stdout
+        assert proc.wait(timeout=10) is not None, "the daemon stopped"
+    finally:
+        proc.kill()
+        proc.wait()
+    internal = float(out.stdout.split(" in ")[1].split(" s")[0])
+    assert internal < 2.0, f"panic took {internal} s"
+    assert took < 10  # includes starting a Python interpreter
+    with pytest.raises(ProfileError):
+        open_profile(prof.path, b"correct horse")
+    leftovers = [p.name for p in prof.path.iterdir() if p.name != ipc.SOCKET_NAME]
+    assert leftovers == []
+
+
+def test_bad_config_is_one_line(tmp_path: Path) -> None:
+    cfg = tmp_path / "bad.toml"
+    cfg.write_text('[lan]\nport = "many"\n')
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mesh.cli",
+            "--profile",
+            str(tmp_path),
+            "daemon",
+            "--config",
+            str(cfg),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert out.returncode == 2
+    assert out.stderr.strip() == f"steppe: {cfg}: lan.port must be int"
