@@ -148,3 +148,17 @@ def test_corrupt_state_is_refused() -> None:
     state[1] ^= 0x7F
     with pytest.raises(DecodeError):
         node.restore_state(bytes(state), int(net.now))
+
+
+def test_a_relay_forwards_at_once_between_two_open_links() -> None:
+    """Envelopes that arrive on one link are offered on the others right away, not at
+    the next periodic reconciliation."""
+    net = Net(seed=36)
+    a, r, b = net.add(), net.add(), net.add()
+    net.introduce_all()
+    net.connect(a, r)
+    net.connect(r, b)
+    net.run(5)  # links open, first reconciliation done
+    send(net, a, b, b"now")
+    net.run(5)  # far less than the resync interval
+    assert [m.body for m in net.delivered[b]] == [b"now"]

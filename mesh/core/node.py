@@ -509,10 +509,12 @@ class Node:
                 items.append((i, header[0]))
         return items
 
-    def _offer_everywhere(self, ids: list[bytes], now: int) -> list[Action]:
+    def _offer_everywhere(self, ids: list[bytes], now: int, skip: int = -1) -> list[Action]:
         actions: list[Action] = []
         offer = self._offer_items(ids)
         for link, ln in list(self.links.items()):
+            if link == skip:
+                continue
             if ln.hello is not None and ln.session.state is LinkState.OPEN and offer:
                 actions += self._send_trade(link, offer, [], [], [])
         return actions
@@ -602,7 +604,10 @@ class Node:
         if env.kind is E.Kind.SESSION:
             self._by_tag[env.tag] = eid
         self._count("evicted", len(result.evicted))
-        return self._maybe_deliver(env, eid, now)
+        actions = self._maybe_deliver(env, eid, now)
+        if self.store.has(eid):  # carried for others: offer it on our other links now
+            actions += self._offer_everywhere([eid], now, skip=link)
+        return actions
 
     def _check(self, env: E.Envelope, eid: bytes, now: int) -> str:
         if env.expiry <= now:
