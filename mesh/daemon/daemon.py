@@ -43,7 +43,8 @@ from typing import Any, TextIO
 
 import trio
 
-from crypto.primitives import Rng
+from crypto.noise import KeyPair
+from crypto.primitives import Rng, blake2b
 from mesh import ipc
 from mesh.core.events import (
     Action,
@@ -141,6 +142,7 @@ class Daemon:
             NodeConfig(
                 strategy=config.strategy,
                 receipt_delay=(config.receipt_delay[0], config.receipt_delay[1]),
+                long_term_link_key=relay_link_key(profile) if config.mode == "relay" else None,
             ),
         )
         for c in profile.contacts:
@@ -480,6 +482,11 @@ class Daemon:
             "name": self.profile.name,
             "fingerprint": self.profile.identity.public().fingerprint.hex(),
             "mode": self.config.mode,
+            "link_key": (
+                KeyPair.from_private(relay_link_key(self.profile)).public.hex()
+                if self.config.mode == "relay"
+                else ""
+            ),
             "uptime": int(self.clock() - self.started),
             "tcp_port": self.tcp_port,
             "links": len(self.links),
@@ -551,6 +558,13 @@ class Daemon:
         if self._nursery is not None:
             self._nursery.cancel_scope.cancel()
         return True
+
+
+def relay_link_key(profile: Profile) -> bytes:
+    """A relay's long-term link key (stable across restarts, so users may pin it; derived
+    from the profile's secret key, so it is shredded with it). Users' daemons use a fresh
+    link key per connection instead: nothing to track them by."""
+    return blake2b(b"relay link key", key=profile.identity.dh_private, digest_size=32)
 
 
 class DaemonError(Exception):
