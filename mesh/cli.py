@@ -261,6 +261,22 @@ def cmd_status(args: argparse.Namespace, out: TextIO) -> None:
         out.write("counters: " + ", ".join(f"{k}={v}" for k, v in counters.items()) + "\n")
 
 
+def cmd_export(args: argparse.Namespace, out: TextIO) -> None:
+    target = str(Path(args.path).expanduser().resolve())
+    r = _ipc(args, "export", path=target, max_bytes=args.max_bytes)
+    out.write(f"wrote {r['envelopes']} sealed envelopes ({r['bytes']} bytes) to {target}\n")
+
+
+def cmd_import(args: argparse.Namespace, out: TextIO) -> None:
+    source = str(Path(args.path).expanduser().resolve())
+    r = _ipc(args, "import", path=source)
+    out.write(
+        f"{r['envelopes']} envelopes in the bundle: {r['stored']} new to carry, "
+        f"{r['delivered']} for you, {r['refused']} refused "
+        "(already known, expired, over quota or invalid)\n"
+    )
+
+
 def cmd_panic(args: argparse.Namespace, out: TextIO) -> None:
     from mesh.daemon.panic import panic
 
@@ -359,6 +375,13 @@ def build_parser() -> argparse.ArgumentParser:
     inbox.set_defaults(func=cmd_inbox)
     sub.add_parser("peers", help="the daemon's links").set_defaults(func=cmd_peers)
     sub.add_parser("status", help="the daemon's state and counters").set_defaults(func=cmd_status)
+    exp = sub.add_parser("export", help="write the sealed envelopes you carry to a bundle file")
+    exp.add_argument("path")
+    exp.add_argument("--max-bytes", type=int, default=0, help="size limit (default: config)")
+    exp.set_defaults(func=cmd_export)
+    imp = sub.add_parser("import", help="merge a bundle file (checked like a network peer)")
+    imp.add_argument("path")
+    imp.set_defaults(func=cmd_import)
     pan = sub.add_parser("panic", help="wipe keys and data now (also while the daemon runs)")
     pan.add_argument("--yes", action="store_true", help="do not ask")
     pan.set_defaults(func=cmd_panic)

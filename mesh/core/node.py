@@ -585,16 +585,22 @@ class Node:
             self._count("unsolicited")
             return self._close(link, "unsolicited envelope")
         ln.asked.discard(eid)
+        return self._admit(env, eid, bytes(msg.frame), ln.peer[:16], link, now)
+
+    def _admit(
+        self, env: E.Envelope, eid: bytes, frame: bytes, source: bytes, link: int, now: int
+    ) -> list[Action]:
+        """Validate, store, deliver if ours, offer on the other links. ``frame`` is the
+        canonical encoding of ``env`` (strict decoding guarantees it)."""
         reason = self._check(env, eid, now)
         if reason:
             self._count("rejected_" + reason)
             return []
-        frame = bytes(msg.frame)  # canonical: it is exactly E.encode(env)
         if env.budget > self.config.max_budget:
             env = env.with_budget(self.config.max_budget)
             frame = E.encode(env)
         priority = self._priority(env)
-        result = self.store.put(StoreItem(eid, frame, env.expiry, priority, ln.peer[:16]), now)
+        result = self.store.put(StoreItem(eid, frame, env.expiry, priority, source), now)
         self._count("put_" + result.status.value)
         if result.status is not PutStatus.STORED:
             return []
@@ -608,6 +614,39 @@ class Node:
         if self.store.has(eid):  # carried for others: offer it on our other links now
             actions += self._offer_everywhere([eid], now, skip=link)
         return actions
+
+    def import_frames(self, frames: list[bytes], source: bytes, now: int) -> list[Action]:
+        """Envelopes from a file bundle (sneakernet): the same checks and quotas as from a
+        network peer (strict decoding, stamp, expiry, signatures, per-source and global
+        quotas), then delivered if ours and offered to open links."""
+        actions: list[Action] = []
+        for frame in frames:
+            try:
+                env = E.decode(frame)
+            except E.EnvelopeError:
+                self._count("bad_envelopes")
+                continue
+            actions += self._admit(env, env.id(), frame, source, -1, now)
+        return actions
+
+    def export_frames(self, max_bytes: int, now: int) -> tuple[list[bytes], int]:
+        """Stored, unexpired envelopes for a bundle, highest priority and soonest expiry
+        first, up to ``max_bytes`` of frames; and the latest expiry among them."""
+        ranked = []
+        for eid in self.store.ids_in_range(b"", None):
+            meta = self.store.meta(eid)
+            if meta is not None and meta[0] > now:
+                ranked.append((-meta[1], meta[0], eid))
+        out: list[bytes] = []
+        total = latest = 0
+        for _p, expiry, eid in sorted(ranked):
+            frame = self.store.get(eid)
+            if frame is None or total + len(frame) > max_bytes:
+                continue
+            out.append(frame)
+            total += len(frame)
+            latest = max(latest, expiry)
+        return out, latest
 
     def _check(self, env: E.Envelope, eid: bytes, now: int) -> str:
         if env.expiry <= now:

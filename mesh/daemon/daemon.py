@@ -46,6 +46,7 @@ import trio
 from crypto.noise import KeyPair
 from crypto.primitives import Rng, blake2b
 from mesh import ipc
+from mesh.core import bundle
 from mesh.core.events import (
     Action,
     CloseLink,
@@ -68,7 +69,7 @@ from mesh.daemon.config import Config, parse_host_port
 from mesh.daemon.discovery import Discovery
 from mesh.daemon.history import HISTORY, History
 from mesh.daemon.sqlite_store import SQLiteStore
-from mesh.profile import Profile, ProfileError
+from mesh.profile import Profile, ProfileError, atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -548,6 +549,42 @@ class Daemon:
 
     def op_send(self, contact: str, text: str) -> dict[str, Any]:
         return {"msg_id": self.send_text(contact, text)}
+
+    def op_export(self, path: str, max_bytes: int = 0) -> dict[str, int]:
+        limit = max_bytes or self.config.bundle_max_bytes
+        frames, latest = self.node.export_frames(limit - 64, self.now())
+        data = bundle.Bundle(self.now(), latest, frames).encode()
+        try:
+            atomic_write(Path(path), data)
+        except OSError as exc:
+            raise ipc.IpcError(f"cannot write {path}: {exc.strerror}") from None
+        return {"envelopes": len(frames), "bytes": len(data)}
+
+    def op_import(self, path: str) -> dict[str, int]:
+        limit = self.config.bundle_max_bytes
+        try:
+            with open(path, "rb") as f:
+                data = f.read(limit + 1)
+        except OSError as exc:
+            raise ipc.IpcError(f"cannot read {path}: {exc.strerror}") from None
+        try:
+            b = bundle.decode(data, limit, self.now())
+        except bundle.BundleError as exc:
+            raise ipc.IpcError(f"{path}: {exc}") from None
+        before = dict(self.node.stats)
+        self._apply(self.node.import_frames(b.frames, b"file", self.now()))
+        self._wake.set()
+
+        def delta(key: str) -> int:
+            return self.node.stats.get(key, 0) - before.get(key, 0)
+
+        accepted, delivered = delta("put_stored"), delta("delivered")
+        return {
+            "envelopes": len(b.frames),
+            "stored": accepted - delivered,
+            "delivered": delivered,
+            "refused": len(b.frames) - accepted,
+        }
 
     def op_panic(self) -> bool:
         """Forget the keys in memory and stop at once, saving nothing (the CLI has already

@@ -1,0 +1,64 @@
+"""File bundles for sneakernet: the sealed envelopes a node carries, in one file that a
+courier takes on a USB stick between islands that share no network.
+
+Format (canonical msgpack, :mod:`crypto.wire`): ``["steppe-bundle", 1, created, expires,
+[frame, ...]]``. A bundle holds only sealed envelopes, exactly as relays hold them: no
+sender, no recipient, nothing about the node that wrote it besides the creation time.
+``expires`` is the latest expiry among its envelopes; an importer refuses a bundle that
+has expired, that is larger than its limit (checked before parsing) or that does not
+parse, and checks every envelope inside like one from a network peer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from crypto.errors import DecodeError
+from crypto.wire import expect_bytes, expect_int, expect_list, expect_seq, pack, strict_unpack
+
+MAGIC = "steppe-bundle"
+VERSION = 1
+MAX_FRAMES = 1_000_000
+MAX_FRAME = 17 * 1024
+
+
+class BundleError(Exception):
+    """One readable line: why a bundle was refused."""
+
+
+@dataclass(frozen=True, slots=True)
+class Bundle:
+    created: int
+    expires: int
+    frames: list[bytes]
+
+    def encode(self) -> bytes:
+        return pack([MAGIC, VERSION, self.created, self.expires, self.frames])
+
+
+def make(frames: list[bytes], expiries: list[int], now: int) -> Bundle:
+    return Bundle(now, max(expiries, default=now), frames)
+
+
+def decode(data: bytes, max_bytes: int, now: int) -> Bundle:
+    if len(data) > max_bytes:
+        raise BundleError(f"bundle of {len(data)} bytes exceeds the limit of {max_bytes}")
+    try:
+        f = expect_list(
+            strict_unpack(
+                data, max_size=max_bytes, max_bin_len=MAX_FRAME, max_array_len=MAX_FRAMES
+            ),
+            5,
+            "bundle",
+        )
+        if f[0] != MAGIC:
+            raise DecodeError("not a Steppe bundle")
+        if f[1] != VERSION:
+            raise DecodeError(f"bundle version {f[1]!r} is not supported")
+        created, expires = expect_int(f[2], "created"), expect_int(f[3], "expires")
+        frames = [expect_bytes(x, "frame") for x in expect_seq(f[4], "frames", MAX_FRAMES)]
+    except DecodeError as exc:
+        raise BundleError(f"not a valid bundle: {exc}") from None
+    if expires <= now:
+        raise BundleError("the bundle has expired: everything in it is out of date")
+    return Bundle(created, expires, frames)
