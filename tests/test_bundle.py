@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import trio
 
+from crypto.wire import pack
 from mesh import ipc
 from mesh.core import bundle
 from mesh.core import envelope as E
@@ -27,7 +28,7 @@ def test_bundle_codec_refuses_bad_files() -> None:
     with pytest.raises(bundle.BundleError, match="not a valid bundle"):
         bundle.decode(b"\x95" + good[1:20], 1 << 20, NOW)
     with pytest.raises(bundle.BundleError, match="not a Steppe bundle"):
-        bundle.decode(bundle.pack(["zip", 1, NOW, NOW + 9, []]), 1 << 20, NOW)
+        bundle.decode(pack(["zip", 1, NOW, NOW + 9, []]), 1 << 20, NOW)
 
 
 def test_courier_carries_mail_between_islands(tmp_path: Path) -> None:
@@ -65,8 +66,8 @@ def test_courier_carries_mail_between_islands(tmp_path: Path) -> None:
             assert got["delivered"] == 1
             assert got["refused"] >= 1
             assert [m.text for m in b.history.messages()] == ["carried by hand"]
+            b.config = loopback_config(lan=False, bundle_max_bytes=100)
             with pytest.raises(ipc.IpcError, match="exceeds the limit"):
-                b.config = loopback_config(lan=False, bundle_max_bytes=100)
                 b.op_import(str(stick))
             n.cancel_scope.cancel()
 
