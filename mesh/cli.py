@@ -261,6 +261,21 @@ def cmd_status(args: argparse.Namespace, out: TextIO) -> None:
         out.write("counters: " + ", ".join(f"{k}={v}" for k, v in counters.items()) + "\n")
 
 
+def cmd_bulletin_post(args: argparse.Namespace, out: TextIO) -> None:
+    r = _ipc(args, "bulletin_post", text=" ".join(args.text), topic=args.topic, hours=args.hours)
+    out.write(f"posted on topic {r['topic']}, signed with your identity key, ")
+    out.write(f"expires {time.strftime('%Y-%m-%d %H:%M', time.localtime(r['expires']))}\n")
+
+
+def cmd_bulletin_list(args: argparse.Namespace, out: TextIO) -> None:
+    rows = _ipc(args, "bulletin_list", limit=args.limit)
+    if not rows:
+        out.write("no bulletins\n")
+    for b in rows:
+        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(b["created"]))
+        out.write(f"{when}  {b['signer']}  [{b['topic']}]\n    {b['text']}\n")
+
+
 def cmd_export(args: argparse.Namespace, out: TextIO) -> None:
     target = str(Path(args.path).expanduser().resolve())
     r = _ipc(args, "export", path=target, max_bytes=args.max_bytes)
@@ -375,6 +390,17 @@ def build_parser() -> argparse.ArgumentParser:
     inbox.set_defaults(func=cmd_inbox)
     sub.add_parser("peers", help="the daemon's links").set_defaults(func=cmd_peers)
     sub.add_parser("status", help="the daemon's state and counters").set_defaults(func=cmd_status)
+    bul = sub.add_parser("bulletin", help="signed public posts").add_subparsers(
+        dest="sub", required=True
+    )
+    post = bul.add_parser("post", help="sign a public post with your key and flood it")
+    post.add_argument("text", nargs="+")
+    post.add_argument("--topic", default="", help="a later post on the same topic replaces it")
+    post.add_argument("--hours", type=int, default=72, help="lifetime, 1-168 (default 72)")
+    post.set_defaults(func=cmd_bulletin_post)
+    blist = bul.add_parser("list", help="bulletins this node holds, with who signed them")
+    blist.add_argument("--limit", type=int, default=50)
+    blist.set_defaults(func=cmd_bulletin_list)
     exp = sub.add_parser("export", help="write the sealed envelopes you carry to a bundle file")
     exp.add_argument("path")
     exp.add_argument("--max-bytes", type=int, default=0, help="size limit (default: config)")

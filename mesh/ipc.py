@@ -39,7 +39,7 @@ OPS: dict[str, dict[str, type]] = {
     "messages": {"contact": str, "limit": int},
     "send": {"contact": str, "text": str},
     "subscribe": {},
-    "bulletin_post": {"text": str},
+    "bulletin_post": {"text": str, "topic": str, "hours": int},
     "bulletin_list": {"limit": int},
     "export": {"path": str, "max_bytes": int},
     "import": {"path": str},
@@ -48,6 +48,7 @@ OPS: dict[str, dict[str, type]] = {
 OPTIONAL: dict[str, frozenset[str]] = {
     "messages": frozenset({"contact", "limit"}),
     "bulletin_list": frozenset({"limit"}),
+    "bulletin_post": frozenset({"topic", "hours"}),
     "export": frozenset({"max_bytes"}),
 }
 

@@ -50,11 +50,13 @@ async def start(nursery: trio.Nursery, profile: Profile, config: Config) -> Runn
     return r
 
 
-async def until(what: str, check: Callable[[], bool], limit: float = 20.0) -> None:
+async def until(
+    what: str, check: Callable[[], bool], limit: float = 20.0, step: float = 0.05
+) -> None:
     """Poll a condition on daemon state (no event to wait on: it is the daemon's)."""
     with trio.move_on_after(limit):
         while not check():  # noqa: ASYNC110
-            await trio.sleep(0.05)
+            await trio.sleep(step)
         return
     raise AssertionError(f"timed out waiting for {what}")
 
@@ -281,3 +283,72 @@ def test_local_api(tmp_path: Path) -> None:
             n.cancel_scope.cancel()
 
     trio.run(main)
+
+
+def test_bulletins_flood_and_show_who_signed(tmp_path: Path) -> None:
+    now = int(time.time())
+    alice, bob, carol = (make_profile(tmp_path, n, now) for n in ("Alice", "Bob", "Carol"))
+    befriend(alice, bob, now)
+    bob.contacts[0].verified = True
+    cfg = loopback_config()
+
+    async def main() -> None:
+        async with trio.open_nursery() as n:
+            a = await start(n, alice, cfg)
+            b = await start(n, bob, cfg)
+            c = await start(n, carol, cfg)
+            a.daemon.op_bulletin_post("Clinic on Abay open 9-17", topic="clinic")
+            await until("Bob's copy", lambda: bool(b.daemon.op_bulletin_list()))
+            await until("Carol's copy", lambda: bool(c.daemon.op_bulletin_list()))
+            assert [(x["signer"], x["text"]) for x in b.daemon.op_bulletin_list()] == [
+                ("Alice (verified contact)", "Clinic on Abay open 9-17")
+            ]
+            seen_by_carol = c.daemon.op_bulletin_list()[0]["signer"]
+            assert seen_by_carol.startswith("unknown key "), "a stranger's name is not trusted"
+            assert a.daemon.op_bulletin_list()[0]["signer"] == "you"
+            await trio.sleep(1.1)  # a later sequence (seconds) supersedes
+            a.daemon.op_bulletin_post("Clinic closed today", topic="clinic")
+            await until(
+                "the update to replace the old post",
+                lambda: [x["text"] for x in b.daemon.op_bulletin_list()] == ["Clinic closed today"],
+            )
+            with pytest.raises(ipc.IpcError, match="between 1 hour and 7 days"):
+                a.daemon.op_bulletin_post("x", hours=1000)
+            n.cancel_scope.cancel()
+
+    trio.run(main)
+
+
+def test_silent_peer_times_out_and_gateway_reconnects(tmp_path: Path) -> None:
+    """Mock clock: a TCP peer that never speaks is dropped after the handshake timeout;
+    a gateway link that breaks is dialled again and comes back."""
+    now = int(time.time())
+    alice, bob = make_profile(tmp_path, "Alice", now), make_profile(tmp_path, "Bob", now)
+
+    async def main() -> None:
+        clock = lambda: 1.8e9 + trio.current_time()  # noqa: E731
+        async with trio.open_nursery() as n:
+            b = Daemon(bob, loopback_config(lan=False), bob.path, handle_signals=False, clock=clock)
+            await n.start(b.run)
+            silent = await trio.open_tcp_stream("127.0.0.1", b.tcp_port)
+            t0 = trio.current_time()
+            await until("the silent link dropped", lambda: not b.links, limit=120, step=1.0)
+            assert 29 <= trio.current_time() - t0 <= 45, "dropped by the handshake timeout"
+            await silent.aclose()
+            cfg = loopback_config(lan=False, peers=(f"127.0.0.1:{b.tcp_port}",))
+            a = Daemon(alice, cfg, alice.path, handle_signals=False, clock=clock)
+            await n.start(a.run)
+            await until(
+                "the gateway link", lambda: any(x.opened for x in a.links.values()), step=1.0
+            )
+            first = next(iter(a.links))
+            b._drop(next(iter(b.links)))  # the far end drops the link
+            await until(
+                "a new gateway link",
+                lambda: any(x.opened and x.id != first for x in a.links.values()),
+                limit=600,
+                step=1.0,
+            )
+            n.cancel_scope.cancel()
+
+    trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0.05))

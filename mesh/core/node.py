@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
+from crypto.bulletin import Bulletin
 from crypto.errors import CryptoError, DecodeError
 from crypto.identity import Identity, PublicIdentity
 from crypto.noise import KeyPair
@@ -200,6 +201,39 @@ class Node:
         )
         self._store_local(env, now)
         return self._offer_everywhere([env.id()], now)
+
+    def publish_bulletin(self, bulletin: Bulletin, now: int) -> list[Action]:
+        """Store a signed bulletin as a BULLETIN envelope and offer it to every peer."""
+        bulletin.verify(now)
+        env = M.stamped(
+            M.bulletin_envelope(bulletin, self.strategy.INITIAL_BUDGET),
+            self.config.mint_difficulty,
+            self.rng,
+        )
+        self._store_local(env, now)
+        return self._offer_everywhere([env.id()], now)
+
+    def bulletins(self, now: int) -> list[Bulletin]:
+        """The bulletins this node holds that verify and have not expired, only the newest
+        of each ``(persona, type, key)``, newest first."""
+        latest: dict[tuple[bytes, str, str], Bulletin] = {}
+        for eid in self.store.ids_in_range(b"", None):
+            meta = self.store.meta(eid)
+            frame = self.store.get(eid) if meta and meta[1] >= PRIO_PUBLIC else None
+            if frame is None:
+                continue
+            env = E.decode(frame)
+            if env.kind is not E.Kind.BULLETIN:
+                continue
+            try:
+                b = M.read_bulletin_envelope(env)
+                b.verify(now)
+            except (CryptoError, E.EnvelopeError):
+                continue
+            slot = (b.persona, b.type, b.key)
+            if slot not in latest or b.supersedes(latest[slot]):
+                latest[slot] = b
+        return sorted(latest.values(), key=lambda b: (-b.created, b.persona, b.key))
 
     def offer(self, ids: list[bytes], now: int) -> list[Action]:
         """Offer envelopes put into the store from outside (e.g. an import) to every

@@ -43,6 +43,8 @@ from typing import Any, TextIO
 
 import trio
 
+from crypto.bulletin import Bulletin
+from crypto.identity import fingerprint
 from crypto.noise import KeyPair
 from crypto.primitives import Rng, blake2b
 from mesh import ipc
@@ -549,6 +551,50 @@ class Daemon:
 
     def op_send(self, contact: str, text: str) -> dict[str, Any]:
         return {"msg_id": self.send_text(contact, text)}
+
+    def op_bulletin_post(self, text: str, topic: str = "", hours: int = 72) -> dict[str, Any]:
+        """Sign a public bulletin with this profile's identity key and flood it. A post on
+        an existing topic of ours supersedes the earlier one."""
+        now = self.now()
+        if not 1 <= hours <= 7 * 24:
+            raise ipc.IpcError("a bulletin lives between 1 hour and 7 days")
+        try:
+            b = Bulletin.create(
+                self.profile.identity.sign_seed,
+                type="post",
+                key=topic or self.rng(4).hex(),
+                sequence=now,
+                created=now,
+                expiry=now + 3600 * hours,
+                body=text.encode(),
+            )
+        except ValueError as exc:
+            raise ipc.IpcError(str(exc)) from None
+        self._apply(self.node.publish_bulletin(b, now))
+        return {"topic": b.key, "expires": b.expiry}
+
+    def _trust(self, persona: bytes) -> str:
+        """Trust comes from who holds the key, never from a name in the post."""
+        if persona == self.profile.identity.sign_public:
+            return "you"
+        for c in self.profile.contacts:
+            if c.card.identity.sign_public == persona:
+                if c.key_changed:
+                    return f"{c.name} (KEY CHANGED)"
+                return f"{c.name} (verified contact)" if c.verified else f"{c.name} (unverified)"
+        return "unknown key " + fingerprint(persona).hex()[:16]
+
+    def op_bulletin_list(self, limit: int = 50) -> list[dict[str, Any]]:
+        return [
+            {
+                "signer": self._trust(b.persona),
+                "topic": b.key,
+                "created": b.created,
+                "expiry": b.expiry,
+                "text": _text(b.body),
+            }
+            for b in self.node.bulletins(self.now())[:limit]
+        ]
 
     def op_export(self, path: str, max_bytes: int = 0) -> dict[str, int]:
         limit = max_bytes or self.config.bundle_max_bytes
