@@ -49,6 +49,7 @@ class Observation:
     tag: bytes
     receipt: bytes
     size: int
+    via: int  # the link it arrived on (one contact with one neighbour)
 
 
 @dataclass
@@ -58,7 +59,7 @@ class Observer:
     seen: list[Observation] = field(default_factory=list)
     ids: set[bytes] = field(default_factory=set)
 
-    def record(self, frame: bytes, now: float) -> None:
+    def record(self, frame: bytes, now: float, via: int = 0) -> None:
         try:
             env = E.decode(frame)
         except E.EnvelopeError:
@@ -67,19 +68,28 @@ class Observer:
         if eid in self.ids:
             return
         self.ids.add(eid)
-        self.seen.append(Observation(now, eid, int(env.kind), env.tag, env.receipt, len(env.body)))
+        self.seen.append(
+            Observation(now, eid, int(env.kind), env.tag, env.receipt, len(env.body), via)
+        )
 
 
 def linkability(
     observers: list[Observer], truth: dict[bytes, tuple[int, int]]
 ) -> dict[str, float | int]:
-    """How well the observers could link envelopes of the same pair by header fields.
+    """What the observers could link, by two attacks on what a relay really sees.
 
-    ``truth`` maps envelope id -> (sender, recipient). Among all pairs of observed
-    envelopes that really belong to the same (sender, recipient), the fraction whose
-    routing tags are equal (``linkable``); among pairs of *different* conversations, the
-    fraction with equal tags too (``false_links``). A tag that links is only useful if
-    the first number is well above the second.
+    ``truth`` maps envelope id -> (sender, recipient). Over pairs of observed envelopes:
+
+    - **tags** (same conversation): among pairs that really belong to the same
+      (sender, recipient), the fraction with equal routing tags (``linkable``); among pairs
+      of different conversations, the fraction with equal tags (``false_links``);
+    - **link and size** (same sender): guess that envelopes handed over on the same link
+      (one contact with one neighbour) in the same size bucket come from the same sender;
+      ``sender_linkable`` is the fraction of same-sender pairs the guess links,
+      ``sender_false_links`` the fraction of different-sender pairs it links too.
+
+    An attack only tells the observer something if its first number is well above its
+    second; epidemic forwarding mixes everyone's envelopes on every link.
     """
     obs: dict[bytes, Observation] = {}
     for o in observers:
@@ -87,17 +97,32 @@ def linkability(
             obs.setdefault(x.envelope_id, x)
     known = [x for x in obs.values() if x.envelope_id in truth]
     same = same_linked = diff = diff_linked = 0
+    s_same = s_same_linked = s_diff = s_diff_linked = 0
     for x, y in itertools.combinations(known[:2000], 2):
+        tx, ty = truth[x.envelope_id], truth[y.envelope_id]
         equal = x.tag == y.tag and bool(x.tag)
-        if truth[x.envelope_id] == truth[y.envelope_id]:
+        if tx == ty:
             same += 1
             same_linked += equal
         else:
             diff += 1
             diff_linked += equal
+        guess = x.via == y.via and x.size == y.size
+        if tx[0] == ty[0]:
+            s_same += 1
+            s_same_linked += guess
+        else:
+            s_diff += 1
+            s_diff_linked += guess
+
+    def frac(a: int, b: int) -> float:
+        return round(a / b, 4) if b else 0.0
+
     return {
         "observed_envelopes": len(obs),
         "same_pair_pairs": same,
-        "linkable": round(same_linked / same, 4) if same else 0.0,
-        "false_links": round(diff_linked / diff, 4) if diff else 0.0,
+        "linkable": frac(same_linked, same),
+        "false_links": frac(diff_linked, diff),
+        "sender_linkable": frac(s_same_linked, s_same),
+        "sender_false_links": frac(s_diff_linked, s_diff),
     }

@@ -234,7 +234,7 @@ class Simulation:
             self.metrics.relayed(other, idx, eid, self.engine.now)
             observer = self.observers.get(idx)
             if observer is not None:
-                observer.record(frame, self.engine.now)
+                observer.record(frame, self.engine.now, link)
 
     # ---- links -------------------------------------------------------------------------
     def _contact_up(self, key: ContactKey, bitrate: float, loss: float, setup: float) -> None:
