@@ -20,6 +20,7 @@ from mesh import ipc
 from mesh.core import envelope as E
 from mesh.daemon.config import Config
 from mesh.daemon.daemon import TCP_MTU, Backoff, Daemon, DaemonError
+from mesh.daemon.discovery import Discovery
 from mesh.profile import Profile
 from tests.daemon_helpers import befriend, loopback_config, make_profile
 
@@ -352,3 +353,36 @@ def test_silent_peer_times_out_and_gateway_reconnects(tmp_path: Path) -> None:
             n.cancel_scope.cancel()
 
     trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0.05))
+
+
+def test_lan_redials_a_dead_neighbour_with_backoff(tmp_path: Path) -> None:
+    """Beacons keep arriving from a port nobody answers on: dials space out."""
+    now = int(time.time())
+    p = make_profile(tmp_path, "Lan", now)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        dead = s.getsockname()[1]
+    attempts: list[float] = []
+
+    async def main() -> None:
+        d = Daemon(p, loopback_config(lan=False), p.path, handle_signals=False)
+        original = d.dial
+
+        async def counting(host: str, port: int, kind: str) -> bool:
+            attempts.append(trio.current_time())
+            return await original(host, port, kind)
+
+        d.dial = counting  # type: ignore[method-assign]
+        async with trio.open_nursery() as n:
+            await n.start(d.run)
+            d._discovery = Discovery("239.0.0.1", 1, 1, 1.0, os.urandom, d._on_beacon)
+            d._discovery.instance = b"\x00" * 8  # we are the lower instance: we dial
+            for _ in range(120):  # a beacon every second for two minutes
+                d._on_beacon("127.0.0.1", dead, b"\xff" * 8)
+                await trio.sleep(1.0)
+            n.cancel_scope.cancel()
+
+    trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0.05))
+    gaps = [b - a for a, b in itertools.pairwise(attempts)]
+    assert 4 <= len(attempts) <= 12, attempts  # not one dial per beacon
+    assert gaps[-1] > gaps[0]

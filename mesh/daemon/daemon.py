@@ -162,7 +162,7 @@ class Daemon:
         self._subscribers: list[trio.MemorySendChannel[dict[str, Any]]] = []
         self._pending_sends: dict[bytes, str] = {}  # recipient key -> text of the send
         self._lan_dialing: set[tuple[str, int]] = set()
-        self._lan_instance: dict[tuple[str, int], bytes] = {}
+        self._lan_backoff: dict[tuple[str, int], Backoff] = {}
         self._nursery: trio.Nursery | None = None
         self._discovery: Discovery | None = None
         self._dirty = False
@@ -410,9 +410,18 @@ class Daemon:
         self._nursery.start_soon(self._lan_dial, addr)
 
     async def _lan_dial(self, addr: tuple[str, int]) -> None:
+        """Dial a neighbour heard by beacon. A failed dial (or a link that died young)
+        keeps the address blocked for an exponentially growing, jittered delay."""
+        backoff = self._lan_backoff.setdefault(
+            addr, Backoff(base=2.0, cap=self.config.backoff_max, rng=self._jitter)
+        )
         try:
-            if not await self.dial(addr[0], addr[1], "lan"):
-                await trio.sleep(self._jitter.uniform(5, 15))  # do not hammer a dead port
+            began = trio.current_time()
+            ok = await self.dial(addr[0], addr[1], "lan")
+            if ok and trio.current_time() - began > 10:
+                backoff.reset()
+            else:
+                await trio.sleep(backoff.next_delay())
         finally:
             self._lan_dialing.discard(addr)
 
