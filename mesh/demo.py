@@ -59,7 +59,7 @@ def wait_for(what: str, check: Callable[[], bool], timeout: float = TIMEOUT) -> 
         try:
             if check():
                 return time.monotonic() - start
-        except (ipc.IpcError, OSError):
+        except (ipc.IpcError, OSError, sqlite3.Error):
             pass
         time.sleep(0.2)
     raise SystemExit(f"demo: timed out waiting for {what}")
@@ -153,7 +153,10 @@ def run(alice: Device, relay: Device, bob: Device) -> None:
 
     step(3, "Bob's daemon starts, finds the relay by LAN beacon, and stops again.")
     bob.start()
-    took = wait_for("Bob's prekey on the relay", lambda: relay.status()["envelopes"] >= 2)
+    took = wait_for(
+        "Bob's prekey on the relay",
+        lambda: sum(e.kind is E.Kind.PREKEY for e in relay_view(relay)) >= 2,
+    )
     say(f"    found each other and synced in {took:.1f} s; the relay now carries")
     say("    Bob's signed prekey announcement (public, signed, needed for a first message)")
     bob.stop()
@@ -166,10 +169,12 @@ def run(alice: Device, relay: Device, bob: Device) -> None:
         "Alice to learn Bob's prekey",
         lambda: any(c["can_write"] for c in call(alice.path, "contacts")),
     )
-    before = relay.status()["envelopes"]
     say(f"    $ steppe send Bob {TEXT!r}")
     say("    " + alice.steppe("send", "Bob", TEXT).strip())
-    took = wait_for("the relay to take the envelope", lambda: relay.status()["envelopes"] > before)
+    took = wait_for(
+        "the relay to take the envelope",
+        lambda: any(e.kind is E.Kind.FIRST_CONTACT for e in relay_view(relay)),
+    )
     say(f"    the relay holds the sealed envelope {took:.1f} s later; Alice goes offline.")
     alice.stop()
 
@@ -190,9 +195,9 @@ def run(alice: Device, relay: Device, bob: Device) -> None:
     took = wait_for("Bob to receive", lambda: bool(call(bob.path, "messages")))
     for m in call(bob.path, "messages"):
         say(f"    Bob's inbox: from {m['contact_name']}: {m['text']!r}  ({took:.1f} s)")
-    held = relay.status()["envelopes"]
     took = wait_for(
-        "the receipt to purge the relay's copy", lambda: relay.status()["envelopes"] < held
+        "the receipt to purge the relay's copy",
+        lambda: all(e.kind is not E.Kind.FIRST_CONTACT for e in relay_view(relay)),
     )
     counters = relay.status()["node_stats"]
     say(
