@@ -162,3 +162,22 @@ def test_a_relay_forwards_at_once_between_two_open_links() -> None:
     send(net, a, b, b"now")
     net.run(5)  # far less than the resync interval
     assert [m.body for m in net.delivered[b]] == [b"now"]
+
+
+def test_longest_message_fits_every_kind_and_longer_is_refused() -> None:
+    from mesh.core.events import SendFailed, SendMessage
+    from mesh.core.node import MAX_BODY
+
+    net = Net(seed=37)
+    a, b = net.add(), net.add()
+    net.introduce_all()
+    send(net, a, b, b"x" * MAX_BODY)  # first contact
+    send(net, a, b, b"y" * MAX_BODY)  # session
+    net.connect(a, b)
+    net.run(5)
+    assert [len(m.body) for m in net.delivered[b]] == [MAX_BODY, MAX_BODY]
+    bob = net.nodes[b].identity.sign_public
+    out = net.nodes[a].handle(SendMessage(bob, b"z" * (MAX_BODY + 1), 3600), int(net.now))
+    assert len(out) == 1
+    assert isinstance(out[0], SendFailed)
+    assert "too long" in out[0].reason

@@ -71,6 +71,7 @@ log = logging.getLogger(__name__)
 
 PRIO_OTHER, PRIO_PUBLIC, PRIO_CONTACT, PRIO_OWN = 0, 1, 2, 3
 STATE_VERSION = 1
+MAX_BODY = 12_000  # bytes of message text: fits the largest envelope bucket in every kind
 
 
 @dataclass(frozen=True, slots=True)
@@ -847,6 +848,12 @@ class Node:
         contact = self.contacts.get(ev.recipient)
         if contact is None:
             return [SendFailed(ev.recipient, "not a contact")]
+        if len(ev.body) > MAX_BODY:
+            return [
+                SendFailed(
+                    ev.recipient, f"message too long ({len(ev.body)} bytes, at most {MAX_BODY})"
+                )
+            ]
         no_prekey = contact.prekey is None or contact.prekey.expires <= now
         if self._session_for(ev.recipient) is None and no_prekey:
             return [SendFailed(ev.recipient, "no current prekey for this contact yet")]

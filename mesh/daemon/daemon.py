@@ -487,6 +487,9 @@ class Daemon:
             return {"id": req_id, "ok": True, "result": result}
         except ipc.IpcError as exc:
             return {"id": req_id, "ok": False, "error": str(exc)}
+        except Exception:  # a bug must not take the node down with the client's request
+            log.exception("IPC request %r failed", obj.get("op"))
+            return {"id": req_id, "ok": False, "error": "internal error (see the daemon log)"}
 
     # ---- operations (the ipc.OPS table) --------------------------------------------------
     def op_status(self) -> dict[str, Any]:
