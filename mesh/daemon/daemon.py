@@ -349,6 +349,9 @@ class Daemon:
                     nursery.cancel_scope.cancel()
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
             log.info("link %d (%s %s) broke: %s", link, kind, remote, exc)
+        except Exception:  # a bug on one link must not stop the others
+            self._count("links_internal_error")
+            log.exception("link %d (%s %s): internal error; link dropped", link, kind, remote)
         finally:
             if self.links.pop(link, None) is not None:
                 self.feed(LinkDown(link))
