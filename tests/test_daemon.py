@@ -386,3 +386,23 @@ def test_lan_redials_a_dead_neighbour_with_backoff(tmp_path: Path) -> None:
     gaps = [b - a for a, b in itertools.pairwise(attempts)]
     assert 4 <= len(attempts) <= 12, attempts  # not one dial per beacon
     assert gaps[-1] > gaps[0]
+
+
+def test_peer_resetting_its_connection_costs_only_that_link(tmp_path: Path) -> None:
+    now = int(time.time())
+    p = make_profile(tmp_path, "Solo", now)
+
+    async def main() -> None:
+        async with trio.open_nursery() as n:
+            r = await start(n, p, loopback_config(lan=False))
+            for _ in range(20):
+                stream = await trio.open_tcp_stream("127.0.0.1", r.daemon.tcp_port)
+                stream.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00" * 2)
+                await stream.send_all(os.urandom(100))  # half a frame, then a reset
+                await stream.aclose()
+            await until("links gone", lambda: not r.daemon.links)
+            assert r.daemon.stats.get("links_internal_error", 0) == 0
+            assert r.daemon.op_status()["links"] == 0  # still answering
+            n.cancel_scope.cancel()
+
+    trio.run(main)

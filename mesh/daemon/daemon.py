@@ -347,9 +347,9 @@ class Daemon:
                     self.feed(LinkUp(link, initiator=initiator, mtu=TCP_MTU))
                     await self._reader(link, stream)
                     nursery.cancel_scope.cancel()
-        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
-            log.info("link %d (%s %s) broke: %s", link, kind, remote, exc)
-        except Exception:  # a bug on one link must not stop the others
+        except* (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as group:
+            log.info("link %d (%s %s) broke: %s", link, kind, remote, group.exceptions[0])
+        except* Exception:  # a bug on one link must not stop the others
             self._count("links_internal_error")
             log.exception("link %d (%s %s): internal error; link dropped", link, kind, remote)
         finally:
