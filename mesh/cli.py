@@ -214,11 +214,24 @@ def cmd_daemon(args: argparse.Namespace, out: TextIO) -> None:
     out.write(f"steppe daemon for {p.name} ({cfg.mode}); Ctrl-C stops it\n")
     out.flush()
     try:
-        trio.run(daemon.run)
+        _run_daemon(trio.run, daemon.run)
     except KeyboardInterrupt:
         out.write("daemon stopped\n")
-    except OSError as exc:
-        raise CliError(f"cannot start the daemon: {exc.strerror or exc}") from None
+
+
+def _run_daemon(run: Callable[..., object], main: Callable[..., object]) -> None:
+    """Errors from inside the daemon's task nursery arrive as exception groups: turn the
+    ones a user can fix (a port in use, a bad state file) into one line."""
+    from mesh.daemon.daemon import DaemonError
+
+    try:
+        run(main)
+    except* OSError as group:
+        exc = group.exceptions[0]
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+        raise CliError(f"cannot start the daemon: {reason}") from None
+    except* DaemonError as group:
+        raise CliError(str(group.exceptions[0])) from None
 
 
 def cmd_send(args: argparse.Namespace, out: TextIO) -> None:

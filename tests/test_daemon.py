@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 import os
 import socket
+import sqlite3
 import stat
 import time
 from collections.abc import Callable
@@ -406,3 +407,19 @@ def test_peer_resetting_its_connection_costs_only_that_link(tmp_path: Path) -> N
             n.cancel_scope.cancel()
 
     trio.run(main)
+
+
+def test_damaged_saved_state_is_one_line(tmp_path: Path) -> None:
+    now = int(time.time())
+    p = make_profile(tmp_path, "Solo", now)
+    d = Daemon(p, loopback_config(lan=False), p.path, handle_signals=False)
+    d.close()
+    con = sqlite3.connect(p.path / "history.db")
+    con.execute("UPDATE state SET blob = ?", (os.urandom(80),))
+    con.commit()
+    con.close()
+    with pytest.raises(DaemonError, match=r"saved node state .* is damaged"):
+        Daemon(p, loopback_config(lan=False), p.path, handle_signals=False)
+    # The lock was released: after repair (here: a fresh profile dir) a daemon can start.
+    (p.path / "history.db").unlink()
+    Daemon(p, loopback_config(lan=False), p.path, handle_signals=False).close()

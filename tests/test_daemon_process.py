@@ -174,3 +174,26 @@ def test_bad_config_is_one_line(tmp_path: Path) -> None:
     )
     assert out.returncode == 2
     assert out.stderr.strip() == f"steppe: {cfg}: lan.port must be int"
+
+
+def test_port_in_use_is_one_line(tmp_path: Path) -> None:
+    now = int(time.time())
+    pw = tmp_path / "pw"
+    pw.write_text("pp\n")
+    prof = create_profile(tmp_path / "me", "Me", b"pp", FAST, now, os.urandom)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        cfg = tmp_path / "c.toml"
+        port = taken.getsockname()[1]
+        cfg.write_text(f'[lan]\nenabled = false\nlisten = "127.0.0.1"\nport = {port}\n')
+        cmd = [sys.executable, "-m", "mesh.cli", "--profile", str(prof.path)]
+        out = subprocess.run(
+            [*cmd, "--passphrase-file", str(pw), "daemon", "--config", str(cfg)],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=60,
+        )
+    assert out.returncode == 2
+    assert out.stderr.strip() == "steppe: cannot start the daemon: Address already in use"

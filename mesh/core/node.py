@@ -203,6 +203,14 @@ class Node:
         self._store_local(env, now)
         return self._offer_everywhere([env.id()], now)
 
+    def can_write(self, peer: bytes, now: int) -> bool:
+        """Could a message to this contact be sealed now (a session, or a live prekey)?"""
+        contact = self.contacts.get(peer)
+        if contact is None:
+            return False
+        live_prekey = contact.prekey is not None and contact.prekey.expires > now
+        return live_prekey or self._session_for(peer) is not None
+
     def publish_bulletin(self, bulletin: Bulletin, now: int) -> list[Action]:
         """Store a signed bulletin as a BULLETIN envelope and offer it to every peer."""
         bulletin.verify(now)

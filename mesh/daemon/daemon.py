@@ -44,6 +44,7 @@ from typing import Any, TextIO
 import trio
 
 from crypto.bulletin import Bulletin
+from crypto.errors import DecodeError
 from crypto.identity import fingerprint
 from crypto.noise import KeyPair
 from crypto.primitives import Rng, blake2b
@@ -69,7 +70,7 @@ from mesh.core.node import Node, NodeConfig
 from mesh.core.store import Quotas
 from mesh.daemon.config import Config, parse_host_port
 from mesh.daemon.discovery import Discovery
-from mesh.daemon.history import HISTORY, History
+from mesh.daemon.history import HISTORY, History, HistoryError
 from mesh.daemon.sqlite_store import SQLiteStore
 from mesh.profile import Profile, ProfileError, atomic_write
 
@@ -151,9 +152,15 @@ class Daemon:
         for c in profile.contacts:
             if not c.key_changed:
                 self.node.add_contact(c.card.identity)
-        saved = self.history.load_state(STATE_KEY)
-        if saved is not None:
-            self.node.restore_state(saved, int(clock()))
+        try:
+            saved = self.history.load_state(STATE_KEY)
+            if saved is not None:
+                self.node.restore_state(saved, int(clock()))
+        except (HistoryError, DecodeError) as exc:
+            self.history.close()
+            self.store.close()
+            self._lock.close()
+            raise DaemonError(f"the saved node state in {profile.path} is damaged: {exc}") from None
         self.links: dict[int, LinkInfo] = {}
         self.stats: dict[str, int] = {}
         self.tcp_port = 0
@@ -530,18 +537,13 @@ class Daemon:
     def op_contacts(self) -> list[dict[str, Any]]:
         out = []
         for c in self.profile.contacts:
-            node_contact = self.node.contacts.get(c.card.identity.sign_public)
             out.append(
                 {
                     "name": c.name,
                     "verified": c.verified,
                     "key_changed": c.key_changed,
                     "fingerprint": c.card.identity.fingerprint.hex(),
-                    "can_write": node_contact is not None
-                    and (
-                        node_contact.prekey is not None
-                        or self.node._session_for(c.card.identity.sign_public) is not None
-                    ),
+                    "can_write": self.node.can_write(c.card.identity.sign_public, self.now()),
                 }
             )
         return out
