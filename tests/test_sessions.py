@@ -181,3 +181,23 @@ def test_longest_message_fits_every_kind_and_longer_is_refused() -> None:
     assert len(out) == 1
     assert isinstance(out[0], SendFailed)
     assert "too long" in out[0].reason
+
+
+def test_a_rate_limited_link_asks_for_the_rest_as_tokens_return() -> None:
+    """More envelopes on offer than the link's token bucket takes: the receiver asks for
+    the surplus as tokens come back instead of dropping it until the next resync."""
+    from mesh.core.node import NodeConfig
+
+    cfg = NodeConfig(
+        mint_difficulty=4, base_difficulty=4, link_rate=5.0, link_burst=10.0, resync_every=3600
+    )
+    net = Net(seed=38)
+    a, b, c = net.add(cfg), net.add(cfg), net.add(cfg)
+    net.introduce_all()
+    for k in range(40):
+        send(net, a, c if k % 2 else b, b"m%d" % k)
+    net.connect(a, b)
+    net.run(30)  # 40 envelopes at 5/s after a burst of 10: about 6 s
+    assert net.nodes[b].store.count() == 20  # Bob's 20 delivered, 20 carried for Carol
+    assert len(net.delivered[b]) == 20
+    assert net.nodes[b].stats.get("rate_limited", 0) == 0

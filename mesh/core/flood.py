@@ -14,12 +14,16 @@ class TokenBucket:
     tokens: float = -1.0
     last: float = 0.0
 
-    def take(self, now: float, cost: float = 1.0) -> bool:
+    def available(self, now: float) -> float:
+        """Tokens that could be taken now."""
         if self.tokens < 0:
             self.tokens, self.last = self.burst, now
         self.tokens = min(self.burst, self.tokens + (now - self.last) * self.rate)
         self.last = now
-        if self.tokens >= cost:
+        return self.tokens
+
+    def take(self, now: float, cost: float = 1.0) -> bool:
+        if self.available(now) >= cost:
             self.tokens -= cost
             return True
         return False

@@ -106,6 +106,8 @@ class _Link:
     sent_symbols: int = 0
     remote: Symbols | None = None
     asked: set[bytes] = field(default_factory=set)  # ids we asked this peer for
+    # (id, is ours) offered by the peer that our token bucket has no room for yet
+    deferred: list[tuple[bytes, bool]] = field(default_factory=list)
     last_sync: int = 0
     expect: int = 0  # symbols requested with MORE and not yet all received
 
@@ -184,6 +186,8 @@ class Node:
                 times.append(d)
             if ln.session.state is LinkState.OPEN and ln.hello is not None:
                 times.append(ln.last_sync + self.config.resync_every)
+                if ln.deferred:
+                    times.append(self._now + 1)
         return min(times) if times else None
 
     def add_contact(self, identity: PublicIdentity, prekey: PrekeyRecord | None = None) -> None:
@@ -565,15 +569,33 @@ class Node:
     # ---- trading ----------------------------------------------------------------------
     def _on_trade(self, link: int, ln: _Link, msg: P.Trade, now: int) -> list[Action]:
         actions = self._give(link, ln, msg.want, set(msg.mine), now)
-        want = [i for i, _t in msg.offer if self._wanted(i, now) and i not in ln.asked]
-        mine: list[bytes] = []
-        if msg.need_dest:
-            mine = [i for i, t in msg.offer if i in want and self.is_mine(t)]
+        wanted = [
+            (i, msg.need_dest and self.is_mine(t))
+            for i, t in msg.offer
+            if self._wanted(i, now) and i not in ln.asked
+        ]
+        # Ask for no more than the link's token bucket will accept: the rest waits in
+        # `deferred` and is asked for as tokens come back (see _ask_deferred).
+        room = int(ln.bucket.available(now))
+        ln.deferred += wanted[room:]
+        want = [i for i, _m in wanted[:room]]
+        mine = [i for i, m in wanted[:room] if m]
         ln.asked.update(want)
         offer = self._offer_items([i for i in msg.ask if self.store.has(i)])
         if want or offer:
             actions += self._send_trade(link, offer, want, mine, [])
         return actions
+
+    def _ask_deferred(self, link: int, ln: _Link, now: int) -> list[Action]:
+        room = int(ln.bucket.available(now))
+        if not room:
+            return []
+        batch, ln.deferred = ln.deferred[:room], ln.deferred[room:]
+        batch = [(i, m) for i, m in batch if self._wanted(i, now) and i not in ln.asked]
+        want = [i for i, _m in batch]
+        ln.asked.update(want)
+        mine = [i for i, m in batch if m]
+        return self._send_trade(link, [], want, mine, []) if want else []
 
     def _give(
         self, link: int, ln: _Link, want: list[bytes], mine: set[bytes], now: int
@@ -919,6 +941,8 @@ class Node:
                 actions.append(CloseLink(link, out.closed.value))
             elif ln.hello is not None and now >= ln.last_sync + self.config.resync_every:
                 actions += self._start_sync(link, ln, now)
+            elif ln.hello is not None and ln.deferred:
+                actions += self._ask_deferred(link, ln, now)
         due = [p for p in self._pending if p[0] <= now]
         if due:
             self._pending = [p for p in self._pending if p[0] > now]
