@@ -71,6 +71,8 @@ log = logging.getLogger(__name__)
 
 PRIO_OTHER, PRIO_PUBLIC, PRIO_CONTACT, PRIO_OWN = 0, 1, 2, 3
 STATE_VERSION = 1
+MAX_DEFERRED = 4096  # offered ids waiting for room in the link's token bucket
+ASK_TIMEOUT = 60  # seconds an ask may stay unanswered before it is forgotten
 MAX_BODY = 12_000  # bytes of message text: fits the largest envelope bucket in every kind
 
 
@@ -105,7 +107,7 @@ class _Link:
     snapshot: list[bytes] = field(default_factory=list)
     sent_symbols: int = 0
     remote: Symbols | None = None
-    asked: set[bytes] = field(default_factory=set)  # ids we asked this peer for
+    asked: dict[bytes, int] = field(default_factory=dict)  # id we asked for -> when
     # (id, is ours) offered by the peer that our token bucket has no room for yet
     deferred: list[tuple[bytes, bool]] = field(default_factory=list)
     last_sync: int = 0
@@ -574,26 +576,36 @@ class Node:
             for i, t in msg.offer
             if self._wanted(i, now) and i not in ln.asked
         ]
-        # Ask for no more than the link's token bucket will accept: the rest waits in
-        # `deferred` and is asked for as tokens come back (see _ask_deferred).
-        room = int(ln.bucket.available(now))
+        # Ask for no more than the link's token bucket will accept, counting what is
+        # already on its way: the rest waits in `deferred` (see _ask_deferred).
+        room = self._room(ln, now)
         ln.deferred += wanted[room:]
+        del ln.deferred[MAX_DEFERRED:]  # bounded: the rest is offered again at the next sync
         want = [i for i, _m in wanted[:room]]
         mine = [i for i, m in wanted[:room] if m]
-        ln.asked.update(want)
+        ln.asked.update(dict.fromkeys(want, now))
         offer = self._offer_items([i for i in msg.ask if self.store.has(i)])
         if want or offer:
             actions += self._send_trade(link, offer, want, mine, [])
         return actions
 
+    def _room(self, ln: _Link, now: int) -> int:
+        """How many more envelopes this link may be asked for now. An ask unanswered for
+        ASK_TIMEOUT seconds (the peer's strategy withheld it, or it was lost) is dropped:
+        the id may be asked for again, and arriving late it counts as unsolicited."""
+        stale = [i for i, t in ln.asked.items() if now - t > ASK_TIMEOUT]
+        for i in stale:
+            del ln.asked[i]
+        return max(0, int(ln.bucket.available(now)) - len(ln.asked))
+
     def _ask_deferred(self, link: int, ln: _Link, now: int) -> list[Action]:
-        room = int(ln.bucket.available(now))
+        room = self._room(ln, now)
         if not room:
             return []
         batch, ln.deferred = ln.deferred[:room], ln.deferred[room:]
         batch = [(i, m) for i, m in batch if self._wanted(i, now) and i not in ln.asked]
         want = [i for i, _m in batch]
-        ln.asked.update(want)
+        ln.asked.update(dict.fromkeys(want, now))
         mine = [i for i, m in batch if m]
         return self._send_trade(link, [], want, mine, []) if want else []
 
@@ -649,7 +661,7 @@ class Node:
         if eid not in ln.asked:
             self._count("unsolicited")
             return self._close(link, "unsolicited envelope")
-        ln.asked.discard(eid)
+        del ln.asked[eid]
         return self._admit(env, eid, bytes(msg.frame), ln.peer[:16], link, now)
 
     def _admit(
