@@ -18,6 +18,7 @@ def test_defaults_and_the_shipped_relay_config() -> None:
     assert cfg.passphrase_file == "/etc/steppe/passphrase"
     assert cfg.store_max_bytes == 1 << 30
     assert cfg.port == 47470
+    assert (cfg.link_rate, cfg.link_burst) == (200.0, 2000.0)
 
 
 @pytest.mark.parametrize(
@@ -34,6 +35,7 @@ def test_defaults_and_the_shipped_relay_config() -> None:
         ("[routing]\nreceipt_delay = [5, 1]", "routing.receipt_delay must be [min, max]"),
         ("[store]\nmax_bytes = 10", "store.max_bytes must be at least 1 MiB"),
         ("lan = [", "not valid TOML"),
+        ("[limits]\nlink_rate = 0", "limits.link_rate must be > 0"),
     ],
 )
 def test_bad_config_names_the_key(text: str, message: str) -> None:

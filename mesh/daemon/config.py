@@ -43,6 +43,8 @@ class Config:
     strategy: str = "epidemic"
     receipt_delay: tuple[int, ...] = (30, 300)  # seconds before a receipt is released
     bundle_max_bytes: int = 64 * 1024 * 1024
+    link_rate: float = 50.0  # envelopes per second accepted per link...
+    link_burst: float = 400.0  # ...after a burst of this many
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -69,6 +71,7 @@ _SCHEMA: dict[str, dict[str, tuple[str, type]]] = {
         "bundle_max_bytes": ("bundle_max_bytes", int),
     },
     "routing": {"strategy": ("strategy", str), "receipt_delay": ("receipt_delay", list)},
+    "limits": {"link_rate": ("link_rate", float), "link_burst": ("link_burst", float)},
 }
 
 
@@ -122,6 +125,8 @@ def _check(cfg: Config, source: str) -> None:
     for key, port in (("lan.port", cfg.port), ("lan.discovery_port", cfg.discovery_port)):
         if not 0 <= port < 65536:
             raise ConfigError(f"{source}: {key} must be between 0 and 65535")
+    if cfg.link_rate <= 0 or cfg.link_burst < 1:
+        raise ConfigError(f"{source}: limits.link_rate must be > 0 and limits.link_burst >= 1")
     if cfg.beacon_interval <= 0 or cfg.backoff_max <= 0:
         raise ConfigError(f"{source}: intervals must be positive")
     for peer in cfg.peers:

@@ -146,6 +146,8 @@ class Daemon:
             NodeConfig(
                 strategy=config.strategy,
                 receipt_delay=(config.receipt_delay[0], config.receipt_delay[1]),
+                link_rate=config.link_rate,
+                link_burst=config.link_burst,
                 long_term_link_key=relay_link_key(profile) if config.mode == "relay" else None,
             ),
         )
