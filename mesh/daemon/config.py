@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +45,6 @@ class Config:
     bundle_max_bytes: int = 64 * 1024 * 1024
     link_rate: float = 50.0  # envelopes per second accepted per link...
     link_burst: float = 400.0  # ...after a burst of this many
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 _SCHEMA: dict[str, dict[str, tuple[str, type]]] = {

@@ -169,7 +169,6 @@ class Daemon:
         self._ids = itertools.count(1)
         self._wake = trio.Event()
         self._subscribers: list[trio.MemorySendChannel[dict[str, Any]]] = []
-        self._pending_sends: dict[bytes, str] = {}  # recipient key -> text of the send
         self._lan_dialing: set[tuple[str, int]] = set()
         self._lan_backoff: dict[tuple[str, int], Backoff] = {}
         self._nursery: trio.Nursery | None = None
