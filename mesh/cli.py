@@ -217,6 +217,8 @@ def cmd_daemon(args: argparse.Namespace, out: TextIO) -> None:
         _run_daemon(trio.run, daemon.run)
     except KeyboardInterrupt:
         out.write("daemon stopped\n")
+    if daemon.broken:
+        raise CliError("the daemon stopped after an internal error (see the log); start it again")
 
 
 def _run_daemon(run: Callable[..., object], main: Callable[..., object]) -> None:

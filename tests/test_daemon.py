@@ -22,6 +22,7 @@ from mesh.core import envelope as E
 from mesh.daemon.config import Config
 from mesh.daemon.daemon import TCP_MTU, Backoff, Daemon, DaemonError
 from mesh.daemon.discovery import Discovery
+from mesh.daemon.sqlite_store import SQLiteStore
 from mesh.profile import Profile
 from tests.daemon_helpers import befriend, loopback_config, make_profile
 
@@ -423,3 +424,50 @@ def test_damaged_saved_state_is_one_line(tmp_path: Path) -> None:
     # The lock was released: after repair (here: a fresh profile dir) a daemon can start.
     (p.path / "history.db").unlink()
     Daemon(p, loopback_config(lan=False), p.path, handle_signals=False).close()
+
+
+def test_a_crash_between_storing_and_recording_a_message_loses_nothing(tmp_path: Path) -> None:
+    """The history write fails at the moment of delivery (standing in for a crash at that
+    point): the whole event's store changes roll back (the envelope is neither kept nor
+    marked seen), and after a restart the sender's copy comes again and is delivered once."""
+    now = int(time.time())
+    alice, bob = make_profile(tmp_path, "Alice", now), make_profile(tmp_path, "Bob", now)
+    befriend(alice, bob, now)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    bob_cfg = loopback_config(lan=False, port=port)
+    alice_cfg = loopback_config(lan=False, peers=(f"127.0.0.1:{port}",), backoff_max=2.0)
+
+    async def main() -> None:
+        async with trio.open_nursery() as n:
+            b = await start(n, bob, bob_cfg)
+            a = Daemon(alice, alice_cfg, alice.path, handle_signals=False)
+            a.node.contacts[bob.identity.sign_public].prekey = bob.ring.keys[-1].record
+            a.send_text("Bob", "survives")
+            first_contact = next(iter(a.node._own.values()))[0]
+
+            def crash(*_args: object) -> int:
+                raise RuntimeError("power cut")
+
+            b.daemon.history.add = crash  # type: ignore[assignment]
+            await n.start(a.run)
+            with trio.fail_after(20):
+                await b.done.wait()  # crash-only: the daemon stopped itself, saving nothing
+            assert b.daemon.broken
+            store = SQLiteStore(bob.store_path)
+            try:
+                frames = [store.get(i) for i in store.ids_in_range(b"", None)]
+                held = [E.decode(f).kind for f in frames if f is not None]
+                assert E.Kind.FIRST_CONTACT not in held, "the whole event rolled back"
+                assert store.seen_count() == 0, "nothing marked seen: it may come again"
+            finally:
+                store.close()
+            b2 = await start(n, bob, bob_cfg)
+            await until("delivery after the restart", lambda: bool(b2.daemon.history.messages()))
+            await trio.sleep(1.0)
+            got = b2.daemon.history.messages()
+            assert [(m.text, m.msg_id) for m in got] == [("survives", first_contact)]
+            n.cancel_scope.cancel()
+
+    trio.run(main)

@@ -316,6 +316,21 @@ class Node:
                 self._by_tag[env.tag] = eid
         self._rebuild_tags(now)
 
+    def deliver_stored(self, now: int) -> list[Action]:
+        """Open and deliver envelopes for us that are still in the store (after a restart:
+        a crash may have come between storing and delivering). The exactly-once guard
+        keeps anything delivered before from being delivered again."""
+        actions: list[Action] = []
+        hints = self.my_hints()
+        for eid in self.store.ids_in_range(b"", None):
+            header = self._header(eid)
+            if header is None or not (header[0] in self._tags or header[0] in hints):
+                continue
+            frame = self.store.get(eid)
+            if frame is not None:
+                actions += self._maybe_deliver(E.decode(frame), eid, now)
+        return actions
+
     def my_hints(self) -> frozenset[bytes]:
         ids = tuple(k.prekey_id for k in self.ring.keys)
         if ids != self._hints_for:

@@ -115,6 +115,12 @@ class PolicyStore(ABC):
         """True if the id was delivered or purged and has not expired yet."""
         return self._is_seen(envelope_id, now)
 
+    def transaction(self) -> AbstractContextManager[object]:
+        """Group several operations into one commit (nests; the outermost commits). The
+        daemon wraps each node event in one, so what the node changed in the store
+        commits only after the daemon has recorded what the event delivered."""
+        return self._transaction()
+
     def replace_data(self, envelope_id: bytes, data: bytes) -> bool:
         """Swap the stored bytes of an envelope for a re-encoding with the same id (the
         budget changed). Size accounting follows; False if the id is not stored."""

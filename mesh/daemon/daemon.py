@@ -175,6 +175,7 @@ class Daemon:
         self._discovery: Discovery | None = None
         self._dirty = False
         self._panicked = False
+        self.broken = False  # an event failed half way: stop, save nothing
         self._jitter = random.Random(int.from_bytes(rng(8), "big"))
 
     # ---- the node ---------------------------------------------------------------------
@@ -182,8 +183,22 @@ class Daemon:
         return int(self.clock())
 
     def feed(self, event: Event) -> list[Action]:
-        actions = self.node.handle(event, self.now())
-        self._apply(actions)
+        # One store transaction per event: a delivered envelope leaves the store (and
+        # enters the seen-set) only after the message is in the history and the node's
+        # state is saved, so a crash in between cannot lose it (on restart the exactly-
+        # once guard in the saved state stops a second delivery).
+        try:
+            with self.store.transaction():
+                actions = self.node.handle(event, self.now())
+                self._apply(actions)
+        except BaseException:
+            # The store rolled back but the node's memory did not: from here on the two
+            # may disagree, so this process must stop without saving (crash-only; the
+            # service manager restarts it from what is on disk).
+            self.broken = True
+            if self._nursery is not None:
+                self._nursery.cancel_scope.cancel()
+            raise
         self._wake.set()
         return actions
 
@@ -228,7 +243,7 @@ class Daemon:
             info.scope.cancel()
 
     def _save_state(self) -> None:
-        if self._panicked:
+        if self._panicked or self.broken:
             return
         self.history.save_state(STATE_KEY, self.node.export_state())
         self._dirty = False
@@ -279,7 +294,9 @@ class Daemon:
                 await nursery.start(self._serve_ipc)
                 nursery.start_soon(self._timer)
                 self.feed(Tick())
-                self._apply(self.node.publish_prekey(self.now()))
+                with self.store.transaction():
+                    self._apply(self.node.deliver_stored(self.now()))
+                    self._apply(self.node.publish_prekey(self.now()))
                 if self.config.lan:
                     self._discovery = Discovery(
                         self.config.discovery_group,
@@ -313,8 +330,7 @@ class Daemon:
 
     def close(self) -> None:
         try:
-            if not self._panicked:
-                self._save_state()
+            self._save_state()
         except Exception:  # noqa: BLE001 - the database may already be gone after a panic
             log.warning("could not save the node state on the way out")
         self.history.close()
