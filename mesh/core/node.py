@@ -160,6 +160,7 @@ class Node:
         # frames; a cache: an id missing here (e.g. a store opened from disk) is decoded.
         self._headers: dict[bytes, tuple[bytes, int]] = {}
         self._sketch = Sketch()  # coded symbols of the store, kept up to date
+        self._maybe_mine: list[bytes] = []  # stored first contacts with one of our hints
         self._hints: frozenset[bytes] = frozenset()
         self._hints_for: tuple[int, ...] | None = None
         self._dispatch: MappingProxyType[type, Callable[[Any, int], list[Action]]] = (
@@ -304,28 +305,39 @@ class Node:
             for a, s, e in (expect_list(x, 3, "pending") for x in f[5])
         ]
         self._delivered = {m: e for m, e in (expect_list(x, 2, "delivered") for x in f[6])}
-        for eid in self.store.ids_in_range(b"", None):
-            frame = self.store.get(eid)
-            if frame is None:
-                continue
-            env = E.decode(frame)
-            self._headers[eid] = (env.tag, env.budget)
-            if env.receipt:
-                self._by_receipt[env.receipt] = eid
-            if env.kind is E.Kind.SESSION:
-                self._by_tag[env.tag] = eid
+        self.index_store(now)
+
+    def index_store(self, now: int) -> None:
+        """Build the in-memory indexes (session tags, receipts) of what the store holds, a
+        page at a time (a relay may hold 100,000 envelopes); headers are cached lazily."""
+        lo = b""
+        hints = self.my_hints()
+        self._maybe_mine = []
+        while page := self.store.ids_in_range(lo, None, limit=1024):
+            for eid in page:
+                frame = self.store.get(eid)
+                if frame is None:
+                    continue
+                env = E.decode(frame)
+                if env.receipt:
+                    self._by_receipt[env.receipt] = eid
+                if env.kind is E.Kind.SESSION:
+                    self._by_tag[env.tag] = eid
+                elif env.kind is E.Kind.FIRST_CONTACT and env.tag in hints:
+                    self._maybe_mine.append(eid)
+            lo = page[-1] + b"\x00"
         self._rebuild_tags(now)
 
     def deliver_stored(self, now: int) -> list[Action]:
         """Open and deliver envelopes for us that are still in the store (after a restart:
-        a crash may have come between storing and delivering). The exactly-once guard
-        keeps anything delivered before from being delivered again."""
+        a crash may have come between storing and delivering); call :meth:`index_store`
+        (or :meth:`restore_state`) first. The exactly-once guard keeps anything delivered
+        before from being delivered again."""
         actions: list[Action] = []
-        hints = self.my_hints()
-        for eid in self.store.ids_in_range(b"", None):
-            header = self._header(eid)
-            if header is None or not (header[0] in self._tags or header[0] in hints):
-                continue
+        mine = [eid for tag, eid in self._by_tag.items() if tag in self._tags]
+        mine += self._maybe_mine
+        self._maybe_mine = []
+        for eid in mine:
             frame = self.store.get(eid)
             if frame is not None:
                 actions += self._maybe_deliver(E.decode(frame), eid, now)

@@ -158,6 +158,8 @@ class Daemon:
             saved = self.history.load_state(STATE_KEY)
             if saved is not None:
                 self.node.restore_state(saved, int(clock()))
+            else:
+                self.node.index_store(int(clock()))
         except (HistoryError, DecodeError) as exc:
             self.history.close()
             self.store.close()
