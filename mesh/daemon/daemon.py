@@ -6,7 +6,7 @@ Theory of operation
 All protocol meaning lives in the node: the daemon turns sockets and time into events
 (``LinkUp``, ``FrameReceived``, ``LinkDown``, ``Tick``, ``SendMessage``) and carries out the
 actions the node returns (write a frame, close a link, record a delivered message).
-:meth:`Daemon.feed` is the only place the node is called, so it runs one event at a time.
+:meth:`Daemon.call_node` is the only place the node is driven, so it runs one step at a time.
 
 Links are TCP streams of fixed-size frames (:data:`TCP_MTU` bytes each: the link layer pads
 every frame to the MTU, so no length prefix is needed and a peer cannot make us buffer a
@@ -185,13 +185,19 @@ class Daemon:
         return int(self.clock())
 
     def feed(self, event: Event) -> list[Action]:
-        # One store transaction per event: a delivered envelope leaves the store (and
-        # enters the seen-set) only after the message is in the history and the node's
-        # state is saved, so a crash in between cannot lose it (on restart the exactly-
-        # once guard in the saved state stops a second delivery).
+        return self.call_node(lambda now: self.node.handle(event, now))
+
+    def call_node(self, step: Callable[[int], list[Action]]) -> list[Action]:
+        """The one way the node is driven (events, and local calls such as publishing a
+        bulletin or importing a bundle). One store transaction per step: a delivered
+        envelope leaves the store (and enters the seen-set) only after the message is in
+        the history and the node's state is saved, so a crash in between cannot lose it
+        (on restart the exactly-once guard in the saved state stops a second delivery)."""
+        if self.broken:
+            return []
         try:
             with self.store.transaction():
-                actions = self.node.handle(event, self.now())
+                actions = step(self.now())
                 self._apply(actions)
         except BaseException:
             # The store rolled back but the node's memory did not: from here on the two
@@ -296,9 +302,8 @@ class Daemon:
                 await nursery.start(self._serve_ipc)
                 nursery.start_soon(self._timer)
                 self.feed(Tick())
-                with self.store.transaction():
-                    self._apply(self.node.deliver_stored(self.now()))
-                    self._apply(self.node.publish_prekey(self.now()))
+                self.call_node(lambda now: self.node.deliver_stored(now))
+                self.call_node(lambda now: self.node.publish_prekey(now))
                 if self.config.lan:
                     self._discovery = Discovery(
                         self.config.discovery_group,
@@ -606,7 +611,7 @@ class Daemon:
             )
         except ValueError as exc:
             raise ipc.IpcError(str(exc)) from None
-        self._apply(self.node.publish_bulletin(b, now))
+        self.call_node(lambda now: self.node.publish_bulletin(b, now))
         return {"topic": b.key, "expires": b.expiry}
 
     def _trust(self, persona: bytes) -> str:
@@ -654,8 +659,7 @@ class Daemon:
         except bundle.BundleError as exc:
             raise ipc.IpcError(f"{path}: {exc}") from None
         before = dict(self.node.stats)
-        self._apply(self.node.import_frames(b.frames, b"file", self.now()))
-        self._wake.set()
+        self.call_node(lambda now: self.node.import_frames(b.frames, b"file", now))
 
         def delta(key: str) -> int:
             return self.node.stats.get(key, 0) - before.get(key, 0)
