@@ -170,19 +170,10 @@ def _profile_dir(args: argparse.Namespace) -> Path:
 
 def _ipc(args: argparse.Namespace, op: str, **kwargs: object) -> Any:
     """One request to the running daemon of this profile."""
-    import trio
-
     from mesh import ipc
 
-    async def go() -> Any:
-        client = await ipc.Client.connect(ipc.socket_path(_profile_dir(args)))
-        try:
-            return await client.call(op, **kwargs)
-        finally:
-            await client.aclose()
-
     try:
-        return trio.run(go)
+        return ipc.call_daemon_sync(_profile_dir(args), op, **kwargs)
     except ipc.IpcError as exc:
         raise CliError(str(exc)) from None
 

@@ -25,8 +25,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import trio
-
 from mesh import ipc
 from mesh.core import envelope as E
 
@@ -42,15 +40,7 @@ def step(n: int, text: str) -> None:
     say(f"\n[{n}] {text}")
 
 
-def call(profile: Path, op: str, **args: Any) -> Any:
-    async def go() -> Any:
-        client = await ipc.Client.connect(ipc.socket_path(profile))
-        try:
-            return await client.call(op, **args)
-        finally:
-            await client.aclose()
-
-    return trio.run(go)
+call = ipc.call_daemon_sync
 
 
 def wait_for(what: str, check: Callable[[], bool], timeout: float = TIMEOUT) -> float:

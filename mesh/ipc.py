@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -178,3 +179,17 @@ class Client:
 
     async def aclose(self) -> None:
         await self._stream.aclose()
+
+
+async def call_daemon(profile_dir: Path, op: str, **args: Any) -> Any:
+    """One request to the daemon of a profile, on a connection of its own."""
+    client = await Client.connect(socket_path(profile_dir))
+    try:
+        return await client.call(op, **args)
+    finally:
+        await client.aclose()
+
+
+def call_daemon_sync(profile_dir: Path, op: str, **args: Any) -> Any:
+    """:func:`call_daemon` for code outside trio (the CLI, scripts)."""
+    return trio.run(partial(call_daemon, profile_dir, op, **args))

@@ -107,20 +107,11 @@ def test_kill_9_of_a_relay_mid_transfer_loses_nothing_committed(tmp_path: Path) 
     # The relay comes back up on the same files.
     proc = spawn(relay.path, pw, cfg)
     try:
-        status = trio.run(_status, relay.path)
-        assert int(str(status["envelopes"])) >= len(seen_before_kill)
+        status = ipc.call_daemon_sync(relay.path, "status")
+        assert status["envelopes"] >= len(seen_before_kill)
     finally:
         proc.terminate()
         proc.wait(timeout=20)
-
-
-async def _status(profile: Path) -> dict[str, object]:
-    client = await ipc.Client.connect(ipc.socket_path(profile))
-    try:
-        result: dict[str, object] = await client.call("status")
-        return result
-    finally:
-        await client.aclose()
 
 
 def test_panic_while_the_daemon_runs(tmp_path: Path) -> None:

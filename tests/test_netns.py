@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import trio
 
 from crypto import keystore
 from crypto.identity import ContactCard
@@ -68,15 +67,7 @@ def namespaces() -> Iterator[tuple[str, str, str]]:
             subprocess.run(["ip", "netns", "del", ns], check=False, capture_output=True)
 
 
-def call(profile: Path, op: str, **args: Any) -> Any:
-    async def go() -> Any:
-        client = await ipc.Client.connect(ipc.socket_path(profile))
-        try:
-            return await client.call(op, **args)
-        finally:
-            await client.aclose()
-
-    return trio.run(go)
+call = ipc.call_daemon_sync
 
 
 def wait(what: str, check: Any, limit: float = 60.0) -> None:
