@@ -12,7 +12,7 @@ from typing import Any
 
 import platformdirs
 
-STRATEGIES = ("direct", "epidemic", "spray", "prophet")
+from mesh.core.routing import STRATEGIES
 
 DEFAULT_TCP_PORT = 47470
 DEFAULT_DISCOVERY_PORT = 47471

@@ -9,6 +9,8 @@ mark, in its want-list, the envelopes whose routing tag it recognises as its own
 
 from __future__ import annotations
 
+from types import MappingProxyType
+
 from mesh.core.routing.base import EnvView, Handoff, Strategy
 from mesh.core.routing.direct import DirectDelivery
 from mesh.core.routing.epidemic import Epidemic
@@ -16,6 +18,7 @@ from mesh.core.routing.prophet import Prophet, ProphetParams
 from mesh.core.routing.spray import SprayAndWait
 
 __all__ = (
+    "STRATEGIES",
     "DirectDelivery",
     "EnvView",
     "Epidemic",
@@ -28,14 +31,18 @@ __all__ = (
 )
 
 
-def by_name(name: str, **kwargs: int) -> Strategy:
-    """A fresh strategy instance: ``direct``, ``epidemic``, ``spray`` or ``prophet``."""
-    table: dict[str, type[Strategy]] = {
+STRATEGIES: MappingProxyType[str, type[Strategy]] = MappingProxyType(
+    {
         "direct": DirectDelivery,
         "epidemic": Epidemic,
         "spray": SprayAndWait,
         "prophet": Prophet,
     }
-    if name not in table:
-        raise ValueError(f"unknown routing strategy {name!r}: choose {', '.join(table)}")
-    return table[name](**kwargs)
+)
+
+
+def by_name(name: str, **kwargs: int) -> Strategy:
+    """A fresh strategy instance: ``direct``, ``epidemic``, ``spray`` or ``prophet``."""
+    if name not in STRATEGIES:
+        raise ValueError(f"unknown routing strategy {name!r}: choose {', '.join(STRATEGIES)}")
+    return STRATEGIES[name](**kwargs)
