@@ -33,8 +33,7 @@ import psutil
 import trio
 
 from crypto import keystore
-from crypto.identity import ContactCard, Identity
-from crypto.prekeys import PrekeyRing
+from crypto.identity import ContactCard
 from mesh import ipc
 from mesh.core import envelope as E
 from mesh.core import messages as M
@@ -42,7 +41,7 @@ from mesh.core.store import StoreItem
 from mesh.daemon.config import Config
 from mesh.daemon.daemon import Daemon
 from mesh.daemon.sqlite_store import SQLiteStore
-from mesh.profile import Profile, create_profile
+from mesh.profile import Profile, create_profile, new_profile
 
 STAMP_BITS = 8  # the relay's base requirement while its store is at most half full
 
@@ -55,13 +54,7 @@ def _port() -> int:
 
 
 def _profile(root: Path, name: str) -> Profile:
-    path = root / name
-    path.mkdir(mode=0o700)
-    ident = Identity.generate(os.urandom)
-    ring = PrekeyRing()
-    now = int(time.time())
-    ring.create(ident, now, os.urandom)
-    return Profile(path, ident, name, now, ring, [], os.urandom(32))
+    return new_profile(root / name, name, int(time.time()), os.urandom)
 
 
 def junk_envelopes(n: int) -> list[E.Envelope]:

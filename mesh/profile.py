@@ -164,18 +164,24 @@ class Profile:
         return contact
 
 
-def create_profile(
-    path: Path, name: str, passphrase: bytes, params: keystore.KdfParams, now: int, rng: Rng
-) -> Profile:
-    if (path / KEYSTORE).exists():
-        raise ProfileError(f"a profile already exists in {path}")
+def new_profile(path: Path, name: str, now: int, rng: Rng) -> Profile:
+    """Fresh keys and a random data key in a new 0700 directory, no keystore written
+    (:func:`create_profile` writes one; tests and benchmarks use this directly)."""
     path.mkdir(parents=True, exist_ok=True, mode=0o700)
     os.chmod(path, 0o700)
     identity = Identity.generate(rng)
     ring = PrekeyRing()
     ring.create(identity, now, rng)
-    profile = Profile(path, identity, name, now, ring)
     ContactCard.create(identity, name, now)  # validates the name
+    return Profile(path, identity, name, now, ring, [], rng(32))
+
+
+def create_profile(
+    path: Path, name: str, passphrase: bytes, params: keystore.KdfParams, now: int, rng: Rng
+) -> Profile:
+    if (path / KEYSTORE).exists():
+        raise ProfileError(f"a profile already exists in {path}")
+    profile = new_profile(path, name, now, rng)
     if not passphrase:
         raise ProfileError("the passphrase may not be empty")
     blob, data_key = keystore.create(passphrase, profile._secrets(), params, rng)

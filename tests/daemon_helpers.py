@@ -7,21 +7,15 @@ import random
 from dataclasses import replace
 from pathlib import Path
 
-from crypto.identity import ContactCard, Identity
-from crypto.prekeys import PrekeyRing
+from crypto.identity import ContactCard
 from mesh.daemon.config import Config
-from mesh.profile import Profile
+from mesh.profile import Profile, new_profile
 
 T0 = 1_767_225_600
 
 
 def make_profile(root: Path, name: str, now: int) -> Profile:
-    path = root / name.lower()
-    path.mkdir(mode=0o700)
-    ident = Identity.generate(os.urandom)
-    ring = PrekeyRing()
-    ring.create(ident, now, os.urandom)
-    return Profile(path, ident, name, now, ring, [], os.urandom(32))
+    return new_profile(root / name.lower(), name, now, os.urandom)
 
 
 def befriend(a: Profile, b: Profile, now: int) -> None:
