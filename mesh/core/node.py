@@ -14,6 +14,10 @@ TRADE: each offers ``(id, tag)`` of what the other lacks, each asks only for wha
 hand it over and with which budget. Envelopes travel in priority order (own first, then
 soonest expiry), each committed to the store on arrival, so a contact that ends half way
 costs nothing: the next contact reconciles again and resends only what is still missing.
+A node asks a peer for no more envelopes than the link's token bucket will take (counting
+those on their way) and asks for the rest as tokens return; an ask unanswered for
+:data:`ASK_TIMEOUT` seconds is forgotten. An envelope it stores for others is offered on
+its other open links at once.
 
 Every envelope that arrives is checked before it is stored: strict decode, stamp
 (difficulty rising with store load), expiry and budget clamps, bulletin and prekey
