@@ -155,6 +155,7 @@ def cmd_sim_run(args: argparse.Namespace, out: TextIO) -> None:
         quiet=args.quiet,
         out=out,
         plots=not args.no_plots,
+        sets=args.set,
     )
 
 
@@ -370,6 +371,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", metavar="DIR", help="output directory (default: out/SCENARIO-seedN)")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
     run.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
+    run.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY=VALUE",
+        help="override a scenario key, e.g. groups.0.count=1000 (repeatable)",
+    )
     run.set_defaults(func=cmd_sim_run)
     sw = sim.add_parser("sweep", help="a parameter grid x seeds in parallel, one table")
     sw.add_argument("scenario")

@@ -18,6 +18,7 @@ def report_dict(sc: Scenario, seed: int, m: Metrics) -> dict[str, Any]:
         "scenario": sc.name,
         "seed": seed,
         "duration": sc.duration,
+        "world": [round(sc.width, 1), round(sc.height, 1)],
         "stats": m.summary,
         "buffer_occupancy": [[round(t, 1), b] for t, b in m.occupancy],
     }
@@ -107,8 +108,8 @@ def _plots(out_dir: Path, sc: Scenario, m: Metrics) -> list[Path]:
 def summary_text(sc: Scenario, seed: int, m: Metrics, wall: float) -> str:
     s = m.summary
     lines = [
-        f"{sc.name} (seed {seed}): {s['nodes']} nodes, {sc.duration / 3600:.1f} simulated h, "
-        f"{wall:.1f} s wall",
+        f"{sc.name} (seed {seed}): {s['nodes']} nodes in {sc.width:.0f} x {sc.height:.0f} m, "
+        f"{sc.duration / 3600:.1f} simulated h, {wall:.1f} s wall",
         f"  created {s['created']}, delivered {s['delivered']} "
         f"(delivery_prob {s['delivery_prob']:.3f}); within 1 h {s['delivered_1h']}, "
         f"6 h {s['delivered_6h']}, 24 h {s['delivered_24h']}",

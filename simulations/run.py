@@ -10,7 +10,8 @@ from typing import TextIO
 from simulations import report
 from simulations.harness import Simulation
 from simulations.metrics import Metrics
-from simulations.scenario import load
+from simulations.scenario import ScenarioError, load_with
+from simulations.sweep import parse_set
 
 
 def run_scenario(
@@ -21,8 +22,16 @@ def run_scenario(
     quiet: bool = False,
     out: TextIO = sys.stdout,
     plots: bool = True,
+    sets: list[str] | None = None,
 ) -> Metrics:
-    sc = load(name)
+    """``sets``: ``key=value`` overrides, as ``steppe sim run --set groups.0.count=1000``."""
+    overrides: dict[str, object] = {}
+    for spec in sets or []:
+        key, values = parse_set(spec)
+        if len(values) != 1:
+            raise ScenarioError(f"--set {spec!r}: one value per key here (sweep takes lists)")
+        overrides[key] = values[0]
+    sc = load_with(name, overrides)
     actual_seed = sc.seed if seed is None else seed
     target = Path(out_dir) if out_dir else Path("out") / f"{sc.name}-seed{actual_seed}"
     started = time.perf_counter()

@@ -6,6 +6,7 @@ e.g. ``groups[0].speed: expected [min, max] with 0 <= min <= max``.
 
 from __future__ import annotations
 
+import math
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -117,6 +118,7 @@ class Scenario:
     internet_check: float = 60.0
     start_hour: float = 0.0
     trace: str = ""  # a contact trace file (relative to the scenario); replaces the radio
+    world_nodes: int = 0  # the world is sized for this many nodes and grows with the count
     source: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -235,12 +237,19 @@ def parse_data(data: dict[str, Any], source: str = "<string>") -> Scenario:
         raise ScenarioError("groups: at least one group is needed")
     n = sum(g.count for g in groups)
     traffic = _traffic(_get(data, "traffic", "", dict, {}), n)
+    trace = _get(sc, "trace", "scenario.", str, "")
+    width = _positive(_get(world, "width", "world.", float), "world.width")
+    height = _positive(_get(world, "height", "world.", float), "world.height")
+    world_nodes = _get(world, "nodes", "world.", int, 0)
+    if "nodes" in world:
+        grow = _world_growth(world_nodes, n, groups, trace)
+        width, height = width * grow, height * grow
     return Scenario(
         name=_get(sc, "name", "scenario.", str),
         description=_get(sc, "description", "scenario.", str, ""),
         duration=_positive(_get(sc, "duration", "scenario.", float), "scenario.duration"),
-        width=_positive(_get(world, "width", "world.", float), "world.width"),
-        height=_positive(_get(world, "height", "world.", float), "world.height"),
+        width=width,
+        height=height,
         radios=radios,
         groups=groups,
         traffic=traffic,
@@ -258,9 +267,27 @@ def parse_data(data: dict[str, Any], source: str = "<string>") -> Scenario:
             _get(net, "check_interval", "internet.", float, 60.0), "internet.check_interval"
         ),
         start_hour=_get(sc, "start_hour", "scenario.", float, 0.0),
-        trace=_get(sc, "trace", "scenario.", str, ""),
+        trace=trace,
+        world_nodes=world_nodes,
         source=source,
     )
+
+
+def _world_growth(world_nodes: int, count: int, groups: tuple[Group, ...], trace: str) -> float:
+    """``world.nodes = K``: width and height are for K nodes; with N nodes both sides grow
+    by sqrt(N / K), so the density (nodes per square metre) stays that of the file. This
+    is how one scenario is run at 100, 1,000 or 10,000 nodes without packing them tighter."""
+    if world_nodes < 1:
+        raise ScenarioError("world.nodes: at least 1")
+    if trace:
+        raise ScenarioError("world.nodes: a contact trace has no world to grow")
+    for i, g in enumerate(groups):
+        if g.positions or g.squares:
+            raise ScenarioError(
+                f"world.nodes: groups[{i}] has fixed coordinates; a world that grows with"
+                " the node count cannot hold them"
+            )
+    return math.sqrt(count / world_nodes)
 
 
 def _region(r: dict[str, Any], i: int) -> Region:

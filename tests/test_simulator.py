@@ -14,7 +14,7 @@ from simulations import report
 from simulations.engine import Engine
 from simulations.harness import Simulation
 from simulations.mobility import RandomWaypoint, TraceError, read_trace
-from simulations.scenario import ScenarioError, available, load, parse
+from simulations.scenario import ScenarioError, available, load, load_with, parse
 
 SMALL = """
 # A small dense square for fast regression runs.
@@ -116,6 +116,8 @@ def test_read_trace_both_formats_and_errors() -> None:
         (("size = [200, 1000]", "size = [200, 100000]"), "traffic.size: at most"),
         (("stop = 2400", "stop = 2400\nsources = [0, 99]"), "traffic.sources: node 99"),
         (("[scenario]", "[scenario\n"), "not valid TOML"),
+        (("height = 300", "height = 300\nnodes = 0"), "world.nodes: at least 1"),
+        (("height = 300", 'height = 300\nnodes = "x"'), "world.nodes: expected int"),
     ],
 )
 def test_bad_scenarios_name_the_key(change: tuple[str, str], message: str) -> None:
@@ -125,6 +127,33 @@ def test_bad_scenarios_name_the_key(change: tuple[str, str], message: str) -> No
         parse(text)
     assert message in str(exc.value)
     assert "\n" not in str(exc.value)
+
+
+def test_world_grows_with_the_node_count_at_constant_density() -> None:
+    grown = small().replace("height = 300", "height = 300\nnodes = 20")
+    assert (parse(grown).width, parse(grown).height) == (300.0, 300.0)
+    four_times = parse(grown.replace("count = 20", "count = 80"))
+    assert (four_times.width, four_times.height) == (600.0, 600.0)
+    assert four_times.node_count / (four_times.width * four_times.height) == 20 / 300**2
+    assert parse(small().replace("count = 20", "count = 80")).width == 300.0  # no key: fixed
+    traced = grown.replace("seed = 3", 'seed = 3\ntrace = "t.txt"')
+    with pytest.raises(ScenarioError, match=r"world\.nodes: a contact trace"):
+        parse(traced)
+    relays = """
+[[groups]]
+name = "relays"
+count = 1
+movement = "static"
+positions = [[10, 10]]
+radio = "wifi"
+"""
+    with pytest.raises(ScenarioError, match=r"world\.nodes: groups\[1\] has fixed coordinates"):
+        parse(grown.replace("[traffic]", relays + "\n[traffic]"))
+    # The shipped one-random-waypoint keeps The ONE's density when run bigger.
+    big = load_with("one-random-waypoint", {"groups.0.count": 400})
+    assert (big.width, big.height) == (9000.0, 6800.0)
+    packed = load_with("one-random-waypoint", {"groups.0.count": 400, "world.nodes": 400})
+    assert (packed.width, packed.height) == (4500.0, 3400.0)
 
 
 def test_shipped_scenarios_parse() -> None:
@@ -190,7 +219,17 @@ def test_cli_sim_list_and_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     )
     assert code == 0
     assert "delivery_prob" in out.getvalue()
-    assert json.loads((tmp_path / "o" / "report.json").read_text())["stats"]["created"] > 0
+    report_json = json.loads((tmp_path / "o" / "report.json").read_text())
+    assert report_json["stats"]["created"] > 0
+    assert report_json["world"] == [300.0, 300.0]
+    out = io.StringIO()
+    args = ["sim", "run", str(path), "--quiet", "--no-plots", "--out", str(tmp_path / "o2")]
+    code = main([*args, "--set", "groups.0.count=5", "--set", "scenario.duration=600"], out=out)
+    assert code == 0
+    assert "5 nodes in 300 x 300 m, 0.2 simulated h" in out.getvalue()
+    assert json.loads((tmp_path / "o2" / "report.json").read_text())["duration"] == 600.0
+    assert main([*args, "--set", "groups.0.count=5,6"], out=io.StringIO()) == 2
+    assert "one value per key" in capsys.readouterr().err
     bad = tmp_path / "bad.toml"
     bad.write_text(small().replace("count = 20", "count = -"))
     assert main(["sim", "run", str(bad), "--quiet"], out=io.StringIO()) == 2
