@@ -175,3 +175,16 @@ def test_second_decoder_agrees() -> None:
     env = SEALED[0]
     fields = msgpack.unpackb(E.encode(env), raw=False)
     assert fields == [1, 1, env.expiry_hour, b"", b"", env.body, 8, env.stamp]
+
+
+def test_rebudget_equals_decode_with_budget_encode() -> None:
+    env = E.make(E.Kind.SESSION, 500_000, b"t" * 8, bytes(256), 200, receipt=b"r" * 16)
+    frame = E.encode(env)
+    for budget in (0, 1, 127, 128, 255):
+        again = E.rebudget(frame, budget)
+        assert again == E.encode(env.with_budget(budget))
+        assert E.decode(again).id() == env.id()
+    with pytest.raises(E.MalformedEnvelope):
+        E.rebudget(frame, 256)
+    with pytest.raises(E.MalformedEnvelope):
+        E.rebudget(frame[:-1], 3)

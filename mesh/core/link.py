@@ -251,7 +251,8 @@ class LinkSession:
         if self._recv_records % REKEY_EVERY == 0:
             self._recv.rekey()
         kind, length = plain[0], int.from_bytes(plain[1:5], "big")
-        if length > len(plain) - 5 or any(plain[5 + length :]):
+        pad = len(plain) - 5 - length
+        if pad < 0 or plain.count(0, 5 + length) != pad:
             raise ProtocolViolation(CloseReason.BAD_FRAME, "bad record padding")
         if kind == _REC_DATA:
             out.messages.append(plain[5 : 5 + length])

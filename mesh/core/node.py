@@ -664,15 +664,13 @@ class Node:
             if frame is None:
                 continue
             give = max(0, min(handoff.peer_budget, E.MAX_BUDGET))
-            copy = frame if give == budget else E.encode(E.decode(frame).with_budget(give))
+            copy = frame if give == budget else E.rebudget(frame, give)
             actions += self._send_msg(link, P.EnvelopeMsg(copy))
             self._count("envelopes_sent")
             if self.observer is not None:
                 self.observer("sent", i, link, copy)
             if handoff.keep_budget != budget:
-                self.store.replace_data(
-                    i, E.encode(E.decode(frame).with_budget(handoff.keep_budget))
-                )
+                self.store.replace_data(i, E.rebudget(frame, handoff.keep_budget))
                 self._headers[i] = (tag, handoff.keep_budget)
         return actions
 
