@@ -170,6 +170,8 @@ class Simulation:
             receipt_delay=(30, 300),
             resync_every=300,
             max_budget=64,
+            offer_order=group.offer_order,
+            purge_delivered=group.delivered_copies == "drop",
         )
         node = Node(ident, ring, store, r.randbytes, cfg)
         if group.role == "blackhole":

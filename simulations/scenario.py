@@ -17,6 +17,8 @@ MOVEMENTS = ("random_waypoint", "static", "gatherings")
 ROLES = ("user", "relay", "flooder", "blackhole", "observer")
 STATES = ("up", "down", "throttled", "dpi")
 STRATEGIES = ("epidemic", "direct", "spray", "prophet")
+OFFER_ORDERS = ("fifo", "priority", "random")
+DELIVERED = ("drop", "keep")
 
 
 class ScenarioError(ValueError):
@@ -52,6 +54,8 @@ class Group:
     gateway: bool = False  # has an internet link while its region's internet allows
     role: str = "user"
     flood_interval: float = 1.0  # flooders: seconds between junk envelopes
+    offer_order: str = "fifo"  # the order a node offers envelopes on a contact
+    delivered_copies: str = "drop"  # "drop": receipts purge relays' copies; "keep": not
 
 
 @dataclass(frozen=True)
@@ -339,6 +343,16 @@ def _group(
     strategy = _get(g, "strategy", w, str, "epidemic")
     if strategy not in STRATEGIES:
         raise ScenarioError(f"{w}strategy: one of {', '.join(STRATEGIES)}, got {strategy!r}")
+    offer_order = _get(g, "offer_order", w, str, "fifo")
+    if offer_order not in OFFER_ORDERS:
+        raise ScenarioError(
+            f"{w}offer_order: one of {', '.join(OFFER_ORDERS)}, got {offer_order!r}"
+        )
+    delivered = _get(g, "delivered_copies", w, str, "drop")
+    if delivered not in DELIVERED:
+        raise ScenarioError(
+            f"{w}delivered_copies: one of {', '.join(DELIVERED)}, got {delivered!r}"
+        )
     if "count" not in g and "population" in g:
         population = _get(g, "population", w, int)
         adoption = _get(g, "adoption", w, float)
@@ -371,6 +385,8 @@ def _group(
         gateway=gateway,
         role=role,
         flood_interval=_positive(_get(g, "flood_interval", w, float, 1.0), w + "flood_interval"),
+        offer_order=offer_order,
+        delivered_copies=delivered,
     )
 
 

@@ -117,6 +117,8 @@ def test_read_trace_both_formats_and_errors() -> None:
         (("stop = 2400", "stop = 2400\nsources = [0, 99]"), "traffic.sources: node 99"),
         (("[scenario]", "[scenario\n"), "not valid TOML"),
         (("height = 300", "height = 300\nnodes = 0"), "world.nodes: at least 1"),
+        (("buffer = 2000000", 'buffer = 2000000\noffer_order = "lifo"'), "offer_order: one of"),
+        (("buffer = 2000000", "buffer = 2000000\ndelivered_copies = 1"), "expected str"),
         (("height = 300", 'height = 300\nnodes = "x"'), "world.nodes: expected int"),
     ],
 )
@@ -192,6 +194,19 @@ def test_spray_and_wait_overhead_below_epidemic() -> None:
     spray = Simulation(parse(small("spray"))).run().summary
     assert spray["overhead_ratio"] < epi["overhead_ratio"], (spray, epi)
     assert spray["delivery_prob"] >= 0.5
+
+
+def test_delivered_copies_keep_or_drop() -> None:
+    runs = {}
+    for mode in ("drop", "keep"):
+        text = small().replace("buffer = 2000000", f'buffer = 2000000\ndelivered_copies = "{mode}"')
+        sim = Simulation(parse(text))
+        runs[mode] = sim.run().summary
+        purged = sum(n.stats.get("purged_by_receipt", 0) for n in sim.nodes)
+        assert (purged > 0) == (mode == "drop"), (mode, purged)
+    assert runs["keep"]["removed"] < runs["drop"]["removed"]
+    assert runs["keep"]["relayed"] > runs["drop"]["relayed"]
+    assert runs["keep"]["delivery_prob"] >= 0.8
 
 
 def test_one_random_waypoint_small_version() -> None:

@@ -11,9 +11,12 @@ the MTU). When both sides have said HELLO, the link initiator streams rateless-I
 of its envelope ids; the responder peels out the symmetric difference and the two sides
 TRADE: each offers ``(id, tag)`` of what the other lacks, each asks only for what it wants
 (not stored, not in its seen-set), and the routing strategy decides per envelope whether to
-hand it over and with which budget. Envelopes travel in priority order (own first, then
-soonest expiry), each committed to the store on arrival, so a contact that ends half way
-costs nothing: the next contact reconciles again and resends only what is still missing.
+hand it over and with which budget. Envelopes are offered and travel in the configured
+``offer_order`` (priority: own and contacts' first, then soonest expiry; or the order
+they were stored; or random), each committed to the store on arrival, so a contact that
+ends half way costs nothing: the next contact reconciles again and resends only what is
+still missing. A delivery receipt purges the copies it answers (unless
+``purge_delivered`` is off).
 A node asks a peer for no more envelopes than the link's token bucket will take (counting
 those on their way) and asks for the rest as tokens return; an ask unanswered for
 :data:`ASK_TIMEOUT` seconds is forgotten. An envelope it stores for others is offered on
@@ -78,6 +81,7 @@ STATE_VERSION = 1
 MAX_DEFERRED = 4096  # offered ids waiting for room in the link's token bucket
 ASK_TIMEOUT = 60  # seconds an ask may stay unanswered before it is forgotten
 MAX_BODY = 12_000  # bytes of message text: fits the largest envelope bucket in every kind
+OFFER_ORDERS = ("priority", "fifo", "random")
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +99,18 @@ class NodeConfig:
     sweep_every: int = 600
     initial_symbols: int = 32
     long_term_link_key: bytes | None = None  # relays: a pinned link key; others: fresh
+    # The order envelopes are offered and handed over in on a link (OFFER_ORDERS):
+    # "priority" (own and contacts' first, then soonest expiry), "fifo" (the order this
+    # node stored them; what it held when it started comes first) or "random".
+    offer_order: str = "priority"
+    # A delivery receipt purges our copy and keeps the envelope out afterwards (receipts
+    # as anti-packets). False: carry delivered copies until they expire, as The ONE's
+    # routers do without deleteDelivered; receipts are still passed on.
+    purge_delivered: bool = True
+
+    def __post_init__(self) -> None:
+        if self.offer_order not in OFFER_ORDERS:
+            raise ValueError(f"offer_order: one of {', '.join(OFFER_ORDERS)}")
 
 
 @dataclass(slots=True)
@@ -163,6 +179,8 @@ class Node:
         # (tag, budget) of stored envelopes, so offers and hand-overs need not re-decode
         # frames; a cache: an id missing here (e.g. a store opened from disk) is decoded.
         self._headers: dict[bytes, tuple[bytes, int]] = {}
+        self._arrival: dict[bytes, int] = {}  # stored id -> arrival number ("fifo" order)
+        self._arrivals = 0
         self._sketch = Sketch()  # coded symbols of the store, kept up to date
         self._maybe_mine: list[bytes] = []  # stored first contacts with one of our hints
         self._hints: frozenset[bytes] = frozenset()
@@ -432,8 +450,33 @@ class Node:
         frame = E.encode(env)
         self.store.put(StoreItem(env.id(), frame, env.expiry, PRIO_OWN, b"self"), now)
         self._headers[env.id()] = (env.tag, env.budget)
+        self._arrived(env.id())
         if env.receipt:
             self._by_receipt[env.receipt] = env.id()
+
+    def _arrived(self, envelope_id: bytes) -> None:
+        self._arrivals += 1
+        self._arrival[envelope_id] = self._arrivals
+
+    def _ranked(self, ids: list[bytes]) -> list[tuple[bytes, int]]:
+        """``(id, expiry)`` of the stored ones among ``ids``, in the order this node offers
+        and hands them over (:attr:`NodeConfig.offer_order`)."""
+        order = self.config.offer_order
+        salt = self.rng(8) if order == "random" else b""
+        keyed: list[tuple[Any, int, bytes]] = []
+        for i in ids:
+            meta = self.store.meta(i)  # (expiry, priority)
+            if meta is None:
+                continue
+            if order == "fifo":
+                key: Any = self._arrival.get(i, 0)
+            elif order == "random":
+                key = blake2b(salt + i, digest_size=8)
+            else:
+                key = -meta[1]
+            keyed.append((key, meta[0], i))
+        keyed.sort()
+        return [(i, expiry) for _k, expiry, i in keyed]
 
     # ---- links ------------------------------------------------------------------------
     def _link_up(self, ev: LinkUp, now: int) -> list[Action]:
@@ -559,7 +602,7 @@ class Node:
         ln.expect = 0
         self._count("syncs")
         ask = [i for i in diff.only_remote if self._wanted(i, now)]
-        offer = self._offer_items(diff.only_local)
+        offer = self._offer_items([i for i, _e in self._ranked(diff.only_local)])
         if not ask and not offer:
             return []
         return self._send_trade(link, offer, [], [], ask)
@@ -615,7 +658,7 @@ class Node:
         want = [i for i, _m in wanted[:room]]
         mine = [i for i, m in wanted[:room] if m]
         ln.asked.update(dict.fromkeys(want, now))
-        offer = self._offer_items([i for i in msg.ask if self.store.has(i)])
+        offer = self._offer_items([i for i, _e in self._ranked(msg.ask)])
         if want or offer:
             actions += self._send_trade(link, offer, want, mine, [])
         return actions
@@ -643,14 +686,8 @@ class Node:
     def _give(
         self, link: int, ln: _Link, want: list[bytes], mine: set[bytes], now: int
     ) -> list[Action]:
-        ranked = []
-        for i in want:
-            meta = self.store.meta(i)
-            if meta is not None:
-                ranked.append((-meta[1], meta[0], i))
-        ranked.sort()
         actions: list[Action] = []
-        for _p, expiry, i in ranked:
+        for i, expiry in self._ranked(want):
             header = self._header(i)
             if header is None:
                 continue
@@ -711,6 +748,7 @@ class Node:
         if result.status is not PutStatus.STORED:
             return []
         self._headers[eid] = (env.tag, env.budget)
+        self._arrived(eid)
         if env.receipt:
             self._by_receipt[env.receipt] = eid
         if env.kind is E.Kind.SESSION:
@@ -759,7 +797,7 @@ class Node:
             return "expired"
         if env.expiry > now + self.config.max_ttl + 3600:
             return "expiry_too_far"
-        if env.receipt and env.receipt in self._receipts:
+        if env.receipt and env.receipt in self._receipts and self.config.purge_delivered:
             self.store.mark_seen(eid, env.expiry, now)
             return "already_receipted"
         if not M.stamp_ok(env, self._required_difficulty()):
@@ -893,8 +931,9 @@ class Node:
             if eid is not None:
                 meta = self.store.meta(eid)
                 expiry = meta[0] if meta else expiry
-                self.store.delete(eid, now)
-                self._count("purged_by_receipt")
+                if self.config.purge_delivered:
+                    self.store.delete(eid, now)
+                    self._count("purged_by_receipt")
             self._receipts[h] = (secret, expiry)
             self._known_secrets.add(secret)
             fresh.append(secret)
@@ -970,6 +1009,7 @@ class Node:
         self._by_receipt = {h: i for h, i in self._by_receipt.items() if self.store.has(i)}
         self._by_tag = {t: i for t, i in self._by_tag.items() if self.store.has(i)}
         self._headers = {i: h for i, h in self._headers.items() if self.store.has(i)}
+        self._arrival = {i: n for i, n in self._arrival.items() if self.store.has(i)}
 
     # ---- time -------------------------------------------------------------------------
     def _tick(self, _ev: Tick, now: int) -> list[Action]:
