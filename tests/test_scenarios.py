@@ -53,16 +53,18 @@ def test_evening_throttle_windows() -> None:
 
 
 def test_flooders_raise_others_latency_within_bound() -> None:
-    base = shrink(load("protest-square"), 900, 0.3)
+    base = shrink(load("protest-square"), 1800, 0.5)
     calm = replace(base, groups=tuple(g for g in base.groups if g.role != "flooder"))
     with_flood = run(base)
     without = run(calm)
-    assert with_flood["junk_created"] > 300
-    assert isinstance(with_flood["delivery_prob"], float)
-    assert isinstance(without["delivery_prob"], float)
-    # Stated bound: flooders at ~10x the normal rate cost others at most 25 points of
-    # delivery probability within the run, thanks to quotas, stamps and priorities.
-    assert with_flood["delivery_prob"] >= without["delivery_prob"] - 0.25, (with_flood, without)
+    assert with_flood["junk_created"] > 8 * with_flood["created"]  # junk at ~9x real traffic
+    assert with_flood["delivered"] >= 40
+    assert without["delivered"] >= 40
+    # Stated bounds: flooders sending ~9x the real traffic raise everyone else's median
+    # latency by at most 25 % + 60 s, and cost at most 15 points of delivery probability
+    # within the run (quotas, stamps, token buckets, priorities).
+    assert with_flood["latency_med"] <= 1.25 * without["latency_med"] + 60, (with_flood, without)
+    assert with_flood["delivery_prob"] >= without["delivery_prob"] - 0.15, (with_flood, without)
 
 
 def test_observers_cannot_link_session_envelopes() -> None:
