@@ -12,12 +12,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mesh.core.node import OFFER_ORDERS
+
 SCENARIO_DIR = Path(__file__).parent / "scenarios"
 MOVEMENTS = ("random_waypoint", "static", "gatherings")
 ROLES = ("user", "relay", "flooder", "blackhole", "observer")
 STATES = ("up", "down", "throttled", "dpi")
 STRATEGIES = ("epidemic", "direct", "spray", "prophet")
-OFFER_ORDERS = ("fifo", "priority", "random")
 DELIVERED = ("drop", "keep")
 
 
