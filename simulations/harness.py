@@ -119,14 +119,15 @@ class Simulation:
             for _ in range(group.count):
                 self._add_node(group)
             mob_rng = random.Random(self.rng.getrandbits(64))
+            x0, y0, x1, y1 = group.area or (0.0, 0.0, sc.width, sc.height)
             model: Mobility
             if group.movement == "static":
                 model = Static([p[0] for p in group.positions], [p[1] for p in group.positions])
             elif group.movement == "gatherings":
                 model = Gatherings(
                     group.count,
-                    sc.width,
-                    sc.height,
+                    x1 - x0,
+                    y1 - y0,
                     group.speed,
                     group.wait,
                     mob_rng,
@@ -135,10 +136,18 @@ class Simulation:
                     group.p_square,
                     group.square_wait,
                     sc.warmup,
+                    (x0, y0),
                 )
             else:
                 model = RandomWaypoint(
-                    group.count, sc.width, sc.height, group.speed, group.wait, mob_rng, sc.warmup
+                    group.count,
+                    x1 - x0,
+                    y1 - y0,
+                    group.speed,
+                    group.wait,
+                    mob_rng,
+                    sc.warmup,
+                    (x0, y0),
                 )
             self.mobility.append(model)
         self._tick_at = [float("inf")] * len(self.nodes)
@@ -297,6 +306,8 @@ class Simulation:
         contact.busy[idx] = done
         if key[2] == RADIO:
             self.metrics.bytes_on_air += len(data)
+        else:
+            self.metrics.bytes_internet += len(data)
         if contact.loss and self.rng.random() < contact.loss:
             return
         self.engine.at(done, partial(self._arrive, contact, dest, dest_link, data))

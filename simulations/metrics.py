@@ -51,6 +51,7 @@ class Metrics:
     dropped: int = 0
     removed_n: int = 0
     bytes_on_air: int = 0
+    bytes_internet: int = 0  # between gateways, over their internet links
     messages: list[Message] = field(default_factory=list)
     by_id: dict[bytes, Message] = field(default_factory=dict)
     hops: dict[tuple[int, bytes], int] = field(default_factory=dict)
@@ -142,6 +143,7 @@ class Metrics:
             "delivered_6h": sum(1 for x in latencies if x <= 6 * 3600),
             "delivered_24h": sum(1 for x in latencies if x <= 24 * 3600),
             "bytes_on_air": self.bytes_on_air,
+            "bytes_internet": self.bytes_internet,
             "contacts": self.contacts,
             "nodes": self.node_count,
             "junk_created": self.junk,

@@ -3,7 +3,8 @@
 Random waypoint follows The ONE simulator's ``RandomWaypoint`` exactly, so results can be
 compared with published ONE runs:
 
-- the start position is uniform in ``[0, width] x [0, height]``;
+- the start position is uniform in ``[0, width] x [0, height]`` (shifted by ``origin``
+  when a group moves in its own part of the world, e.g. another city);
 - each node first *pauses* (ONE's ``nextPathAvailable`` = now + wait time), then travels
   in a straight line to a destination drawn uniformly in the area, at a speed drawn
   uniformly in ``[min_speed, max_speed]`` for that leg, then pauses for a time drawn
@@ -69,13 +70,15 @@ class RandomWaypoint(Mobility):
         wait: tuple[float, float],
         rng: random.Random,
         warmup: float = 0.0,
+        origin: tuple[float, float] = (0.0, 0.0),
     ) -> None:
         self.n, self.width, self.height = n, width, height
+        self.x0, self.y0 = origin
         self.speed, self.wait, self.rng = speed, wait, rng
         self.max_speed = max(speed)
         start = -warmup
-        xs = np.array([rng.uniform(0, width) for _ in range(n)])
-        ys = np.array([rng.uniform(0, height) for _ in range(n)])
+        xs = np.array([rng.uniform(self.x0, self.x0 + width) for _ in range(n)])
+        ys = np.array([rng.uniform(self.y0, self.y0 + height) for _ in range(n)])
         t = np.full(n, start)
         waits = np.array([start + rng.uniform(*wait) for _ in range(n)])
         self.legs = Legs(xs, ys, xs.copy(), ys.copy(), t, t.copy(), waits)
@@ -83,7 +86,8 @@ class RandomWaypoint(Mobility):
 
     def _destination(self) -> tuple[float, float, tuple[float, float]]:
         """The next waypoint and the pause range after it (uniform in the area)."""
-        return self.rng.uniform(0, self.width), self.rng.uniform(0, self.height), self.wait
+        x = self.rng.uniform(self.x0, self.x0 + self.width)
+        return x, self.rng.uniform(self.y0, self.y0 + self.height), self.wait
 
     def _new_leg(self, i: int) -> None:
         lg, rng = self.legs, self.rng
@@ -134,17 +138,20 @@ class Gatherings(RandomWaypoint):
         p_square: float,
         square_wait: tuple[float, float],
         warmup: float = 0.0,
+        origin: tuple[float, float] = (0.0, 0.0),
     ) -> None:
         self.squares, self.radius = squares, radius
         self.p_square, self.square_wait = p_square, square_wait
-        super().__init__(n, width, height, speed, wait, rng, warmup)
+        super().__init__(n, width, height, speed, wait, rng, warmup, origin)
 
     def _destination(self) -> tuple[float, float, tuple[float, float]]:
         rng = self.rng
         if self.squares and rng.random() < self.p_square:
             cx, cy = self.squares[rng.randrange(len(self.squares))]
-            x = min(max(cx + rng.uniform(-self.radius, self.radius), 0.0), self.width)
-            y = min(max(cy + rng.uniform(-self.radius, self.radius), 0.0), self.height)
+            x = cx + rng.uniform(-self.radius, self.radius)
+            y = cy + rng.uniform(-self.radius, self.radius)
+            x = min(max(x, self.x0), self.x0 + self.width)
+            y = min(max(y, self.y0), self.y0 + self.height)
             return x, y, self.square_wait
         return super()._destination()
 

@@ -116,6 +116,7 @@ def summary_text(sc: Scenario, seed: int, m: Metrics, wall: float) -> str:
         f"  latency avg {s['latency_avg']:.0f} s, median {s['latency_med']:.0f} s; "
         f"hops avg {s['hopcount_avg']:.2f}; overhead_ratio {s['overhead_ratio']}",
         f"  relayed {s['relayed']}, aborted {s['aborted']}, dropped {s['dropped']}, "
-        f"contacts {s['contacts']}, bytes on air {s['bytes_on_air'] / 2**20:.1f} MiB",
+        f"contacts {s['contacts']}, bytes on air {s['bytes_on_air'] / 2**20:.1f} MiB, "
+        f"over the internet {s['bytes_internet'] / 2**20:.1f} MiB",
     ]
     return "\n".join(lines)

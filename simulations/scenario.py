@@ -57,6 +57,7 @@ class Group:
     flood_interval: float = 1.0  # flooders: seconds between junk envelopes
     offer_order: str = "fifo"  # the order a node offers envelopes on a contact
     delivered_copies: str = "drop"  # "drop": receipts purge relays' copies; "keep": not
+    area: tuple[float, float, float, float] | None = None  # [x0, y0, x1, y1]; None: the world
 
 
 @dataclass(frozen=True)
@@ -249,6 +250,9 @@ def parse_data(data: dict[str, Any], source: str = "<string>") -> Scenario:
     if "nodes" in world:
         grow = _world_growth(world_nodes, n, groups, trace)
         width, height = width * grow, height * grow
+    for i, g in enumerate(groups):
+        if g.area is not None and (g.area[2] > width or g.area[3] > height):
+            raise ScenarioError(f"groups[{i}].area: reaches outside the world")
     return Scenario(
         name=_get(sc, "name", "scenario.", str),
         description=_get(sc, "description", "scenario.", str, ""),
@@ -287,7 +291,7 @@ def _world_growth(world_nodes: int, count: int, groups: tuple[Group, ...], trace
     if trace:
         raise ScenarioError("world.nodes: a contact trace has no world to grow")
     for i, g in enumerate(groups):
-        if g.positions or g.squares:
+        if g.positions or g.squares or g.area:
             raise ScenarioError(
                 f"world.nodes: groups[{i}] has fixed coordinates; a world that grows with"
                 " the node count cannot hold them"
@@ -365,6 +369,7 @@ def _group(
     if count < 1:
         raise ScenarioError(f"{w}count: at least 1")
     positions = tuple(tuple(p) for p in _get(g, "positions", w, list, []))
+    area = _area(g, w)
     if movement == "static" and len(positions) != count:
         raise ScenarioError(f"{w}positions: static groups need one [x, y] per node")
     return Group(
@@ -388,7 +393,20 @@ def _group(
         flood_interval=_positive(_get(g, "flood_interval", w, float, 1.0), w + "flood_interval"),
         offer_order=offer_order,
         delivered_copies=delivered,
+        area=area,
     )
+
+
+def _area(g: dict[str, Any], w: str) -> tuple[float, float, float, float] | None:
+    """``area = [x0, y0, x1, y1]``: the part of the world a moving group stays in."""
+    raw = _get(g, "area", w, list, None)
+    if raw is None:
+        return None
+    ok = len(raw) == 4 and all(isinstance(v, int | float) and not isinstance(v, bool) for v in raw)
+    if not ok or not (0 <= raw[0] < raw[2] and 0 <= raw[1] < raw[3]):
+        raise ScenarioError(f"{w}area: expected [x0, y0, x1, y1] with 0 <= x0 < x1, 0 <= y0 < y1")
+    x0, y0, x1, y1 = (float(v) for v in raw)
+    return (x0, y0, x1, y1)
 
 
 def _traffic(t: dict[str, Any], n: int) -> Traffic:

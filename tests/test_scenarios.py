@@ -6,7 +6,7 @@ from dataclasses import replace
 from typing import Any
 
 from simulations.harness import Simulation
-from simulations.scenario import Group, Scenario, load
+from simulations.scenario import Group, Scenario, load, load_with
 
 
 def shrink(sc: Scenario, duration: float, scale: float = 1.0) -> Scenario:
@@ -39,6 +39,34 @@ def test_almaty_gateways_bridge_only_while_astana_is_up() -> None:
     assert s["created"] > 100
     assert isinstance(s["per_region"], dict)
     assert "almaty" in s["per_region"]
+
+
+def test_almaty_cross_city_mail_crosses_only_while_both_cities_are_up() -> None:
+    # Time compressed: Astana up alone for 5,000-25,000 s (no bridge: Almaty is down),
+    # both up from 30,000 s; a tenth of the people.
+    sc = load_with(
+        "almaty-jan-2022",
+        {
+            "scenario.duration": 50_000,
+            "regions.0.timeline": [{"start": 30_000, "state": "up"}],
+            "regions.1.timeline": [
+                {"start": 5_000, "end": 25_000, "state": "up"},
+                {"start": 30_000, "state": "up"},
+            ],
+        },
+    )
+    alone = Simulation(shrink(sc, 29_000, 0.1))
+    assert alone.run().summary["bytes_internet"] == 0, "the gateways stay apart"
+    sim = Simulation(shrink(sc, 50_000, 0.1))
+    s = sim.run().summary
+    assert s["bytes_internet"] > 0
+    region = [g.region for g in sim.group_of]
+    cross = [m for m in sim.metrics.messages if region[m.src] != region[m.dst]]
+    assert len(cross) > 50
+    delivered = [m.delivered_at for m in cross if m.delivered_at is not None]
+    assert delivered, "the gateways carried mail between the cities once both were up"
+    assert min(delivered) >= 30_000, "nothing crosses while Almaty is cut"
+    assert set(s["per_region"]) == {"almaty", "astana"}
 
 
 def test_evening_throttle_windows() -> None:

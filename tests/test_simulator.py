@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 from dataclasses import replace
 from pathlib import Path
 
@@ -13,7 +14,7 @@ import pytest
 from simulations import report
 from simulations.engine import Engine
 from simulations.harness import Simulation
-from simulations.mobility import RandomWaypoint, TraceError, read_trace
+from simulations.mobility import Gatherings, RandomWaypoint, TraceError, read_trace
 from simulations.scenario import ScenarioError, available, load, load_with, parse
 
 SMALL = """
@@ -82,6 +83,38 @@ def test_random_waypoint_stays_in_the_area_and_respects_speeds() -> None:
         assert np.all((speed >= 0.5 - 1e-9) & (speed <= 1.5 + 1e-9))
         assert np.all(lg.t_next >= lg.t1)
         assert np.all(lg.t_next - lg.t1 <= 120 + 1e-9)
+
+
+def test_a_group_with_an_area_stays_in_it() -> None:
+    rw = RandomWaypoint(30, 200, 100, (1, 2), (0, 10), random.Random(3), origin=(6000, 50))
+    g = Gatherings(
+        30,
+        200,
+        100,
+        (1, 2),
+        (0, 10),
+        random.Random(4),
+        [(6190, 60)],
+        50,
+        0.9,
+        (5, 10),
+        origin=(6000, 50),
+    )
+    for model in (rw, g):
+        for t in range(0, 3000, 29):
+            xs, ys = model.positions(float(t))
+            assert np.all((xs >= 6000) & (xs <= 6200) & (ys >= 50) & (ys <= 150))
+    sc = parse(small().replace("buffer = 2000000", "buffer = 2000000\narea = [100, 0, 300, 300]"))
+    assert sc.groups[0].area == (100.0, 0.0, 300.0, 300.0)
+    m = Simulation(replace(sc, duration=600.0)).run()
+    assert m.summary["contacts"] > 0
+    for bad, message in (
+        ("area = [0, 0, 400, 300]", "groups[0].area: reaches outside the world"),
+        ("area = [50, 0, 10, 300]", "groups[0].area: expected [x0, y0, x1, y1]"),
+        ("area = [0, 0, 300]", "groups[0].area: expected [x0, y0, x1, y1]"),
+    ):
+        with pytest.raises(ScenarioError, match=re.escape(message)):
+            parse(small().replace("buffer = 2000000", "buffer = 2000000\n" + bad))
 
 
 def test_random_waypoint_is_reproducible() -> None:
@@ -286,8 +319,6 @@ def test_sweep_grid_times_seeds(tmp_path: Path) -> None:
 
 
 def test_gatherings_draw_people_to_the_squares() -> None:
-    from simulations.mobility import Gatherings
-
     g = Gatherings(
         100,
         1000,
