@@ -10,8 +10,8 @@ from typing import TextIO
 from simulations import report
 from simulations.harness import Simulation
 from simulations.metrics import Metrics
-from simulations.scenario import ScenarioError, load_with
-from simulations.sweep import parse_set
+from simulations.scenario import load_with
+from simulations.sweep import parse_one
 
 
 def run_scenario(
@@ -25,13 +25,7 @@ def run_scenario(
     sets: list[str] | None = None,
 ) -> Metrics:
     """``sets``: ``key=value`` overrides, as ``steppe sim run --set groups.0.count=1000``."""
-    overrides: dict[str, object] = {}
-    for spec in sets or []:
-        key, values = parse_set(spec)
-        if len(values) != 1:
-            raise ScenarioError(f"--set {spec!r}: one value per key here (sweep takes lists)")
-        overrides[key] = values[0]
-    sc = load_with(name, overrides)
+    sc = load_with(name, dict(parse_one(spec) for spec in sets or []))
     actual_seed = sc.seed if seed is None else seed
     target = Path(out_dir) if out_dir else Path("out") / f"{sc.name}-seed{actual_seed}"
     started = time.perf_counter()

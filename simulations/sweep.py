@@ -21,13 +21,23 @@ def parse_set(spec: str) -> tuple[str, list[Any]]:
     if "=" not in spec:
         raise ScenarioError(f"--set {spec!r}: expected key=value1,value2")
     key, raw = spec.split("=", 1)
-    values = []
-    for item in raw.split(","):
-        try:
-            values.append(tomllib.loads(f"v = {item}")["v"])
-        except tomllib.TOMLDecodeError:
-            values.append(item)  # a bare word: a string
-    return key.strip(), values
+    return key.strip(), [_value(item) for item in raw.split(",")]
+
+
+def parse_one(spec: str) -> tuple[str, Any]:
+    """``key=value`` -> (key, value); the value is one TOML value (``[0, 0, 10, 10]`` is a
+    list, a bare word a string)."""
+    if "=" not in spec:
+        raise ScenarioError(f"--set {spec!r}: expected key=value")
+    key, raw = spec.split("=", 1)
+    return key.strip(), _value(raw)
+
+
+def _value(raw: str) -> Any:
+    try:
+        return tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        return raw  # a bare word: a string
 
 
 def parse_seeds(spec: str) -> list[int]:

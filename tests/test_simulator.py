@@ -276,8 +276,10 @@ def test_cli_sim_list_and_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert code == 0
     assert "5 nodes in 300 x 300 m, 0.2 simulated h" in out.getvalue()
     assert json.loads((tmp_path / "o2" / "report.json").read_text())["duration"] == 600.0
-    assert main([*args, "--set", "groups.0.count=5,6"], out=io.StringIO()) == 2
-    assert "one value per key" in capsys.readouterr().err
+    code = main([*args, "--set", "groups.0.area=[0, 0, 100, 100]"], out=io.StringIO())
+    assert code == 0
+    assert main([*args, "--set", "groups.0.area=[0,0,999,5]"], out=io.StringIO()) == 2
+    assert "groups[0].area: reaches outside the world" in capsys.readouterr().err
     bad = tmp_path / "bad.toml"
     bad.write_text(small().replace("count = 20", "count = -"))
     assert main(["sim", "run", str(bad), "--quiet"], out=io.StringIO()) == 2
