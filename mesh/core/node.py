@@ -800,7 +800,7 @@ class Node:
         if env.receipt and env.receipt in self._receipts and self.config.purge_delivered:
             self.store.mark_seen(eid, env.expiry, now)
             return "already_receipted"
-        if not M.stamp_ok(env, self._required_difficulty()):
+        if not M.stamp_ok(env, self._required_difficulty(), eid):
             return "stamp"
         try:
             if env.kind is E.Kind.BULLETIN:
