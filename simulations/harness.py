@@ -118,38 +118,7 @@ class Simulation:
         for group in sc.groups:
             for _ in range(group.count):
                 self._add_node(group)
-            mob_rng = random.Random(self.rng.getrandbits(64))
-            x0, y0, x1, y1 = group.area or (0.0, 0.0, sc.width, sc.height)
-            model: Mobility
-            if group.movement == "static":
-                model = Static([p[0] for p in group.positions], [p[1] for p in group.positions])
-            elif group.movement == "gatherings":
-                model = Gatherings(
-                    group.count,
-                    x1 - x0,
-                    y1 - y0,
-                    group.speed,
-                    group.wait,
-                    mob_rng,
-                    list(group.squares),
-                    group.square_radius,
-                    group.p_square,
-                    group.square_wait,
-                    sc.warmup,
-                    (x0, y0),
-                )
-            else:
-                model = RandomWaypoint(
-                    group.count,
-                    x1 - x0,
-                    y1 - y0,
-                    group.speed,
-                    group.wait,
-                    mob_rng,
-                    sc.warmup,
-                    (x0, y0),
-                )
-            self.mobility.append(model)
+            self.mobility.append(self._mobility(group, random.Random(self.rng.getrandbits(64))))
         self._tick_at = [float("inf")] * len(self.nodes)
         self._ranges = np.array([sc.radios[g.radio].range for g in self.group_of])
         self._vmax = max((m.max_speed for m in self.mobility), default=0.0)
@@ -158,6 +127,17 @@ class Simulation:
         if sc.trace:
             base = Path(sc.source).parent if sc.source else Path(".")
             self._trace = read_trace((base / sc.trace).read_text())
+
+    def _mobility(self, group: Group, rng: random.Random) -> Mobility:
+        if group.movement == "static":
+            return Static([p[0] for p in group.positions], [p[1] for p in group.positions])
+        x0, y0, x1, y1 = group.area or (0.0, 0.0, self.sc.width, self.sc.height)
+        legs = (group.count, x1 - x0, y1 - y0, group.speed, group.wait, rng)
+        warmup, origin = self.sc.warmup, (x0, y0)
+        if group.movement == "gatherings":
+            squares = (list(group.squares), group.square_radius, group.p_square)
+            return Gatherings(*legs, *squares, group.square_wait, warmup=warmup, origin=origin)
+        return RandomWaypoint(*legs, warmup=warmup, origin=origin)
 
     def _add_node(self, group: Group) -> None:
         idx = len(self.nodes)
