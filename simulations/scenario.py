@@ -124,7 +124,6 @@ class Scenario:
     internet_check: float = 60.0
     start_hour: float = 0.0
     trace: str = ""  # a contact trace file (relative to the scenario); replaces the radio
-    world_nodes: int = 0  # the world is sized for this many nodes and grows with the count
     source: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -277,7 +276,6 @@ def parse_data(data: dict[str, Any], source: str = "<string>") -> Scenario:
         ),
         start_hour=_get(sc, "start_hour", "scenario.", float, 0.0),
         trace=trace,
-        world_nodes=world_nodes,
         source=source,
     )
 

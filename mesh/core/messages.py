@@ -27,10 +27,8 @@ def stamped(env: E.Envelope, difficulty: int, rng: Rng) -> E.Envelope:
     return env.with_stamp(mint_stamp(env.id(), difficulty, start=start))
 
 
-def stamp_ok(env: E.Envelope, difficulty: int, envelope_id: bytes | None = None) -> bool:
-    """Does the stamp carry ``difficulty`` bits over the id (``envelope_id`` if the caller
-    has computed it already: it must be ``env.id()``)?"""
-    return verify_stamp(envelope_id or env.id(), env.stamp, difficulty)
+def stamp_ok(env: E.Envelope, difficulty: int) -> bool:
+    return verify_stamp(env.id(), env.stamp, difficulty)
 
 
 def prekey_envelope(record: PrekeyRecord, budget: int = DEFAULT_BUDGET) -> E.Envelope:

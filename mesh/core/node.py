@@ -47,6 +47,7 @@ from crypto.noise import KeyPair
 from crypto.prekeys import PrekeyRecord, PrekeyRing
 from crypto.primitives import Rng, blake2b
 from crypto.receipts import receipt_hash
+from crypto.stamp import verify_stamp
 from crypto.wire import expect_bytes, expect_int, expect_list, pack, strict_unpack
 from mesh.core import envelope as E
 from mesh.core import messages as M
@@ -800,7 +801,7 @@ class Node:
         if env.receipt and env.receipt in self._receipts and self.config.purge_delivered:
             self.store.mark_seen(eid, env.expiry, now)
             return "already_receipted"
-        if not M.stamp_ok(env, self._required_difficulty(), eid):
+        if not verify_stamp(eid, env.stamp, self._required_difficulty()):  # eid = env.id()
             return "stamp"
         try:
             if env.kind is E.Kind.BULLETIN:
