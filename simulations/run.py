@@ -10,8 +10,7 @@ from typing import TextIO
 from simulations import report
 from simulations.harness import Simulation
 from simulations.metrics import Metrics
-from simulations.scenario import load_with
-from simulations.sweep import parse_one
+from simulations.scenario import load_with, parse_override
 
 
 def run_scenario(
@@ -25,7 +24,7 @@ def run_scenario(
     sets: list[str] | None = None,
 ) -> Metrics:
     """``sets``: ``key=value`` overrides, as ``steppe sim run --set groups.0.count=1000``."""
-    sc = load_with(name, dict(parse_one(spec) for spec in sets or []))
+    sc = load_with(name, dict(parse_override(spec) for spec in sets or []))
     actual_seed = sc.seed if seed is None else seed
     target = Path(out_dir) if out_dir else Path("out") / f"{sc.name}-seed{actual_seed}"
     started = time.perf_counter()

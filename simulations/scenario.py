@@ -8,17 +8,18 @@ from __future__ import annotations
 
 import math
 import tomllib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from mesh.core.node import OFFER_ORDERS
+from mesh.core.routing import STRATEGIES
 
 SCENARIO_DIR = Path(__file__).parent / "scenarios"
 MOVEMENTS = ("random_waypoint", "static", "gatherings")
 ROLES = ("user", "relay", "flooder", "blackhole", "observer")
 STATES = ("up", "down", "throttled", "dpi")
-STRATEGIES = ("epidemic", "direct", "spray", "prophet")
 DELIVERED = ("drop", "keep")
 
 
@@ -165,6 +166,16 @@ def _range(
     return (int(value[0]), int(value[1])) if integer else (float(value[0]), float(value[1]))
 
 
+def _choice(
+    table: dict[str, Any], key: str, where: str, choices: Iterable[str], default: Any = ...
+) -> str:
+    """A string key that must be one of ``choices``."""
+    value: str = _get(table, key, where, str, default)
+    if value not in choices:
+        raise ScenarioError(f"{where}{key}: one of {', '.join(choices)}, got {value!r}")
+    return value
+
+
 def _positive(value: float, key: str) -> float:
     if value <= 0:
         raise ScenarioError(f"{key}: must be positive")
@@ -204,6 +215,33 @@ def set_key(data: dict[str, Any], dotted: str, value: Any) -> None:
                 node = node[part]
         else:
             raise ScenarioError(f"{dotted}: {part!r} is not a table or list")
+
+
+def parse_override(spec: str) -> tuple[str, Any]:
+    """``--set key=value``; the value is read as TOML (``[0, 0, 10, 10]`` is a list, a bare
+    word a string)."""
+    key, raw = _split_override(spec, "key=value")
+    return key, _toml_value(raw)
+
+
+def parse_override_values(spec: str) -> tuple[str, list[Any]]:
+    """``--set key=v1,v2`` (``sim sweep``): the key and its values, each read as TOML."""
+    key, raw = _split_override(spec, "key=value1,value2")
+    return key, [_toml_value(item) for item in raw.split(",")]
+
+
+def _split_override(spec: str, form: str) -> tuple[str, str]:
+    if "=" not in spec:
+        raise ScenarioError(f"--set {spec!r}: expected {form}")
+    key, raw = spec.split("=", 1)
+    return key.strip(), raw
+
+
+def _toml_value(raw: str) -> Any:
+    try:
+        return tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        return raw  # a bare word: a string
 
 
 def load_with(name_or_path: str, overrides: dict[str, Any]) -> Scenario:
@@ -299,17 +337,13 @@ def _world_growth(world_nodes: int, count: int, groups: tuple[Group, ...], trace
 
 def _region(r: dict[str, Any], i: int) -> Region:
     w = f"regions[{i}]."
-    default = _get(r, "default", w, str, "up")
-    if default not in STATES:
-        raise ScenarioError(f"{w}default: one of {', '.join(STATES)}, got {default!r}")
+    default = _choice(r, "default", w, STATES, "up")
     windows = []
     for j, x in enumerate(_get(r, "timeline", w, list, [])):
         ww = f"{w}timeline[{j}]."
         if not isinstance(x, dict):
             raise ScenarioError(f"{ww[:-1]}: expected a table")
-        state = _get(x, "state", ww, str)
-        if state not in STATES:
-            raise ScenarioError(f"{ww}state: one of {', '.join(STATES)}, got {state!r}")
+        state = _choice(x, "state", ww, STATES)
         daily = _range(x, "daily", ww, None)
         if daily is not None and daily[1] > 24:
             raise ScenarioError(f"{ww}daily: hours are 0-24")
@@ -331,31 +365,17 @@ def _group(
     region = _get(g, "region", w, str, "")
     if region and region not in regions:
         raise ScenarioError(f"{w}region: no region named {region!r} in [[regions]]")
-    role = _get(g, "role", w, str, "user")
-    if role not in ROLES:
-        raise ScenarioError(f"{w}role: one of {', '.join(ROLES)}, got {role!r}")
+    role = _choice(g, "role", w, ROLES, "user")
     gateway = _get(g, "gateway", w, bool, False)
     if gateway and not region:
         raise ScenarioError(f"{w}gateway: a gateway group needs a region")
-    movement = _get(g, "movement", w, str)
-    if movement not in MOVEMENTS:
-        raise ScenarioError(f"{w}movement: one of {', '.join(MOVEMENTS)}, got {movement!r}")
+    movement = _choice(g, "movement", w, MOVEMENTS)
     radio = _get(g, "radio", w, str)
     if radio not in radios:
         raise ScenarioError(f"{w}radio: no radio named {radio!r} in [[radios]]")
-    strategy = _get(g, "strategy", w, str, "epidemic")
-    if strategy not in STRATEGIES:
-        raise ScenarioError(f"{w}strategy: one of {', '.join(STRATEGIES)}, got {strategy!r}")
-    offer_order = _get(g, "offer_order", w, str, "fifo")
-    if offer_order not in OFFER_ORDERS:
-        raise ScenarioError(
-            f"{w}offer_order: one of {', '.join(OFFER_ORDERS)}, got {offer_order!r}"
-        )
-    delivered = _get(g, "delivered_copies", w, str, "drop")
-    if delivered not in DELIVERED:
-        raise ScenarioError(
-            f"{w}delivered_copies: one of {', '.join(DELIVERED)}, got {delivered!r}"
-        )
+    strategy = _choice(g, "strategy", w, STRATEGIES, "epidemic")
+    offer_order = _choice(g, "offer_order", w, OFFER_ORDERS, "fifo")
+    delivered = _choice(g, "delivered_copies", w, DELIVERED, "drop")
     if "count" not in g and "population" in g:
         population = _get(g, "population", w, int)
         adoption = _get(g, "adoption", w, float)

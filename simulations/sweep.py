@@ -5,39 +5,14 @@ from __future__ import annotations
 import csv
 import itertools
 import sys
-import tomllib
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any, TextIO
 
 from simulations.harness import Simulation
-from simulations.scenario import ScenarioError, load_with
+from simulations.scenario import ScenarioError, load_with, parse_override_values
 
 COLUMNS = ("delivery_prob", "latency_med", "overhead_ratio", "hopcount_avg", "relayed")
-
-
-def parse_set(spec: str) -> tuple[str, list[Any]]:
-    """``key=v1,v2`` -> (key, [v1, v2]); values are read as TOML scalars."""
-    if "=" not in spec:
-        raise ScenarioError(f"--set {spec!r}: expected key=value1,value2")
-    key, raw = spec.split("=", 1)
-    return key.strip(), [_value(item) for item in raw.split(",")]
-
-
-def parse_one(spec: str) -> tuple[str, Any]:
-    """``key=value`` -> (key, value); the value is one TOML value (``[0, 0, 10, 10]`` is a
-    list, a bare word a string)."""
-    if "=" not in spec:
-        raise ScenarioError(f"--set {spec!r}: expected key=value")
-    key, raw = spec.split("=", 1)
-    return key.strip(), _value(raw)
-
-
-def _value(raw: str) -> Any:
-    try:
-        return tomllib.loads(f"v = {raw}")["v"]
-    except tomllib.TOMLDecodeError:
-        return raw  # a bare word: a string
 
 
 def parse_seeds(spec: str) -> list[int]:
@@ -59,7 +34,7 @@ def _one(job: tuple[str, dict[str, Any], int]) -> dict[str, Any]:
 def sweep(
     name: str, sets: list[str], seeds: str, jobs: int, out_csv: str | None, out: TextIO = sys.stdout
 ) -> list[dict[str, Any]]:
-    grid = [parse_set(s) for s in sets]
+    grid = [parse_override_values(s) for s in sets]
     keys = [k for k, _v in grid]
     combos = [
         dict(zip(keys, vals, strict=True)) for vals in itertools.product(*(v for _k, v in grid))
