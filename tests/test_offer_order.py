@@ -50,7 +50,8 @@ def test_fifo_hands_over_in_the_order_envelopes_were_stored() -> None:
 
 def test_priority_hands_over_soonest_expiry_first_among_equals() -> None:
     imported, sent = _sent_order("priority")
-    expiry = {E.decode(f).id(): E.decode(f).expiry for f in _foreign(random.Random(7))}
+    envs = [E.decode(f) for f in _foreign(random.Random(7))]
+    expiry = {env.id(): env.expiry for env in envs}
     assert sent == sorted(imported, key=lambda i: expiry[i])
     assert sent != imported
 
