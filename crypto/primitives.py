@@ -77,7 +77,10 @@ def chacha_encrypt(key: bytes, nonce: bytes, plaintext: bytes, ad: bytes) -> byt
 
 
 def chacha_decrypt(key: bytes, nonce: bytes, ciphertext: bytes, ad: bytes) -> bytes:
-    """Inverse of :func:`chacha_encrypt`; raises :class:`AuthenticationError` on a bad tag."""
+    """Inverse of :func:`chacha_encrypt`; raises :class:`AuthenticationError` on a bad tag
+    or a ciphertext too short to hold one (libsodium's binding raises a bare ValueError)."""
+    if len(ciphertext) < TAG_LEN:
+        raise AuthenticationError("ChaCha20-Poly1305 ciphertext shorter than its tag")
     try:
         return bytes(sodium.crypto_aead_chacha20poly1305_ietf_decrypt(ciphertext, ad, nonce, key))
     except (nacl.exceptions.CryptoError, nacl.exceptions.ValueError) as exc:
@@ -90,7 +93,10 @@ def xchacha_encrypt(key: bytes, nonce: bytes, plaintext: bytes, ad: bytes) -> by
 
 
 def xchacha_decrypt(key: bytes, nonce: bytes, ciphertext: bytes, ad: bytes) -> bytes:
-    """Inverse of :func:`xchacha_encrypt`; raises :class:`AuthenticationError` on a bad tag."""
+    """Inverse of :func:`xchacha_encrypt`; raises :class:`AuthenticationError` on a bad tag
+    or a ciphertext too short to hold one."""
+    if len(ciphertext) < TAG_LEN:
+        raise AuthenticationError("XChaCha20-Poly1305 ciphertext shorter than its tag")
     try:
         return bytes(sodium.crypto_aead_xchacha20poly1305_ietf_decrypt(ciphertext, ad, nonce, key))
     except (nacl.exceptions.CryptoError, nacl.exceptions.ValueError) as exc:

@@ -126,8 +126,13 @@ class Ratchet:
             plaintext = _open(mk, body, ad + raw_header)
             del self.skipped[key]
             return plaintext
+        new_chain = header.dh != self.dhr
+        if header.n > MAX_SKIP if new_chain else header.n - self.nr > MAX_SKIP:
+            raise AuthenticationError("too many skipped messages")  # before any derivation
+        if new_chain and self.ckr is not None and header.pn - self.nr > MAX_SKIP:
+            raise AuthenticationError("too many skipped messages")
         trial = self._copy()
-        if header.dh != trial.dhr:
+        if new_chain:
             trial._skip(header.pn, now)
             trial._dh_ratchet(header, rng)
         trial._skip(header.n, now)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from crypto.errors import DecodeError
 from crypto.wire import expect_bytes, expect_int, expect_list, expect_seq, pack, strict_unpack
+from mesh.core.errors import PeerError
 
 MAGIC = "steppe-bundle"
 VERSION = 1
@@ -22,7 +23,7 @@ MAX_FRAMES = 1_000_000
 MAX_FRAME = 17 * 1024
 
 
-class BundleError(Exception):
+class BundleError(PeerError):
     """One readable line: why a bundle was refused."""
 
 

@@ -38,6 +38,7 @@ from crypto.errors import DecodeError
 from crypto.padding import BUCKETS, MAX_BODY
 from crypto.stamp import STAMP_LEN
 from crypto.wire import pack, strict_unpack
+from mesh.core.errors import PeerError
 
 VERSION = 1
 MAX_TAG = 16
@@ -58,7 +59,7 @@ class Kind(IntEnum):
 _KINDS = frozenset(int(k) for k in Kind)
 
 
-class EnvelopeError(Exception):
+class EnvelopeError(PeerError):
     """The peer sent something that is not a valid envelope."""
 
 

@@ -35,6 +35,7 @@ from enum import Enum
 from crypto.errors import CryptoError
 from crypto.noise import CipherState, HandshakeState, KeyPair
 from crypto.primitives import Rng
+from mesh.core.errors import PeerError
 
 PROLOGUE = b"steppe/link/v1"
 HEADER = 6
@@ -74,7 +75,7 @@ class LinkOutput:
     opened: bool = False
 
 
-class ProtocolViolation(Exception):
+class ProtocolViolation(PeerError):
     def __init__(self, reason: CloseReason, detail: str) -> None:
         super().__init__(detail)
         self.reason = reason
@@ -250,6 +251,8 @@ class LinkSession:
         self._recv_records += 1
         if self._recv_records % REKEY_EVERY == 0:
             self._recv.rekey()
+        if len(plain) < 5:
+            raise ProtocolViolation(CloseReason.BAD_FRAME, "record shorter than its header")
         kind, length = plain[0], int.from_bytes(plain[1:5], "big")
         pad = len(plain) - 5 - length
         if pad < 0 or plain.count(0, 5 + length) != pad:

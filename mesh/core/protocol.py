@@ -26,6 +26,7 @@ from typing import Any
 from crypto.errors import CryptoError
 from crypto.wire import pack, strict_unpack
 from mesh.core.envelope import MAX_TAG
+from mesh.core.errors import PeerError
 from mesh.core.riblt import SYMBOL_LEN
 
 VERSION = 1
@@ -34,7 +35,7 @@ MAX_SYMBOLS_PER_MESSAGE = 256
 MAX_MESSAGE = 60 * 1024  # below the link's 64 KiB record limit
 
 
-class ProtocolError(Exception):
+class ProtocolError(PeerError):
     """The peer sent a message that breaks the protocol."""
 
 

@@ -1,0 +1,157 @@
+"""Crafted input from a peer at the link and ratchet layers: every failure is a typed peer
+error that closes the link (issue 10, part 1), never an exception out of the core."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from crypto import primitives as p
+from crypto.errors import AuthenticationError, CryptoError
+from crypto.noise import HandshakeState, KeyPair
+from crypto.ratchet import MAX_SKIP, Header, Ratchet
+from mesh.core import link as L
+from mesh.core.errors import PeerError
+from mesh.core.link import CloseReason, LinkSession, LinkState
+
+NOW = 1_700_000_000
+
+
+def _record(payload: bytes, declared: int) -> bytes:
+    """A handshake record with a chosen length field."""
+    return declared.to_bytes(2, "big") + payload
+
+
+def _victim(initiator: bool, mtu: int = 244) -> LinkSession:
+    r = random.Random(5)
+    s = LinkSession(
+        initiator=initiator, static=KeyPair.generate(r.randbytes), mtu=mtu, rng=r.randbytes, now=NOW
+    )
+    return s
+
+
+def _reassemble(frames: list[bytes], mtu: int) -> bytes:
+    r = L.Reassembler(mtu)
+    out = None
+    for f in frames:
+        out = r.feed(f, NOW)
+    assert out is not None
+    return out
+
+
+@pytest.mark.parametrize("mtu", [22, 244, 4096])
+def test_truncated_handshake_message_3_closes_the_link(mtu: int) -> None:
+    """The attack of issue 10: message 3 with its record length cut by 16 bytes, so the
+    payload's AEAD tag is missing. It used to raise a bare ValueError out of the core."""
+    victim = _victim(initiator=False, mtu=mtu)
+    r = random.Random(6)
+    hs = HandshakeState("XX", True, L.PROLOGUE, rng=r.randbytes, s=KeyPair.generate(r.randbytes))
+    msg1 = hs.write_message(b"")
+    replies: list[bytes] = []
+    for f in L.fragment(_record(msg1, len(msg1)), 0, mtu):
+        out = victim.receive_frame(f, NOW)
+        assert out.closed is None
+        replies += out.frames
+    rec2 = _reassemble(replies, mtu)
+    n2 = int.from_bytes(rec2[:2], "big")
+    hs.read_message(rec2[2 : 2 + n2])
+    msg3 = hs.write_message(b"hello")
+    frames = L.fragment(_record(msg3, len(msg3) - 16), 1, mtu)
+    closed = None
+    for f in frames:
+        closed = victim.receive_frame(f, NOW).closed or closed
+    assert closed is CloseReason.DECRYPT_FAILED
+    assert victim.state is LinkState.CLOSED
+
+
+@pytest.mark.parametrize("cut", [16, 17, 40, 64])
+def test_truncated_handshake_message_2_closes_the_link(cut: int) -> None:
+    victim = _victim(initiator=True)
+    first = victim.start()
+    rec1 = _reassemble(first.frames, 244)
+    r = random.Random(7)
+    hs = HandshakeState("XX", False, L.PROLOGUE, rng=r.randbytes, s=KeyPair.generate(r.randbytes))
+    hs.read_message(rec1[2 : 2 + int.from_bytes(rec1[:2], "big")])
+    msg2 = hs.write_message(b"payload")
+    closed = None
+    for f in L.fragment(_record(msg2, len(msg2) - cut), 1, 244):
+        closed = victim.receive_frame(f, NOW).closed or closed
+    assert closed is not None
+    assert victim.state is LinkState.CLOSED
+
+
+def _open_pair(mtu: int) -> tuple[LinkSession, LinkSession]:
+    r = random.Random(8)
+    a = LinkSession(
+        initiator=True, static=KeyPair.generate(r.randbytes), mtu=mtu, rng=r.randbytes, now=NOW
+    )
+    b = LinkSession(
+        initiator=False, static=KeyPair.generate(r.randbytes), mtu=mtu, rng=r.randbytes, now=NOW
+    )
+    queue = [(b, f) for f in a.start().frames]
+    while queue:
+        dest, frame = queue.pop(0)
+        out = dest.receive_frame(frame, NOW)
+        queue += [(a if dest is b else b, f) for f in out.frames]
+    assert a.state is LinkState.OPEN
+    assert b.state is LinkState.OPEN
+    return a, b
+
+
+@pytest.mark.parametrize(("mtu", "plain_len"), [(22, 0), (23, 1), (26, 4)])
+def test_authentic_record_too_short_for_its_header_closes_the_link(
+    mtu: int, plain_len: int
+) -> None:
+    """MTU 22 leaves 16 bytes per fragment: an authentic record of only the AEAD tag (an
+    empty plaintext) used to raise IndexError reading the record type."""
+    a, b = _open_pair(mtu)
+    assert a._send is not None
+    sealed = a._send.encrypt_with_ad(b"", bytes(plain_len))
+    closed = None
+    for f in L.fragment(sealed, 5, mtu):
+        closed = b.receive_frame(f, NOW).closed or closed
+    assert closed is CloseReason.BAD_FRAME
+
+
+def test_link_violations_are_peer_errors() -> None:
+    assert issubclass(L.ProtocolViolation, PeerError)
+
+
+@pytest.mark.parametrize("n", [0, 1, 15])
+def test_aead_open_of_a_too_short_ciphertext_is_an_authentication_error(n: int) -> None:
+    with pytest.raises(AuthenticationError):
+        p.chacha_decrypt(bytes(32), bytes(12), bytes(n), b"")
+    with pytest.raises(AuthenticationError):
+        p.xchacha_decrypt(bytes(32), bytes(24), bytes(n), b"")
+
+
+def test_ratchet_refuses_a_new_chain_beyond_max_skip_before_deriving(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A header that opens a new chain with a counter beyond MAX_SKIP is refused before any
+    root-key derivation (it used to cost two DH and KDF steps first)."""
+    r = random.Random(3)
+    sk = r.randbytes(32)
+    bob_kp = KeyPair.generate(r.randbytes)
+    alice = Ratchet.init_alice(sk, bob_kp.public, r.randbytes)
+    bob = Ratchet.init_bob(sk, bob_kp)
+    bob.decrypt(alice.encrypt(b"hi", b"ad"), b"ad", NOW, r.randbytes)
+    calls: list[int] = []
+    real = p.x25519
+
+    def counting(priv: bytes, pub: bytes) -> bytes:
+        calls.append(1)
+        return real(priv, pub)
+
+    monkeypatch.setattr(p, "x25519", counting)
+    attacker = KeyPair.generate(r.randbytes).public
+    header = Header(attacker, 0, MAX_SKIP + 1).encode()
+    forged = bytes([len(header)]) + header + bytes(32)
+    with pytest.raises(CryptoError):
+        bob.decrypt(forged, b"ad", NOW, r.randbytes)
+    assert calls == []
+    header = Header(attacker, MAX_SKIP + 5, 0).encode()
+    with pytest.raises(CryptoError):
+        bob.decrypt(bytes([len(header)]) + header + bytes(32), b"ad", NOW, r.randbytes)
+    assert calls == []
