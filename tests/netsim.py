@@ -161,10 +161,10 @@ class Net:
                 self.event(i, Tick())
             next_tick = self.now + tick
 
-    def send(self, a: int, b: int, text: bytes) -> bytes:
+    def send(self, a: int, b: int, text: bytes, ttl: int = 3 * 86400) -> bytes:
         """Node ``a`` sends ``text`` to node ``b``; returns the message id."""
         actions = self.nodes[a].handle(
-            SendMessage(self.nodes[b].identity.sign_public, text), int(self.now)
+            SendMessage(self.nodes[b].identity.sign_public, text, ttl), int(self.now)
         )
         self.apply(a, actions)
         queued = [x for x in actions if isinstance(x, MessageQueued)]

@@ -71,13 +71,24 @@ def test_sketch_follows_a_changing_set() -> None:
     """The incremental sketch always equals a fresh encoding of the set it was given."""
     r = random.Random(4)
     sketch = R.Sketch(size=64)
-    current = [r.randbytes(32) for _ in range(100)]
+    current: list[bytes] = []
     for step in range(30):
-        if step % 7 == 6:
-            current = [r.randbytes(32) for _ in range(r.randrange(0, 50))]  # big change
-        else:
-            r.shuffle(current)
-            current = current[r.randrange(0, 5) :] + [r.randbytes(32) for _ in range(3)]
+        gone = current[: r.randrange(0, 5)] if step % 7 != 6 else list(current)
+        new = [r.randbytes(32) for _ in range(r.randrange(0, 50 if step % 7 == 6 else 4))]
+        sketch.remove(gone)
+        sketch.add(new)
+        current = [i for i in current if i not in gone] + new
+        r.shuffle(current)
         for count in (1, 32, 64):
-            assert sketch.symbols(current, count) == R.encode_set(current, count)
-    assert sketch.symbols(current, 100) == R.encode_set(current, 100)  # beyond the cache
+            assert sketch.symbols(count) == R.encode_set(current, count)
+    with pytest.raises(ValueError, match="grow"):
+        sketch.symbols(100)
+    sketch.grow(100, iter(current))
+    assert sketch.symbols(100) == R.encode_set(current, 100)
+
+
+def test_chunked_encoding_equals_one_encoding(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(R, "ENCODE_CHUNK", 7)
+    r = random.Random(5)
+    ids = [r.randbytes(32) for _ in range(50)]
+    assert R.encode_chunked(iter(ids), 40) == R.encode_set(ids, 40)

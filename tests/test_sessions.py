@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
 
 from crypto.errors import DecodeError
 from mesh.core import envelope as E
-from mesh.core.node import Node
-from mesh.core.session import EPOCH, Session
+from mesh.core.node import Node, NodeConfig
+from mesh.core.session import WINDOW, Session
 from tests.netsim import Net
 
 
@@ -57,48 +59,82 @@ def test_conversation_uses_ratchet_sessions_with_unlinkable_tags() -> None:
     assert net.delivered[a][0].sender == net.nodes[b].identity.sign_public
 
 
+def _frames(net: Net, idx: int) -> list[bytes]:
+    store = net.nodes[idx].store
+    return [f for i in store.ids_in_range(b"", None) if (f := store.get(i)) is not None]
+
+
 def test_session_messages_before_first_contact_wait_and_then_deliver() -> None:
     net = Net(seed=32)
     a, b = net.add(), net.add()
     net.introduce_all()
     for k in range(3):
         send(net, a, b, b"%d" % k)
+    # Hand Bob the session envelopes first (a bundle), then the first contact.
+    frames = [f for f in _frames(net, a) if E.decode(f).kind is E.Kind.SESSION]
+    frames += [f for f in _frames(net, a) if E.decode(f).kind is E.Kind.FIRST_CONTACT]
     node_b = net.nodes[b]
-    # Hand Bob the session envelopes first, then the first contact.
-    store_a = net.nodes[a].store
-    frames = [store_a.get(i) for i in store_a.ids_in_range(b"", None)]
-    envs = sorted((E.decode(f) for f in frames if f), key=lambda e: e.kind != E.Kind.SESSION)
-    for env in envs:
-        node_b.store.put(
-            __import__("mesh.core.store", fromlist=["StoreItem"]).StoreItem(
-                env.id(), E.encode(env), env.expiry, 0, b"x"
-            ),
-            int(net.now),
-        )
-        if env.kind is E.Kind.SESSION:
-            node_b._by_tag[env.tag] = env.id()
-        got = node_b._maybe_deliver(env, env.id(), int(net.now))
-        net.apply(b, got)
+    net.apply(b, node_b.import_frames(frames[:2], b"file", int(net.now)))
+    assert net.delivered[b] == []
+    net.apply(b, node_b.import_frames(frames[2:], b"file", int(net.now)))
     assert sorted(m.body for m in net.delivered[b]) == [b"0", b"1", b"2"]
 
 
-def test_tags_rotate_with_the_epoch() -> None:
+def test_tags_differ_per_counter_and_key() -> None:
     key = b"k" * 32
-    assert Session.tag(key, 100, 0) != Session.tag(key, 101, 0)
-    assert Session.tag(key, 100, 0) != Session.tag(key, 100, 1)
+    assert Session.tag(key, 0) != Session.tag(key, 1)
+    assert Session.tag(key, 0) != Session.tag(b"j" * 32, 0)
 
 
-def test_delivery_across_an_epoch_boundary() -> None:
-    net = Net(seed=33)
+def test_delivery_in_any_order_far_beyond_the_window() -> None:
+    """A relay hands envelopes over in id order, random with respect to the counter: every
+    one is delivered, exactly once, even those that arrive far ahead of the window (they
+    are kept and opened when the window reaches them). Only those within 64 counters of
+    the highest one seen used to be."""
+    net = Net(seed=39)
     a, b = net.add(), net.add()
     net.introduce_all()
-    send(net, a, b, b"first")
-    net.connect(a, b)
+    n = 3 * WINDOW + 17
+    for k in range(n):
+        send(net, a, b, b"%d" % k)
+    frames = [f for f in _frames(net, a) if E.decode(f).kind is not E.Kind.PREKEY]
+    random.Random(4).shuffle(frames)
+    node_b = net.nodes[b]
+    for k in range(0, len(frames), 50):
+        net.apply(b, node_b.import_frames(frames[k : k + 50], b"file", int(net.now)))
+    got = [m.body for m in net.delivered[b]]
+    assert sorted(got) == sorted(b"%d" % k for k in range(n))
+
+
+def test_a_message_delayed_five_days_is_delivered() -> None:
+    """The January 2022 cut lasted five days: a message that waits that long in a relay
+    opens, and so does one sent four days later that reaches Bob first through another
+    relay. Tags used to be recognised only for yesterday, today and tomorrow. Two copies
+    of each message (spray and wait): Alice keeps one for Bob, each relay carries one."""
+    cfg = NodeConfig(
+        mint_difficulty=4, base_difficulty=4, strategy="spray", strategy_args=(("copies", 2),)
+    )
+    net = Net(seed=40)
+    a, r1, r2, b = (net.add(cfg) for _ in range(4))
+    net.introduce_all()
+    send(net, a, b, b"hello")
+    la, _ = net.connect(a, b)
     net.run(5)
-    net.now = (int(net.now) // EPOCH + 1) * EPOCH + 10
-    send(net, a, b, b"next day")
-    net.run(120)
-    assert [m.body for m in net.delivered[b]] == [b"first", b"next day"]
+    net.disconnect(a, la)
+    assert [m.body for m in net.delivered[b]] == [b"hello"]
+    for text, relay in ((b"during the cut", r1), (b"four days later", r2)):
+        net.send(a, b, text, ttl=7 * 86400)
+        la, _ = net.connect(a, relay)
+        net.run(5)
+        net.disconnect(a, la)
+        net.now += 4 * 86400 if relay == r1 else 3600
+    net.connect(r2, b)
+    net.run(5)
+    assert [m.body for m in net.delivered[b]] == [b"hello", b"four days later"]
+    net.now += 86400
+    net.connect(r1, b)
+    net.run(5)
+    assert [m.body for m in net.delivered[b]][-1] == b"during the cut"
 
 
 def restart(net: Net, idx: int) -> None:
@@ -201,3 +237,21 @@ def test_a_rate_limited_link_asks_for_the_rest_as_tokens_return() -> None:
     assert net.nodes[b].store.count() == 20  # Bob's 20 delivered, 20 carried for Carol
     assert len(net.delivered[b]) == 20
     assert net.nodes[b].stats.get("rate_limited", 0) == 0
+
+
+def test_a_missing_counter_is_given_up_only_after_any_envelope_could_live() -> None:
+    from mesh.core.session import GAP_LIFETIME, _Window
+
+    w = _Window()
+    for c in (1, 2, 5):
+        w.receive(c, 1000)
+    assert w.expects(0)
+    assert w.expects(3)
+    assert not w.expects(2)
+    assert w.expire(1000 + GAP_LIFETIME) == ([], [])  # not yet: 0 may still be on its way
+    gone, new = w.expire(1001 + GAP_LIFETIME)
+    assert gone == [0, 3, 4]
+    assert new == list(range(WINDOW, WINDOW + 6))
+    assert w.low == 6
+    assert not w.expects(0)
+    assert w.expects(6)

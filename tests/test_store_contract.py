@@ -158,3 +158,23 @@ def test_removal_observer_sees_every_reason(make_store: StoreFactory) -> None:
     s.put(item(4, expiry=NOW + 5), NOW)
     s.sweep(NOW + 5)
     assert seen == [(item(1).id, "evicted"), (item(2).id, "deleted"), (item(4).id, "expired")]
+
+
+def test_symbols_follow_every_insert_and_removal(make_store: StoreFactory) -> None:
+    """The store's sketch equals a fresh encoding of its ids after puts, evictions,
+    deletes and sweeps, and after growing (reconciliation reads it, never a copy)."""
+    from mesh.core.riblt import encode_set
+
+    s = make_store(Quotas(max_total_count=40))
+    rand = [os.urandom(32) for _ in range(60)]
+    s.put_many([StoreItem(i, b"x", NOW + 10 + k, 0) for k, i in enumerate(rand[:30])], NOW)
+    assert s.symbols(64) == encode_set(s.ids_in_range(b"", None), 64)  # built on first use
+    s.put_many([StoreItem(i, b"x", NOW + 100, 1) for i in rand[30:]], NOW)  # evicts 20
+    assert s.count() == 40
+    s.delete(rand[45], NOW)
+    s.sweep(NOW + 20)
+    ids = s.ids_in_range(b"", None)
+    assert s.symbols(64) == encode_set(ids, 64)
+    assert s.symbols(1000) == encode_set(ids, 1000)  # grown
+    s.put(StoreItem(os.urandom(32), b"y", NOW + 100, 2), NOW)
+    assert s.symbols(1000) == encode_set(s.ids_in_range(b"", None), 1000)

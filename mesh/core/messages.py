@@ -120,12 +120,12 @@ def session_envelope(
     budget: int = DEFAULT_BUDGET,
 ) -> E.Envelope:
     """A SESSION envelope: a fresh per-message tag, a receipt hash, the ratchet message
-    sealed under the epoch's envelope key (unstamped)."""
-    tag, epoch = session.next_tag(now)
+    sealed under the session's envelope key (unstamped)."""
+    tag = session.next_tag()
     secret = rng(SECRET_LEN)
     receipt = receipt_hash(secret)
     expiry_hour = E.coarse_expiry(now, ttl)
     header = E.header_bytes(E.Kind.SESSION, expiry_hour, tag, receipt)
     inner = Inner(msg_id, now, content_type, body, secret)
-    sealed = session.seal(inner, header, epoch, rng)
+    sealed = session.seal(inner, header, rng)
     return E.make(E.Kind.SESSION, expiry_hour, tag, sealed, budget, receipt=receipt)

@@ -52,6 +52,7 @@ from crypto.wire import expect_bytes, expect_int, expect_list, pack, strict_unpa
 from mesh.core import envelope as E
 from mesh.core import messages as M
 from mesh.core import protocol as P
+from mesh.core.errors import PeerError
 from mesh.core.events import (
     Action,
     CloseLink,
@@ -70,16 +71,19 @@ from mesh.core.events import (
 )
 from mesh.core.flood import TokenBucket, load_difficulty
 from mesh.core.link import LinkOutput, LinkSession, LinkState
-from mesh.core.riblt import MAX_SYMBOLS, Sketch, Symbols, decode_symbols, subtract_and_peel
+from mesh.core.multiindex import MultiIndex
+from mesh.core.riblt import Symbols
 from mesh.core.routing import EnvView, Strategy, by_name
-from mesh.core.session import EPOCH, Session
+from mesh.core.session import Session
 from mesh.core.store import PolicyStore, PutStatus, StoreItem
+from mesh.core.sync import FULL, Decoder, Range, Request, check_request
 
 log = logging.getLogger(__name__)
 
 PRIO_OTHER, PRIO_PUBLIC, PRIO_CONTACT, PRIO_OWN = 0, 1, 2, 3
-STATE_VERSION = 1
+STATE_VERSION = 2  # 2: sessions keep one counter window (no day epochs)
 MAX_DEFERRED = 4096  # offered ids waiting for room in the link's token bucket
+MAX_MARKS = 32  # ranges served per link from a marked set (older ones start over)
 ASK_TIMEOUT = 60  # seconds an ask may stay unanswered before it is forgotten
 MAX_BODY = 12_000  # bytes of message text: fits the largest envelope bucket in every kind
 OFFER_ORDERS = ("priority", "fifo", "random")
@@ -99,6 +103,7 @@ class NodeConfig:
     resync_every: int = 120
     sweep_every: int = 600
     initial_symbols: int = 32
+    sync_symbols: int = 4096  # remote symbols a link may hold while reconciling (x 48 B)
     long_term_link_key: bytes | None = None  # relays: a pinned link key; others: fresh
     # The order envelopes are offered and handed over in on a link (OFFER_ORDERS):
     # "priority" (own and contacts' first, then soonest expiry), "fifo" (the order this
@@ -124,15 +129,15 @@ class Contact:
 class _Link:
     session: LinkSession
     bucket: TokenBucket
+    decoder: Decoder
     hello: P.Hello | None = None
-    snapshot: list[bytes] = field(default_factory=list)
-    sent_symbols: int = 0
-    remote: Symbols | None = None
     asked: dict[bytes, int] = field(default_factory=dict)  # id we asked for -> when
     # (id, is ours) offered by the peer that our token bucket has no room for yet
     deferred: list[tuple[bytes, bool]] = field(default_factory=list)
+    overflowed: bool = False  # offers beyond MAX_DEFERRED were dropped: reconcile again
+    # Ranges we serve to this peer -> (store mark, when first asked): one set per range.
+    marks: dict[Range, tuple[int, int]] = field(default_factory=dict)
     last_sync: int = 0
-    expect: int = 0  # symbols requested with MORE and not yet all received
 
     @property
     def peer(self) -> bytes:
@@ -166,7 +171,7 @@ class Node:
         # event "sent" (handed to a link) or "received" (arrived whole from a link).
         self.observer: Callable[[str, bytes, int, bytes], None] | None = None
         self._own: dict[bytes, tuple[bytes, int]] = {}  # receipt hash -> (msg id, expiry)
-        self._by_receipt: dict[bytes, bytes] = {}  # receipt hash -> stored envelope id
+        self._by_receipt = MultiIndex()  # receipt hash -> stored envelopes carrying it
         self._receipts: dict[bytes, tuple[bytes, int]] = {}  # hash -> (secret, expiry)
         self._known_secrets: set[bytes] = set()  # the secrets in _receipts: skip re-hashing
         self._pending: list[tuple[int, bytes, int]] = []  # (release at, secret, expiry)
@@ -174,15 +179,14 @@ class Node:
         self._now = 0  # the time of the event being handled
         self._delivered: dict[bytes, int] = {}  # msg id -> expiry (exactly-once guard)
         self.sessions: dict[bytes, Session] = {}
-        self._tags: dict[bytes, tuple[bytes, int, int]] = {}  # tag -> (sid, epoch, counter)
-        self._tags_epoch = -1
-        self._by_tag: dict[bytes, bytes] = {}  # tag -> id of a stored SESSION envelope
+        self._tags: dict[bytes, tuple[bytes, int]] = {}  # expected tag -> (sid, counter)
+        self._by_tag = MultiIndex()  # tag -> stored SESSION envelopes carrying it
+        self._woken: list[bytes] = []  # newly expected tags that stored envelopes carry
         # (tag, budget) of stored envelopes, so offers and hand-overs need not re-decode
         # frames; a cache: an id missing here (e.g. a store opened from disk) is decoded.
         self._headers: dict[bytes, tuple[bytes, int]] = {}
         self._arrival: dict[bytes, int] = {}  # stored id -> arrival number ("fifo" order)
         self._arrivals = 0
-        self._sketch = Sketch()  # coded symbols of the store, kept up to date
         self._maybe_mine: list[bytes] = []  # stored first contacts with one of our hints
         self._hints: frozenset[bytes] = frozenset()
         self._hints_for: tuple[int, ...] | None = None
@@ -212,7 +216,7 @@ class Node:
                 times.append(d)
             if ln.session.state is LinkState.OPEN and ln.hello is not None:
                 times.append(ln.last_sync + self.config.resync_every)
-                if ln.deferred:
+                if ln.deferred or ln.overflowed:
                     times.append(self._now + 1)
         return min(times) if times else None
 
@@ -343,9 +347,9 @@ class Node:
                     continue
                 env = E.decode(frame)
                 if env.receipt:
-                    self._by_receipt[env.receipt] = eid
+                    self._by_receipt.add(env.receipt, eid)
                 if env.kind is E.Kind.SESSION:
-                    self._by_tag[env.tag] = eid
+                    self._by_tag.add(env.tag, eid)
                 elif env.kind is E.Kind.FIRST_CONTACT and env.tag in hints:
                     self._maybe_mine.append(eid)
             lo = page[-1] + b"\x00"
@@ -356,10 +360,8 @@ class Node:
         a crash may have come between storing and delivering); call :meth:`index_store`
         (or :meth:`restore_state`) first. The exactly-once guard keeps anything delivered
         before from being delivered again."""
-        actions: list[Action] = []
-        mine = [eid for tag, eid in self._by_tag.items() if tag in self._tags]
-        mine += self._maybe_mine
-        self._maybe_mine = []
+        actions = self._deliver_waiting(now)  # session envelopes: woken by index_store
+        mine, self._maybe_mine = self._maybe_mine, []
         for eid in mine:
             frame = self.store.get(eid)
             if frame is not None:
@@ -377,15 +379,27 @@ class Node:
         """Is an envelope with this routing tag (probably) addressed to us?"""
         return tag in self._tags or (len(tag) == 1 and tag in self.my_hints())
 
-    def _rebuild_tags(self, now: int, only: Session | None = None) -> None:
-        if only is None:
-            self._tags = {}
-            self._tags_epoch = now // EPOCH
-        else:
-            self._tags = {t: v for t, v in self._tags.items() if v[0] != only.sid}
-        for sess in [only] if only is not None else list(self.sessions.values()):
-            for tag, (epoch, counter) in sess.expected_tags(now).items():
-                self._tags[tag] = (sess.sid, epoch, counter)
+    def _rebuild_tags(self, now: int) -> None:
+        """The whole tag table from the sessions' windows (on start)."""
+        self._tags = {}
+        for sess in self.sessions.values():
+            sess.window.expire(now)
+            self._expect(sess, sess.expected_tags())
+
+    def _expire_tags(self, now: int) -> None:
+        """Stop expecting counters whose messages can no longer be alive (at each sweep)."""
+        for sess in self.sessions.values():
+            gone, new = sess.window.expire(now)
+            for tag in sess.tags_for(gone):
+                self._tags.pop(tag, None)
+            self._expect(sess, sess.tags_for(new))
+
+    def _expect(self, sess: Session, tags: dict[bytes, int]) -> None:
+        """Add tags a session now expects; stored envelopes carrying one are woken."""
+        for tag, counter in tags.items():
+            self._tags[tag] = (sess.sid, counter)
+            if tag in self._by_tag:
+                self._woken.append(tag)
 
     # ---- helpers ----------------------------------------------------------------------
     def _count(self, key: str, n: int = 1) -> None:
@@ -453,7 +467,7 @@ class Node:
         self._headers[env.id()] = (env.tag, env.budget)
         self._arrived(env.id())
         if env.receipt:
-            self._by_receipt[env.receipt] = env.id()
+            self._by_receipt.add(env.receipt, env.id())
 
     def _arrived(self, envelope_id: bytes) -> None:
         self._arrivals += 1
@@ -489,7 +503,9 @@ class Node:
             initiator=ev.initiator, static=static, mtu=ev.mtu, rng=self.rng, now=now
         )
         self.links[ev.link] = _Link(
-            session, TokenBucket(self.config.link_rate, self.config.link_burst)
+            session,
+            TokenBucket(self.config.link_rate, self.config.link_burst),
+            Decoder(self.config.sync_symbols, self.config.initial_symbols),
         )
         return self._transmit(ev.link, session.start())
 
@@ -512,13 +528,15 @@ class Node:
             info = self.strategy.routing_info(sorted(self.my_hints()), now)
             actions += self._send_msg(ev.link, P.Hello(P.VERSION, self.strategy.NAME, info))
         for raw in out.messages:
+            # The parse boundary of the message layer: a PeerError raised while decoding
+            # or checking a message closes this link and nothing else. Handlers raise it
+            # only before they change any state.
             try:
-                msg = P.decode(raw)
-            except P.ProtocolError as exc:
+                actions += self._on_message(ev.link, P.decode(raw), now)
+            except PeerError as exc:
                 self._count("protocol_errors")
                 log.info("link %d: peer broke the protocol: %s", ev.link, exc)
                 return [*actions, *self._close(ev.link, f"protocol error: {exc}")]
-            actions += self._on_message(ev.link, msg, now)
             if ev.link not in self.links:
                 break
         return actions
@@ -547,66 +565,68 @@ class Node:
         actions = self._send_receipts_to(link, now)
         return actions + self._start_sync(link, ln, now)
 
-    # ---- reconciliation ---------------------------------------------------------------
+    # ---- reconciliation (mesh.core.sync) ------------------------------------------------
     def _start_sync(self, link: int, ln: _Link, now: int) -> list[Action]:
+        """The link responder pulls a reconciliation of everything (at HELLO, and again
+        every ``resync_every`` seconds unless one is still running)."""
         ln.last_sync = now
-        if not ln.session.initiator:
+        if ln.session.initiator:
             return []
-        ln.snapshot = self.store.ids_in_range(b"", None)
-        m = self.config.initial_symbols
-        return self._send_symbols(link, ln, 0, m)
+        return self._request(link, ln.decoder.start())
 
-    def _send_symbols(self, link: int, ln: _Link, start: int, stop: int) -> list[Action]:
-        syms = self._sketch.symbols(ln.snapshot, stop)
-        actions: list[Action] = []
-        for lo in range(start, stop, P.MAX_SYMBOLS_PER_MESSAGE):
-            hi = min(stop, lo + P.MAX_SYMBOLS_PER_MESSAGE)
-            actions += self._send_msg(
-                link, P.SymbolsMsg(lo, syms.encode(lo, hi), syms.counts_slice(lo, hi))
-            )
-        ln.sent_symbols = stop
-        self._count("symbols_sent", stop - start)
-        return actions
+    def _request(self, link: int, req: Request | None) -> list[Action]:
+        if req is None:
+            return []
+        r = req.range
+        return self._send_msg(link, P.More(r.depth, r.prefix, req.start, req.upto))
+
+    def _local_symbols(self, rng: Range, count: int, at: int | None = None) -> Symbols | None:
+        return self.store.symbols(count, *rng.bounds(), at=at)
+
+    def _decoder_symbols(self, rng: Range, count: int) -> Symbols:
+        syms = self._local_symbols(rng, count)
+        assert syms is not None  # the present is always known
+        return syms
 
     def _on_more(self, link: int, ln: _Link, msg: P.More) -> list[Action]:
-        limit = min(MAX_SYMBOLS, 4 * (len(ln.snapshot) + 64))
-        if msg.upto <= ln.sent_symbols or msg.upto > limit:
-            return self._close(link, "bad MORE request")
-        return self._send_symbols(link, ln, ln.sent_symbols, msg.upto)
+        rng = Range(msg.depth, msg.prefix)
+        check_request(rng, msg.start, msg.upto)
+        start, now = msg.start, self._now
+        mark = ln.marks.get(rng) if start else None
+        syms = None if mark is None else self._local_symbols(rng, msg.upto, mark[0])
+        if syms is None:  # a new range, or the changes since its mark are forgotten
+            start = 0
+            if rng == FULL:
+                ln.marks.clear()  # a fresh reconciliation: earlier ranges are done
+            ln.marks[rng] = (self.store.mark(), now)
+            while len(ln.marks) > MAX_MARKS:
+                del ln.marks[next(iter(ln.marks))]
+            syms = self._decoder_symbols(rng, msg.upto)
+        actions: list[Action] = []
+        for lo in range(start, msg.upto, P.MAX_SYMBOLS_PER_MESSAGE):
+            hi = min(msg.upto, lo + P.MAX_SYMBOLS_PER_MESSAGE)
+            blob, counts = syms.encode(lo, hi), syms.counts_slice(lo, hi)
+            actions += self._send_msg(link, P.SymbolsMsg(rng.depth, rng.prefix, lo, blob, counts))
+        self._count("symbols_sent", msg.upto - start)
+        return actions
 
     def _on_symbols(self, link: int, ln: _Link, msg: P.SymbolsMsg, now: int) -> list[Action]:
-        if ln.session.initiator:
-            return self._close(link, "SYMBOLS from the responder")
-        try:
-            part = decode_symbols(msg.blob, msg.counts)
-        except ValueError:
-            return self._close(link, "bad SYMBOLS")
-        if msg.start == 0:
-            ln.remote = Symbols.empty()
-            ln.snapshot = self.store.ids_in_range(b"", None)
-            ln.expect = 0
-            ln.last_sync = now
-        if ln.remote is None or msg.start != len(ln.remote):
-            return self._close(link, "SYMBOLS out of order")
-        ln.remote = ln.remote.extend(part)
-        m = len(ln.remote)
-        if m < ln.expect:
-            return []  # the rest of this batch is still on its way
-        diff = subtract_and_peel(ln.remote, self._sketch.symbols(ln.snapshot, m))
+        rng = Range(msg.depth, msg.prefix)
+        rounds = ln.decoder.rounds
+        diff, req = ln.decoder.on_symbols(
+            rng, msg.start, msg.blob, msg.counts, self._decoder_symbols
+        )
+        self._count("sync_rounds", ln.decoder.rounds - rounds)
+        actions = self._request(link, req)
         if diff is None:
-            if m >= MAX_SYMBOLS:
-                return self._close(link, "reconciliation did not converge")
-            ln.expect = min(MAX_SYMBOLS, m * 2)
-            self._count("sync_rounds")
-            return self._send_msg(link, P.More(ln.expect))
-        ln.remote = None
-        ln.expect = 0
-        self._count("syncs")
+            return actions
+        if not ln.decoder.active:
+            self._count("syncs")
         ask = [i for i in diff.only_remote if self._wanted(i, now)]
         offer = self._offer_items([i for i, _e in self._ranked(diff.only_local)])
-        if not ask and not offer:
-            return []
-        return self._send_trade(link, offer, [], [], ask)
+        if ask or offer:
+            actions += self._send_trade(link, offer, [], [], ask)
+        return actions
 
     def _wanted(self, envelope_id: bytes, now: int) -> bool:
         return not self.store.has(envelope_id) and not self.store.is_seen(envelope_id, now)
@@ -655,7 +675,9 @@ class Node:
         # already on its way: the rest waits in `deferred` (see _ask_deferred).
         room = self._room(ln, now)
         ln.deferred += wanted[room:]
-        del ln.deferred[MAX_DEFERRED:]  # bounded: the rest is offered again at the next sync
+        if len(ln.deferred) > MAX_DEFERRED:  # bounded: reconciled again once drained
+            del ln.deferred[MAX_DEFERRED:]
+            ln.overflowed = True
         want = [i for i, _m in wanted[:room]]
         mine = [i for i, m in wanted[:room] if m]
         ln.asked.update(dict.fromkeys(want, now))
@@ -751,9 +773,9 @@ class Node:
         self._headers[eid] = (env.tag, env.budget)
         self._arrived(eid)
         if env.receipt:
-            self._by_receipt[env.receipt] = eid
+            self._by_receipt.add(env.receipt, eid)
         if env.kind is E.Kind.SESSION:
-            self._by_tag[env.tag] = eid
+            self._by_tag.add(env.tag, eid)
         self._count("evicted", len(result.evicted))
         actions = self._maybe_deliver(env, eid, now)
         if self.store.has(eid):  # carried for others: offer it on our other links now
@@ -847,7 +869,7 @@ class Node:
             )
             if sess.sid not in self.sessions:
                 self.sessions[sess.sid] = sess
-                self._rebuild_tags(now, sess)
+                self._expect(sess, sess.expected_tags())
         actions = self._finish_delivery(
             env,
             eid,
@@ -861,30 +883,34 @@ class Node:
         return actions + self._deliver_waiting(now)
 
     def _deliver_waiting(self, now: int) -> list[Action]:
-        """Session envelopes that arrived before the first contact that set up their
-        session (or before an epoch rolled over) can be opened now."""
+        """Open stored session envelopes whose tags became expected: they arrived before
+        the first contact that set up their session, or too far ahead of the window."""
         actions: list[Action] = []
-        progress = True
-        while progress:
-            progress = False
-            for tag in [t for t in self._by_tag if t in self._tags]:
-                eid = self._by_tag.pop(tag)
+        while self._woken:
+            tag = self._woken.pop()
+            if tag not in self._tags:
+                continue
+            for eid in self._by_tag.get(tag):
                 frame = self.store.get(eid)
-                if frame is not None:
-                    actions += self._deliver_session(E.decode(frame), eid, now)
-                    progress = True
+                if frame is None:
+                    self._by_tag.discard(tag, eid)
+                    continue
+                actions += self._deliver_session(E.decode(frame), eid, now)
+                if tag not in self._tags:
+                    break  # opened: other copies with this tag are junk or duplicates
         return actions
 
     def _deliver_session(self, env: E.Envelope, eid: bytes, now: int) -> list[Action]:
-        sid, epoch, counter = self._tags[env.tag]
+        sid, counter = self._tags[env.tag]
         sess = self.sessions[sid]
         try:
-            inner = sess.open(env.body, env.header(), epoch, counter, now, self.rng)
+            inner, fresh = sess.open(env.body, env.header(), counter, now, self.rng)
         except (CryptoError, E.EnvelopeError):
             self._count("session_open_failed")
             return []
-        self._by_tag.pop(env.tag, None)
-        self._rebuild_tags(now, sess)
+        self._by_tag.discard(env.tag, eid)
+        del self._tags[env.tag]
+        self._expect(sess, sess.tags_for(fresh))
         return self._finish_delivery(
             env, eid, now, sess.peer, inner.created, inner.msg_id, inner.body, inner.receipt_secret
         )
@@ -901,7 +927,7 @@ class Node:
         secret: bytes,
     ) -> list[Action]:
         self.store.delete(eid, now)
-        self._by_receipt.pop(env.receipt, None)
+        self._by_receipt.discard(env.receipt, eid)
         if msg_id in self._delivered:
             return []
         self._delivered[msg_id] = env.expiry
@@ -922,19 +948,20 @@ class Node:
             h = receipt_hash(secret)
             if h in self._receipts:
                 continue
-            eid = self._by_receipt.pop(h, None)
+            eids = self._by_receipt.pop(h)
             own = self._own.pop(h, None)
             msg_id = own[0] if own else None
-            if eid is None and msg_id is None:
+            if not eids and msg_id is None:
                 self._count("receipts_unmatched")
                 continue
             expiry = now + self.config.max_ttl
-            if eid is not None:
-                meta = self.store.meta(eid)
-                expiry = meta[0] if meta else expiry
+            if eids:
+                metas = [m for m in map(self.store.meta, eids) if m is not None]
+                expiry = max((m[0] for m in metas), default=expiry)
                 if self.config.purge_delivered:
-                    self.store.delete(eid, now)
-                    self._count("purged_by_receipt")
+                    for eid in eids:
+                        if self.store.delete(eid, now):
+                            self._count("purged_by_receipt")
             self._receipts[h] = (secret, expiry)
             self._known_secrets.add(secret)
             fresh.append(secret)
@@ -995,7 +1022,7 @@ class Node:
             )
             new = Session.as_alice(secret[0], ev.recipient, contact.prekey.public, self.rng, now)
             self.sessions[new.sid] = new
-            self._rebuild_tags(now, new)
+            self._expect(new, new.expected_tags())
         env = M.stamped(env, self.config.mint_difficulty, self.rng)
         self._store_local(env, now)
         self._own[env.receipt] = (msg_id, env.expiry)
@@ -1007,12 +1034,24 @@ class Node:
         self._known_secrets = {s for s, _e in self._receipts.values()}
         self._own = {h: v for h, v in self._own.items() if v[1] > now}
         self._delivered = {m: exp for m, exp in self._delivered.items() if exp > now}
-        self._by_receipt = {h: i for h, i in self._by_receipt.items() if self.store.has(i)}
-        self._by_tag = {t: i for t, i in self._by_tag.items() if self.store.has(i)}
+        self._by_receipt.retain(self.store.has)
+        self._by_tag.retain(self.store.has)
         self._headers = {i: h for i, h in self._headers.items() if self.store.has(i)}
         self._arrival = {i: n for i, n in self._arrival.items() if self.store.has(i)}
 
     # ---- time -------------------------------------------------------------------------
+    def _release_marks(self, now: int) -> None:
+        """Forget served ranges nobody asked about for a resync interval, and the store's
+        changes older than every mark still held."""
+        oldest: int | None = None
+        for ln in self.links.values():
+            stale = [r for r, (_m, t) in ln.marks.items() if now - t > self.config.resync_every]
+            for r in stale:
+                del ln.marks[r]
+            for m, _t in ln.marks.values():
+                oldest = m if oldest is None else min(oldest, m)
+        self.store.release(oldest)
+
     def _tick(self, _ev: Tick, now: int) -> list[Action]:
         actions: list[Action] = []
         for link, ln in list(self.links.items()):
@@ -1022,9 +1061,18 @@ class Node:
                 self._forget_link(link)
                 actions.append(CloseLink(link, out.closed.value))
             elif ln.hello is not None and now >= ln.last_sync + self.config.resync_every:
-                actions += self._start_sync(link, ln, now)
+                if not ln.decoder.active or now >= ln.last_sync + 2 * self.config.resync_every:
+                    actions += self._start_sync(link, ln, now)
+                else:
+                    ln.last_sync = now  # a large reconciliation is still running
             elif ln.hello is not None and ln.deferred:
                 actions += self._ask_deferred(link, ln, now)
+            elif ln.hello is not None and ln.overflowed and not ln.decoder.active:
+                # Everything we could hold on to has been asked for: pull a fresh
+                # reconciliation for the rest now rather than at the next resync.
+                ln.overflowed = False
+                actions += self._request(link, ln.decoder.start())
+        self._release_marks(now)
         due = [p for p in self._pending if p[0] <= now]
         if due:
             self._pending = [p for p in self._pending if p[0] > now]
@@ -1035,12 +1083,11 @@ class Node:
             for link in list(self.links):
                 if self.links[link].hello is not None:
                     actions += self._send_msg(link, batch)
-        if now // EPOCH != self._tags_epoch:
-            self._rebuild_tags(now)
-            actions += self._deliver_waiting(now)
         if now >= self._next_sweep:
             self.store.sweep(now)
             self._forget_expired(now)
+            self._expire_tags(now)
+            actions += self._deliver_waiting(now)
             self._next_sweep = now + self.config.sweep_every
             if self.ring.rotate(self.identity, now, self.rng) is not None:
                 actions += self.publish_prekey(now)

@@ -5,8 +5,9 @@ Every message is a canonical msgpack array ``[type, ...]``. Decoding is table-dr
 the link when a peer sends one.
 
 - ``HELLO   [0, version, strategy, routing_info]``
-- ``SYMBOLS [1, start, blob, counts]``  rateless IBLT symbols (link initiator -> responder)
-- ``MORE    [2, upto]``                  decoder asks for symbols up to ``upto``
+- ``SYMBOLS [1, depth, prefix, start, blob, counts]`` rateless IBLT symbols ``start..`` of
+    the ids in range ``(depth, prefix)`` (:mod:`mesh.core.sync`), in answer to a MORE
+- ``MORE    [2, depth, prefix, start, upto]`` the decoder asks for symbols ``[start, upto)``
 - ``TRADE   [3, offer, need_dest, want, mine, ask]``
     ``offer`` [[id, tag]...] envelopes the sender can give; ``need_dest`` the sender's
     strategy wants destination marks; ``want`` ids the sender asks for; ``mine`` the subset
@@ -28,6 +29,7 @@ from crypto.wire import pack, strict_unpack
 from mesh.core.envelope import MAX_TAG
 from mesh.core.errors import PeerError
 from mesh.core.riblt import SYMBOL_LEN
+from mesh.core.sync import MAX_DEPTH, MAX_SERVE
 
 VERSION = 1
 MAX_LIST = 1024
@@ -48,6 +50,8 @@ class Hello:
 
 @dataclass(frozen=True, slots=True)
 class SymbolsMsg:
+    depth: int
+    prefix: int
     start: int
     blob: bytes
     counts: list[int]
@@ -55,6 +59,9 @@ class SymbolsMsg:
 
 @dataclass(frozen=True, slots=True)
 class More:
+    depth: int
+    prefix: int
+    start: int
     upto: int
 
 
@@ -80,18 +87,20 @@ class Receipts:
 Message = Hello | SymbolsMsg | More | Trade | EnvelopeMsg | Receipts
 
 
+_ENCODERS: MappingProxyType[type, Callable[[Any], list[Any]]] = MappingProxyType(
+    {
+        Hello: lambda m: [0, m.version, m.strategy, m.routing_info],
+        SymbolsMsg: lambda m: [1, m.depth, m.prefix, m.start, m.blob, m.counts],
+        More: lambda m: [2, m.depth, m.prefix, m.start, m.upto],
+        Trade: lambda m: [3, [[i, t] for i, t in m.offer], m.need_dest, m.want, m.mine, m.ask],
+        EnvelopeMsg: lambda m: [4, m.frame],
+        Receipts: lambda m: [5, m.secrets],
+    }
+)
+
+
 def encode(msg: Message) -> bytes:
-    if isinstance(msg, Hello):
-        return pack([0, msg.version, msg.strategy, msg.routing_info])
-    if isinstance(msg, SymbolsMsg):
-        return pack([1, msg.start, msg.blob, msg.counts])
-    if isinstance(msg, More):
-        return pack([2, msg.upto])
-    if isinstance(msg, Trade):
-        return pack([3, [[i, t] for i, t in msg.offer], msg.need_dest, msg.want, msg.mine, msg.ask])
-    if isinstance(msg, EnvelopeMsg):
-        return pack([4, msg.frame])
-    return pack([5, msg.secrets])
+    return pack(_ENCODERS[type(msg)](msg))
 
 
 def _ids(obj: Any, what: str) -> list[bytes]:
@@ -115,21 +124,26 @@ def _hello(f: list[Any]) -> Message:
     return Hello(_int(f[1], "version", 255), f[2], f[3])
 
 
+def _range(f: list[Any]) -> tuple[int, int]:
+    depth = _int(f[1], "range depth", MAX_DEPTH)
+    return depth, _int(f[2], "range prefix", (1 << depth) - 1)
+
+
 def _symbols(f: list[Any]) -> Message:
-    if len(f) != 4 or not isinstance(f[2], bytes) or not isinstance(f[3], list):
+    if len(f) != 6 or not isinstance(f[4], bytes) or not isinstance(f[5], list):
         raise ProtocolError("bad SYMBOLS")
-    counts = f[3]
-    if len(counts) > MAX_SYMBOLS_PER_MESSAGE or len(f[2]) != SYMBOL_LEN * len(counts):
+    counts = f[5]
+    if len(counts) > MAX_SYMBOLS_PER_MESSAGE or len(f[4]) != SYMBOL_LEN * len(counts):
         raise ProtocolError("SYMBOLS: sizes disagree")
     if not all(type(c) is int and 0 <= c < 2**32 for c in counts):
         raise ProtocolError("SYMBOLS: bad counts")
-    return SymbolsMsg(_int(f[1], "start", 1 << 20), f[2], counts)
+    return SymbolsMsg(*_range(f), _int(f[3], "start", MAX_SERVE), f[4], counts)
 
 
 def _more(f: list[Any]) -> Message:
-    if len(f) != 2:
+    if len(f) != 5:
         raise ProtocolError("bad MORE")
-    return More(_int(f[1], "upto", 1 << 20))
+    return More(*_range(f), _int(f[3], "start", MAX_SERVE), _int(f[4], "upto", MAX_SERVE))
 
 
 def _trade(f: list[Any]) -> Message:

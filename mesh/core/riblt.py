@@ -129,6 +129,12 @@ class Symbols:
             np.concatenate((self.counts, more.counts)),
         )
 
+    def xor_in(self, other: Symbols, sign: int) -> None:
+        """Add (``sign`` 1) or remove (-1) the set ``other`` encodes, in place."""
+        self.sums ^= other.sums
+        self.checks ^= other.checks
+        self.counts += sign * other.counts
+
     def encode(self, start: int, stop: int) -> bytes:
         """Symbols ``start..stop`` on the wire: 32-byte id sum, 8-byte checksum, each."""
         block = np.empty((stop - start, 5), dtype=">u8")
@@ -221,32 +227,61 @@ def _mix_vec(z: U64) -> U64:
     return z ^ (z >> np.uint64(31))
 
 
+ENCODE_CHUNK = 20_000  # ids encoded at once when a large set is (re)encoded: bounds memory
+
+
+def encode_chunked(ids: Iterable[bytes], count: int) -> Symbols:
+    """:func:`encode_set` of any number of ids in bounded memory (XOR is associative)."""
+    out = Symbols.empty(count)
+    chunk: list[bytes] = []
+    for i in ids:
+        chunk.append(i)
+        if len(chunk) >= ENCODE_CHUNK:
+            out.xor_in(encode_set(chunk, count), 1)
+            chunk = []
+    if chunk:
+        out.xor_in(encode_set(chunk, count), 1)
+    return out
+
+
 class Sketch:
-    """The first ``size`` coded symbols of a set that changes a little between uses (a
-    node's store between two reconciliations): :meth:`symbols` brings the cached symbols
-    to the given set by XOR-ing in only what was added or removed since the last call,
-    instead of encoding the whole set again. Requests beyond ``size`` are encoded afresh."""
+    """The first ``size`` coded symbols of a changing set, updated as ids are added and
+    removed (no copy of the set is kept: symbols are XOR sums and counts). Changes are
+    batched and applied vectorised when symbols are read or the batch is full.
+    :meth:`grow` re-encodes the whole set for more symbols, a chunk at a time."""
 
     def __init__(self, size: int = 256) -> None:
         self.size = size
-        self._ids: set[bytes] = set()
         self._sym = Symbols.empty(size)
+        self._added: list[bytes] = []
+        self._removed: list[bytes] = []
 
-    def symbols(self, ids: list[bytes], count: int) -> Symbols:
+    def add(self, ids: list[bytes]) -> None:
+        self._added += ids
+        if len(self._added) >= ENCODE_CHUNK:
+            self._flush()
+
+    def remove(self, ids: list[bytes]) -> None:
+        self._removed += ids
+        if len(self._removed) >= ENCODE_CHUNK:
+            self._flush()
+
+    def _flush(self) -> None:
+        # An id added and removed in one batch cancels out: XOR and +1/-1.
+        for ids, sign in ((self._added, 1), (self._removed, -1)):
+            if ids:
+                self._sym.xor_in(encode_set(ids, self.size), sign)
+        self._added, self._removed = [], []
+
+    def grow(self, size: int, all_ids: Iterable[bytes]) -> None:
+        self._sym = encode_chunked(all_ids, size)
+        self._added, self._removed = [], []
+        self.size = size
+
+    def symbols(self, count: int) -> Symbols:
         if count > self.size:
-            return encode_set(ids, count)
-        now = set(ids)
-        added, removed = now - self._ids, self._ids - now
-        if len(added) + len(removed) > len(now):
-            self._sym = encode_set(ids, self.size)
-        else:
-            for delta, sign in ((added, 1), (removed, -1)):
-                if delta:
-                    d = encode_set(delta, self.size)
-                    self._sym.sums ^= d.sums
-                    self._sym.checks ^= d.checks
-                    self._sym.counts += sign * d.counts
-        self._ids = now
+            raise ValueError("grow the sketch first")
+        self._flush()
         return self._sym.prefix(count)
 
 
@@ -268,36 +303,45 @@ class Difference:
 
 
 def subtract_and_peel(remote: Symbols, local: Symbols) -> Difference | None:
-    """Peel ``remote - local``; the symmetric difference, or None if more symbols are needed."""
+    """Peel ``remote - local``; the symmetric difference, or None if more symbols are needed.
+
+    Vectorised in rounds: every symbol that is pure right now (count +1 or -1, checksum of
+    its sum matching) yields its id at once; all those ids are removed from every symbol
+    they belong to in one scatter; repeat until no symbol is pure. An id pure in several
+    symbols in one round is taken once."""
     m = len(remote)
     if len(local) < m:
         raise ValueError("local symbols must cover the remote ones")
-    big = (remote.sums ^ local.sums[:m]).astype(">u8").tobytes()
-    sums = [int.from_bytes(big[i * ID_LEN : (i + 1) * ID_LEN], "big") for i in range(m)]
-    checks: list[int] = (remote.checks ^ local.checks[:m]).tolist()
-    counts: list[int] = (remote.counts - local.counts[:m]).tolist()
-    only_remote: list[int] = []
-    only_local: list[int] = []
-    queue = [i for i in range(m) if counts[i] in (1, -1)]
-    while queue:
-        i = queue.pop()
-        side = counts[i]
-        if side not in (1, -1) or sums[i] == _ZERO_ID:
-            continue
-        item = sums[i]
-        check = _checksum(item)
-        if checks[i] != check:
-            continue
-        (only_remote if side == 1 else only_local).append(item)
-        for j in _indices(item, m):
-            sums[j] ^= item
-            checks[j] ^= check
-            counts[j] -= side
-            if counts[j] in (1, -1):
-                queue.append(j)
-    if counts[0] != 0 or sums[0] != 0 or checks[0] != 0:
+    sums = remote.sums ^ local.sums[:m]
+    checks = remote.checks ^ local.checks[:m]
+    counts = remote.counts - local.counts[:m]
+    found: list[U64] = []
+    signs: list[I64] = []
+    while True:
+        cand = np.flatnonzero((counts == 1) | (counts == -1))
+        if cand.size == 0:
+            break
+        cand = cand[sums[cand].any(axis=1)]
+        cand = cand[_checks_of(sums[cand]) == checks[cand]]
+        if cand.size == 0:
+            break
+        items, first = np.unique(sums[cand], axis=0, return_index=True)
+        sign = counts[cand[first]]
+        found.append(items)
+        signs.append(sign)
+        syms, rows = _index_pairs(items.copy(), m)
+        np.bitwise_xor.at(sums, syms, items[rows])
+        np.bitwise_xor.at(checks, syms, _checks_of(items)[rows])
+        np.subtract.at(counts, syms, sign[rows])
+    if counts[0] != 0 or sums[0].any() or checks[0] != 0:
         return None
+    if not found:
+        return Difference([], [])
+    every = np.concatenate(found).astype(">u8")
+    side = np.concatenate(signs)
+    raw = every.tobytes()
+    ids = [raw[k * ID_LEN : (k + 1) * ID_LEN] for k in range(len(every))]
     return Difference(
-        [x.to_bytes(ID_LEN, "big") for x in only_remote],
-        [x.to_bytes(ID_LEN, "big") for x in only_local],
+        [i for i, sg in zip(ids, side.tolist(), strict=True) if sg == 1],
+        [i for i, sg in zip(ids, side.tolist(), strict=True) if sg == -1],
     )

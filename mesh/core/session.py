@@ -7,14 +7,22 @@ First contact (Noise X to a prekey) leaves both sides with a 32-byte session sec
 (:func:`crypto.seal.session_secret`). From ``SK`` each side derives, per direction
 (``a2b`` from the first-contact sender "Alice" to the recipient "Bob", and ``b2a``):
 
-- a *tag key*: the routing tag of the ``c``-th message sent in day-epoch ``e`` is
-  ``BLAKE2b-64(key=tag_key, e || c)``. Every envelope carries a different tag, so a relay
-  cannot link two envelopes to the same pair, within an epoch or across epochs. The
-  recipient precomputes the tags it expects (a window of :data:`WINDOW` counters per
-  epoch, for yesterday, today and tomorrow) and recognises its envelopes by table lookup,
-  without trial decryption;
-- an *envelope key* per epoch, under which the Double Ratchet message (whose header holds
-  the ratchet public key and counters) is encrypted with XChaCha20-Poly1305, the envelope
+- a *tag key*: the routing tag of the ``c``-th message sent in that direction is
+  ``BLAKE2b-64(key=tag_key, c)``. Every envelope carries a different tag, so a relay
+  cannot link two envelopes to the same pair. The recipient precomputes the tags it
+  expects and recognises its envelopes by table lookup, without trial decryption
+  (:class:`_Window`): the :data:`WINDOW` counters from the lowest one not received yet,
+  minus those received. Recognition therefore depends neither on arrival order (a relay
+  hands envelopes over in id order, which is random with respect to the counter) nor on
+  time: a message that waited out a five-day blackout in a relay opens like one sent a
+  minute ago. A missing counter is given up only once a later message has waited longer
+  than any envelope lives (:data:`GAP_LIFETIME`). An envelope :data:`WINDOW` or more
+  ahead of the lowest missing counter is not recognised yet; the node keeps it like any
+  relayed envelope and tries again each time the window moves (:meth:`Session.open`
+  returns the counters that became expected). :data:`WINDOW` stays below the ratchet's
+  ``MAX_SKIP``, so whatever the window recognises the ratchet can open;
+- an *envelope key*, under which the Double Ratchet message (whose header holds the
+  ratchet public key and counters) is encrypted with XChaCha20-Poly1305, the envelope
   header being the associated data. Relays see neither the ratchet header nor its length.
 
 The Double Ratchet (``crypto.ratchet``) gives per-message forward secrecy. Alice's first
@@ -33,8 +41,8 @@ from crypto.padding import bucket_for, pad, unpad
 from crypto.ratchet import Ratchet
 from crypto.wire import expect_bytes, expect_int, expect_list, expect_seq, pack, strict_unpack
 
-EPOCH = 86400
-WINDOW = 64
+WINDOW = 512  # counters recognised from the lowest one not yet received (< MAX_SKIP)
+GAP_LIFETIME = 8 * 86400  # longer than any envelope lives (7 days, rounded up)
 TAG_LEN = 8
 _RATCHET_AD = b"steppe/session/v1"
 
@@ -68,11 +76,44 @@ class Inner:
 
 @dataclass(slots=True)
 class _Window:
-    received: set[int] = field(default_factory=set)
-    high: int = 0
+    """The counters a session may still receive: ``[low, low + WINDOW)`` minus those
+    already received (counter -> when it arrived). ``low`` is the lowest counter not yet
+    received; it moves past a missing one once a later message has waited longer than any
+    envelope lives (the missing one has expired on the way)."""
 
-    def counters(self) -> range:
-        return range(max(0, self.high - WINDOW), self.high + WINDOW)
+    low: int = 0
+    received: dict[int, int] = field(default_factory=dict)
+
+    def counters(self) -> list[int]:
+        return [c for c in range(self.low, self.low + WINDOW) if c not in self.received]
+
+    def expects(self, counter: int) -> bool:
+        return self.low <= counter < self.low + WINDOW and counter not in self.received
+
+    def receive(self, counter: int, now: int) -> list[int]:
+        """Mark ``counter`` received; return the counters that became expected."""
+        top = self.low + WINDOW
+        self.received[counter] = now
+        self._advance()
+        return list(range(top, self.low + WINDOW))
+
+    def _advance(self) -> None:
+        while self.low in self.received:
+            del self.received[self.low]
+            self.low += 1
+
+    def expire(self, now: int) -> tuple[list[int], list[int]]:
+        """Give up on missing counters below a message older than any envelope lives.
+        Returns the counters no longer expected and those newly expected."""
+        old = [c for c, t in self.received.items() if t < now - GAP_LIFETIME]
+        if not old:
+            return [], []
+        before = set(self.counters())
+        self.low = max(old) + 1
+        self.received = {c: t for c, t in self.received.items() if c >= self.low}
+        self._advance()
+        after = set(self.counters())
+        return sorted(before - after), sorted(after - before)
 
 
 @dataclass(slots=True)
@@ -84,8 +125,8 @@ class Session:
     recv_tag_key: bytes
     send_env_key: bytes
     recv_env_key: bytes
-    sent: dict[int, int] = field(default_factory=dict)  # epoch -> next counter
-    windows: dict[int, _Window] = field(default_factory=dict)
+    sent: int = 0  # the counter of the next message we send
+    window: _Window = field(default_factory=_Window)
     last_used: int = 0
 
     @classmethod
@@ -118,23 +159,19 @@ class Session:
             self.peer,
             self.ratchet.to_list(),
             *keys,
-            sorted(self.sent.items()),
-            [[e, w.high, sorted(w.received)] for e, w in sorted(self.windows.items())],
+            self.sent,
+            [self.window.low, sorted(self.window.received.items())],
             self.last_used,
         ]
 
     @classmethod
     def from_list(cls, obj: object) -> Session:
         f = expect_list(obj, 10, "session")
-        sent = {}
-        for item in expect_seq(f[7], "sent counters", 8):
-            e, c = expect_list(item, 2, "sent counter")
-            sent[expect_int(e, "epoch")] = expect_int(c, "counter")
-        windows = {}
-        for item in expect_seq(f[8], "windows", 8):
-            e, high, received = expect_list(item, 3, "window")
-            got = {expect_int(c, "counter") for c in expect_seq(received, "received", 4 * WINDOW)}
-            windows[expect_int(e, "epoch")] = _Window(got, expect_int(high, "high"))
+        low, raw = expect_list(f[8], 2, "window")
+        received = {}
+        for item in expect_seq(raw, "received counters", WINDOW):
+            c, t = expect_list(item, 2, "received counter")
+            received[expect_int(c, "counter")] = expect_int(t, "arrival time")
         k = [expect_bytes(x, "session key", size=32) for x in f[3:7]]
         return cls(
             expect_bytes(f[0], "sid", size=8),
@@ -144,8 +181,8 @@ class Session:
             k[1],
             k[2],
             k[3],
-            sent=sent,
-            windows=windows,
+            sent=expect_int(f[7], "sent counter"),
+            window=_Window(expect_int(low, "low counter"), received),
             last_used=expect_int(f[9], "last used"),
         )
 
@@ -154,60 +191,42 @@ class Session:
         return self.ratchet.cks is not None
 
     @staticmethod
-    def tag(key: bytes, epoch: int, counter: int) -> bytes:
-        return p.blake2b(
-            epoch.to_bytes(4, "big") + counter.to_bytes(4, "big"), key=key, digest_size=TAG_LEN
-        )
+    def tag(key: bytes, counter: int) -> bytes:
+        return p.blake2b(counter.to_bytes(8, "big"), key=key, digest_size=TAG_LEN)
 
-    @staticmethod
-    def _env_key(key: bytes, epoch: int) -> bytes:
-        return p.blake2b(epoch.to_bytes(4, "big"), key=key, digest_size=32)
+    def next_tag(self) -> bytes:
+        """The tag for the next message we send (each counter is used once)."""
+        tag = self.tag(self.send_tag_key, self.sent)
+        self.sent += 1
+        return tag
 
-    def next_tag(self, now: int) -> tuple[bytes, int]:
-        """The tag for the next message and the epoch it belongs to."""
-        epoch = now // EPOCH
-        counter = self.sent.get(epoch, 0)
-        self.sent = {epoch: counter + 1}
-        return self.tag(self.send_tag_key, epoch, counter), epoch
-
-    def seal(self, inner: Inner, header_ad_for: bytes, epoch: int, rng: p.Rng) -> bytes:
+    def seal(self, inner: Inner, header_ad_for: bytes, rng: p.Rng) -> bytes:
         """The envelope body: nonce || XChaCha20-Poly1305(env key, padded ratchet message).
         ``header_ad_for`` is the envelope header the body will travel under."""
         message = self.ratchet.encrypt(inner.encode(), _RATCHET_AD)
         size = bucket_for(len(message) + 4 + 24 + 16)
         nonce = rng(24)
         return nonce + p.xchacha_encrypt(
-            self._env_key(self.send_env_key, epoch),
-            nonce,
-            pad(message, size - 24 - 16),
-            header_ad_for,
+            self.send_env_key, nonce, pad(message, size - 24 - 16), header_ad_for
         )
 
-    def expected_tags(self, now: int) -> dict[bytes, tuple[int, int]]:
-        """tag -> (epoch, counter) for the messages we may receive next."""
-        epoch = now // EPOCH
-        out: dict[bytes, tuple[int, int]] = {}
-        for e in (epoch - 1, epoch, epoch + 1):
-            win = self.windows.get(e, _Window())
-            for c in win.counters():
-                if c not in win.received:
-                    out[self.tag(self.recv_tag_key, e, c)] = (e, c)
-        return out
+    def expected_tags(self) -> dict[bytes, int]:
+        """tag -> counter for every message we may receive next."""
+        return {self.tag(self.recv_tag_key, c): c for c in self.window.counters()}
+
+    def tags_for(self, counters: list[int]) -> dict[bytes, int]:
+        return {self.tag(self.recv_tag_key, c): c for c in counters}
 
     def open(
-        self, body: bytes, header_ad: bytes, epoch: int, counter: int, now: int, rng: p.Rng
-    ) -> Inner:
-        """Decrypt a body whose tag matched ``(epoch, counter)``; the state only changes if
-        it authenticates."""
+        self, body: bytes, header_ad: bytes, counter: int, now: int, rng: p.Rng
+    ) -> tuple[Inner, list[int]]:
+        """Decrypt a body whose tag matched ``counter``; the state only changes if it
+        authenticates. Also returns the counters that became expected (the window moved)."""
         if len(body) < 24 + 16:
             raise DecodeError("session body too short")
-        key = self._env_key(self.recv_env_key, epoch)
-        message = unpad(p.xchacha_decrypt(key, body[:24], body[24:], header_ad))
+        if not self.window.expects(counter):
+            raise DecodeError("tag counter no longer expected")
+        message = unpad(p.xchacha_decrypt(self.recv_env_key, body[:24], body[24:], header_ad))
         inner = Inner.decode(self.ratchet.decrypt(message, _RATCHET_AD, now, rng))
-        win = self.windows.setdefault(epoch, _Window())
-        win.received.add(counter)
-        win.high = max(win.high, counter + 1)
-        win.received = {c for c in win.received if c >= win.high - WINDOW}
-        self.windows = {e: w for e, w in self.windows.items() if e >= now // EPOCH - 1}
         self.last_used = now
-        return inner
+        return inner, self.window.receive(counter, now)

@@ -21,19 +21,29 @@ Backends implement a handful of primitives (``_insert``, ``_remove``, ``_evictio
 ...). :class:`MemoryStore` is here (the simulator's backend); the SQLite backend lives in
 :mod:`mesh.daemon.sqlite_store`. Both pass ``tests/test_store_contract.py``.
 
+The store also keeps a :class:`~mesh.core.riblt.Sketch` of its ids (the coded symbols
+reconciliation starts from), updated by every insert and removal below, built on first use
+from what a backend holds on disk and grown on demand (:meth:`PolicyStore.symbols`).
+
 Durability contract: when ``put``/``put_many`` returns ``STORED`` the envelope is committed
 (it survives the process being killed); ``put_many`` is one transaction.
 """
 
 from __future__ import annotations
 
+import itertools
 from abc import ABC, abstractmethod
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from enum import Enum
 
 from sortedcontainers import SortedDict, SortedList
+
+from mesh.core.riblt import Sketch, Symbols, encode_chunked, encode_set
+
+MAX_LOG = 1 << 16  # changes remembered for reconciliations in progress
 
 
 class PutStatus(Enum):
@@ -79,8 +89,22 @@ class PolicyStore(ABC):
         # Optional observer of removals: (id, reason) with reason one of "evicted",
         # "deleted" or "expired". The simulator counts drops with it; None costs nothing.
         self.on_remove: Callable[[bytes, str], None] | None = None
+        self._sketch: Sketch | None = None
+        self._log: deque[tuple[bytes, int]] = deque()  # (id, +1 stored / -1 removed)
+        self._log_base = 0  # the change number of _log[0]
+        self._logging = False
+
+    def _changed(self, envelope_id: bytes, sign: int) -> None:
+        if self._sketch is not None:
+            (self._sketch.add if sign > 0 else self._sketch.remove)([envelope_id])
+        if self._logging:
+            self._log.append((envelope_id, sign))
+            if len(self._log) > MAX_LOG:
+                self._log.popleft()
+                self._log_base += 1
 
     def _removed(self, envelope_id: bytes, reason: str) -> None:
+        self._changed(envelope_id, -1)
         if self.on_remove is not None:
             self.on_remove(envelope_id, reason)
 
@@ -135,6 +159,62 @@ class PolicyStore(ABC):
             self._removed(vid, "expired")
         return len(dead)
 
+    def mark(self) -> int:
+        """A point in the store's history: :meth:`symbols` can later give the symbols of
+        the ids held at this point (reconciliation serves one consistent set per range
+        across rounds while other links keep changing the store)."""
+        self._logging = True
+        return self._log_base + len(self._log)
+
+    def release(self, before: int | None) -> None:
+        """No mark older than ``before`` is needed any more (None: no mark at all)."""
+        if before is None:
+            self._log_base += len(self._log)
+            self._log.clear()
+            self._logging = False
+            return
+        while self._log and self._log_base < before:
+            self._log.popleft()
+            self._log_base += 1
+
+    def symbols(
+        self, count: int, lo: bytes = b"", hi: bytes | None = None, at: int | None = None
+    ) -> Symbols | None:
+        """The first ``count`` coded symbols (rateless IBLT) of the stored ids in
+        ``[lo, hi)``, as they are now or as they were at mark ``at`` (None if the changes
+        since that mark are no longer known)."""
+        if lo == b"" and hi is None:
+            syms = self._full_symbols(count)
+        else:
+            syms = encode_chunked(self._all_ids(lo, hi), count)
+        if at is None:
+            return syms
+        if at < self._log_base:
+            return None
+        added: list[bytes] = []
+        removed: list[bytes] = []
+        for eid, sign in itertools.islice(self._log, at - self._log_base, None):
+            if lo <= eid and (hi is None or eid < hi):
+                (added if sign > 0 else removed).append(eid)
+        if added:
+            syms.xor_in(encode_set(added, count), -1)
+        if removed:
+            syms.xor_in(encode_set(removed, count), 1)
+        return syms
+
+    def _full_symbols(self, count: int) -> Symbols:
+        if self._sketch is None:
+            self._sketch = Sketch(max(256, count))
+            self._sketch.grow(self._sketch.size, self._all_ids())
+        elif count > self._sketch.size:
+            self._sketch.grow(1 << (count - 1).bit_length(), self._all_ids())
+        return self._sketch.symbols(count)
+
+    def _all_ids(self, lo: bytes = b"", hi: bytes | None = None) -> Iterator[bytes]:
+        while page := self.ids_in_range(lo, hi, limit=4096):
+            yield from page
+            lo = page[-1] + b"\x00"
+
     # ---- policy -----------------------------------------------------------------------
     def _admit(self, item: StoreItem, now: int) -> PutResult:
         q = self.quotas
@@ -166,6 +246,7 @@ class PolicyStore(ABC):
                 self._remove(vid)
                 self._removed(vid, "evicted")
         self._insert(item, now)
+        self._changed(item.id, 1)
         return PutResult(PutStatus.STORED, tuple(victims))
 
     # ---- primitives each backend provides ---------------------------------------------

@@ -1,0 +1,73 @@
+"""Junk that copies what travels in clear: a real envelope's routing tag or receipt hash
+(issue 10, part 3). The junk must not displace the real envelope."""
+
+from __future__ import annotations
+
+import random
+
+from crypto.stamp import mint_stamp
+from mesh.core import envelope as E
+from tests.netsim import Net
+
+
+def _frames(net: Net, idx: int, kind: E.Kind) -> list[bytes]:
+    store = net.nodes[idx].store
+    out = []
+    for i in store.ids_in_range(b"", None):
+        f = store.get(i)
+        if f is not None and E.decode(f).kind is kind:
+            out.append(f)
+    return out
+
+
+def _junk_like(frame: bytes, rnd: random.Random, *, keep_tag: bool, keep_receipt: bool) -> bytes:
+    env = E.decode(frame)
+    junk = E.make(
+        env.kind,
+        env.expiry_hour,
+        env.tag if keep_tag else rnd.randbytes(len(env.tag)),
+        rnd.randbytes(len(env.body)),
+        env.budget,
+        receipt=env.receipt if keep_receipt else rnd.randbytes(16),
+    )
+    return E.encode(junk.with_stamp(mint_stamp(junk.id(), 4)))
+
+
+def test_junk_with_a_copied_session_tag_does_not_hide_the_real_envelope() -> None:
+    net = Net(seed=61)
+    a, b = net.add(), net.add()
+    net.introduce_all()
+    net.send(a, b, b"first")
+    for k in range(3):
+        net.send(a, b, b"later %d" % k)
+    rnd = random.Random(1)
+    first = _frames(net, a, E.Kind.FIRST_CONTACT)
+    sessions = _frames(net, a, E.Kind.SESSION)
+    junk = [_junk_like(f, rnd, keep_tag=True, keep_receipt=False) for f in sessions]
+    node_b = net.nodes[b]
+    now = int(net.now)
+    # The junk and the real session envelopes arrive before the first contact that sets
+    # up the session; the junk last.
+    net.apply(b, node_b.import_frames(sessions + junk, b"file", now))
+    assert net.delivered[b] == []
+    net.apply(b, node_b.import_frames(first, b"file", now))
+    got = sorted(m.body for m in net.delivered[b])
+    assert got == [b"first", b"later 0", b"later 1", b"later 2"]
+
+
+def test_junk_with_a_copied_receipt_hash_does_not_stop_the_purge() -> None:
+    net = Net(seed=62)
+    a, r, b = net.add(), net.add(), net.add()
+    net.introduce_all()
+    net.send(a, b, b"hello")
+    (real,) = _frames(net, a, E.Kind.FIRST_CONTACT)
+    junk = _junk_like(real, random.Random(2), keep_tag=False, keep_receipt=True)
+    relay = net.nodes[r]
+    net.apply(r, relay.import_frames([real], b"file", int(net.now)))
+    net.apply(r, relay.import_frames([junk], b"file", int(net.now)))  # the junk comes last
+    assert relay.store.count() >= 2
+    net.connect(r, b)
+    net.run(400)  # Bob receives, releases the receipt, the relay purges
+    assert [m.body for m in net.delivered[b]] == [b"hello"]
+    assert not relay.store.has(E.decode(real).id()), "the real envelope was purged"
+    assert not relay.store.has(E.decode(junk).id()), "and so was the junk that copied it"
