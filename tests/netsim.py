@@ -53,6 +53,7 @@ class Net:
     frames: int = 0
     bandwidth: float | None = None  # bytes per second per link direction (None: instant)
     wire_bytes: int = 0
+    sent_bytes: dict[int, int] = field(default_factory=dict)  # per node
 
     def __post_init__(self) -> None:
         self.rng = random.Random(self.seed)
@@ -95,6 +96,7 @@ class Net:
                     continue
                 self.frames += 1
                 self.wire_bytes += len(act.data)
+                self.sent_bytes[idx] = self.sent_bytes.get(idx, 0) + len(act.data)
                 self._schedule(peer, act.data)
             elif isinstance(act, CloseLink):
                 self.closes.append((idx, act.reason))
@@ -130,13 +132,13 @@ class Net:
     def event(self, idx: int, ev: Event) -> None:
         self.apply(idx, self.nodes[idx].handle(ev, int(self.now)))
 
-    def connect(self, a: int, b: int, mtu: int = 1400) -> tuple[int, int]:
+    def connect(self, a: int, b: int, mtu: int = 1400, stream: bool = False) -> tuple[int, int]:
         la, lb = self._next_link, self._next_link + 1
         self._next_link += 2
         self._links[(a, la)] = (b, lb)
         self._links[(b, lb)] = (a, la)
-        self.event(b, LinkUp(lb, initiator=False, mtu=mtu))
-        self.event(a, LinkUp(la, initiator=True, mtu=mtu))
+        self.event(b, LinkUp(lb, initiator=False, mtu=mtu, stream=stream))
+        self.event(a, LinkUp(la, initiator=True, mtu=mtu, stream=stream))
         return la, lb
 
     def disconnect(self, a: int, la: int) -> None:

@@ -19,6 +19,7 @@ import trio.testing
 
 from mesh import ipc
 from mesh.core import envelope as E
+from mesh.core import link as L
 from mesh.daemon.config import Config
 from mesh.daemon.daemon import TCP_MTU, Backoff, Daemon, DaemonError
 from mesh.daemon.discovery import Discovery
@@ -177,8 +178,9 @@ def test_hostile_peers_are_cut_off_and_others_keep_working(tmp_path: Path) -> No
             await until("prekey", lambda: a.daemon.node.contacts[key].prekey is not None)
             port = b.daemon.tcp_port
             before = b.daemon.stats.get("links_closed_by_node", 0)
-            # garbage of exactly one frame, one huge blob, and an endless stream of frames
-            await hostile(port, lambda k: os.urandom(TCP_MTU), 1)
+            # a well-framed record with an impossible handshake length, one huge blob, and
+            # an endless stream of garbage
+            await hostile(port, lambda k: L.frame_stream(b"\xff\xff" + os.urandom(TCP_MTU)), 1)
             await hostile(port, lambda k: os.urandom(4 << 20), 1)
             sent = await hostile(port, lambda k: os.urandom(TCP_MTU), 100_000)
             assert sent < 100_000 * TCP_MTU, "the endless sender was cut off"

@@ -13,28 +13,23 @@ import trio
 
 from crypto.noise import HandshakeState, KeyPair
 from mesh.core import link as L
-from mesh.daemon.daemon import TCP_MTU
 from tests.daemon_helpers import befriend, loopback_config, make_profile
 from tests.test_daemon import start, until
 
 
 async def _read_record(stream: trio.SocketStream, buf: bytearray) -> bytes:
-    reasm = L.Reassembler(TCP_MTU)
+    deframer = L.Deframer()
     while True:
-        while len(buf) >= TCP_MTU:
-            frame = bytes(buf[:TCP_MTU])
-            del buf[:TCP_MTU]
-            rec = reasm.feed(frame, 0)
-            if rec is not None:
-                return rec
         data = await stream.receive_some(65536)
         if not data:
             raise EOFError("the daemon hung up")
-        buf += data
+        records = deframer.feed(bytes(data))
+        if records:
+            return records[0]
 
 
 def _framed(msg: bytes, declared: int, record_no: int) -> bytes:
-    return b"".join(L.fragment(declared.to_bytes(2, "big") + msg, record_no, TCP_MTU))
+    return L.frame_stream(declared.to_bytes(2, "big") + msg)
 
 
 async def _drained(stream: trio.SocketStream) -> bool:

@@ -77,7 +77,7 @@ def test_forged_receipts_are_ignored() -> None:
     before = net.nodes[r].store.count()
     lm, _ = net.connect(m, r)
     net.run(1)
-    forged = P.encode(P.Receipts([bytes([i]) * 16 for i in range(50)]))
+    forged = P.batch([P.encode(P.Receipts([bytes([i]) * 16 for i in range(50)]))])[0]
     link = net.nodes[m].links[lm]
     for f in link.session.send(forged).frames:
         net._schedule((r, net._links[(m, lm)][1]), f)

@@ -47,3 +47,38 @@ def test_a_thousand_waiting_reconcile_without_closing_the_link() -> None:
     assert net.closes == []
     assert len(net.delivered[2]) == 1000
     assert net.nodes[2].stats.get("sync_rounds", 0) > 0  # split into ranges below the cap
+
+
+def test_bulk_bytes_on_a_stream_link_stay_within_one_and_a_half_envelopes() -> None:
+    """Records gather many offers, asks and envelopes and are padded to a size bucket, not
+    to the MTU: in bulk, a 100-byte message costs at most 1.5 times its envelope on the
+    wire, uploading to a relay and downloading from it. It cost 4,264 bytes (14 times)
+    when every envelope travelled in its own 4 KiB record."""
+    cfg = NodeConfig(mint_difficulty=1, base_difficulty=0, link_rate=1e6, link_burst=1e6)
+    net = Net(seed=53)
+    a, r, b = net.add(cfg), net.add(cfg), net.add(cfg)
+    net.introduce_all()
+    net.send(a, b, bytes(100))  # the first contact
+    n = 1000
+    for _ in range(n):
+        net.send(a, b, bytes(100))
+    sizes = {
+        len(f)
+        for i in net.nodes[a].store.ids_in_range(b"", None)
+        if (f := net.nodes[a].store.get(i)) and len(f) < 1000
+    }
+    (envelope,) = sizes
+    net.run(1)
+    up_before = dict(net.sent_bytes)
+    la, _ = net.connect(a, r, stream=True)
+    net.run(30)
+    net.disconnect(a, la)
+    uploaded = net.sent_bytes.get(a, 0) - up_before.get(a, 0)
+    assert net.nodes[r].store.count() >= n
+    assert uploaded / n <= 1.5 * envelope, (uploaded / n, envelope)
+    down_before = dict(net.sent_bytes)
+    net.connect(r, b, stream=True)
+    net.run(30)
+    assert len(net.delivered[b]) == n + 1
+    downloaded = net.sent_bytes.get(r, 0) - down_before.get(r, 0)
+    assert downloaded / n <= 1.5 * envelope, (downloaded / n, envelope)

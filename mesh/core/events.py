@@ -9,9 +9,13 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True, slots=True)
 class LinkUp:
+    """A link came up. ``stream``: a byte stream such as TCP (records travel whole, framed
+    by length, padded to a size bucket); otherwise frames of exactly ``mtu`` bytes."""
+
     link: int
     initiator: bool
     mtu: int = 1400
+    stream: bool = False
 
 
 @dataclass(frozen=True, slots=True)

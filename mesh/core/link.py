@@ -5,12 +5,24 @@ Theory of operation
 -------------------
 Layers, bottom up:
 
-1. **Fragments** (clear). Every wire frame is exactly ``mtu`` bytes:
+1. **Frames** (clear), in one of two modes chosen by the driver:
+
+   *Message links* (Bluetooth LE, radio; ``stream=False``). Every wire frame is exactly
+   ``mtu`` bytes:
    ``record_no (u16) | index (u16) | count (u16) | chunk`` — records are padded so every
    chunk is full. A :class:`Reassembler` rebuilds records with hard bounds: at most
    :data:`MAX_CONCURRENT` records in flight, :data:`MAX_RECORD` bytes per record,
    :data:`MAX_BUFFERED` bytes in total, :data:`REASSEMBLY_TIMEOUT` seconds per record.
    Exceeding a bound is the peer breaking the protocol: the link closes.
+
+   *Stream links* (TCP; ``stream=True``). A record travels whole as ``length (u24) |
+   record``; the driver hands over bytes as they come, in chunks of any size, and a
+   :class:`Deframer` cuts records out of them. A declared length above
+   :data:`MAX_STREAM_RECORD` closes the link before anything is buffered. Records after
+   the handshake are padded to one of :data:`RECORD_BUCKETS` (powers of two and 1.5 times
+   them), not to an MTU: an observer of the stream learns each record's size bucket, and
+   so roughly how much was said, which it would learn from the stream's volume and timing
+   anyway; it learns nothing of how many messages or envelopes a record holds.
 2. **Records**. During the handshake a record is one Noise XX message. Afterwards a record
    is ``ChaCha20-Poly1305(counter nonce, type | length | payload | zero padding)``, padded so
    that the ciphertext fills whole fragments. The counter is implicit (links deliver in
@@ -48,6 +60,11 @@ MAX_BUFFERED = 256 * 1024
 REASSEMBLY_TIMEOUT = 30
 HANDSHAKE_TIMEOUT = 30
 REKEY_EVERY = 1 << 16
+STREAM_HEADER = 3
+MAX_STREAM_RECORD = MAX_RECORD + TAG
+RECORD_BUCKETS: tuple[int, ...] = tuple(
+    sorted(b for k in range(6, 17) for b in (1 << k, 3 << (k - 1)) if b <= MAX_STREAM_RECORD)
+)
 _REC_DATA = 1
 _REC_CLOSE = 2
 
@@ -145,6 +162,43 @@ class Reassembler:
         return self._buffered
 
 
+class Deframer:
+    """Records out of a byte stream: ``length (u24) | record``, bounded."""
+
+    def __init__(self) -> None:
+        self._buf = bytearray()
+
+    def feed(self, data: bytes) -> list[bytes]:
+        self._buf += data
+        out: list[bytes] = []
+        while len(self._buf) >= STREAM_HEADER:
+            n = int.from_bytes(self._buf[:STREAM_HEADER], "big")
+            if n == 0 or n > MAX_STREAM_RECORD:
+                raise ProtocolViolation(CloseReason.LIMIT, "stream record too large")
+            if len(self._buf) < STREAM_HEADER + n:
+                break
+            out.append(bytes(self._buf[STREAM_HEADER : STREAM_HEADER + n]))
+            del self._buf[: STREAM_HEADER + n]
+        return out
+
+    @property
+    def buffered(self) -> int:
+        return len(self._buf)
+
+
+def frame_stream(record: bytes) -> bytes:
+    """One record as it travels on a stream link."""
+    return len(record).to_bytes(STREAM_HEADER, "big") + record
+
+
+def record_bucket(size: int) -> int:
+    """The smallest record size of :data:`RECORD_BUCKETS` that holds ``size`` bytes."""
+    for b in RECORD_BUCKETS:
+        if size <= b:
+            return b
+    raise ValueError("record too large")
+
+
 def fragment(record: bytes, record_no: int, mtu: int) -> list[bytes]:
     """Split a record (already a multiple of the chunk size) into MTU-sized frames."""
     chunk = mtu - HEADER
@@ -161,12 +215,22 @@ class LinkSession:
     """One side of one link. Build it, call :meth:`start`, then feed frames."""
 
     def __init__(
-        self, *, initiator: bool, static: KeyPair, mtu: int, rng: Rng, now: int, hello: bytes = b""
+        self,
+        *,
+        initiator: bool,
+        static: KeyPair,
+        mtu: int,
+        rng: Rng,
+        now: int,
+        hello: bytes = b"",
+        stream: bool = False,
     ) -> None:
         if not MIN_MTU <= mtu <= MAX_MTU:
             raise ValueError(f"MTU must be in [{MIN_MTU}, {MAX_MTU}]")
         self.initiator = initiator
         self.mtu = mtu
+        self.stream = stream
+        self._deframer = Deframer()
         self.state = LinkState.HANDSHAKE
         self.started = now
         self.hello = hello
@@ -197,9 +261,12 @@ class LinkSession:
         return out
 
     def _emit(self, out: LinkOutput, record: bytes) -> None:
-        frames = fragment(record, self._record_no, self.mtu)
-        self._record_no += 1
-        self.bytes_sent += len(frames) * self.mtu
+        if self.stream:
+            frames = [frame_stream(record)]
+        else:
+            frames = fragment(record, self._record_no, self.mtu)
+            self._record_no += 1
+        self.bytes_sent += sum(map(len, frames))
         out.frames.extend(frames)
 
     def _emit_handshake(self, out: LinkOutput, payload: bytes) -> None:
@@ -225,9 +292,15 @@ class LinkSession:
             return out
         self.bytes_received += len(frame)
         try:
-            record = self._reasm.feed(frame, now)
-            if record is not None:
-                self._on_record(record, out)
+            if self.stream:
+                for whole in self._deframer.feed(frame):
+                    self._on_record(whole, out)
+                    if out.closed is not None:
+                        break
+            else:
+                record = self._reasm.feed(frame, now)
+                if record is not None:
+                    self._on_record(record, out)
         except ProtocolViolation as exc:
             return self._close(out, exc.reason)
         except CryptoError:
@@ -266,9 +339,12 @@ class LinkSession:
 
     def _seal(self, kind: int, payload: bytes) -> bytes:
         assert self._send is not None
-        chunk = self.mtu - HEADER
         plain_len = 5 + len(payload)
-        total = max(1, -(-(plain_len + TAG) // chunk)) * chunk
+        if self.stream:
+            total = record_bucket(plain_len + TAG)
+        else:
+            chunk = self.mtu - HEADER
+            total = max(1, -(-(plain_len + TAG) // chunk)) * chunk
         plain = bytes([kind]) + len(payload).to_bytes(4, "big") + payload
         record = self._send.encrypt_with_ad(b"", plain.ljust(total - TAG, b"\x00"))
         self._sent_records += 1

@@ -73,7 +73,7 @@ from mesh.core.flood import TokenBucket, load_difficulty
 from mesh.core.link import LinkOutput, LinkSession, LinkState
 from mesh.core.multiindex import MultiIndex
 from mesh.core.riblt import Symbols
-from mesh.core.routing import EnvView, Strategy, by_name
+from mesh.core.routing import STRATEGIES, EnvView, Strategy, by_name
 from mesh.core.session import Session
 from mesh.core.store import PolicyStore, PutStatus, StoreItem
 from mesh.core.sync import FULL, Decoder, Range, Request, check_request
@@ -84,6 +84,7 @@ PRIO_OTHER, PRIO_PUBLIC, PRIO_CONTACT, PRIO_OWN = 0, 1, 2, 3
 STATE_VERSION = 2  # 2: sessions keep one counter window (no day epochs)
 MAX_DEFERRED = 4096  # offered ids waiting for room in the link's token bucket
 MAX_MARKS = 32  # ranges served per link from a marked set (older ones start over)
+TRADE_CHUNK = 256  # entries per list in one TRADE (all four lists full: ~40 KiB)
 ASK_TIMEOUT = 60  # seconds an ask may stay unanswered before it is forgotten
 MAX_BODY = 12_000  # bytes of message text: fits the largest envelope bucket in every kind
 OFFER_ORDERS = ("priority", "fifo", "random")
@@ -137,6 +138,7 @@ class _Link:
     overflowed: bool = False  # offers beyond MAX_DEFERRED were dropped: reconcile again
     # Ranges we serve to this peer -> (store mark, when first asked): one set per range.
     marks: dict[Range, tuple[int, int]] = field(default_factory=dict)
+    outbox: list[bytes] = field(default_factory=list)  # encoded messages not yet in a record
     last_sync: int = 0
 
     @property
@@ -205,7 +207,7 @@ class Node:
     # ---- public API -------------------------------------------------------------------
     def handle(self, event: Event, now: int) -> list[Action]:
         self._now = now
-        return self._dispatch[type(event)](event, now)
+        return self._flush(self._dispatch[type(event)](event, now))
 
     def next_deadline(self) -> int | None:
         times = [self._next_sweep] if self._next_sweep else []
@@ -235,7 +237,7 @@ class Node:
             self.rng,
         )
         self._store_local(env, now)
-        return self._offer_everywhere([env.id()], now)
+        return self._flush(self._offer_everywhere([env.id()], now))
 
     def can_write(self, peer: bytes, now: int) -> bool:
         """Could a message to this contact be sealed now (a session, or a live prekey)?"""
@@ -254,7 +256,7 @@ class Node:
             self.rng,
         )
         self._store_local(env, now)
-        return self._offer_everywhere([env.id()], now)
+        return self._flush(self._offer_everywhere([env.id()], now))
 
     def bulletins(self, now: int) -> list[Bulletin]:
         """The bulletins this node holds that verify and have not expired, only the newest
@@ -281,7 +283,7 @@ class Node:
     def offer(self, ids: list[bytes], now: int) -> list[Action]:
         """Offer envelopes put into the store from outside (e.g. an import) to every
         open link now, rather than at the next reconciliation."""
-        return self._offer_everywhere(ids, now)
+        return self._flush(self._offer_everywhere(ids, now))
 
     # ---- persistence ------------------------------------------------------------------
     def export_state(self) -> bytes:
@@ -366,7 +368,7 @@ class Node:
             frame = self.store.get(eid)
             if frame is not None:
                 actions += self._maybe_deliver(E.decode(frame), eid, now)
-        return actions
+        return self._flush(actions)
 
     def my_hints(self) -> frozenset[bytes]:
         ids = tuple(k.prekey_id for k in self.ring.keys)
@@ -414,7 +416,28 @@ class Node:
             return []
         data = P.encode(msg)
         self._count("protocol_bytes_sent", len(data))
-        return self._transmit(link, ln.session.send(data))
+        ln.outbox.append(data)  # sent as batched records by _flush
+        return []
+
+    @staticmethod
+    def _batch_bytes(ln: _Link) -> int:
+        """How much one record gathers: on a stream all of BATCH_BYTES; on a message link
+        (Bluetooth LE) about eight frames, so a contact cut short loses little."""
+        if ln.session.stream:
+            return P.BATCH_BYTES
+        return max(1024, min(P.BATCH_BYTES, 8 * ln.session.mtu))
+
+    def _flush(self, actions: list[Action]) -> list[Action]:
+        """Append the records that carry every link's queued messages (at the end of each
+        call into the node, so one event's messages share records)."""
+        for link, ln in self.links.items():
+            if not ln.outbox:
+                continue
+            if ln.session.state is LinkState.OPEN:
+                for record in P.batch(ln.outbox, self._batch_bytes(ln)):
+                    actions += self._transmit(link, ln.session.send(record))
+            ln.outbox = []
+        return actions
 
     def _send_trade(
         self,
@@ -426,7 +449,7 @@ class Node:
     ) -> list[Action]:
         """One or more TRADE messages, each within the protocol's list limit."""
         actions: list[Action] = []
-        n = P.MAX_LIST
+        n = TRADE_CHUNK
         chunks = max(1, -(-max(len(offer), len(want), len(ask)) // n))
         mine_set = set(mine)
         for c in range(chunks):
@@ -500,7 +523,12 @@ class Node:
         key = self.config.long_term_link_key
         static = KeyPair.from_private(key) if key else KeyPair.generate(self.rng)
         session = LinkSession(
-            initiator=ev.initiator, static=static, mtu=ev.mtu, rng=self.rng, now=now
+            initiator=ev.initiator,
+            static=static,
+            mtu=ev.mtu,
+            rng=self.rng,
+            now=now,
+            stream=ev.stream,
         )
         self.links[ev.link] = _Link(
             session,
@@ -532,7 +560,10 @@ class Node:
             # or checking a message closes this link and nothing else. Handlers raise it
             # only before they change any state.
             try:
-                actions += self._on_message(ev.link, P.decode(raw), now)
+                for msg in P.decode_record(raw):
+                    actions += self._on_message(ev.link, msg, now)
+                    if ev.link not in self.links:
+                        break
             except PeerError as exc:
                 self._count("protocol_errors")
                 log.info("link %d: peer broke the protocol: %s", ev.link, exc)
@@ -622,11 +653,23 @@ class Node:
             return actions
         if not ln.decoder.active:
             self._count("syncs")
-        ask = [i for i in diff.only_remote if self._wanted(i, now)]
+        lacking = [i for i in diff.only_remote if self._wanted(i, now) and i not in ln.asked]
         offer = self._offer_items([i for i, _e in self._ranked(diff.only_local)])
-        if ask or offer:
-            actions += self._send_trade(link, offer, [], [], ask)
+        want: list[bytes] = []
+        if self._peer_needs_marks(ln):
+            ask = lacking  # the peer offers them with their tags; we mark ours
+        else:  # the peer decides without marks: ask for them outright, saving a round
+            ask, (want, _mine) = [], self._take_room(ln, [(i, False) for i in lacking], now)
+        if ask or offer or want:
+            actions += self._send_trade(link, offer, want, [], ask)
         return actions
+
+    @staticmethod
+    def _peer_needs_marks(ln: _Link) -> bool:
+        """Does the peer's strategy (named in its HELLO) need to know which envelopes
+        are addressed to us before it hands them over? Unknown strategies: assume so."""
+        cls = STRATEGIES.get(ln.hello.strategy) if ln.hello is not None else None
+        return cls is None or cls.NEEDS_DESTINATION
 
     def _wanted(self, envelope_id: bytes, now: int) -> bool:
         return not self.store.has(envelope_id) and not self.store.is_seen(envelope_id, now)
@@ -671,20 +714,26 @@ class Node:
             for i, t in msg.offer
             if self._wanted(i, now) and i not in ln.asked
         ]
-        # Ask for no more than the link's token bucket will accept, counting what is
-        # already on its way: the rest waits in `deferred` (see _ask_deferred).
+        want, mine = self._take_room(ln, wanted, now)
+        offer = self._offer_items([i for i, _e in self._ranked(msg.ask)])
+        if want or offer:
+            actions += self._send_trade(link, offer, want, mine, [])
+        return actions
+
+    def _take_room(
+        self, ln: _Link, wanted: list[tuple[bytes, bool]], now: int
+    ) -> tuple[list[bytes], list[bytes]]:
+        """Ask for no more than the link's token bucket will accept, counting what is
+        already on its way: the rest waits in `deferred` (see _ask_deferred). Returns the
+        ids to want now and those among them marked as ours."""
         room = self._room(ln, now)
         ln.deferred += wanted[room:]
         if len(ln.deferred) > MAX_DEFERRED:  # bounded: reconciled again once drained
             del ln.deferred[MAX_DEFERRED:]
             ln.overflowed = True
         want = [i for i, _m in wanted[:room]]
-        mine = [i for i, m in wanted[:room] if m]
         ln.asked.update(dict.fromkeys(want, now))
-        offer = self._offer_items([i for i, _e in self._ranked(msg.ask)])
-        if want or offer:
-            actions += self._send_trade(link, offer, want, mine, [])
-        return actions
+        return want, [i for i, m in wanted[:room] if m]
 
     def _room(self, ln: _Link, now: int) -> int:
         """How many more envelopes this link may be asked for now. An ask unanswered for
@@ -794,7 +843,7 @@ class Node:
                 self._count("bad_envelopes")
                 continue
             actions += self._admit(env, env.id(), frame, source, -1, now)
-        return actions
+        return self._flush(actions)
 
     def export_frames(self, max_bytes: int, now: int) -> tuple[list[bytes], int]:
         """Stored, unexpired envelopes for a bundle, highest priority and soonest expiry

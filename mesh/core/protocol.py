@@ -1,8 +1,10 @@
 """Messages between two nodes over an open link session, and their strict codec.
 
-Every message is a canonical msgpack array ``[type, ...]``. Decoding is table-driven
-(:data:`_DECODERS`) and raises :class:`ProtocolError` for anything malformed; the node closes
-the link when a peer sends one.
+Every message is a canonical msgpack array ``[type, ...]``; a link record carries a batch
+of them, ``[message, ...]`` (:func:`batch`, :func:`decode_record`), so many small offers,
+asks and envelopes share one record's AEAD tag and padding. Encoding and decoding are
+tables (:data:`_ENCODERS`, :data:`_DECODERS`); decoding raises :class:`ProtocolError` for
+anything malformed, and the node closes the link when a peer sends one.
 
 - ``HELLO   [0, version, strategy, routing_info]``
 - ``SYMBOLS [1, depth, prefix, start, blob, counts]`` rateless IBLT symbols ``start..`` of
@@ -35,6 +37,8 @@ VERSION = 1
 MAX_LIST = 1024
 MAX_SYMBOLS_PER_MESSAGE = 256
 MAX_MESSAGE = 60 * 1024  # below the link's 64 KiB record limit
+BATCH_BYTES = 16 * 1024  # messages are gathered into records of about this size
+MAX_BATCH = 1024  # messages per record
 
 
 class ProtocolError(PeerError):
@@ -185,13 +189,55 @@ _DECODERS: MappingProxyType[int, Callable[[list[Any]], Message]] = MappingProxyT
 )
 
 
-def decode(data: bytes) -> Message:
+def batch(encoded: list[bytes], target: int = BATCH_BYTES) -> list[bytes]:
+    """Record payloads holding the encoded messages in order, each about ``target`` bytes
+    or less (a message larger than ``target`` travels alone)."""
+    out: list[bytes] = []
+    group: list[bytes] = []
+    size = 0
+    for m in encoded:
+        if group and (size + len(m) > target or len(group) >= MAX_BATCH):
+            out.append(_array(group))
+            group, size = [], 0
+        group.append(m)
+        size += len(m)
+    if group:
+        out.append(_array(group))
+    return out
+
+
+def _array(items: list[bytes]) -> bytes:
+    """A msgpack array of already-encoded items: canonical, as ``pack`` would write it."""
+    n = len(items)
+    head = bytes([0x90 | n]) if n < 16 else b"\xdc" + n.to_bytes(2, "big")
+    return head + b"".join(items)
+
+
+def decode_record(data: bytes) -> list[Message]:
+    """The messages of one record; any malformation is a :class:`ProtocolError`."""
     try:
         obj = strict_unpack(
             data, max_size=MAX_MESSAGE, max_array_len=MAX_LIST, max_str_len=32, max_map_len=0
         )
     except CryptoError as exc:
         raise ProtocolError(str(exc)) from exc
+    if not isinstance(obj, list) or not obj or len(obj) > MAX_BATCH:
+        raise ProtocolError(f"a record holds 1 to {MAX_BATCH} messages")
+    return [_message(m) for m in obj]
+
+
+def decode(data: bytes) -> Message:
+    """One message on its own (outside a record)."""
+    try:
+        obj = strict_unpack(
+            data, max_size=MAX_MESSAGE, max_array_len=MAX_LIST, max_str_len=32, max_map_len=0
+        )
+    except CryptoError as exc:
+        raise ProtocolError(str(exc)) from exc
+    return _message(obj)
+
+
+def _message(obj: Any) -> Message:
     if not isinstance(obj, list) or not obj or type(obj[0]) is not int:
         raise ProtocolError("a message is a non-empty array with a type")
     decoder = _DECODERS.get(obj[0])

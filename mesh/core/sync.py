@@ -16,7 +16,9 @@ equal ``prefix``; ``(0, 0)`` is every id.
   per link. If those changes were forgotten (a long pause, a flood of changes) the server
   answers from ``start`` 0 with a fresh mark and the decoder starts the range over.
 - The decoder subtracts its own symbols for the same range and peels. If the difference
-  does not come out, it asks for twice as many symbols, up to ``cap`` per range. At the cap
+  does not come out, it asks for twice as many symbols, or for 1.7 times the least the
+  difference can be (the two sets' sizes, which symbol 0 counts, differ by that much) if
+  that is more, up to ``cap`` per range. At the cap
   it splits the range into :data:`FANOUT` sub-ranges and reconciles them one after another,
   each starting at ``cap / FANOUT`` symbols (the parent's failure says its difference is at
   least about ``cap / 1.7``). So a difference of any size, up to both stores together,
@@ -132,16 +134,21 @@ class Decoder:
         m = len(self.remote)
         if m < self.expect:
             return None, None
-        diff = subtract_and_peel(self.remote, local(rng, m))
+        mine = local(rng, m)
+        diff = subtract_and_peel(self.remote, mine)
         if diff is not None:
             return diff, self._next()
         self.rounds += 1
+        # Symbol 0 counts every id of a set, so the two sets' sizes differ by at least
+        # this much: the difference is at least that large.
+        least = abs(int(self.remote.counts[0]) - int(mine.counts[0]))
         if m < self.cap:
-            self.expect = min(self.cap, m * 2)
+            self.expect = min(self.cap, max(m * 2, (least * 17 + 9) // 10))
             return None, Request(rng, m, self.expect)
         if rng.depth + FANOUT_BITS > MAX_DEPTH:
             raise SyncError("reconciliation did not converge")
-        first = min(self.cap, max(self.initial, self.cap // FANOUT))
+        each = max(self.cap // FANOUT, (least * 17 // 10) // FANOUT)
+        first = min(self.cap, max(self.initial, each))
         self.pending = [(c, first) for c in rng.children()] + self.pending
         return None, self._next()
 

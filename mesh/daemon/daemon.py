@@ -8,9 +8,9 @@ All protocol meaning lives in the node: the daemon turns sockets and time into e
 actions the node returns (write a frame, close a link, record a delivered message).
 :meth:`Daemon.call_node` is the only place the node is driven, so it runs one step at a time.
 
-Links are TCP streams of fixed-size frames (:data:`TCP_MTU` bytes each: the link layer pads
-every frame to the MTU, so no length prefix is needed and a peer cannot make us buffer a
-huge frame). Where links come from:
+Links are TCP streams: the daemon hands the node whatever bytes arrive, and the node's
+link layer cuts length-framed records out of them (bounded before anything is buffered)
+and pads what it sends to a size bucket (``LinkUp(stream=True)``). Where links come from:
 
 - LAN: :mod:`mesh.daemon.discovery` beacons (no identity); of two daemons that hear each
   other, the one with the lower beacon instance dials, the other accepts;
@@ -76,7 +76,7 @@ from mesh.profile import Profile, ProfileError, atomic_write
 
 log = logging.getLogger(__name__)
 
-TCP_MTU = 4096
+TCP_MTU = 4096  # unused on stream links beyond the link layer's bounds check
 SEND_QUEUE = 4096  # frames waiting for a slow peer before the link is dropped
 STATE_KEY = "node"
 STATE_EVERY = 60.0  # seconds between periodic saves of the node state
@@ -375,7 +375,7 @@ class Daemon:
             with scope:
                 async with trio.open_nursery() as nursery:
                     nursery.start_soon(self._writer, stream, recv)
-                    self.feed(LinkUp(link, initiator=initiator, mtu=TCP_MTU))
+                    self.feed(LinkUp(link, initiator=initiator, mtu=TCP_MTU, stream=True))
                     await self._reader(link, stream)
                     nursery.cancel_scope.cancel()
         except* (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as group:
@@ -391,16 +391,11 @@ class Daemon:
                 await trio.aclose_forcefully(stream)
 
     async def _reader(self, link: int, stream: trio.abc.ReceiveStream) -> None:
-        buf = bytearray()
         while link in self.links:
             data = await stream.receive_some(65536)
             if not data:
                 return
-            buf += data
-            while len(buf) >= TCP_MTU and link in self.links:
-                frame = bytes(buf[:TCP_MTU])
-                del buf[:TCP_MTU]
-                self.feed(FrameReceived(link, frame))
+            self.feed(FrameReceived(link, bytes(data)))
 
     async def _writer(
         self, stream: trio.abc.SendStream, recv: trio.MemoryReceiveChannel[bytes]
