@@ -15,9 +15,10 @@ from crypto.prekeys import PrekeyRing
 from mesh.core import envelope as E
 from mesh.core.events import Action, CloseLink, FrameReceived, LinkUp, Transmit
 from mesh.core.link import LinkSession
+from mesh.core.memory_store import MemoryStore
 from mesh.core.node import Node, NodeConfig
 from mesh.core.routing import EnvView, Epidemic, Prophet, SprayAndWait, Strategy
-from mesh.core.store import MemoryStore, StoreItem
+from mesh.core.store import StoreItem
 
 NOW = 1_700_000_000
 

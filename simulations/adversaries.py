@@ -1,5 +1,5 @@
-"""Adversary models. They use the node's own interfaces (a strategy, the store, the
-observer hook); none of them changes protocol logic.
+"""Adversary models. They use the node's own interfaces (a strategy, publishing an
+envelope, the observer hook); none of them changes protocol logic.
 
 - **Flooder**: originates junk envelopes with *valid* stamps (it pays the work) and random
   content nobody can open, as fast as ``flood_interval`` allows; its node otherwise
@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 
 from mesh.core import envelope as E
 from mesh.core import messages as M
-from mesh.core.node import PRIO_OTHER, Node
+from mesh.core.events import Action
+from mesh.core.node import Node
 from mesh.core.routing.base import NO, EnvView, Handoff, Strategy
-from mesh.core.store import StoreItem
 
 Rng = Callable[[int], bytes]
 
@@ -32,13 +32,12 @@ class BlackHole(Strategy):
         return NO
 
 
-def flood_once(node: Node, now: int, ttl: int, difficulty: int, rng: Rng) -> bytes:
-    """Put one junk SESSION envelope with a valid stamp into the flooder's store."""
+def flood_once(node: Node, now: int, ttl: int, difficulty: int, rng: Rng) -> list[Action]:
+    """Originate one junk SESSION envelope with a valid stamp: the flooder keeps it like
+    its own mail and offers it to its neighbours."""
     body = rng(1024)
     env = E.make(E.Kind.SESSION, E.coarse_expiry(now, ttl), rng(8), body, 16, receipt=rng(16))
-    env = M.stamped(env, difficulty, rng)
-    node.store.put(StoreItem(env.id(), E.encode(env), env.expiry, PRIO_OTHER, b"self"), now)
-    return env.id()
+    return node.publish_envelope(M.stamped(env, difficulty, rng), now)
 
 
 @dataclass

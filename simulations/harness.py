@@ -41,8 +41,9 @@ from mesh.core.events import (
     Tick,
     Transmit,
 )
+from mesh.core.memory_store import MemoryStore
 from mesh.core.node import Node, NodeConfig
-from mesh.core.store import MemoryStore, Quotas
+from mesh.core.store import Quotas
 from simulations.adversaries import BlackHole, Observer, flood_once, linkability
 from simulations.engine import Engine
 from simulations.metrics import Metrics
@@ -396,9 +397,9 @@ class Simulation:
     def _flood(self, idx: int) -> None:
         node, group = self.nodes[idx], self.group_of[idx]
         now = EPOCH0 + int(self.engine.now)
-        eid = flood_once(node, now, self.sc.traffic.ttl, self.sc.mint_difficulty, node.rng)
+        actions = flood_once(node, now, self.sc.traffic.ttl, self.sc.mint_difficulty, node.rng)
         self.metrics.junk += 1
-        self._apply(idx, node.offer([eid], now))
+        self._apply(idx, actions)
         nxt = self.engine.now + group.flood_interval
         if nxt < self.sc.duration:
             self.engine.at(nxt, partial(self._flood, idx))

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from mesh.core.store import MemoryStore, PolicyStore, Quotas
+from mesh.core.memory_store import MemoryStore
+from mesh.core.store import PolicyStore, Quotas
 from mesh.daemon.sqlite_store import SQLiteStore
 
 StoreFactory = Callable[..., PolicyStore]

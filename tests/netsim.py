@@ -27,8 +27,9 @@ from mesh.core.events import (
     Tick,
     Transmit,
 )
+from mesh.core.memory_store import MemoryStore
 from mesh.core.node import Node, NodeConfig
-from mesh.core.store import MemoryStore, Quotas
+from mesh.core.store import Quotas
 
 T0 = 1_700_000_000
 
@@ -132,12 +133,16 @@ class Net:
     def event(self, idx: int, ev: Event) -> None:
         self.apply(idx, self.nodes[idx].handle(ev, int(self.now)))
 
-    def connect(self, a: int, b: int, mtu: int = 1400, stream: bool = False) -> tuple[int, int]:
+    def connect(
+        self, a: int, b: int, mtu: int = 1400, stream: bool = False, source: bytes = b""
+    ) -> tuple[int, int]:
+        """Link ``a`` (initiator) to ``b``; ``source``: the label ``b``'s driver gives the
+        link (as a daemon labels a remote address; ``a`` gets ``b``'s index)."""
         la, lb = self._next_link, self._next_link + 1
         self._next_link += 2
         self._links[(a, la)] = (b, lb)
         self._links[(b, lb)] = (a, la)
-        self.event(b, LinkUp(lb, initiator=False, mtu=mtu, stream=stream))
+        self.event(b, LinkUp(lb, initiator=False, mtu=mtu, stream=stream, source=source))
         self.event(a, LinkUp(la, initiator=True, mtu=mtu, stream=stream))
         return la, lb
 

@@ -86,7 +86,8 @@ def test_store_and_forward_across_a_relay(tmp_path: Path) -> None:
             b = await start(n, bob, cfg)
             # Bob's signed prekey reaches the relay through LAN discovery and sync.
             await until(
-                "Bob's prekey on the relay", lambda: kinds(r.daemon).count(E.Kind.PREKEY) >= 2
+                "Bob's prekey on the relay",
+                lambda: kinds(r.daemon).count(E.Kind.PREKEY) >= 1,  # its own is not stored
             )
             await b.stop()
             await until("the relay to drop Bob's link", lambda: not r.daemon.links)

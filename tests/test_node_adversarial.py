@@ -60,7 +60,8 @@ def test_tampered_envelope_from_a_relay_is_rejected_and_counted() -> None:
         env.kind, env.expiry_hour, env.tag, bytes(body), env.budget, env.stamp, env.receipt
     )
     relay.delete(eid, int(net.now))
-    relay.put(StoreItem(bad.id(), E.encode(bad), bad.expiry, 0, b"evil"), int(net.now))
+    item = StoreItem(bad.id(), E.encode(bad), bad.expiry, 0, b"evil", bad.tag, bad.receipt, 8)
+    relay.put(item, int(net.now))
     net.connect(r, b)
     net.run(5)
     assert net.delivered[b] == []

@@ -7,8 +7,6 @@ from mesh.core import envelope as E
 from mesh.core import messages as M
 from mesh.core.events import SendMessage
 from mesh.core.flood import TokenBucket, load_difficulty
-from mesh.core.node import PRIO_OWN
-from mesh.core.store import StoreItem
 from tests.netsim import Net
 
 
@@ -28,8 +26,7 @@ def test_difficulty_rises_with_load() -> None:
 
 
 def _inject(net: Net, idx: int, env: E.Envelope) -> None:
-    node = net.nodes[idx]
-    node.store.put(StoreItem(env.id(), E.encode(env), env.expiry, PRIO_OWN, b"self"), int(net.now))
+    net.apply(idx, net.nodes[idx].publish_envelope(env, int(net.now)))
 
 
 def _bulletin_env(net: Net, seq: int, body: bytes, *, forge: bool = False) -> E.Envelope:
@@ -146,12 +143,12 @@ def test_own_and_contact_traffic_outlives_strangers_under_pressure() -> None:
         net.run(3)
         net.disconnect(s, ls)
     assert net.nodes[b].store.count() == 12
-    # Bob's own outgoing message (priority OWN) still gets in, evicting a stranger's.
+    # Bob's own outgoing message (protected) still gets in, evicting a stranger's.
     net.apply(
         b,
         net.nodes[b].handle(SendMessage(net.nodes[a].identity.sign_public, b"mine"), int(net.now)),
     )
     store = net.nodes[b].store
-    own = [i for i in store.ids_in_range(b"", None) if (store.meta(i) or (0, 0))[1] == PRIO_OWN]
+    own = [i for i in store.ids_in_range(b"", None) if store.is_protected(i)]
     assert len(own) == 1
     assert net.nodes[b].store.count() == 12

@@ -71,3 +71,35 @@ def test_junk_with_a_copied_receipt_hash_does_not_stop_the_purge() -> None:
     assert [m.body for m in net.delivered[b]] == [b"hello"]
     assert not relay.store.has(E.decode(real).id()), "the real envelope was purged"
     assert not relay.store.has(E.decode(junk).id()), "and so was the junk that copied it"
+
+
+def _junk(net: Net, idx: int, n: int, rnd: random.Random) -> None:
+    now = int(net.now)
+    for _ in range(n):
+        env = E.make(
+            E.Kind.SESSION, E.coarse_expiry(now, 86400), rnd.randbytes(8), rnd.randbytes(256), 8
+        )
+        env = env.with_stamp(mint_stamp(env.id(), 4))
+        net.apply(idx, net.nodes[idx].publish_envelope(env, now))
+
+
+def test_a_flooder_that_reconnects_does_not_start_over() -> None:
+    """Per-source quotas and token buckets count against the driver's label for the
+    remote address, not the link key a flooder mints afresh for every connection."""
+    from mesh.core.node import NodeConfig
+    from mesh.core.store import Quotas
+
+    net = Net(seed=63)
+    victim_cfg = NodeConfig(mint_difficulty=4, base_difficulty=4, link_burst=12, link_rate=0.01)
+    f = net.add()
+    v = net.add(victim_cfg, Quotas(max_source_bytes=20 * 320))
+    net.introduce_all()
+    _junk(net, f, 60, random.Random(3))
+    stored = []
+    for _ in range(3):  # the same address, a fresh link (and link key) each time
+        lf, _ = net.connect(f, v, source=b"203.0.113.9")
+        net.run(10)
+        net.disconnect(f, lf)
+        stored.append(net.nodes[v].store.count())
+    assert stored[0] == 12  # the burst
+    assert stored[-1] == stored[0], stored  # reconnecting gave no fresh burst or quota

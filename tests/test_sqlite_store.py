@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from mesh.core import envelope as E
 from mesh.core.store import PutStatus, StoreItem
 from mesh.daemon.sqlite_store import MIGRATIONS, SCHEMA_VERSION, SQLiteStore, StoreFileError
 
@@ -42,14 +43,21 @@ def test_migration_from_v1_keeps_data(tmp_path: Path) -> None:
     db = sqlite3.connect(path, isolation_level=None)
     MIGRATIONS[0](db)
     db.execute("PRAGMA user_version = 1")
-    db.execute(
-        "INSERT INTO envelopes (id, data, expiry, priority, source, size)"
-        " VALUES (?, ?, ?, 0, ?, 3)",
-        (b"\x01" * 32, b"abc", NOW + 10, b"x"),
-    )
+    env = E.make(E.Kind.SESSION, (NOW + 7200) // 3600, b"t" * 8, bytes(256), 5, receipt=b"r" * 16)
+    frame = E.encode(env)
+    for eid, data in ((env.id(), frame), (b"\x01" * 32, b"not an envelope")):
+        db.execute(
+            "INSERT INTO envelopes (id, data, expiry, priority, source, size)"
+            " VALUES (?, ?, ?, 0, ?, ?)",
+            (eid, data, NOW + 10, b"x", len(data)),
+        )
     db.close()
     s = SQLiteStore(path)
-    assert s.get(b"\x01" * 32) == b"abc"
+    assert s.get(env.id()) == frame
+    assert s.header(env.id()) == (b"t" * 8, 5)  # v3 reads the index columns from the frame
+    assert s.ids_with_tag(b"t" * 8) == [env.id()]
+    assert s.ids_with_receipt(b"r" * 16) == [env.id()]
+    assert not s.has(b"\x01" * 32)  # a row that is not an envelope is dropped
     s.close()
     db = sqlite3.connect(path)
     assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION

@@ -135,13 +135,16 @@ def test_meta_is_seen_and_replace(make_store: StoreFactory) -> None:
     s = make_store()
     a = item(1, priority=3, size=100)
     s.put(a, NOW)
-    assert s.meta(a.id) == (a.expiry, 3)
+    meta = s.meta(a.id)
+    assert meta is not None
+    assert (meta.expiry, meta.priority) == (a.expiry, 3)
     assert s.meta(item(2).id) is None
-    assert s.replace_data(a.id, b"z" * 90)
+    assert s.replace_data(a.id, b"z" * 90, 7)
+    assert s.header(a.id) == (b"", 7)
     assert s.get(a.id) == b"z" * 90
     assert s.total_bytes() == 90
     assert s.source_bytes(b"a") == 90
-    assert not s.replace_data(item(2).id, b"x")
+    assert not s.replace_data(item(2).id, b"x", 0)
     assert not s.is_seen(a.id, NOW)
     s.delete(a.id, NOW)
     assert s.is_seen(a.id, NOW)
@@ -178,3 +181,39 @@ def test_symbols_follow_every_insert_and_removal(make_store: StoreFactory) -> No
     assert s.symbols(1000) == encode_set(ids, 1000)  # grown
     s.put(StoreItem(os.urandom(32), b"y", NOW + 100, 2), NOW)
     assert s.symbols(1000) == encode_set(s.ids_in_range(b"", None), 1000)
+
+
+def test_protected_items_stay_and_skip_the_source_quota(make_store: StoreFactory) -> None:
+    """The node's own and its contacts' envelopes are protected (in memory only): never
+    evicted for others, not held to a source's quota, and able to evict anyone else."""
+    from dataclasses import replace
+
+    s = make_store(Quotas(max_total_count=3, max_source_bytes=150))
+    mine = replace(item(1, priority=0, source=b"me"), protected=True)
+    assert s.put(mine, NOW).status is PutStatus.STORED
+    assert s.put(replace(item(2, source=b"me"), protected=True), NOW).status is PutStatus.STORED
+    assert s.is_protected(mine.id)
+    assert s.put(item(3, priority=900), NOW).status is PutStatus.STORED
+    # full: a high-ranked stranger cannot evict protected mail ...
+    assert s.put(item(4, priority=999, expiry=NOW + 9999), NOW).status is PutStatus.QUOTA
+    # ... but protected mail evicts the stranger, whatever its rank
+    result = s.put(replace(item(5, priority=0), protected=True), NOW)
+    assert result.status is PutStatus.STORED
+    assert result.evicted == (item(3).id,)
+    assert not s.would_admit_protected(100)  # all protected now
+
+
+def test_tag_and_receipt_indexes_keep_every_envelope(make_store: StoreFactory) -> None:
+    from dataclasses import replace
+
+    s = make_store()
+    a = replace(item(1), tag=b"t" * 8, receipt=b"r" * 16, budget=3)
+    b = replace(item(2), tag=b"t" * 8, receipt=b"r" * 16, budget=4)  # junk copying both
+    s.put_many([a, b], NOW)
+    assert sorted(s.ids_with_tag(b"t" * 8)) == sorted([a.id, b.id])
+    assert sorted(s.ids_with_receipt(b"r" * 16)) == sorted([a.id, b.id])
+    assert s.header(b.id) == (b"t" * 8, 4)
+    s.delete(a.id, NOW)
+    assert s.ids_with_tag(b"t" * 8) == [b.id]
+    assert s.ids_with_receipt(b"r" * 16) == [b.id]
+    assert s.ids_with_receipt(b"") == []

@@ -10,12 +10,16 @@ from dataclasses import dataclass
 @dataclass(frozen=True, slots=True)
 class LinkUp:
     """A link came up. ``stream``: a byte stream such as TCP (records travel whole, framed
-    by length, padded to a size bucket); otherwise frames of exactly ``mtu`` bytes."""
+    by length, padded to a size bucket); otherwise frames of exactly ``mtu`` bytes.
+    ``source``: an opaque label of where the link comes from that a flooder cannot mint for
+    free (the daemon: a keyed hash of the remote address); per-source quotas and token
+    buckets count against it, across reconnects. Empty: the link's own key."""
 
     link: int
     initiator: bool
     mtu: int = 1400
     stream: bool = False
+    source: bytes = b""
 
 
 @dataclass(frozen=True, slots=True)

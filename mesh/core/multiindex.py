@@ -10,12 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 
-MAX_PER_KEY = 64  # ids kept per key: copies beyond this are junk by construction
-
 
 class MultiIndex:
-    def __init__(self) -> None:
+    def __init__(self, max_per_key: int | None = None) -> None:
         self._map: dict[bytes, bytes | list[bytes]] = {}
+        self._max = max_per_key
 
     def __len__(self) -> int:
         return len(self._map)
@@ -33,7 +32,7 @@ class MultiIndex:
         elif isinstance(cur, bytes):
             if cur != envelope_id:
                 self._map[key] = [cur, envelope_id]
-        elif envelope_id not in cur and len(cur) < MAX_PER_KEY:
+        elif envelope_id not in cur and (self._max is None or len(cur) < self._max):
             cur.append(envelope_id)
 
     def get(self, key: bytes) -> list[bytes]:

@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Any
 
@@ -47,12 +47,12 @@ from crypto.noise import KeyPair
 from crypto.prekeys import PrekeyRecord, PrekeyRing
 from crypto.primitives import Rng, blake2b
 from crypto.receipts import receipt_hash
-from crypto.stamp import verify_stamp
+from crypto.stamp import leading_zero_bits, verify_stamp
 from crypto.wire import expect_bytes, expect_int, expect_list, pack, strict_unpack
 from mesh.core import envelope as E
 from mesh.core import messages as M
 from mesh.core import protocol as P
-from mesh.core.errors import PeerError
+from mesh.core.errors import LocalError, PeerError
 from mesh.core.events import (
     Action,
     CloseLink,
@@ -71,19 +71,22 @@ from mesh.core.events import (
 )
 from mesh.core.flood import TokenBucket, load_difficulty
 from mesh.core.link import LinkOutput, LinkSession, LinkState
-from mesh.core.multiindex import MultiIndex
-from mesh.core.riblt import Symbols
+from mesh.core.riblt import Symbols, encode_set
 from mesh.core.routing import STRATEGIES, EnvView, Strategy, by_name
 from mesh.core.session import Session
-from mesh.core.store import PolicyStore, PutStatus, StoreItem
+from mesh.core.store import Meta, PolicyStore, PutStatus, StoreItem
 from mesh.core.sync import FULL, Decoder, Range, Request, check_request
 
 log = logging.getLogger(__name__)
 
-PRIO_OTHER, PRIO_PUBLIC, PRIO_CONTACT, PRIO_OWN = 0, 1, 2, 3
+# The rank a store row carries is public facts only: the class of its kind, then the stamp
+# work it carries (junk with cheap stamps goes first). Whose envelopes are whose is
+# known in memory only (PolicyStore.protect).
+PRIO_OTHER, PRIO_PUBLIC = 0, 256
 STATE_VERSION = 2  # 2: sessions keep one counter window (no day epochs)
 MAX_DEFERRED = 4096  # offered ids waiting for room in the link's token bucket
 MAX_MARKS = 32  # ranges served per link from a marked set (older ones start over)
+MAX_SOURCES = 4096  # token buckets remembered per source label
 TRADE_CHUNK = 256  # entries per list in one TRADE (all four lists full: ~40 KiB)
 ASK_TIMEOUT = 60  # seconds an ask may stay unanswered before it is forgotten
 MAX_BODY = 12_000  # bytes of message text: fits the largest envelope bucket in every kind
@@ -140,10 +143,17 @@ class _Link:
     marks: dict[Range, tuple[int, int]] = field(default_factory=dict)
     outbox: list[bytes] = field(default_factory=list)  # encoded messages not yet in a record
     last_sync: int = 0
+    label: bytes = b""  # the driver's fairness label (LinkUp.source)
 
     @property
     def peer(self) -> bytes:
         return self.session.peer_static or b""
+
+    @property
+    def source(self) -> bytes:
+        """Whom per-source quotas count this link's envelopes against: the driver's label
+        (what a flooder cannot mint for free: the remote address), else the link key."""
+        return self.label or self.peer[:16]
 
 
 def hint_for(prekey_public: bytes) -> bytes:
@@ -173,7 +183,6 @@ class Node:
         # event "sent" (handed to a link) or "received" (arrived whole from a link).
         self.observer: Callable[[str, bytes, int, bytes], None] | None = None
         self._own: dict[bytes, tuple[bytes, int]] = {}  # receipt hash -> (msg id, expiry)
-        self._by_receipt = MultiIndex()  # receipt hash -> stored envelopes carrying it
         self._receipts: dict[bytes, tuple[bytes, int]] = {}  # hash -> (secret, expiry)
         self._known_secrets: set[bytes] = set()  # the secrets in _receipts: skip re-hashing
         self._pending: list[tuple[int, bytes, int]] = []  # (release at, secret, expiry)
@@ -182,14 +191,12 @@ class Node:
         self._delivered: dict[bytes, int] = {}  # msg id -> expiry (exactly-once guard)
         self.sessions: dict[bytes, Session] = {}
         self._tags: dict[bytes, tuple[bytes, int]] = {}  # expected tag -> (sid, counter)
-        self._by_tag = MultiIndex()  # tag -> stored SESSION envelopes carrying it
-        self._woken: list[bytes] = []  # newly expected tags that stored envelopes carry
-        # (tag, budget) of stored envelopes, so offers and hand-overs need not re-decode
-        # frames; a cache: an id missing here (e.g. a store opened from disk) is decoded.
-        self._headers: dict[bytes, tuple[bytes, int]] = {}
-        self._arrival: dict[bytes, int] = {}  # stored id -> arrival number ("fifo" order)
-        self._arrivals = 0
-        self._maybe_mine: list[bytes] = []  # stored first contacts with one of our hints
+        self._woken: list[bytes] = []  # newly expected tags: stored envelopes may carry one
+        self._maybe_mine: list[bytes] = []  # after a start: stored first contacts with our hints
+        self._buckets: dict[bytes, TokenBucket] = {}  # source label -> bucket (LRU order)
+        # Our own prekey envelope, kept in memory beside the store (it holds our identity
+        # key: a row of it would tell a seized device's owner). id -> (frame, expiry)
+        self._published: dict[bytes, tuple[bytes, int]] = {}
         self._hints: frozenset[bytes] = frozenset()
         self._hints_for: tuple[int, ...] | None = None
         self._dispatch: MappingProxyType[type, Callable[[Any, int], list[Action]]] = (
@@ -236,7 +243,15 @@ class Node:
             self.config.mint_difficulty,
             self.rng,
         )
-        self._store_local(env, now)
+        self._published = {i: v for i, v in self._published.items() if v[1] > now}
+        self._published[env.id()] = (E.encode(env), env.expiry)
+        return self._flush(self._offer_everywhere([env.id()], now))
+
+    def publish_envelope(self, env: E.Envelope, now: int) -> list[Action]:
+        """Store an envelope this node originates (protected, like its own messages) and
+        offer it on every open link."""
+        if self._store_local(env, now) is not PutStatus.STORED:
+            return []
         return self._flush(self._offer_everywhere([env.id()], now))
 
     def can_write(self, peer: bytes, now: int) -> bool:
@@ -255,8 +270,7 @@ class Node:
             self.config.mint_difficulty,
             self.rng,
         )
-        self._store_local(env, now)
-        return self._flush(self._offer_everywhere([env.id()], now))
+        return self.publish_envelope(env, now)
 
     def bulletins(self, now: int) -> list[Bulletin]:
         """The bulletins this node holds that verify and have not expired, only the newest
@@ -264,7 +278,7 @@ class Node:
         latest: dict[tuple[bytes, str, str], Bulletin] = {}
         for eid in self.store.ids_in_range(b"", None):
             meta = self.store.meta(eid)
-            frame = self.store.get(eid) if meta and meta[1] >= PRIO_PUBLIC else None
+            frame = self.store.get(eid) if meta and meta.priority >= PRIO_PUBLIC else None
             if frame is None:
                 continue
             env = E.decode(frame)
@@ -337,25 +351,16 @@ class Node:
         self.index_store(now)
 
     def index_store(self, now: int) -> None:
-        """Build the in-memory indexes (session tags, receipts) of what the store holds, a
-        page at a time (a relay may hold 100,000 envelopes); headers are cached lazily."""
-        lo = b""
-        hints = self.my_hints()
-        self._maybe_mine = []
-        while page := self.store.ids_in_range(lo, None, limit=1024):
-            for eid in page:
-                frame = self.store.get(eid)
-                if frame is None:
-                    continue
-                env = E.decode(frame)
-                if env.receipt:
-                    self._by_receipt.add(env.receipt, eid)
-                if env.kind is E.Kind.SESSION:
-                    self._by_tag.add(env.tag, eid)
-                elif env.kind is E.Kind.FIRST_CONTACT and env.tag in hints:
-                    self._maybe_mine.append(eid)
-            lo = page[-1] + b"\x00"
-        self._rebuild_tags(now)
+        """After a start: which stored envelopes are ours or for us (kept in memory only,
+        so the store file does not say), from the saved state and the store's indexes."""
+        self._rebuild_tags(now)  # wakes stored session envelopes that are for us
+        for h in self._own:
+            for eid in self.store.ids_with_receipt(h):
+                self.store.protect(eid)
+        for _at, secret, _expiry in self._pending:  # delivered, receipt not yet released
+            for eid in self.store.ids_with_receipt(receipt_hash(secret)):
+                self.store.protect(eid)
+        self._maybe_mine = [eid for h in self.my_hints() for eid in self.store.ids_with_tag(h)]
 
     def deliver_stored(self, now: int) -> list[Action]:
         """Open and deliver envelopes for us that are still in the store (after a restart:
@@ -400,7 +405,7 @@ class Node:
         """Add tags a session now expects; stored envelopes carrying one are woken."""
         for tag, counter in tags.items():
             self._tags[tag] = (sess.sid, counter)
-            if tag in self._by_tag:
+            if self.store.ids_with_tag(tag):
                 self._woken.append(tag)
 
     # ---- helpers ----------------------------------------------------------------------
@@ -484,35 +489,52 @@ class Node:
         fill = self.store.total_bytes() / max(1, self.store.quotas.max_total_bytes)
         return load_difficulty(self.config.base_difficulty, fill)
 
-    def _store_local(self, env: E.Envelope, now: int) -> None:
-        frame = E.encode(env)
-        self.store.put(StoreItem(env.id(), frame, env.expiry, PRIO_OWN, b"self"), now)
-        self._headers[env.id()] = (env.tag, env.budget)
-        self._arrived(env.id())
-        if env.receipt:
-            self._by_receipt.add(env.receipt, env.id())
+    def _store_local(self, env: E.Envelope, now: int) -> PutStatus:
+        """Store an envelope we originate: protected (ahead of everything relayed, outside
+        the per-source quotas), under a random source label and a public rank, so its row
+        looks like any relayed one."""
+        item = self._item(env, env.id(), E.encode(env), self.rng(16))
+        return self.store.put(replace(item, protected=True), now).status
 
-    def _arrived(self, envelope_id: bytes) -> None:
-        self._arrivals += 1
-        self._arrival[envelope_id] = self._arrivals
+    def _item(self, env: E.Envelope, eid: bytes, frame: bytes, source: bytes) -> StoreItem:
+        return StoreItem(
+            eid,
+            frame,
+            env.expiry,
+            self._rank(env, eid),
+            source,
+            env.tag,
+            env.receipt,
+            env.budget,
+        )
+
+    @staticmethod
+    def _rank(env: E.Envelope, eid: bytes) -> int:
+        """Public facts only: signed public records above the rest, then stamp work."""
+        cls = PRIO_PUBLIC if env.kind in (E.Kind.BULLETIN, E.Kind.PREKEY) else PRIO_OTHER
+        return cls + min(255, leading_zero_bits(eid, env.stamp))
 
     def _ranked(self, ids: list[bytes]) -> list[tuple[bytes, int]]:
-        """``(id, expiry)`` of the stored ones among ``ids``, in the order this node offers
-        and hands them over (:attr:`NodeConfig.offer_order`)."""
+        """``(id, expiry)`` of the stored, unexpired ones among ``ids``, in the order this
+        node offers and hands them over (:attr:`NodeConfig.offer_order`; "priority": its
+        own and its contacts' first, then public records, then soonest expiry)."""
         order = self.config.offer_order
         salt = self.rng(8) if order == "random" else b""
         keyed: list[tuple[Any, int, bytes]] = []
         for i in ids:
-            meta = self.store.meta(i)  # (expiry, priority)
-            if meta is None:
+            meta = self.store.meta(i)
+            if i in self._published:  # ours: ahead of all, like our own messages
+                meta = Meta(self._published[i][1], PRIO_PUBLIC, 0)
+            if meta is None or meta.expiry <= self._now:
                 continue
             if order == "fifo":
-                key: Any = self._arrival.get(i, 0)
+                key: Any = meta.seq
             elif order == "random":
                 key = blake2b(salt + i, digest_size=8)
             else:
-                key = -meta[1]
-            keyed.append((key, meta[0], i))
+                ours = i in self._published or self.store.is_protected(i)
+                key = (not ours, -(meta.priority // PRIO_PUBLIC))
+            keyed.append((key, meta.expiry, i))
         keyed.sort()
         return [(i, expiry) for _k, expiry, i in keyed]
 
@@ -532,10 +554,23 @@ class Node:
         )
         self.links[ev.link] = _Link(
             session,
-            TokenBucket(self.config.link_rate, self.config.link_burst),
+            self._bucket_for(ev.source) if ev.source else self._new_bucket(),
             Decoder(self.config.sync_symbols, self.config.initial_symbols),
+            label=ev.source,
         )
         return self._transmit(ev.link, session.start())
+
+    def _new_bucket(self) -> TokenBucket:
+        return TokenBucket(self.config.link_rate, self.config.link_burst)
+
+    def _bucket_for(self, source: bytes) -> TokenBucket:
+        """One token bucket per source label, shared by its links and kept across
+        reconnects (a flooder that reconnects does not start over)."""
+        bucket = self._buckets.pop(source, None) or self._new_bucket()
+        self._buckets[source] = bucket  # most recently used last
+        while len(self._buckets) > MAX_SOURCES:
+            del self._buckets[next(iter(self._buckets))]
+        return bucket
 
     def _link_down(self, ev: LinkDown, now: int) -> list[Action]:
         self._forget_link(ev.link)
@@ -612,7 +647,12 @@ class Node:
         return self._send_msg(link, P.More(r.depth, r.prefix, req.start, req.upto))
 
     def _local_symbols(self, rng: Range, count: int, at: int | None = None) -> Symbols | None:
-        return self.store.symbols(count, *rng.bounds(), at=at)
+        syms = self.store.symbols(count, *rng.bounds(), at=at)
+        lo, hi = rng.bounds()
+        extra = [i for i in self._published if lo <= i and (hi is None or i < hi)]
+        if syms is not None and extra:
+            syms.xor_in(encode_set(extra, count), 1)
+        return syms
 
     def _decoder_symbols(self, rng: Range, count: int) -> Symbols:
         syms = self._local_symbols(rng, count)
@@ -653,7 +693,7 @@ class Node:
             return actions
         if not ln.decoder.active:
             self._count("syncs")
-        lacking = [i for i in diff.only_remote if self._wanted(i, now) and i not in ln.asked]
+        lacking = [i for i in diff.only_remote if self._wanted(i, now)]
         offer = self._offer_items([i for i, _e in self._ranked(diff.only_local)])
         want: list[bytes] = []
         if self._peer_needs_marks(ln):
@@ -672,21 +712,19 @@ class Node:
         return cls is None or cls.NEEDS_DESTINATION
 
     def _wanted(self, envelope_id: bytes, now: int) -> bool:
-        return not self.store.has(envelope_id) and not self.store.is_seen(envelope_id, now)
+        """Not stored, not delivered or purged, not already asked for on some link."""
+        return (
+            envelope_id not in self._published
+            and not self.store.has(envelope_id)
+            and not self.store.is_seen(envelope_id, now)
+            and not any(envelope_id in ln.asked for ln in self.links.values())
+        )
 
     def _header(self, envelope_id: bytes) -> tuple[bytes, int] | None:
         """(tag, budget) of a stored envelope, or None if it is not stored."""
-        if not self.store.has(envelope_id):
-            self._headers.pop(envelope_id, None)
-            return None
-        cached = self._headers.get(envelope_id)
-        if cached is None:
-            frame = self.store.get(envelope_id)
-            if frame is None:
-                return None
-            env = E.decode(frame)
-            cached = self._headers[envelope_id] = (env.tag, env.budget)
-        return cached
+        if envelope_id in self._published:
+            return b"", E.decode(self._published[envelope_id][0]).budget
+        return self.store.header(envelope_id)
 
     def _offer_items(self, ids: list[bytes]) -> list[tuple[bytes, bytes]]:
         items = []
@@ -710,9 +748,7 @@ class Node:
     def _on_trade(self, link: int, ln: _Link, msg: P.Trade, now: int) -> list[Action]:
         actions = self._give(link, ln, msg.want, set(msg.mine), now)
         wanted = [
-            (i, msg.need_dest and self.is_mine(t))
-            for i, t in msg.offer
-            if self._wanted(i, now) and i not in ln.asked
+            (i, msg.need_dest and self.is_mine(t)) for i, t in msg.offer if self._wanted(i, now)
         ]
         want, mine = self._take_room(ln, wanted, now)
         offer = self._offer_items([i for i, _e in self._ranked(msg.ask)])
@@ -749,7 +785,7 @@ class Node:
         if not room:
             return []
         batch, ln.deferred = ln.deferred[:room], ln.deferred[room:]
-        batch = [(i, m) for i, m in batch if self._wanted(i, now) and i not in ln.asked]
+        batch = [(i, m) for i, m in batch if self._wanted(i, now)]
         want = [i for i, _m in batch]
         ln.asked.update(dict.fromkeys(want, now))
         mine = [i for i, m in batch if m]
@@ -769,7 +805,7 @@ class Node:
             if not handoff.give:
                 self._count("withheld")
                 continue
-            frame = self.store.get(i)
+            frame = self._frame_of(i)
             if frame is None:
                 continue
             give = max(0, min(handoff.peer_budget, E.MAX_BUDGET))
@@ -779,9 +815,16 @@ class Node:
             if self.observer is not None:
                 self.observer("sent", i, link, copy)
             if handoff.keep_budget != budget:
-                self.store.replace_data(i, E.rebudget(frame, handoff.keep_budget))
-                self._headers[i] = (tag, handoff.keep_budget)
+                keep = handoff.keep_budget
+                if i in self._published:
+                    self._published[i] = (E.rebudget(frame, keep), expiry)
+                else:
+                    self.store.replace_data(i, E.rebudget(frame, keep), keep)
         return actions
+
+    def _frame_of(self, envelope_id: bytes) -> bytes | None:
+        published = self._published.get(envelope_id)
+        return published[0] if published else self.store.get(envelope_id)
 
     # ---- arriving envelopes -----------------------------------------------------------
     def _on_envelope(self, link: int, ln: _Link, msg: P.EnvelopeMsg, now: int) -> list[Action]:
@@ -800,7 +843,7 @@ class Node:
             self._count("unsolicited")
             return self._close(link, "unsolicited envelope")
         del ln.asked[eid]
-        return self._admit(env, eid, bytes(msg.frame), ln.peer[:16], link, now)
+        return self._admit(env, eid, bytes(msg.frame), ln.source, link, now)
 
     def _admit(
         self, env: E.Envelope, eid: bytes, frame: bytes, source: bytes, link: int, now: int
@@ -814,17 +857,14 @@ class Node:
         if env.budget > self.config.max_budget:
             env = env.with_budget(self.config.max_budget)
             frame = E.encode(env)
-        priority = self._priority(env)
-        result = self.store.put(StoreItem(eid, frame, env.expiry, priority, source), now)
+        # Mail for one of our sessions is protected at once; a first contact only once it
+        # opens (junk can carry anyone's public 1-byte hint).
+        ours = env.kind is E.Kind.SESSION and env.tag in self._tags
+        item = replace(self._item(env, eid, frame, source), protected=ours)
+        result = self.store.put(item, now)
         self._count("put_" + result.status.value)
         if result.status is not PutStatus.STORED:
             return []
-        self._headers[eid] = (env.tag, env.budget)
-        self._arrived(eid)
-        if env.receipt:
-            self._by_receipt.add(env.receipt, eid)
-        if env.kind is E.Kind.SESSION:
-            self._by_tag.add(env.tag, eid)
         self._count("evicted", len(result.evicted))
         actions = self._maybe_deliver(env, eid, now)
         if self.store.has(eid):  # carried for others: offer it on our other links now
@@ -851,12 +891,13 @@ class Node:
         ranked = []
         for eid in self.store.ids_in_range(b"", None):
             meta = self.store.meta(eid)
-            if meta is not None and meta[0] > now:
-                ranked.append((-meta[1], meta[0], eid))
+            if meta is not None and meta.expiry > now:
+                ranked.append((-meta.priority, meta.expiry, eid))
+        ranked += [(-PRIO_PUBLIC, exp, i) for i, (_f, exp) in self._published.items() if exp > now]
         out: list[bytes] = []
         total = latest = 0
         for _p, expiry, eid in sorted(ranked):
-            frame = self.store.get(eid)
+            frame = self._frame_of(eid)
             if frame is None or total + len(frame) > max_bytes:
                 continue
             out.append(frame)
@@ -892,13 +933,6 @@ class Node:
         ):
             contact.prekey = rec
 
-    def _priority(self, env: E.Envelope) -> int:
-        if self.is_mine(env.tag):
-            return PRIO_CONTACT
-        if env.kind in (E.Kind.BULLETIN, E.Kind.PREKEY):
-            return PRIO_PUBLIC
-        return PRIO_OTHER
-
     def _maybe_deliver(self, env: E.Envelope, eid: bytes, now: int) -> list[Action]:
         if env.kind is E.Kind.SESSION and env.tag in self._tags:
             return self._deliver_session(env, eid, now) + self._deliver_waiting(now)
@@ -919,6 +953,7 @@ class Node:
             if sess.sid not in self.sessions:
                 self.sessions[sess.sid] = sess
                 self._expect(sess, sess.expected_tags())
+        self.store.protect(eid)
         actions = self._finish_delivery(
             env,
             eid,
@@ -939,10 +974,9 @@ class Node:
             tag = self._woken.pop()
             if tag not in self._tags:
                 continue
-            for eid in self._by_tag.get(tag):
+            for eid in self.store.ids_with_tag(tag):
                 frame = self.store.get(eid)
                 if frame is None:
-                    self._by_tag.discard(tag, eid)
                     continue
                 actions += self._deliver_session(E.decode(frame), eid, now)
                 if tag not in self._tags:
@@ -957,9 +991,9 @@ class Node:
         except (CryptoError, E.EnvelopeError):
             self._count("session_open_failed")
             return []
-        self._by_tag.discard(env.tag, eid)
         del self._tags[env.tag]
         self._expect(sess, sess.tags_for(fresh))
+        self.store.protect(eid)
         return self._finish_delivery(
             env, eid, now, sess.peer, inner.created, inner.msg_id, inner.body, inner.receipt_secret
         )
@@ -975,15 +1009,19 @@ class Node:
         body: bytes,
         secret: bytes,
     ) -> list[Action]:
-        self.store.delete(eid, now)
-        self._by_receipt.discard(env.receipt, eid)
+        """Deliver once. Our copy stays in the store, and is offered like any relayed one,
+        until the receipt is released (it then purges every copy, ours too): a neighbour
+        must not see it vanish the moment it reaches its recipient."""
         if msg_id in self._delivered:
+            self.store.delete(eid, now)
             return []
         self._delivered[msg_id] = env.expiry
         if secret and receipt_hash(secret) == env.receipt:
             lo, hi = self.config.receipt_delay
             delay = lo + int.from_bytes(self.rng(4), "big") % max(1, hi - lo + 1)
             self._pending.append((now + delay, secret, env.expiry))
+        else:
+            self.store.delete(eid, now)  # no receipt to wait for
         self._count("delivered")
         return [MessageDelivered(sender, created, msg_id, body)]
 
@@ -997,7 +1035,7 @@ class Node:
             h = receipt_hash(secret)
             if h in self._receipts:
                 continue
-            eids = self._by_receipt.pop(h)
+            eids = self.store.ids_with_receipt(h)
             own = self._own.pop(h, None)
             msg_id = own[0] if own else None
             if not eids and msg_id is None:
@@ -1006,11 +1044,8 @@ class Node:
             expiry = now + self.config.max_ttl
             if eids:
                 metas = [m for m in map(self.store.meta, eids) if m is not None]
-                expiry = max((m[0] for m in metas), default=expiry)
-                if self.config.purge_delivered:
-                    for eid in eids:
-                        if self.store.delete(eid, now):
-                            self._count("purged_by_receipt")
+                expiry = max((m.expiry for m in metas), default=expiry)
+                self._purge(eids, now)
             self._receipts[h] = (secret, expiry)
             self._known_secrets.add(secret)
             fresh.append(secret)
@@ -1021,6 +1056,14 @@ class Node:
                 if other != link and ln.hello is not None:
                     actions += self._send_msg(other, P.Receipts(fresh))
         return actions
+
+    def _purge(self, eids: list[bytes], now: int) -> None:
+        """Drop delivered copies (ours or carried for others), unless configured to keep
+        carrying them (``purge_delivered`` off)."""
+        if self.config.purge_delivered:
+            for eid in eids:
+                if self.store.delete(eid, now):
+                    self._count("purged_by_receipt")
 
     def _send_receipts_to(self, link: int, now: int) -> list[Action]:
         secrets = [s for s, exp in self._receipts.values() if exp > now][: P.MAX_LIST]
@@ -1044,6 +1087,9 @@ class Node:
         no_prekey = contact.prekey is None or contact.prekey.expires <= now
         if self._session_for(ev.recipient) is None and no_prekey:
             return [SendFailed(ev.recipient, "no current prekey for this contact yet")]
+        if not self.store.would_admit_protected(E.MAX_FRAME):
+            # Checked before sealing, so no session state moves for a message never sent.
+            return [SendFailed(ev.recipient, "the envelope store is full of your own mail")]
         budget = min(self.strategy.INITIAL_BUDGET, self.config.max_budget)
         msg_id = self.rng(16)
         ttl = min(ev.ttl, self.config.max_ttl)
@@ -1073,7 +1119,9 @@ class Node:
             self.sessions[new.sid] = new
             self._expect(new, new.expected_tags())
         env = M.stamped(env, self.config.mint_difficulty, self.rng)
-        self._store_local(env, now)
+        status = self._store_local(env, now)
+        if status is not PutStatus.STORED:  # cannot happen after the room check above
+            raise LocalError(f"own envelope not stored: {status.value}")
         self._own[env.receipt] = (msg_id, env.expiry)
         return [MessageQueued(msg_id, env.id()), *self._offer_everywhere([env.id()], now)]
 
@@ -1083,10 +1131,6 @@ class Node:
         self._known_secrets = {s for s, _e in self._receipts.values()}
         self._own = {h: v for h, v in self._own.items() if v[1] > now}
         self._delivered = {m: exp for m, exp in self._delivered.items() if exp > now}
-        self._by_receipt.retain(self.store.has)
-        self._by_tag.retain(self.store.has)
-        self._headers = {i: h for i, h in self._headers.items() if self.store.has(i)}
-        self._arrival = {i: n for i, n in self._arrival.items() if self.store.has(i)}
 
     # ---- time -------------------------------------------------------------------------
     def _release_marks(self, now: int) -> None:
@@ -1126,8 +1170,10 @@ class Node:
         if due:
             self._pending = [p for p in self._pending if p[0] > now]
             for _at, secret, expiry in due:
-                self._receipts[receipt_hash(secret)] = (secret, expiry)
+                h = receipt_hash(secret)
+                self._receipts[h] = (secret, expiry)
                 self._known_secrets.add(secret)
+                self._purge(self.store.ids_with_receipt(h), now)  # our copy, at last
             batch = P.Receipts([s for _a, s, _e in due])
             for link in list(self.links):
                 if self.links[link].hello is not None:

@@ -2,28 +2,43 @@
 
 Theory of operation
 -------------------
-A store keeps encoded envelopes keyed by id, with the metadata the node needs to decide
-what to keep: ``expiry`` (Unix seconds), ``priority`` (higher is kept longer: the node's
-own and its contacts' traffic rank above strangers') and ``source`` (a short label of the
-link or peer it came from, for per-source quotas).
+A store keeps encoded envelopes keyed by id, with what the node needs to decide what to
+keep and to find envelopes again without decoding them: ``expiry`` (Unix seconds),
+``priority`` (a rank: higher is kept longer), ``source`` (an opaque label of where it came
+from, for per-source quotas), the routing ``tag``, the ``receipt`` hash and the hop
+``budget``. It is also *the envelope index*: :meth:`PolicyStore.ids_with_tag`,
+:meth:`PolicyStore.ids_with_receipt` and :meth:`PolicyStore.header` answer from the
+backend (an SQLite index on disk for the daemon), so the node keeps no per-envelope
+tables in memory.
+
+What the store must not say on a seized device is whose envelopes are whose. So the
+stored rank is only public facts (the envelope kind's class and the stamp work it
+carries), and the node's own and its contacts' envelopes are *protected* in memory only
+(:meth:`PolicyStore.protect`, rebuilt from the node's encrypted state at start): no row
+differs from a relayed one.
 
 :class:`PolicyStore` holds the whole admission policy, once, for every backend:
 
 1. expired on arrival -> ``EXPIRED``;
 2. already stored -> ``DUPLICATE`` (put is idempotent by id);
 3. in the *seen-set* (delivered or purged earlier, not yet expired) -> ``SEEN``;
-4. larger than ``max_item_bytes`` or over the source's quota -> ``QUOTA``;
-5. over the global byte/count quota -> evict in ascending ``(priority, expiry)`` order,
-   but only entries that rank strictly below the newcomer; if that cannot make room the
-   newcomer is refused (``QUOTA``) and nothing is evicted.
+4. larger than ``max_item_bytes``, or (unless protected) over the source's quota ->
+   ``QUOTA``;
+5. over the global byte/count quota -> evict unprotected entries in ascending ``(priority,
+   expiry)`` order, only entries that rank strictly below the newcomer (any unprotected
+   entry, for a protected newcomer); if that cannot make room the newcomer is refused
+   (``QUOTA``) and nothing is evicted.
 
 Backends implement a handful of primitives (``_insert``, ``_remove``, ``_eviction_order``
-...). :class:`MemoryStore` is here (the simulator's backend); the SQLite backend lives in
-:mod:`mesh.daemon.sqlite_store`. Both pass ``tests/test_store_contract.py``.
+...). :class:`~mesh.core.memory_store.MemoryStore` is the simulator's backend; the SQLite
+backend lives in :mod:`mesh.daemon.sqlite_store`. Both pass
+``tests/test_store_contract.py``.
 
 The store also keeps a :class:`~mesh.core.riblt.Sketch` of its ids (the coded symbols
 reconciliation starts from), updated by every insert and removal below, built on first use
-from what a backend holds on disk and grown on demand (:meth:`PolicyStore.symbols`).
+from what a backend holds on disk and grown on demand (:meth:`PolicyStore.symbols`), and a
+log of recent changes so a reconciliation can be served from one consistent set
+(:meth:`PolicyStore.mark`).
 
 Durability contract: when ``put``/``put_many`` returns ``STORED`` the envelope is committed
 (it survives the process being killed); ``put_many`` is one transaction.
@@ -35,11 +50,10 @@ import itertools
 from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from enum import Enum
-
-from sortedcontainers import SortedDict, SortedList
+from typing import NamedTuple
 
 from mesh.core.riblt import Sketch, Symbols, encode_chunked, encode_set
 
@@ -61,10 +75,20 @@ class StoreItem:
     expiry: int
     priority: int = 0
     source: bytes = b""
+    tag: bytes = b""
+    receipt: bytes = b""
+    budget: int = 0
+    protected: bool = False  # the node's own or its contacts': kept in memory only
 
     @property
     def size(self) -> int:
         return len(self.data)
+
+
+class Meta(NamedTuple):
+    expiry: int
+    priority: int
+    seq: int  # increases with every insert: the order envelopes were stored in
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +117,7 @@ class PolicyStore(ABC):
         self._log: deque[tuple[bytes, int]] = deque()  # (id, +1 stored / -1 removed)
         self._log_base = 0  # the change number of _log[0]
         self._logging = False
+        self._protected: set[bytes] = set()
 
     def _changed(self, envelope_id: bytes, sign: int) -> None:
         if self._sketch is not None:
@@ -105,6 +130,7 @@ class PolicyStore(ABC):
 
     def _removed(self, envelope_id: bytes, reason: str) -> None:
         self._changed(envelope_id, -1)
+        self._protected.discard(envelope_id)
         if self.on_remove is not None:
             self.on_remove(envelope_id, reason)
 
@@ -129,6 +155,18 @@ class PolicyStore(ABC):
             self._removed(envelope_id, "deleted")
             return True
 
+    def protect(self, envelope_id: bytes) -> None:
+        """Keep this envelope ahead of every unprotected one (the node's own and its
+        contacts' mail). Held in memory only, so the file does not tell whose it is."""
+        if self.has(envelope_id):
+            self._protected.add(envelope_id)
+
+    def is_protected(self, envelope_id: bytes) -> bool:
+        return envelope_id in self._protected
+
+    def protected_count(self) -> int:
+        return len(self._protected)
+
     def mark_seen(self, envelope_id: bytes, expiry: int, now: int) -> None:
         """Refuse this id until ``expiry`` (e.g. purged by a receipt we saw first)."""
         if expiry > now:
@@ -145,11 +183,23 @@ class PolicyStore(ABC):
         commits only after the daemon has recorded what the event delivered."""
         return self._transaction()
 
-    def replace_data(self, envelope_id: bytes, data: bytes) -> bool:
+    def replace_data(self, envelope_id: bytes, data: bytes, budget: int) -> bool:
         """Swap the stored bytes of an envelope for a re-encoding with the same id (the
         budget changed). Size accounting follows; False if the id is not stored."""
         with self._transaction():
-            return self._replace(envelope_id, data)
+            return self._replace(envelope_id, data, budget)
+
+    def ids_with_tag(self, tag: bytes) -> list[bytes]:
+        """Stored envelopes carrying this routing tag (junk may copy a real one's)."""
+        return self._with_tag(tag)
+
+    def ids_with_receipt(self, receipt: bytes) -> list[bytes]:
+        """Stored envelopes carrying this receipt hash (junk may copy a real one's)."""
+        return self._with_receipt(receipt) if receipt else []
+
+    def header(self, envelope_id: bytes) -> tuple[bytes, int] | None:
+        """``(tag, budget)`` of a stored envelope."""
+        return self._header(envelope_id)
 
     def sweep(self, now: int) -> int:
         """Drop expired envelopes and expired seen-set entries; return envelopes dropped."""
@@ -226,28 +276,49 @@ class PolicyStore(ABC):
             return PutResult(PutStatus.SEEN)
         if item.size > q.max_item_bytes:
             return PutResult(PutStatus.QUOTA)
-        if self.source_bytes(item.source) + item.size > q.max_source_bytes:
+        if not item.protected and self.source_bytes(item.source) + item.size > q.max_source_bytes:
             return PutResult(PutStatus.QUOTA)
+        victims = self._victims(item)
+        if victims is None:
+            return PutResult(PutStatus.QUOTA)
+        for vid in victims:
+            self._remove(vid)
+            self._removed(vid, "evicted")
+        self._insert(item, now)
+        self._changed(item.id, 1)
+        if item.protected:
+            self._protected.add(item.id)
+        return PutResult(PutStatus.STORED, tuple(victims))
+
+    def _victims(self, item: StoreItem) -> list[bytes] | None:
+        """What must go to make room for ``item`` ([] if it fits; None if it cannot)."""
+        q = self.quotas
         need_bytes = self.total_bytes() + item.size - q.max_total_bytes
         need_count = self.count() + 1 - q.max_total_count
         victims: list[bytes] = []
-        if need_bytes > 0 or need_count > 0:
-            for priority, expiry, vid, vsize in self._eviction_order():
-                if (priority, expiry) >= (item.priority, item.expiry):
-                    break
-                victims.append(vid)
-                need_bytes -= vsize
-                need_count -= 1
-                if need_bytes <= 0 and need_count <= 0:
-                    break
-            if need_bytes > 0 or need_count > 0:
-                return PutResult(PutStatus.QUOTA)
-            for vid in victims:
-                self._remove(vid)
-                self._removed(vid, "evicted")
-        self._insert(item, now)
-        self._changed(item.id, 1)
-        return PutResult(PutStatus.STORED, tuple(victims))
+        if need_bytes <= 0 and need_count <= 0:
+            return victims
+        for priority, expiry, vid, vsize in self._eviction_order():
+            if vid in self._protected:
+                continue
+            if not item.protected and (priority, expiry) >= (item.priority, item.expiry):
+                break
+            victims.append(vid)
+            need_bytes -= vsize
+            need_count -= 1
+            if need_bytes <= 0 and need_count <= 0:
+                return victims
+        return None
+
+    def would_admit_protected(self, size: int) -> bool:
+        """Would one of the node's own envelopes of ``size`` bytes find room now?"""
+        item = StoreItem(b"", b"\x00" * size, 2**62, 0, protected=True)
+        return self._victims(item) is not None
+
+    def would_admit(self, priority: int, expiry: int, size: int) -> bool:
+        """Would an unprotected envelope of this rank, expiry and size find room now? (A
+        node asks only for what it will keep.)"""
+        return self._victims(StoreItem(b"", b"\x00" * size, expiry, priority)) is not None
 
     # ---- primitives each backend provides ---------------------------------------------
     @abstractmethod
@@ -273,11 +344,20 @@ class PolicyStore(ABC):
     def seen_count(self) -> int: ...
 
     @abstractmethod
-    def meta(self, envelope_id: bytes) -> tuple[int, int] | None:
-        """``(expiry, priority)`` of a stored envelope."""
+    def meta(self, envelope_id: bytes) -> Meta | None:
+        """``(expiry, priority, seq)`` of a stored envelope."""
 
     @abstractmethod
-    def _replace(self, envelope_id: bytes, data: bytes) -> bool: ...
+    def _replace(self, envelope_id: bytes, data: bytes, budget: int) -> bool: ...
+
+    @abstractmethod
+    def _with_tag(self, tag: bytes) -> list[bytes]: ...
+
+    @abstractmethod
+    def _with_receipt(self, receipt: bytes) -> list[bytes]: ...
+
+    @abstractmethod
+    def _header(self, envelope_id: bytes) -> tuple[bytes, int] | None: ...
 
     @abstractmethod
     def close(self) -> None: ...
@@ -307,104 +387,3 @@ class PolicyStore(ABC):
     @abstractmethod
     def _sweep(self, now: int) -> list[bytes]:
         """Remove expired envelopes and seen entries; return the envelope ids removed."""
-
-
-class MemoryStore(PolicyStore):
-    """In-memory backend (the simulator's): sorted by id for range queries."""
-
-    def __init__(self, quotas: Quotas | None = None) -> None:
-        super().__init__(quotas)
-        self._items: SortedDict = SortedDict()  # id -> StoreItem
-        self._order: SortedList = SortedList()  # (priority, expiry, id)
-        self._by_expiry: SortedList = SortedList()  # (expiry, id)
-        self._sources: dict[bytes, int] = {}
-        self._bytes = 0
-        self._seen: dict[bytes, int] = {}
-
-    def has(self, envelope_id: bytes) -> bool:
-        return envelope_id in self._items
-
-    def get(self, envelope_id: bytes) -> bytes | None:
-        item: StoreItem | None = self._items.get(envelope_id)
-        return None if item is None else item.data
-
-    def count(self) -> int:
-        return len(self._items)
-
-    def total_bytes(self) -> int:
-        return self._bytes
-
-    def source_bytes(self, source: bytes) -> int:
-        return self._sources.get(source, 0)
-
-    def ids_in_range(self, lo: bytes, hi: bytes | None, limit: int | None = None) -> list[bytes]:
-        keys = self._items.irange(lo, hi, inclusive=(True, False))
-        out: list[bytes] = []
-        for key in keys:
-            if limit is not None and len(out) >= limit:
-                break
-            out.append(key)
-        return out
-
-    def seen_count(self) -> int:
-        return len(self._seen)
-
-    def meta(self, envelope_id: bytes) -> tuple[int, int] | None:
-        item: StoreItem | None = self._items.get(envelope_id)
-        return None if item is None else (item.expiry, item.priority)
-
-    def _replace(self, envelope_id: bytes, data: bytes) -> bool:
-        item: StoreItem | None = self._items.get(envelope_id)
-        if item is None:
-            return False
-        delta = len(data) - item.size
-        self._items[envelope_id] = StoreItem(item.id, data, item.expiry, item.priority, item.source)
-        self._sources[item.source] += delta
-        self._bytes += delta
-        return True
-
-    def close(self) -> None:
-        pass
-
-    def _transaction(self) -> AbstractContextManager[object]:
-        return nullcontext()
-
-    def _expiry_of(self, envelope_id: bytes) -> int | None:
-        item: StoreItem | None = self._items.get(envelope_id)
-        return None if item is None else item.expiry
-
-    def _is_seen(self, envelope_id: bytes, now: int) -> bool:
-        expiry = self._seen.get(envelope_id)
-        return expiry is not None and expiry > now
-
-    def _add_seen(self, envelope_id: bytes, expiry: int) -> None:
-        self._seen[envelope_id] = max(expiry, self._seen.get(envelope_id, 0))
-
-    def _insert(self, item: StoreItem, now: int) -> None:
-        self._items[item.id] = item
-        self._order.add((item.priority, item.expiry, item.id))
-        self._by_expiry.add((item.expiry, item.id))
-        self._sources[item.source] = self._sources.get(item.source, 0) + item.size
-        self._bytes += item.size
-
-    def _remove(self, envelope_id: bytes) -> None:
-        item: StoreItem = self._items.pop(envelope_id)
-        self._order.remove((item.priority, item.expiry, item.id))
-        self._by_expiry.remove((item.expiry, item.id))
-        left = self._sources[item.source] - item.size
-        if left:
-            self._sources[item.source] = left
-        else:
-            del self._sources[item.source]
-        self._bytes -= item.size
-
-    def _eviction_order(self) -> Iterator[tuple[int, int, bytes, int]]:
-        for priority, expiry, vid in self._order:  # not mutated until the caller is done
-            yield priority, expiry, vid, self._items[vid].size
-
-    def _sweep(self, now: int) -> list[bytes]:
-        dead = [vid for _exp, vid in self._by_expiry.irange(maximum=(now, b"\xff" * 64))]
-        for vid in dead:
-            self._remove(vid)
-        self._seen = {k: v for k, v in self._seen.items() if v > now}
-        return dead

@@ -375,7 +375,8 @@ class Daemon:
             with scope:
                 async with trio.open_nursery() as nursery:
                     nursery.start_soon(self._writer, stream, recv)
-                    self.feed(LinkUp(link, initiator=initiator, mtu=TCP_MTU, stream=True))
+                    up = LinkUp(link, initiator, TCP_MTU, True, self._source_label(remote))
+                    self.feed(up)
                     await self._reader(link, stream)
                     nursery.cancel_scope.cancel()
         except* (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as group:
@@ -389,6 +390,14 @@ class Daemon:
                 self._publish("peer", {"link": link, "kind": kind, "up": False})
             with trio.CancelScope(shield=True):
                 await trio.aclose_forcefully(stream)
+
+    def _source_label(self, remote: str) -> bytes:
+        """What per-source quotas and token buckets count a link against: its remote
+        address (not the port, not the link key: both are free to change), as a keyed hash
+        so the store holds no address of anyone who was near."""
+        host = remote.rsplit(":", 1)[0]
+        key = blake2b(b"steppe source labels", key=self.profile.data_key, digest_size=32)
+        return blake2b(host.encode(), key=key, digest_size=16)
 
     async def _reader(self, link: int, stream: trio.abc.ReceiveStream) -> None:
         while link in self.links:

@@ -5,9 +5,16 @@ reached the disk, so an envelope reported ``STORED`` survives ``kill -9`` and po
 The schema is versioned with ``PRAGMA user_version`` and upgraded step by step by
 :data:`MIGRATIONS` when the store is opened.
 
-The id set, the per-source byte counts and the totals are mirrored in memory (loaded at
-open, kept in step inside each transaction, rebuilt if a transaction rolls back), so
-``has()`` and the quota checks cost no query. One process owns a store file at a time.
+The per-source byte counts, the count and the total size are mirrored in memory (loaded
+at open, kept in step inside each transaction, rebuilt if a transaction rolls back), so
+the quota checks cost no query; everything per envelope (ids, tags, receipt hashes,
+budgets) stays on disk behind indexes, so memory does not grow with the store. One
+process owns a store file at a time.
+
+Rows hold only what any relay of the envelope sees (its id, frame, expiry, tag, receipt
+hash and budget), a rank made of public facts, an opaque source label and the arrival
+time: nothing marks the owner's own envelopes or those addressed to it (that is kept in
+memory, :meth:`~mesh.core.store.PolicyStore.protect`).
 """
 
 from __future__ import annotations
@@ -17,9 +24,10 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
-from mesh.core.store import PolicyStore, Quotas, StoreItem
+from mesh.core import envelope as E
+from mesh.core.store import Meta, PolicyStore, Quotas, StoreItem
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 def _v1(db: sqlite3.Connection) -> None:
@@ -40,7 +48,27 @@ def _v2(db: sqlite3.Connection) -> None:
     db.execute("CREATE INDEX seen_expiry ON seen(expiry)")
 
 
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1, _v2]
+def _v3(db: sqlite3.Connection) -> None:
+    """The envelope index moves to disk: tag, receipt hash and budget, read from each
+    stored frame (a frame that no longer decodes is dropped)."""
+    db.execute("ALTER TABLE envelopes ADD COLUMN tag BLOB NOT NULL DEFAULT x''")
+    db.execute("ALTER TABLE envelopes ADD COLUMN receipt BLOB NOT NULL DEFAULT x''")
+    db.execute("ALTER TABLE envelopes ADD COLUMN budget INTEGER NOT NULL DEFAULT 0")
+    for eid, frame in db.execute("SELECT id, data FROM envelopes").fetchall():
+        try:
+            env = E.decode(bytes(frame))
+        except E.EnvelopeError:
+            db.execute("DELETE FROM envelopes WHERE id = ?", (eid,))
+            continue
+        db.execute(
+            "UPDATE envelopes SET tag = ?, receipt = ?, budget = ? WHERE id = ?",
+            (env.tag, env.receipt, env.budget, eid),
+        )
+    db.execute("CREATE INDEX envelopes_tag ON envelopes(tag) WHERE tag != x''")
+    db.execute("CREATE INDEX envelopes_receipt ON envelopes(receipt) WHERE receipt != x''")
+
+
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1, _v2, _v3]
 
 
 class StoreFileError(Exception):
@@ -80,22 +108,23 @@ class SQLiteStore(PolicyStore):
         self._load_mirror()
 
     def _load_mirror(self) -> None:
-        self._ids: set[bytes] = {row[0] for row in self._db.execute("SELECT id FROM envelopes")}
         self._sources: dict[bytes, int] = dict(
             self._db.execute("SELECT source, SUM(size) FROM envelopes GROUP BY source")
         )
         self._bytes = sum(self._sources.values())
+        self._count = int(self._db.execute("SELECT COUNT(*) FROM envelopes").fetchone()[0])
 
     # ---- reads ------------------------------------------------------------------------
     def has(self, envelope_id: bytes) -> bool:
-        return envelope_id in self._ids
+        row = self._db.execute("SELECT 1 FROM envelopes WHERE id = ?", (envelope_id,)).fetchone()
+        return row is not None
 
     def get(self, envelope_id: bytes) -> bytes | None:
         row = self._db.execute("SELECT data FROM envelopes WHERE id = ?", (envelope_id,)).fetchone()
         return None if row is None else bytes(row[0])
 
     def count(self) -> int:
-        return len(self._ids)
+        return self._count
 
     def total_bytes(self) -> int:
         return self._bytes
@@ -118,13 +147,29 @@ class SQLiteStore(PolicyStore):
     def seen_count(self) -> int:
         return int(self._db.execute("SELECT COUNT(*) FROM seen").fetchone()[0])
 
-    def meta(self, envelope_id: bytes) -> tuple[int, int] | None:
+    def meta(self, envelope_id: bytes) -> Meta | None:
         row = self._db.execute(
-            "SELECT expiry, priority FROM envelopes WHERE id = ?", (envelope_id,)
+            "SELECT expiry, priority, rowid FROM envelopes WHERE id = ?", (envelope_id,)
         ).fetchone()
-        return None if row is None else (int(row[0]), int(row[1]))
+        return None if row is None else Meta(int(row[0]), int(row[1]), int(row[2]))
 
-    def _replace(self, envelope_id: bytes, data: bytes) -> bool:
+    def _with_tag(self, tag: bytes) -> list[bytes]:
+        rows = self._db.execute("SELECT id FROM envelopes WHERE tag = ? AND tag != x''", (tag,))
+        return [bytes(r[0]) for r in rows]
+
+    def _with_receipt(self, receipt: bytes) -> list[bytes]:
+        rows = self._db.execute(
+            "SELECT id FROM envelopes WHERE receipt = ? AND receipt != x''", (receipt,)
+        )
+        return [bytes(r[0]) for r in rows]
+
+    def _header(self, envelope_id: bytes) -> tuple[bytes, int] | None:
+        row = self._db.execute(
+            "SELECT tag, budget FROM envelopes WHERE id = ?", (envelope_id,)
+        ).fetchone()
+        return None if row is None else (bytes(row[0]), int(row[1]))
+
+    def _replace(self, envelope_id: bytes, data: bytes, budget: int) -> bool:
         row = self._db.execute(
             "SELECT source, size FROM envelopes WHERE id = ?", (envelope_id,)
         ).fetchone()
@@ -132,7 +177,8 @@ class SQLiteStore(PolicyStore):
             return False
         delta = len(data) - int(row[1])
         self._db.execute(
-            "UPDATE envelopes SET data = ?, size = ? WHERE id = ?", (data, len(data), envelope_id)
+            "UPDATE envelopes SET data = ?, size = ?, budget = ? WHERE id = ?",
+            (data, len(data), budget, envelope_id),
         )
         source = bytes(row[0])
         self._sources[source] = self._sources.get(source, 0) + delta
@@ -189,11 +235,22 @@ class SQLiteStore(PolicyStore):
 
     def _insert(self, item: StoreItem, now: int) -> None:
         self._db.execute(
-            "INSERT INTO envelopes (id, data, expiry, priority, source, size, received)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (item.id, item.data, item.expiry, item.priority, item.source, item.size, now),
+            "INSERT INTO envelopes (id, data, expiry, priority, source, size, received, tag,"
+            " receipt, budget) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                item.id,
+                item.data,
+                item.expiry,
+                item.priority,
+                item.source,
+                item.size,
+                now,
+                item.tag,
+                item.receipt,
+                item.budget,
+            ),
         )
-        self._ids.add(item.id)
+        self._count += 1
         self._sources[item.source] = self._sources.get(item.source, 0) + item.size
         self._bytes += item.size
 
@@ -204,7 +261,7 @@ class SQLiteStore(PolicyStore):
         if row is None:
             return
         source, size = bytes(row[0]), int(row[1])
-        self._ids.discard(envelope_id)
+        self._count -= 1
         left = self._sources.get(source, 0) - size
         if left > 0:
             self._sources[source] = left
