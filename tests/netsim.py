@@ -10,6 +10,7 @@ from __future__ import annotations
 import heapq
 import random
 from dataclasses import dataclass, field
+from typing import Any
 
 from crypto.identity import Identity
 from crypto.prekeys import PrekeyRing
@@ -64,12 +65,18 @@ class Net:
         self._next_link = 1
         self._last: dict[tuple[int, int], float] = {}
 
-    def add(self, config: NodeConfig | None = None, quotas: Quotas | None = None) -> int:
+    def add(
+        self,
+        config: NodeConfig | None = None,
+        quotas: Quotas | None = None,
+        kind: type[Node] = Node,
+    ) -> int:
+        """A node; ``kind``: a Node subclass to model a peer running modified code."""
         r = random.Random(self.rng.getrandbits(64))
         ident = Identity.generate(r.randbytes)
         ring = PrekeyRing()
         ring.create(ident, int(self.now), r.randbytes)
-        node = Node(
+        node = kind(
             ident,
             ring,
             MemoryStore(quotas),
@@ -180,3 +187,14 @@ class Net:
 
     def links_of(self, idx: int) -> list[int]:
         return [link for (n, link) in self._links if n == idx]
+
+
+class CarelessSender(Node):
+    """A peer that hands over whatever it holds, ignoring the stamp work its neighbour
+    asks for (a hostile or broken implementation): the receiver's own checks must hold."""
+
+    def _stamped_for(self, envelope_id: bytes, ln: Any, budget: int) -> bytes | None:
+        return self._frame_of(envelope_id)
+
+    def _stamp_bits(self, envelope_id: bytes) -> int:
+        return 255

@@ -11,7 +11,7 @@ from mesh.core.events import Action, FrameReceived, Transmit
 from mesh.core.node import NodeConfig
 from mesh.core.routing.base import NO, EnvView, Handoff, Strategy
 from mesh.core.store import Quotas, StoreItem
-from tests.netsim import Net
+from tests.netsim import CarelessSender, Net
 
 
 def send(net: Net, a: int, b: int, text: bytes) -> bytes:
@@ -43,7 +43,7 @@ def test_replayed_frame_closes_the_link_and_delivers_nothing_twice() -> None:
 
 def test_tampered_envelope_from_a_relay_is_rejected_and_counted() -> None:
     net = Net(seed=22)
-    a, r, b = net.add(), net.add(), net.add()
+    a, r, b = net.add(), net.add(kind=CarelessSender), net.add()
     net.introduce_all()
     send(net, a, b, b"untouched")
     la, _ = net.connect(a, r)

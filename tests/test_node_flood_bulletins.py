@@ -6,8 +6,8 @@ from crypto.bulletin import Bulletin
 from mesh.core import envelope as E
 from mesh.core import messages as M
 from mesh.core.events import SendMessage
-from mesh.core.flood import TokenBucket, load_difficulty
-from tests.netsim import Net
+from mesh.core.flood import TokenBucket
+from tests.netsim import CarelessSender, Net
 
 
 def test_token_bucket() -> None:
@@ -15,14 +15,6 @@ def test_token_bucket() -> None:
     assert [b.take(0) for _ in range(4)] == [True, True, True, False]
     assert b.take(0.5)
     assert not b.take(0.5)
-
-
-def test_difficulty_rises_with_load() -> None:
-    assert load_difficulty(8, 0.1) == 8
-    assert load_difficulty(8, 0.5) == 8
-    assert load_difficulty(8, 0.6) == 9
-    assert load_difficulty(8, 0.9) == 12
-    assert load_difficulty(8, 1.0) == 12
 
 
 def _inject(net: Net, idx: int, env: E.Envelope) -> None:
@@ -68,7 +60,7 @@ def test_bulletins_flow_and_forgeries_are_dropped_by_relays() -> None:
 
 def test_cheap_stamps_refused_and_clamps_applied() -> None:
     net = Net(seed=42)
-    a, r = net.add(), net.add()
+    a, r = net.add(kind=CarelessSender), net.add()
     now = int(net.now)
     weak = M.prekey_envelope(net.nodes[a].ring.keys[-1].record)  # no stamp at all
     _inject(net, a, weak if not M.stamp_ok(weak, 4) else weak.with_stamp(bytes(8)))

@@ -103,3 +103,46 @@ def test_a_flooder_that_reconnects_does_not_start_over() -> None:
         stored.append(net.nodes[v].store.count())
     assert stored[0] == 12  # the burst
     assert stored[-1] == stored[0], stored  # reconnecting gave no fresh burst or quota
+
+
+def test_a_store_full_of_junk_still_admits_honest_mail_stamped_to_its_demand() -> None:
+    """A relay full of junk used to demand 12 bits while every honest node stamps 10: all
+    honest mail was refused until the junk expired. Now the relay announces in HELLO the
+    work it takes to displace its least valuable envelope, and the sender stamps its own
+    mail to it; junk with cheaper stamps goes first."""
+    from mesh.core.node import NodeConfig
+    from mesh.core.store import Quotas
+
+    cfg = NodeConfig(receipt_delay=(5, 30))  # the defaults: mint 10 bits, base 8
+    net = Net(seed=64)
+    flooder, relay, alice, bob = (
+        net.add(cfg),
+        net.add(cfg, Quotas(max_total_count=20)),
+        net.add(cfg),
+        net.add(cfg),
+    )
+    net.introduce_all()
+    rnd = random.Random(5)
+    now = int(net.now)
+    for _ in range(20):  # junk with more work than honest mail carries
+        env = E.make(
+            E.Kind.SESSION, E.coarse_expiry(now, 86400), rnd.randbytes(8), rnd.randbytes(256), 8
+        )
+        net.apply(
+            flooder,
+            net.nodes[flooder].publish_envelope(env.with_stamp(mint_stamp(env.id(), 11)), now),
+        )
+    lf, _ = net.connect(flooder, relay)
+    net.run(10)
+    net.disconnect(flooder, lf)
+    assert net.nodes[relay].store.count() == 20
+    assert net.nodes[relay]._required_difficulty() == 12
+    msg = net.send(alice, bob, b"through the flood")
+    la, _ = net.connect(alice, relay)
+    net.run(10)
+    net.disconnect(alice, la)
+    assert net.nodes[alice].stats.get("restamped") == 1
+    assert net.nodes[relay].store.count() == 20  # one junk envelope made room
+    net.connect(relay, bob)
+    net.run(10)
+    assert [m.msg_id for m in net.delivered[bob]] == [msg]

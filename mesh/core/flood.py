@@ -1,4 +1,4 @@
-"""Flood control pieces that are pure arithmetic: token buckets and load-based difficulty."""
+"""Flood control pieces that are pure arithmetic: token buckets."""
 
 from __future__ import annotations
 
@@ -27,11 +27,3 @@ class TokenBucket:
             self.tokens -= cost
             return True
         return False
-
-
-def load_difficulty(base: int, fill: float) -> int:
-    """Stamp bits required when the store is ``fill`` (0..1) full: +1 bit per 12.5% above
-    half full, so a flood makes every further envelope twice as expensive per step."""
-    if fill <= 0.5:
-        return base
-    return base + min(4, int((fill - 0.5) / 0.125) + 1)

@@ -69,7 +69,7 @@ from mesh.core.events import (
     Tick,
     Transmit,
 )
-from mesh.core.flood import TokenBucket, load_difficulty
+from mesh.core.flood import TokenBucket
 from mesh.core.link import LinkOutput, LinkSession, LinkState
 from mesh.core.riblt import Symbols, encode_set
 from mesh.core.routing import STRATEGIES, EnvView, Strategy, by_name
@@ -86,6 +86,7 @@ PRIO_OTHER, PRIO_PUBLIC = 0, 256
 STATE_VERSION = 2  # 2: sessions keep one counter window (no day epochs)
 MAX_DEFERRED = 4096  # offered ids waiting for room in the link's token bucket
 MAX_MARKS = 32  # ranges served per link from a marked set (older ones start over)
+MAX_DEMAND = 24  # stamp bits a node may demand (16 M hashes: minutes on a Pi)
 MAX_SOURCES = 4096  # token buckets remembered per source label
 TRADE_CHUNK = 256  # entries per list in one TRADE (all four lists full: ~40 KiB)
 ASK_TIMEOUT = 60  # seconds an ask may stay unanswered before it is forgotten
@@ -486,8 +487,16 @@ class Node:
         return [*self._transmit(link, out), CloseLink(link, reason)]
 
     def _required_difficulty(self) -> int:
-        fill = self.store.total_bytes() / max(1, self.store.quotas.max_total_bytes)
-        return load_difficulty(self.config.base_difficulty, fill)
+        """The stamp work an unprotected envelope needs to get in now, announced in HELLO:
+        the base while there is room; once the store is full, one bit more than the least
+        valuable envelope it would have to evict (lowest rank first), so the cost of a
+        flood grows with the work the flooder already spent and honest senders, told the
+        figure, stamp their own mail to it. Mail for us needs only the base."""
+        base = self.config.base_difficulty
+        lowest = self.store.lowest_rank(E.MAX_FRAME)
+        if lowest is None or lowest >= PRIO_PUBLIC:
+            return base
+        return min(MAX_DEMAND, max(base, lowest % PRIO_PUBLIC + 1))
 
     def _store_local(self, env: E.Envelope, now: int) -> PutStatus:
         """Store an envelope we originate: protected (ahead of everything relayed, outside
@@ -589,7 +598,8 @@ class Node:
         if out.opened:
             actions.append(LinkOpened(ev.link, ln.peer))
             info = self.strategy.routing_info(sorted(self.my_hints()), now)
-            actions += self._send_msg(ev.link, P.Hello(P.VERSION, self.strategy.NAME, info))
+            hello = P.Hello(P.VERSION, self.strategy.NAME, info, self._required_difficulty())
+            actions += self._send_msg(ev.link, hello)
         for raw in out.messages:
             # The parse boundary of the message layer: a PeerError raised while decoding
             # or checking a message closes this link and nothing else. Handlers raise it
@@ -694,7 +704,7 @@ class Node:
         if not ln.decoder.active:
             self._count("syncs")
         lacking = [i for i in diff.only_remote if self._wanted(i, now)]
-        offer = self._offer_items([i for i, _e in self._ranked(diff.only_local)])
+        offer = self._offer_items([i for i, _e in self._ranked(diff.only_local)], ln)
         want: list[bytes] = []
         if self._peer_needs_marks(ln):
             ask = lacking  # the peer offers them with their tags; we mark ours
@@ -726,21 +736,35 @@ class Node:
             return b"", E.decode(self._published[envelope_id][0]).budget
         return self.store.header(envelope_id)
 
-    def _offer_items(self, ids: list[bytes]) -> list[tuple[bytes, bytes]]:
+    def _offer_items(self, ids: list[bytes], ln: _Link) -> list[tuple[bytes, bytes]]:
+        """``(id, tag)`` of what we can give this peer: not what it would refuse for want
+        of stamp work (our own we stamp up to its demand when we hand them over)."""
+        demand = ln.hello.difficulty if ln.hello is not None else 0
         items = []
         for i in ids:
             header = self._header(i)
-            if header is not None:
-                items.append((i, header[0]))
+            if header is None:
+                continue
+            if demand and not self._ours(i) and self._stamp_bits(i) < demand:
+                self._count("withheld_stamp")
+                continue
+            items.append((i, header[0]))
         return items
+
+    def _ours(self, envelope_id: bytes) -> bool:
+        return envelope_id in self._published or self.store.is_protected(envelope_id)
+
+    def _stamp_bits(self, envelope_id: bytes) -> int:
+        meta = self.store.meta(envelope_id)
+        return 0 if meta is None else meta.priority % PRIO_PUBLIC  # see _rank
 
     def _offer_everywhere(self, ids: list[bytes], now: int, skip: int = -1) -> list[Action]:
         actions: list[Action] = []
-        offer = self._offer_items(ids)
         for link, ln in list(self.links.items()):
-            if link == skip:
+            if link == skip or ln.hello is None or ln.session.state is not LinkState.OPEN:
                 continue
-            if ln.hello is not None and ln.session.state is LinkState.OPEN and offer:
+            offer = self._offer_items(ids, ln)
+            if offer:
                 actions += self._send_trade(link, offer, [], [], [])
         return actions
 
@@ -751,7 +775,7 @@ class Node:
             (i, msg.need_dest and self.is_mine(t)) for i, t in msg.offer if self._wanted(i, now)
         ]
         want, mine = self._take_room(ln, wanted, now)
-        offer = self._offer_items([i for i, _e in self._ranked(msg.ask)])
+        offer = self._offer_items([i for i, _e in self._ranked(msg.ask)], ln)
         if want or offer:
             actions += self._send_trade(link, offer, want, mine, [])
         return actions
@@ -805,7 +829,7 @@ class Node:
             if not handoff.give:
                 self._count("withheld")
                 continue
-            frame = self._frame_of(i)
+            frame = self._stamped_for(i, ln, budget)
             if frame is None:
                 continue
             give = max(0, min(handoff.peer_budget, E.MAX_BUDGET))
@@ -821,6 +845,27 @@ class Node:
                 else:
                     self.store.replace_data(i, E.rebudget(frame, keep), keep)
         return actions
+
+    def _stamped_for(self, envelope_id: bytes, ln: _Link, budget: int) -> bytes | None:
+        """The frame to hand this peer: our own restamped (once, kept) if the peer now
+        demands more work than it carries; None for another's that it would refuse."""
+        frame = self._frame_of(envelope_id)
+        demand = ln.hello.difficulty if ln.hello is not None else 0
+        if frame is None or not demand:
+            return frame
+        env = E.decode(frame)
+        if verify_stamp(envelope_id, env.stamp, demand):
+            return frame
+        if not self._ours(envelope_id):
+            self._count("withheld_stamp")
+            return None
+        frame = E.encode(M.stamped(env, demand, self.rng))
+        self._count("restamped")
+        if envelope_id in self._published:
+            self._published[envelope_id] = (frame, env.expiry)
+        else:
+            self.store.replace_data(envelope_id, frame, budget)
+        return frame
 
     def _frame_of(self, envelope_id: bytes) -> bytes | None:
         published = self._published.get(envelope_id)
@@ -906,6 +951,9 @@ class Node:
         return out, latest
 
     def _check(self, env: E.Envelope, eid: bytes, now: int) -> str:
+        """Why an arriving envelope is refused ("" if it is not). The stamp must carry the
+        base work; under load, whether it gets in is the store's eviction by rank (stamp
+        work included), never a blanket refusal that would lock honest mail out too."""
         if env.expiry <= now:
             return "expired"
         if env.expiry > now + self.config.max_ttl + 3600:
@@ -913,7 +961,7 @@ class Node:
         if env.receipt and env.receipt in self._receipts and self.config.purge_delivered:
             self.store.mark_seen(eid, env.expiry, now)
             return "already_receipted"
-        if not verify_stamp(eid, env.stamp, self._required_difficulty()):  # eid = env.id()
+        if not verify_stamp(eid, env.stamp, self.config.base_difficulty):  # eid = env.id()
             return "stamp"
         try:
             if env.kind is E.Kind.BULLETIN:

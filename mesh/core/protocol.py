@@ -6,7 +6,8 @@ asks and envelopes share one record's AEAD tag and padding. Encoding and decodin
 tables (:data:`_ENCODERS`, :data:`_DECODERS`); decoding raises :class:`ProtocolError` for
 anything malformed, and the node closes the link when a peer sends one.
 
-- ``HELLO   [0, version, strategy, routing_info]``
+- ``HELLO   [0, version, strategy, routing_info, difficulty]`` ``difficulty``: the stamp
+    bits the sender requires now of strangers' envelopes (it rises with its store's load)
 - ``SYMBOLS [1, depth, prefix, start, blob, counts]`` rateless IBLT symbols ``start..`` of
     the ids in range ``(depth, prefix)`` (:mod:`mesh.core.sync`), in answer to a MORE
 - ``MORE    [2, depth, prefix, start, upto]`` the decoder asks for symbols ``[start, upto)``
@@ -27,6 +28,7 @@ from types import MappingProxyType
 from typing import Any
 
 from crypto.errors import CryptoError
+from crypto.stamp import MAX_DIFFICULTY as MAX_STAMP
 from crypto.wire import pack, strict_unpack
 from mesh.core.envelope import MAX_TAG
 from mesh.core.errors import PeerError
@@ -50,6 +52,7 @@ class Hello:
     version: int
     strategy: str
     routing_info: bytes
+    difficulty: int = 0  # stamp bits the sender requires now of strangers' envelopes
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,7 +96,7 @@ Message = Hello | SymbolsMsg | More | Trade | EnvelopeMsg | Receipts
 
 _ENCODERS: MappingProxyType[type, Callable[[Any], list[Any]]] = MappingProxyType(
     {
-        Hello: lambda m: [0, m.version, m.strategy, m.routing_info],
+        Hello: lambda m: [0, m.version, m.strategy, m.routing_info, m.difficulty],
         SymbolsMsg: lambda m: [1, m.depth, m.prefix, m.start, m.blob, m.counts],
         More: lambda m: [2, m.depth, m.prefix, m.start, m.upto],
         Trade: lambda m: [3, [[i, t] for i, t in m.offer], m.need_dest, m.want, m.mine, m.ask],
@@ -123,9 +126,9 @@ def _int(obj: Any, what: str, hi: int) -> int:
 
 
 def _hello(f: list[Any]) -> Message:
-    if len(f) != 4 or not isinstance(f[2], str) or not isinstance(f[3], bytes):
+    if len(f) != 5 or not isinstance(f[2], str) or not isinstance(f[3], bytes):
         raise ProtocolError("bad HELLO")
-    return Hello(_int(f[1], "version", 255), f[2], f[3])
+    return Hello(_int(f[1], "version", 255), f[2], f[3], _int(f[4], "difficulty", MAX_STAMP))
 
 
 def _range(f: list[Any]) -> tuple[int, int]:

@@ -310,6 +310,17 @@ class PolicyStore(ABC):
                 return victims
         return None
 
+    def lowest_rank(self, room: int) -> int | None:
+        """The rank of the first unprotected envelope that would have to go to make
+        ``room`` bytes (None: there is room without evicting)."""
+        q = self.quotas
+        if self.total_bytes() + room <= q.max_total_bytes and self.count() < q.max_total_count:
+            return None
+        for priority, _expiry, vid, _size in self._eviction_order():
+            if vid not in self._protected:
+                return priority
+        return None
+
     def would_admit_protected(self, size: int) -> bool:
         """Would one of the node's own envelopes of ``size`` bytes find room now?"""
         item = StoreItem(b"", b"\x00" * size, 2**62, 0, protected=True)
