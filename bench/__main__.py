@@ -15,7 +15,7 @@ import nacl.bindings as sodium
 
 from crypto import primitives as p
 from crypto.identity import Identity
-from crypto.padding import pad
+from crypto.padding import BUCKETS, pad
 from crypto.prekeys import PrekeyRing
 from crypto.seal import OVERHEAD, open_first_contact, seal_first_contact
 from mesh.core import envelope as E
@@ -96,8 +96,8 @@ def bench_seal() -> None:
 
 
 def bench_envelope() -> None:
-    print("\nEnvelope codec (1 KiB body)")
-    env = E.make(E.Kind.FIRST_CONTACT, NOW // 3600 + 24, b"", os.urandom(1024), 8)
+    print("\nEnvelope codec (2 KiB body)")
+    env = E.make(E.Kind.FIRST_CONTACT, NOW // 3600 + 24, b"", os.urandom(BUCKETS[1]), 8)
 
     def roundtrip() -> None:
         E.decode(E.encode(env))
@@ -111,7 +111,7 @@ def bench_store() -> None:
     print("\nSQLite store (WAL, synchronous=FULL)")
     frames = []
     for _ in range(20000):
-        env = E.make(E.Kind.FIRST_CONTACT, NOW // 3600 + 24, b"", os.urandom(1024), 8)
+        env = E.make(E.Kind.FIRST_CONTACT, NOW // 3600 + 24, b"", os.urandom(BUCKETS[1]), 8)
         frames.append(StoreItem(env.id(), E.encode(env), env.expiry, 0, b"peer"))
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "bench.db"

@@ -34,6 +34,7 @@ import trio
 
 from crypto import keystore
 from crypto.identity import ContactCard
+from crypto.padding import BUCKETS
 from mesh import ipc
 from mesh.core import envelope as E
 from mesh.core import messages as M
@@ -66,7 +67,7 @@ def junk_envelopes(n: int) -> list[E.Envelope]:
             E.Kind.SESSION,
             E.coarse_expiry(now, 86400),
             os.urandom(8),
-            os.urandom(1024),
+            os.urandom(BUCKETS[1]),
             8,
             receipt=os.urandom(16),
         )

@@ -11,6 +11,7 @@ from functools import partial
 
 from crypto.identity import Identity
 from crypto.noise import KeyPair
+from crypto.padding import BUCKETS
 from crypto.prekeys import PrekeyRing
 from mesh.core import envelope as E
 from mesh.core.events import Action, CloseLink, FrameReceived, LinkUp, Transmit
@@ -35,7 +36,7 @@ def _envelopes(n: int, rnd: random.Random) -> list[StoreItem]:
             E.Kind.SESSION,
             hour,
             rnd.randbytes(8),
-            rnd.randbytes(1024),
+            rnd.randbytes(BUCKETS[1]),
             8,
             receipt=rnd.randbytes(16),
         )

@@ -15,6 +15,7 @@ import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from crypto.padding import BUCKETS
 from mesh.core import envelope as E
 from mesh.core import messages as M
 from mesh.core.events import Action
@@ -35,7 +36,7 @@ class BlackHole(Strategy):
 def flood_once(node: Node, now: int, ttl: int, difficulty: int, rng: Rng) -> list[Action]:
     """Originate one junk SESSION envelope with a valid stamp: the flooder keeps it like
     its own mail and offers it to its neighbours."""
-    body = rng(1024)
+    body = rng(BUCKETS[1])  # the bucket most real messages fall in
     env = E.make(E.Kind.SESSION, E.coarse_expiry(now, ttl), rng(8), body, 16, receipt=rng(16))
     return node.publish_envelope(M.stamped(env, difficulty, rng), now)
 

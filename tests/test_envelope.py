@@ -85,7 +85,7 @@ def test_header_spliced_onto_another_body_is_rejected(
 def test_original_opens() -> None:
     assert _open(SEALED[0]) == b"hello bob"
     assert _open(SEALED_BIG) == b"x" * 2000
-    assert len(SEALED_BIG.body) == 4096
+    assert len(SEALED_BIG.body) == 8192
 
 
 def test_budget_is_not_covered_by_id() -> None:
@@ -117,7 +117,7 @@ def test_mutated_encodings_never_crash(env: E.Envelope, data: st.DataObject) -> 
     assert E.encode(out) == bytes(raw)
 
 
-GOOD = [1, 1, 500000, b"", b"", bytes(256), 3, bytes(8)]
+GOOD = [1, 1, 500000, b"", b"", bytes(512), 3, bytes(8)]
 
 
 def _packed(fields: object) -> bytes:
@@ -178,7 +178,7 @@ def test_second_decoder_agrees() -> None:
 
 
 def test_rebudget_equals_decode_with_budget_encode() -> None:
-    env = E.make(E.Kind.SESSION, 500_000, b"t" * 8, bytes(256), 200, receipt=b"r" * 16)
+    env = E.make(E.Kind.SESSION, 500_000, b"t" * 8, bytes(512), 200, receipt=b"r" * 16)
     frame = E.encode(env)
     for budget in (0, 1, 127, 128, 255):
         again = E.rebudget(frame, budget)

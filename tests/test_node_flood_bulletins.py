@@ -64,7 +64,7 @@ def test_cheap_stamps_refused_and_clamps_applied() -> None:
     now = int(net.now)
     weak = M.prekey_envelope(net.nodes[a].ring.keys[-1].record)  # no stamp at all
     _inject(net, a, weak if not M.stamp_ok(weak, 4) else weak.with_stamp(bytes(8)))
-    far = E.make(E.Kind.BULLETIN, (now + 30 * 86400) // 3600, b"", bytes(256), 3)
+    far = E.make(E.Kind.BULLETIN, (now + 30 * 86400) // 3600, b"", bytes(512), 3)
     _inject(net, a, M.stamped(far, 4, net.rng.randbytes))
     b = Bulletin.create(
         b"q" * 32, type="t", key="k", sequence=1, created=now, expiry=now + 3600, body=b"x"

@@ -77,7 +77,7 @@ def _junk(net: Net, idx: int, n: int, rnd: random.Random) -> None:
     now = int(net.now)
     for _ in range(n):
         env = E.make(
-            E.Kind.SESSION, E.coarse_expiry(now, 86400), rnd.randbytes(8), rnd.randbytes(256), 8
+            E.Kind.SESSION, E.coarse_expiry(now, 86400), rnd.randbytes(8), rnd.randbytes(512), 8
         )
         env = env.with_stamp(mint_stamp(env.id(), 4))
         net.apply(idx, net.nodes[idx].publish_envelope(env, now))
@@ -92,7 +92,7 @@ def test_a_flooder_that_reconnects_does_not_start_over() -> None:
     net = Net(seed=63)
     victim_cfg = NodeConfig(mint_difficulty=4, base_difficulty=4, link_burst=12, link_rate=0.01)
     f = net.add()
-    v = net.add(victim_cfg, Quotas(max_source_bytes=20 * 320))
+    v = net.add(victim_cfg, Quotas(max_source_bytes=20 * 600))
     net.introduce_all()
     _junk(net, f, 60, random.Random(3))
     stored = []
@@ -126,7 +126,7 @@ def test_a_store_full_of_junk_still_admits_honest_mail_stamped_to_its_demand() -
     now = int(net.now)
     for _ in range(20):  # junk with more work than honest mail carries
         env = E.make(
-            E.Kind.SESSION, E.coarse_expiry(now, 86400), rnd.randbytes(8), rnd.randbytes(256), 8
+            E.Kind.SESSION, E.coarse_expiry(now, 86400), rnd.randbytes(8), rnd.randbytes(512), 8
         )
         net.apply(
             flooder,

@@ -21,7 +21,7 @@ def _foreign(rnd: random.Random) -> list[bytes]:
     rnd.shuffle(hours)
     frames = []
     for hour in hours:
-        env = E.make(E.Kind.SESSION, hour, rnd.randbytes(8), rnd.randbytes(256), 8)
+        env = E.make(E.Kind.SESSION, hour, rnd.randbytes(8), rnd.randbytes(512), 8)
         frames.append(E.encode(M.stamped(env, 4, rnd.randbytes)))
     return frames
 

@@ -50,13 +50,14 @@ def test_recipient_opens_and_sees_sender() -> None:
     assert opened.body == b"meet at six"
     assert opened.sender.fingerprint == alice.identity.fingerprint
     assert opened.created == NOW
-    assert len(sealed) == BUCKETS[1]  # first contact starts at 1 KiB
+    assert len(sealed) == BUCKETS[0]  # a short first contact fits the smallest bucket
 
 
 def test_output_is_bucket_sized_and_hides_length() -> None:
     alice, bob = party(1), party(2)
     assert len(seal(alice.identity, bob, b"a")) == len(seal(alice.identity, bob, b"a" * 100))
-    assert len(seal(alice.identity, bob, b"a" * 900)) == 4096
+    assert len(seal(alice.identity, bob, b"a" * 900)) == 2048
+    assert len(seal(alice.identity, bob, b"a" * 1800)) == 8192
 
 
 def test_nothing_in_the_ciphertext_identifies_sender_or_recipient() -> None:

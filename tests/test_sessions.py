@@ -259,3 +259,22 @@ def test_a_missing_counter_is_given_up_only_after_any_envelope_could_live() -> N
     assert w.low == 6
     assert not w.expects(0)
     assert w.expects(6)
+
+
+def test_every_short_text_makes_the_same_size_of_envelope() -> None:
+    """Size buckets hide length: every text up to 200 bytes, as a first contact or in a
+    session, gives a body of the smallest bucket (a 1-byte session message was 256 bytes
+    and a 200-byte one 1,024; a first contact was always 1,024)."""
+    from crypto.padding import BUCKETS
+
+    net = Net(seed=41)
+    a, b = net.add(), net.add()
+    net.introduce_all()
+    for n in (0, 1, 57, 113, 114, 199, 200):
+        net.send(a, b, b"x" * n)
+    store = net.nodes[a].store
+    envs = [E.decode(f) for i in store.ids_in_range(b"", None) if (f := store.get(i))]
+    assert {e.kind for e in envs} == {E.Kind.FIRST_CONTACT, E.Kind.SESSION}
+    assert {len(e.body) for e in envs} == {BUCKETS[0]}
+    sizes = {e.kind: {len(E.encode(x)) for x in envs if x.kind is e.kind} for e in envs}
+    assert all(len(v) == 1 for v in sizes.values())  # within a kind, one frame size

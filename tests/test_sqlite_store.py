@@ -43,7 +43,7 @@ def test_migration_from_v1_keeps_data(tmp_path: Path) -> None:
     db = sqlite3.connect(path, isolation_level=None)
     MIGRATIONS[0](db)
     db.execute("PRAGMA user_version = 1")
-    env = E.make(E.Kind.SESSION, (NOW + 7200) // 3600, b"t" * 8, bytes(256), 5, receipt=b"r" * 16)
+    env = E.make(E.Kind.SESSION, (NOW + 7200) // 3600, b"t" * 8, bytes(512), 5, receipt=b"r" * 16)
     frame = E.encode(env)
     for eid, data in ((env.id(), frame), (b"\x01" * 32, b"not an envelope")):
         db.execute(
