@@ -144,3 +144,80 @@ def test_own_and_contact_traffic_outlives_strangers_under_pressure() -> None:
     own = [i for i in store.ids_in_range(b"", None) if store.is_protected(i)]
     assert len(own) == 1
     assert net.nodes[b].store.count() == 12
+
+
+def _post(net: Net, seed: bytes, seq: int, key: str, hours: int = 2) -> E.Envelope:
+    now = int(net.now)
+    b = Bulletin.create(
+        seed, type="post", key=key, sequence=seq, created=now, expiry=now + 3600 * hours, body=b"x"
+    )
+    return M.stamped(M.bulletin_envelope(b), 4, net.rng.randbytes)
+
+
+def test_a_superseded_bulletin_never_comes_back() -> None:
+    """Once a newer post on a topic is known, the older one is deleted and never stored,
+    relayed or shown again, also after the newer one has expired (a relay that kept the
+    old one used to bring it back)."""
+    net = Net(seed=45)
+    a, r, c = net.add(), net.add(), net.add()
+    old, new = _post(net, b"p" * 32, 1, "water", hours=48), _post(net, b"p" * 32, 2, "water")
+    _inject(net, a, old)
+    la, _ = net.connect(a, c)
+    net.run(5)
+    net.disconnect(a, la)
+    assert [b.sequence for b in net.nodes[c].bulletins(int(net.now))] == [1]
+    _inject(net, r, old)  # a relay that keeps the old post
+    net.apply(a, net.nodes[a].import_frames([E.encode(new)], b"file", int(net.now)))
+    la, _ = net.connect(a, c)
+    net.run(5)
+    net.disconnect(a, la)
+    assert [b.sequence for b in net.nodes[c].bulletins(int(net.now))] == [2]
+    assert not net.nodes[c].store.has(old.id()), "the superseded post was deleted"
+    net.now += 3 * 3600  # the newer post expires; the old one would still be alive
+    net.run(2)
+    net.connect(r, c)
+    net.run(10)
+    assert net.nodes[c].bulletins(int(net.now)) == []
+    assert not net.nodes[c].store.has(old.id())
+
+
+def test_signed_junk_bulletins_do_not_evict_mail() -> None:
+    """Validly signed bulletins from throwaway keys used to outrank everyone's relayed
+    mail; now public records have their own share of the store."""
+    from mesh.core.store import PUBLIC_RANK, Quotas
+
+    net = Net(seed=46)
+    a, b, j = net.add(), net.add(), net.add()
+    r = net.add(quotas=Quotas(max_total_bytes=40 * 600))
+    net.introduce_all()
+    for k in range(12):
+        net.send(a, b, b"mail %d" % k)
+    la, _ = net.connect(a, r)
+    net.run(5)
+    net.disconnect(a, la)
+    assert net.nodes[r].store.count() == 12
+    for k in range(60):  # throwaway keys, one post each
+        _inject(net, j, _post(net, bytes([k]) * 32, 1, "spam"))
+    net.connect(j, r)
+    net.run(20)
+    store = net.nodes[r].store
+    kept = [
+        i
+        for i in store.ids_in_range(b"", None)
+        if (m := store.meta(i)) and m.priority < PUBLIC_RANK
+    ]
+    assert len(kept) == 12, "no relayed mail was evicted for bulletins"
+    assert 0 < store.public_bytes() <= store.quotas.max_public_bytes
+
+
+def test_one_persona_key_may_post_only_so_fast() -> None:
+    from mesh.core.bulletin_slots import BURST
+
+    net = Net(seed=47)
+    j, r = net.add(), net.add()
+    for k in range(int(BURST) + 10):
+        _inject(net, j, _post(net, b"\xee" * 32, k + 1, f"topic {k}"))
+    net.connect(j, r)
+    net.run(20)
+    assert len(net.nodes[r].bulletins(int(net.now))) == int(BURST)
+    assert net.nodes[r].stats.get("rejected_bulletin_rate") == 10

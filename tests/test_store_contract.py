@@ -193,9 +193,9 @@ def test_protected_items_stay_and_skip_the_source_quota(make_store: StoreFactory
     assert s.put(mine, NOW).status is PutStatus.STORED
     assert s.put(replace(item(2, source=b"me"), protected=True), NOW).status is PutStatus.STORED
     assert s.is_protected(mine.id)
-    assert s.put(item(3, priority=900), NOW).status is PutStatus.STORED
+    assert s.put(item(3, priority=200), NOW).status is PutStatus.STORED
     # full: a high-ranked stranger cannot evict protected mail ...
-    assert s.put(item(4, priority=999, expiry=NOW + 9999), NOW).status is PutStatus.QUOTA
+    assert s.put(item(4, priority=250, expiry=NOW + 9999), NOW).status is PutStatus.QUOTA
     # ... but protected mail evicts the stranger, whatever its rank
     result = s.put(replace(item(5, priority=0), protected=True), NOW)
     assert result.status is PutStatus.STORED
@@ -217,3 +217,23 @@ def test_tag_and_receipt_indexes_keep_every_envelope(make_store: StoreFactory) -
     assert s.ids_with_tag(b"t" * 8) == [b.id]
     assert s.ids_with_receipt(b"r" * 16) == [b.id]
     assert s.ids_with_receipt(b"") == []
+
+
+def test_public_records_have_their_own_share(make_store: StoreFactory) -> None:
+    """Bulletins and prekeys (ranks from PUBLIC_RANK) compete only among themselves for
+    their share; they never evict mail, and mail never evicts them."""
+    from mesh.core.store import PUBLIC_RANK
+
+    s = make_store(Quotas(max_total_bytes=1000, public_share=0.3))
+    assert s.put(item(1, size=300), NOW).status is PutStatus.STORED
+    assert s.put(item(2, size=300, priority=PUBLIC_RANK), NOW).status is PutStatus.STORED
+    # over the public share: evicts the lower public record, never the mail
+    res = s.put(item(3, size=300, priority=PUBLIC_RANK + 5), NOW)
+    assert res.status is PutStatus.STORED
+    assert res.evicted == (item(2).id,)
+    assert s.public_bytes() == 300
+    assert s.put(item(4, size=300, priority=PUBLIC_RANK), NOW).status is PutStatus.QUOTA
+    assert s.put(item(5, size=300), NOW).status is PutStatus.STORED  # 900 of 1000
+    res = s.put(item(6, size=300, priority=9), NOW)  # full: mail evicts mail only
+    assert res.evicted == (item(1).id,)
+    assert s.has(item(3).id)

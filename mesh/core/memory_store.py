@@ -10,7 +10,7 @@ from dataclasses import replace
 from sortedcontainers import SortedDict, SortedList
 
 from mesh.core.multiindex import MultiIndex
-from mesh.core.store import Meta, PolicyStore, Quotas, StoreItem
+from mesh.core.store import PUBLIC_RANK, Meta, PolicyStore, Quotas, StoreItem
 
 
 class MemoryStore(PolicyStore):
@@ -21,6 +21,7 @@ class MemoryStore(PolicyStore):
         self._by_expiry: SortedList = SortedList()  # (expiry, id)
         self._sources: dict[bytes, int] = {}
         self._bytes = 0
+        self._public = 0
         self._seen: dict[bytes, int] = {}
         self._tags = MultiIndex()
         self._receipts = MultiIndex()
@@ -42,6 +43,9 @@ class MemoryStore(PolicyStore):
 
     def total_bytes(self) -> int:
         return self._bytes
+
+    def public_bytes(self) -> int:
+        return self._public
 
     def source_bytes(self, source: bytes) -> int:
         return self._sources.get(source, 0)
@@ -83,6 +87,8 @@ class MemoryStore(PolicyStore):
         self._items[envelope_id] = (replace(item, data=data, budget=budget), seq)
         self._sources[item.source] += delta
         self._bytes += delta
+        if item.priority >= PUBLIC_RANK:
+            self._public += delta
         return True
 
     def close(self) -> None:
@@ -109,6 +115,8 @@ class MemoryStore(PolicyStore):
         self._by_expiry.add((item.expiry, item.id))
         self._sources[item.source] = self._sources.get(item.source, 0) + item.size
         self._bytes += item.size
+        if item.priority >= PUBLIC_RANK:
+            self._public += item.size
         if item.tag:
             self._tags.add(item.tag, item.id)
         if item.receipt:
@@ -124,13 +132,16 @@ class MemoryStore(PolicyStore):
         else:
             del self._sources[item.source]
         self._bytes -= item.size
+        if item.priority >= PUBLIC_RANK:
+            self._public -= item.size
         if item.tag:
             self._tags.discard(item.tag, item.id)
         if item.receipt:
             self._receipts.discard(item.receipt, item.id)
 
-    def _eviction_order(self) -> Iterator[tuple[int, int, bytes, int]]:
-        for priority, expiry, vid in self._order:  # not mutated until the caller is done
+    def _eviction_order(self, public: bool) -> Iterator[tuple[int, int, bytes, int]]:
+        lo, hi = ((PUBLIC_RANK,), None) if public else (None, (PUBLIC_RANK,))
+        for priority, expiry, vid in self._order.irange(lo, hi, inclusive=(True, False)):
             yield priority, expiry, vid, self._items[vid][0].size
 
     def _sweep(self, now: int) -> list[bytes]:

@@ -52,6 +52,7 @@ from crypto.wire import expect_bytes, expect_int, expect_list, pack, strict_unpa
 from mesh.core import envelope as E
 from mesh.core import messages as M
 from mesh.core import protocol as P
+from mesh.core.bulletin_slots import BulletinSlots
 from mesh.core.errors import LocalError, PeerError
 from mesh.core.events import (
     Action,
@@ -74,7 +75,7 @@ from mesh.core.link import LinkOutput, LinkSession, LinkState
 from mesh.core.riblt import Symbols, encode_set
 from mesh.core.routing import STRATEGIES, EnvView, Strategy, by_name
 from mesh.core.session import Session
-from mesh.core.store import Meta, PolicyStore, PutStatus, StoreItem
+from mesh.core.store import PUBLIC_RANK, Meta, PolicyStore, PutStatus, StoreItem
 from mesh.core.sync import FULL, Decoder, Range, Request, check_request
 
 log = logging.getLogger(__name__)
@@ -82,8 +83,8 @@ log = logging.getLogger(__name__)
 # The rank a store row carries is public facts only: the class of its kind, then the stamp
 # work it carries (junk with cheap stamps goes first). Whose envelopes are whose is
 # known in memory only (PolicyStore.protect).
-PRIO_OTHER, PRIO_PUBLIC = 0, 256
-STATE_VERSION = 2  # 2: sessions keep one counter window (no day epochs)
+PRIO_OTHER, PRIO_PUBLIC = 0, PUBLIC_RANK
+STATE_VERSION = 3  # 2: sessions keep one counter window; 3: newest bulletin per slot
 MAX_DEFERRED = 4096  # offered ids waiting for room in the link's token bucket
 MAX_MARKS = 32  # ranges served per link from a marked set (older ones start over)
 MAX_DEMAND = 24  # stamp bits a node may demand (16 M hashes: minutes on a Pi)
@@ -198,6 +199,7 @@ class Node:
         # Our own prekey envelope, kept in memory beside the store (it holds our identity
         # key: a row of it would tell a seized device's owner). id -> (frame, expiry)
         self._published: dict[bytes, tuple[bytes, int]] = {}
+        self._slots = BulletinSlots(self.config.max_ttl)
         self._hints: frozenset[bytes] = frozenset()
         self._hints_for: tuple[int, ...] | None = None
         self._dispatch: MappingProxyType[type, Callable[[Any, int], list[Action]]] = (
@@ -271,7 +273,10 @@ class Node:
             self.config.mint_difficulty,
             self.rng,
         )
-        return self.publish_envelope(env, now)
+        actions = self.publish_envelope(env, now)
+        if self.store.has(env.id()):
+            self._superseded(env, env.id(), now)  # our own earlier post on this topic
+        return actions
 
     def bulletins(self, now: int) -> list[Bulletin]:
         """The bulletins this node holds that verify and have not expired, only the newest
@@ -319,6 +324,7 @@ class Node:
                 [[h, s, e] for h, (s, e) in sorted(self._receipts.items())],
                 [list(x) for x in self._pending],
                 [[m, e] for m, e in sorted(self._delivered.items())],
+                self._slots.to_list(),
             ]
         )
 
@@ -327,7 +333,7 @@ class Node:
         Raises :class:`~crypto.errors.DecodeError` if the state is malformed."""
         f = expect_list(
             strict_unpack(data, max_size=len(data), max_array_len=1 << 20, max_map_len=0),
-            7,
+            8,
             "node state",
         )
         if f[0] != STATE_VERSION:
@@ -349,6 +355,7 @@ class Node:
             for a, s, e in (expect_list(x, 3, "pending") for x in f[5])
         ]
         self._delivered = {m: e for m, e in (expect_list(x, 2, "delivered") for x in f[6])}
+        self._slots.load(f[7])
         self.index_store(now)
 
     def index_store(self, now: int) -> None:
@@ -911,6 +918,8 @@ class Node:
         if result.status is not PutStatus.STORED:
             return []
         self._count("evicted", len(result.evicted))
+        if env.kind is E.Kind.BULLETIN:
+            self._superseded(env, eid, now)
         actions = self._maybe_deliver(env, eid, now)
         if self.store.has(eid):  # carried for others: offer it on our other links now
             actions += self._offer_everywhere([eid], now, skip=link)
@@ -950,6 +959,12 @@ class Node:
             latest = max(latest, expiry)
         return out, latest
 
+    def _superseded(self, env: E.Envelope, eid: bytes, now: int) -> None:
+        """A bulletin was stored: it is its slot's newest; delete the post it replaces."""
+        old = self._slots.stored(M.read_bulletin_envelope(env), eid, now)
+        if old is not None and old != eid and self.store.delete(old, now):
+            self._count("bulletins_superseded")
+
     def _check(self, env: E.Envelope, eid: bytes, now: int) -> str:
         """Why an arriving envelope is refused ("" if it is not). The stamp must carry the
         base work; under load, whether it gets in is the store's eviction by rank (stamp
@@ -965,7 +980,12 @@ class Node:
             return "stamp"
         try:
             if env.kind is E.Kind.BULLETIN:
-                M.read_bulletin_envelope(env).verify(now)
+                bulletin = M.read_bulletin_envelope(env)
+                bulletin.verify(now)
+                why = self._slots.refuse(bulletin, now)
+                if why:
+                    self.store.mark_seen(eid, env.expiry, now)
+                    return why
             elif env.kind is E.Kind.PREKEY:
                 rec = M.read_prekey_envelope(env)
                 rec.verify(rec.identity_key, now)
@@ -1179,6 +1199,7 @@ class Node:
         self._known_secrets = {s for s, _e in self._receipts.values()}
         self._own = {h: v for h, v in self._own.items() if v[1] > now}
         self._delivered = {m: exp for m, exp in self._delivered.items() if exp > now}
+        self._slots.expire(now)
 
     # ---- time -------------------------------------------------------------------------
     def _release_marks(self, now: int) -> None:

@@ -24,10 +24,13 @@ differs from a relayed one.
 3. in the *seen-set* (delivered or purged earlier, not yet expired) -> ``SEEN``;
 4. larger than ``max_item_bytes``, or (unless protected) over the source's quota ->
    ``QUOTA``;
-5. over the global byte/count quota -> evict unprotected entries in ascending ``(priority,
-   expiry)`` order, only entries that rank strictly below the newcomer (any unprotected
-   entry, for a protected newcomer); if that cannot make room the newcomer is refused
-   (``QUOTA``) and nothing is evicted.
+5. over the global byte/count quota, or (for a signed public record: a bulletin or a
+   prekey) over the public records' share -> evict unprotected entries *of the same pool*
+   (public records, or the rest) in ascending ``(priority, expiry)`` order, only entries
+   that rank strictly below the newcomer (any unprotected entry of its pool, for a
+   protected newcomer); if that cannot make room the newcomer is refused (``QUOTA``) and
+   nothing is evicted. Validly signed junk from throwaway keys thus competes only with
+   other public records, never with mail.
 
 Backends implement a handful of primitives (``_insert``, ``_remove``, ``_eviction_order``
 ...). :class:`~mesh.core.memory_store.MemoryStore` is the simulator's backend; the SQLite
@@ -58,6 +61,7 @@ from typing import NamedTuple
 from mesh.core.riblt import Sketch, Symbols, encode_chunked, encode_set
 
 MAX_LOG = 1 << 16  # changes remembered for reconciliations in progress
+PUBLIC_RANK = 256  # ranks from here up: signed public records (bulletins, prekeys)
 
 
 class PutStatus(Enum):
@@ -103,6 +107,11 @@ class Quotas:
     max_total_count: int = 1_000_000
     max_source_bytes: int = 32 * 1024 * 1024
     max_item_bytes: int = 17 * 1024
+    public_share: float = 0.125  # of max_total_bytes, for bulletins and prekeys
+
+    @property
+    def max_public_bytes(self) -> int:
+        return int(self.max_total_bytes * self.public_share)
 
 
 class PolicyStore(ABC):
@@ -293,12 +302,15 @@ class PolicyStore(ABC):
     def _victims(self, item: StoreItem) -> list[bytes] | None:
         """What must go to make room for ``item`` ([] if it fits; None if it cannot)."""
         q = self.quotas
+        public = item.priority >= PUBLIC_RANK
         need_bytes = self.total_bytes() + item.size - q.max_total_bytes
         need_count = self.count() + 1 - q.max_total_count
+        if public:
+            need_bytes = max(need_bytes, self.public_bytes() + item.size - q.max_public_bytes)
         victims: list[bytes] = []
         if need_bytes <= 0 and need_count <= 0:
             return victims
-        for priority, expiry, vid, vsize in self._eviction_order():
+        for priority, expiry, vid, vsize in self._eviction_order(public):
             if vid in self._protected:
                 continue
             if not item.protected and (priority, expiry) >= (item.priority, item.expiry):
@@ -311,12 +323,12 @@ class PolicyStore(ABC):
         return None
 
     def lowest_rank(self, room: int) -> int | None:
-        """The rank of the first unprotected envelope that would have to go to make
-        ``room`` bytes (None: there is room without evicting)."""
+        """The rank of the first unprotected envelope (not a public record) that would
+        have to go to make ``room`` bytes (None: there is room without evicting)."""
         q = self.quotas
         if self.total_bytes() + room <= q.max_total_bytes and self.count() < q.max_total_count:
             return None
-        for priority, _expiry, vid, _size in self._eviction_order():
+        for priority, _expiry, vid, _size in self._eviction_order(False):
             if vid not in self._protected:
                 return priority
         return None
@@ -392,8 +404,13 @@ class PolicyStore(ABC):
     def _remove(self, envelope_id: bytes) -> None: ...
 
     @abstractmethod
-    def _eviction_order(self) -> Iterator[tuple[int, int, bytes, int]]:
-        """``(priority, expiry, id, size)`` ascending: the first is evicted first."""
+    def _eviction_order(self, public: bool) -> Iterator[tuple[int, int, bytes, int]]:
+        """``(priority, expiry, id, size)`` ascending within one pool (public records, or
+        the rest): the first is evicted first."""
+
+    @abstractmethod
+    def public_bytes(self) -> int:
+        """Bytes held by signed public records (ranks from :data:`PUBLIC_RANK`)."""
 
     @abstractmethod
     def _sweep(self, now: int) -> list[bytes]:

@@ -25,7 +25,7 @@ from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
 from mesh.core import envelope as E
-from mesh.core.store import Meta, PolicyStore, Quotas, StoreItem
+from mesh.core.store import PUBLIC_RANK, Meta, PolicyStore, Quotas, StoreItem
 
 SCHEMA_VERSION = 3
 
@@ -113,6 +113,10 @@ class SQLiteStore(PolicyStore):
         )
         self._bytes = sum(self._sources.values())
         self._count = int(self._db.execute("SELECT COUNT(*) FROM envelopes").fetchone()[0])
+        row = self._db.execute(
+            "SELECT COALESCE(SUM(size), 0) FROM envelopes WHERE priority >= ?", (PUBLIC_RANK,)
+        ).fetchone()
+        self._public = int(row[0])
 
     # ---- reads ------------------------------------------------------------------------
     def has(self, envelope_id: bytes) -> bool:
@@ -125,6 +129,9 @@ class SQLiteStore(PolicyStore):
 
     def count(self) -> int:
         return self._count
+
+    def public_bytes(self) -> int:
+        return self._public
 
     def total_bytes(self) -> int:
         return self._bytes
@@ -171,11 +178,13 @@ class SQLiteStore(PolicyStore):
 
     def _replace(self, envelope_id: bytes, data: bytes, budget: int) -> bool:
         row = self._db.execute(
-            "SELECT source, size FROM envelopes WHERE id = ?", (envelope_id,)
+            "SELECT source, size, priority FROM envelopes WHERE id = ?", (envelope_id,)
         ).fetchone()
         if row is None:
             return False
         delta = len(data) - int(row[1])
+        if int(row[2]) >= PUBLIC_RANK:
+            self._public += delta
         self._db.execute(
             "UPDATE envelopes SET data = ?, size = ?, budget = ? WHERE id = ?",
             (data, len(data), budget, envelope_id),
@@ -251,17 +260,21 @@ class SQLiteStore(PolicyStore):
             ),
         )
         self._count += 1
+        if item.priority >= PUBLIC_RANK:
+            self._public += item.size
         self._sources[item.source] = self._sources.get(item.source, 0) + item.size
         self._bytes += item.size
 
     def _remove(self, envelope_id: bytes) -> None:
         row = self._db.execute(
-            "DELETE FROM envelopes WHERE id = ? RETURNING source, size", (envelope_id,)
+            "DELETE FROM envelopes WHERE id = ? RETURNING source, size, priority", (envelope_id,)
         ).fetchone()
         if row is None:
             return
         source, size = bytes(row[0]), int(row[1])
         self._count -= 1
+        if int(row[2]) >= PUBLIC_RANK:
+            self._public -= size
         left = self._sources.get(source, 0) - size
         if left > 0:
             self._sources[source] = left
@@ -269,9 +282,13 @@ class SQLiteStore(PolicyStore):
             self._sources.pop(source, None)
         self._bytes -= size
 
-    def _eviction_order(self) -> Iterator[tuple[int, int, bytes, int]]:
+    def _eviction_order(self, public: bool) -> Iterator[tuple[int, int, bytes, int]]:
+        where = "priority >= ?" if public else "priority < ?"
         cursor = self._db.execute(
-            "SELECT priority, expiry, id, size FROM envelopes ORDER BY priority, expiry"
+            "SELECT priority, expiry, id, size FROM envelopes WHERE "  # noqa: S608
+            + where
+            + " ORDER BY priority, expiry",
+            (PUBLIC_RANK,),
         )
         for priority, expiry, vid, size in cursor:
             yield int(priority), int(expiry), bytes(vid), int(size)
