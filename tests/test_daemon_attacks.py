@@ -106,3 +106,31 @@ def test_truncated_handshakes_close_the_link_and_the_daemon_keeps_serving(tmp_pa
         await trap.aclose()
 
     trio.run(main)
+
+
+def test_connection_floods_hit_the_caps(tmp_path: Path) -> None:
+    """Many silent connections from one address: beyond limits.max_links_per_address
+    (and max_handshakes) they are closed at once and counted, and the daemon takes new
+    links again once the flood is gone."""
+    now = int(time.time())
+    bob = make_profile(tmp_path, "Bob", now)
+    cfg = loopback_config(max_links_per_address=3, max_handshakes=3, lan=False)
+
+    async def main() -> None:
+        async with trio.open_nursery() as n:
+            b = await start(n, bob, cfg)
+            port = b.daemon.tcp_port
+            flood = [await trio.open_tcp_stream("127.0.0.1", port) for _ in range(8)]
+            await until("the excess refused", lambda: len(b.daemon.links) == 3)
+            refused = b.daemon.stats.get("links_refused_per_address", 0)
+            refused += b.daemon.stats.get("links_refused_handshakes", 0)
+            assert refused == 5
+            for s in flood:
+                await s.aclose()
+            await until("the flood gone", lambda: not b.daemon.links)
+            ok = await trio.open_tcp_stream("127.0.0.1", port)
+            await until("a new link accepted", lambda: len(b.daemon.links) == 1)
+            await ok.aclose()
+            n.cancel_scope.cancel()
+
+    trio.run(main)

@@ -88,6 +88,7 @@ STATE_VERSION = 3  # 2: sessions keep one counter window; 3: newest bulletin per
 MAX_DEFERRED = 4096  # offered ids waiting for room in the link's token bucket
 MAX_MARKS = 32  # ranges served per link from a marked set (older ones start over)
 MAX_DEMAND = 24  # stamp bits a node may demand (16 M hashes: minutes on a Pi)
+MAX_UNTRIED = 4096  # first contacts waiting for a trial decryption
 MAX_SOURCES = 4096  # token buckets remembered per source label
 TRADE_CHUNK = 256  # entries per list in one TRADE (all four lists full: ~40 KiB)
 ASK_TIMEOUT = 60  # seconds an ask may stay unanswered before it is forgotten
@@ -110,6 +111,10 @@ class NodeConfig:
     sweep_every: int = 600
     initial_symbols: int = 32
     sync_symbols: int = 4096  # remote symbols a link may hold while reconciling (x 48 B)
+    idle_timeout: int = 360  # a link that says nothing for this long is closed
+    trial_rate: float = 20.0  # first contacts with one of our hints opened per second...
+    trial_burst: float = 100.0  # ...after a burst of this many (each costs X25519 work)
+    stranger_sessions: int = 64  # sessions opened by people who are not our contacts
     long_term_link_key: bytes | None = None  # relays: a pinned link key; others: fresh
     # The order envelopes are offered and handed over in on a link (OFFER_ORDERS):
     # "priority" (own and contacts' first, then soonest expiry), "fifo" (the order this
@@ -146,6 +151,7 @@ class _Link:
     outbox: list[bytes] = field(default_factory=list)  # encoded messages not yet in a record
     last_sync: int = 0
     label: bytes = b""  # the driver's fairness label (LinkUp.source)
+    last_heard: int = 0  # when the peer last sent a message
 
     @property
     def peer(self) -> bytes:
@@ -200,6 +206,8 @@ class Node:
         # key: a row of it would tell a seized device's owner). id -> (frame, expiry)
         self._published: dict[bytes, tuple[bytes, int]] = {}
         self._slots = BulletinSlots(self.config.max_ttl)
+        self._trials = TokenBucket(self.config.trial_rate, self.config.trial_burst)
+        self._untried: list[bytes] = []  # first contacts with our hint waiting for a trial
         self._hints: frozenset[bytes] = frozenset()
         self._hints_for: tuple[int, ...] | None = None
         self._dispatch: MappingProxyType[type, Callable[[Any, int], list[Action]]] = (
@@ -228,8 +236,11 @@ class Node:
                 times.append(d)
             if ln.session.state is LinkState.OPEN and ln.hello is not None:
                 times.append(ln.last_sync + self.config.resync_every)
+                times.append(ln.last_heard + self.config.idle_timeout)
                 if ln.deferred or ln.overflowed:
                     times.append(self._now + 1)
+        if self._untried:
+            times.append(self._now + 1)
         return min(times) if times else None
 
     def add_contact(self, identity: PublicIdentity, prekey: PrekeyRecord | None = None) -> None:
@@ -573,6 +584,7 @@ class Node:
             self._bucket_for(ev.source) if ev.source else self._new_bucket(),
             Decoder(self.config.sync_symbols, self.config.initial_symbols),
             label=ev.source,
+            last_heard=now,
         )
         return self._transmit(ev.link, session.start())
 
@@ -611,6 +623,7 @@ class Node:
             # The parse boundary of the message layer: a PeerError raised while decoding
             # or checking a message closes this link and nothing else. Handlers raise it
             # only before they change any state.
+            ln.last_heard = now
             try:
                 for msg in P.decode_record(raw):
                     actions += self._on_message(ev.link, msg, now)
@@ -1006,6 +1019,11 @@ class Node:
             return self._deliver_session(env, eid, now) + self._deliver_waiting(now)
         if env.kind is not E.Kind.FIRST_CONTACT or env.tag not in self.my_hints():
             return []
+        if not self._trials.take(now):  # junk can carry our public hint: bound the work
+            if len(self._untried) < MAX_UNTRIED:
+                self._untried.append(eid)
+            self._count("trials_deferred")
+            return []
         try:
             opened = M.open_first_contact_envelope(self.identity, self.ring, env, now)
         except (CryptoError, E.EnvelopeError):
@@ -1021,6 +1039,7 @@ class Node:
             if sess.sid not in self.sessions:
                 self.sessions[sess.sid] = sess
                 self._expect(sess, sess.expected_tags())
+                self._bound_stranger_sessions()
         self.store.protect(eid)
         actions = self._finish_delivery(
             env,
@@ -1033,6 +1052,26 @@ class Node:
             opened.receipt_secret,
         )
         return actions + self._deliver_waiting(now)
+
+    def _bound_stranger_sessions(self) -> None:
+        """At most ``stranger_sessions`` sessions opened by people who are not our
+        contacts: the least recently used goes (its tags with it)."""
+        strangers = [x for x in self.sessions.values() if x.peer not in self.contacts]
+        excess = len(strangers) - self.config.stranger_sessions
+        for sess in sorted(strangers, key=lambda x: x.last_used)[: max(0, excess)]:
+            del self.sessions[sess.sid]
+            self._tags = {t: v for t, v in self._tags.items() if v[0] != sess.sid}
+            self._count("stranger_sessions_dropped")
+
+    def _try_deferred(self, now: int) -> list[Action]:
+        """First contacts that waited for trial-decryption budget, as it returns."""
+        actions: list[Action] = []
+        while self._untried and self._trials.available(now) >= 1:
+            eid = self._untried.pop(0)
+            frame = self.store.get(eid)
+            if frame is not None:
+                actions += self._maybe_deliver(E.decode(frame), eid, now)
+        return actions
 
     def _deliver_waiting(self, now: int) -> list[Action]:
         """Open stored session envelopes whose tags became expected: they arrived before
@@ -1222,6 +1261,9 @@ class Node:
             if out.closed is not None:
                 self._forget_link(link)
                 actions.append(CloseLink(link, out.closed.value))
+            elif ln.hello is not None and now - ln.last_heard >= self.config.idle_timeout:
+                self._count("links_closed_idle")  # an honest peer speaks every resync
+                actions += self._close(link, "idle")
             elif ln.hello is not None and now >= ln.last_sync + self.config.resync_every:
                 if not ln.decoder.active or now >= ln.last_sync + 2 * self.config.resync_every:
                     actions += self._start_sync(link, ln, now)
@@ -1235,6 +1277,7 @@ class Node:
                 ln.overflowed = False
                 actions += self._request(link, ln.decoder.start())
         self._release_marks(now)
+        actions += self._try_deferred(now)
         due = [p for p in self._pending if p[0] <= now]
         if due:
             self._pending = [p for p in self._pending if p[0] > now]

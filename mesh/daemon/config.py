@@ -43,8 +43,15 @@ class Config:
     strategy: str = "epidemic"
     receipt_delay: tuple[int, ...] = (30, 300)  # seconds before a receipt is released
     bundle_max_bytes: int = 64 * 1024 * 1024
-    link_rate: float = 50.0  # envelopes per second accepted per link...
+    link_rate: float = 50.0  # envelopes per second accepted per source address...
     link_burst: float = 400.0  # ...after a burst of this many
+    max_links: int = 64  # links at once, in and out
+    max_links_per_address: int = 8  # links at once from one remote address
+    max_handshakes: int = 16  # links still in their handshake at once
+    idle_timeout: int = 360  # seconds a link may stay silent before it is closed
+    sync_symbols: int = 4096  # reconciliation symbols one link may hold (48 B each)
+    trial_rate: float = 20.0  # first contacts with our hint opened per second
+    stranger_sessions: int = 64  # sessions opened by people who are not contacts
 
 
 _SCHEMA: dict[str, dict[str, tuple[str, type]]] = {
@@ -70,7 +77,17 @@ _SCHEMA: dict[str, dict[str, tuple[str, type]]] = {
         "bundle_max_bytes": ("bundle_max_bytes", int),
     },
     "routing": {"strategy": ("strategy", str), "receipt_delay": ("receipt_delay", list)},
-    "limits": {"link_rate": ("link_rate", float), "link_burst": ("link_burst", float)},
+    "limits": {
+        "link_rate": ("link_rate", float),
+        "link_burst": ("link_burst", float),
+        "max_links": ("max_links", int),
+        "max_links_per_address": ("max_links_per_address", int),
+        "max_handshakes": ("max_handshakes", int),
+        "idle_timeout": ("idle_timeout", int),
+        "sync_symbols": ("sync_symbols", int),
+        "trial_rate": ("trial_rate", float),
+        "stranger_sessions": ("stranger_sessions", int),
+    },
 }
 
 
@@ -126,6 +143,18 @@ def _check(cfg: Config, source: str) -> None:
             raise ConfigError(f"{source}: {key} must be between 0 and 65535")
     if cfg.link_rate <= 0 or cfg.link_burst < 1:
         raise ConfigError(f"{source}: limits.link_rate must be > 0 and limits.link_burst >= 1")
+    for key, value, low in (
+        ("max_links", cfg.max_links, 1),
+        ("max_links_per_address", cfg.max_links_per_address, 1),
+        ("max_handshakes", cfg.max_handshakes, 1),
+        ("idle_timeout", cfg.idle_timeout, 30),
+        ("sync_symbols", cfg.sync_symbols, 64),
+        ("stranger_sessions", cfg.stranger_sessions, 0),
+    ):
+        if value < low:
+            raise ConfigError(f"{source}: limits.{key} must be at least {low}")
+    if cfg.trial_rate <= 0:
+        raise ConfigError(f"{source}: limits.trial_rate must be > 0")
     if cfg.beacon_interval <= 0 or cfg.backoff_max <= 0:
         raise ConfigError(f"{source}: intervals must be positive")
     for peer in cfg.peers:

@@ -93,6 +93,10 @@ class LinkInfo:
     scope: trio.CancelScope
     opened: bool = False
 
+    @property
+    def host(self) -> str:
+        return self.remote.rsplit(":", 1)[0]
+
 
 @dataclass
 class Backoff:
@@ -148,6 +152,10 @@ class Daemon:
                 receipt_delay=(config.receipt_delay[0], config.receipt_delay[1]),
                 link_rate=config.link_rate,
                 link_burst=config.link_burst,
+                idle_timeout=config.idle_timeout,
+                sync_symbols=config.sync_symbols,
+                trial_rate=config.trial_rate,
+                stranger_sessions=config.stranger_sessions,
                 long_term_link_key=relay_link_key(profile) if config.mode == "relay" else None,
             ),
         )
@@ -360,7 +368,28 @@ class Daemon:
 
     # ---- links ------------------------------------------------------------------------
     async def _incoming(self, stream: trio.SocketStream) -> None:
-        await self.run_link(stream, initiator=False, kind="incoming", remote=_peer_name(stream))
+        remote = _peer_name(stream)
+        refused = self._refuse(remote)
+        if refused:
+            self._count(f"links_refused_{refused}")
+            log.debug("refused a connection from %s: %s", remote, refused)
+            await trio.aclose_forcefully(stream)
+            return
+        await self.run_link(stream, initiator=False, kind="incoming", remote=remote)
+
+    def _refuse(self, remote: str) -> str:
+        """Why a new link must not start now ("" if it may): the caps on links in all,
+        from one address and in their handshake (a flood of connections costs a Noise
+        handshake each; a Pi relay has 256 MiB)."""
+        cfg = self.config
+        if len(self.links) >= cfg.max_links:
+            return "total"
+        host = remote.rsplit(":", 1)[0]
+        if sum(1 for x in self.links.values() if x.host == host) >= cfg.max_links_per_address:
+            return "per_address"
+        if sum(1 for x in self.links.values() if not x.opened) >= cfg.max_handshakes:
+            return "handshakes"
+        return ""
 
     async def run_link(
         self, stream: trio.abc.Stream, initiator: bool, kind: str, remote: str
@@ -439,7 +468,7 @@ class Daemon:
             await trio.sleep(backoff.next_delay())
 
     def _on_beacon(self, ip: str, port: int, instance: bytes) -> None:
-        if self._discovery is None or self._nursery is None:
+        if self._discovery is None or self._nursery is None or self._refuse(f"{ip}:{port}"):
             return
         addr = (ip, port)
         if self._discovery.instance > instance or addr in self._lan_dialing:
