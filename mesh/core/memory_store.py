@@ -10,6 +10,7 @@ from dataclasses import replace
 from sortedcontainers import SortedDict, SortedList
 
 from mesh.core.multiindex import MultiIndex
+from mesh.core.session import message_tag
 from mesh.core.store import PUBLIC_RANK, Meta, PolicyStore, Quotas, StoreItem
 
 
@@ -118,7 +119,7 @@ class MemoryStore(PolicyStore):
         if item.priority >= PUBLIC_RANK:
             self._public += item.size
         if item.tag:
-            self._tags.add(item.tag, item.id)
+            self._tags.add(message_tag(item.tag), item.id)
         if item.receipt:
             self._receipts.add(item.receipt, item.id)
 
@@ -135,7 +136,7 @@ class MemoryStore(PolicyStore):
         if item.priority >= PUBLIC_RANK:
             self._public -= item.size
         if item.tag:
-            self._tags.discard(item.tag, item.id)
+            self._tags.discard(message_tag(item.tag), item.id)
         if item.receipt:
             self._receipts.discard(item.receipt, item.id)
 

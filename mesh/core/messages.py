@@ -118,10 +118,12 @@ def session_envelope(
     msg_id: bytes,
     content_type: int = CONTENT_TEXT,
     budget: int = DEFAULT_BUDGET,
+    route: bytes = b"",
 ) -> E.Envelope:
     """A SESSION envelope: a fresh per-message tag, a receipt hash, the ratchet message
-    sealed under the session's envelope key (unstamped)."""
-    tag = session.next_tag()
+    sealed under the session's envelope key (unstamped). ``route`` (a routing strategy's
+    destination key, :func:`mesh.core.session.route_key`) follows the per-message tag."""
+    tag = session.next_tag() + route
     secret = rng(SECRET_LEN)
     receipt = receipt_hash(secret)
     expiry_hour = E.coarse_expiry(now, ttl)

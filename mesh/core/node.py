@@ -74,7 +74,7 @@ from mesh.core.flood import TokenBucket
 from mesh.core.link import LinkOutput, LinkSession, LinkState
 from mesh.core.riblt import Symbols, encode_set
 from mesh.core.routing import STRATEGIES, EnvView, Strategy, by_name
-from mesh.core.session import Session
+from mesh.core.session import Session, message_tag
 from mesh.core.store import PUBLIC_RANK, Meta, PolicyStore, PutStatus, StoreItem
 from mesh.core.sync import FULL, Decoder, Range, Request, check_request
 
@@ -402,8 +402,9 @@ class Node:
         return self._hints
 
     def is_mine(self, tag: bytes) -> bool:
-        """Is an envelope with this routing tag (probably) addressed to us?"""
-        return tag in self._tags or (len(tag) == 1 and tag in self.my_hints())
+        """Is an envelope with this routing tag addressed to us (a session tag we expect),
+        or maybe (one of our 1-byte first-contact hints)?"""
+        return message_tag(tag) in self._tags or (len(tag) == 1 and tag in self.my_hints())
 
     def _rebuild_tags(self, now: int) -> None:
         """The whole tag table from the sessions' windows (on start)."""
@@ -924,7 +925,7 @@ class Node:
             frame = E.encode(env)
         # Mail for one of our sessions is protected at once; a first contact only once it
         # opens (junk can carry anyone's public 1-byte hint).
-        ours = env.kind is E.Kind.SESSION and env.tag in self._tags
+        ours = env.kind is E.Kind.SESSION and message_tag(env.tag) in self._tags
         item = replace(self._item(env, eid, frame, source), protected=ours)
         result = self.store.put(item, now)
         self._count("put_" + result.status.value)
@@ -1015,7 +1016,7 @@ class Node:
             contact.prekey = rec
 
     def _maybe_deliver(self, env: E.Envelope, eid: bytes, now: int) -> list[Action]:
-        if env.kind is E.Kind.SESSION and env.tag in self._tags:
+        if env.kind is E.Kind.SESSION and message_tag(env.tag) in self._tags:
             return self._deliver_session(env, eid, now) + self._deliver_waiting(now)
         if env.kind is not E.Kind.FIRST_CONTACT or env.tag not in self.my_hints():
             return []
@@ -1091,14 +1092,15 @@ class Node:
         return actions
 
     def _deliver_session(self, env: E.Envelope, eid: bytes, now: int) -> list[Action]:
-        sid, counter = self._tags[env.tag]
+        tag = message_tag(env.tag)
+        sid, counter = self._tags[tag]
         sess = self.sessions[sid]
         try:
             inner, fresh = sess.open(env.body, env.header(), counter, now, self.rng)
         except (CryptoError, E.EnvelopeError):
             self._count("session_open_failed")
             return []
-        del self._tags[env.tag]
+        del self._tags[tag]
         self._expect(sess, sess.tags_for(fresh))
         self.store.protect(eid)
         return self._finish_delivery(

@@ -230,3 +230,27 @@ class Session:
         inner = Inner.decode(self.ratchet.decrypt(message, _RATCHET_AD, now, rng))
         self.last_used = now
         return inner, self.window.receive(counter, now)
+
+
+ROUTE_KEY_LEN = 8
+_ROUTE_PERSON = b"steppe-route"
+
+
+def route_key(tag_key: bytes, period: int) -> bytes:
+    """A destination key for routing strategies that need one (PRoPHET): the same for
+    every message of one direction of one session within one ``period``, and unlinkable
+    to the keys of other periods and to the per-message tags (BLAKE2b-64 keyed by the
+    direction's tag key, personalised apart from :meth:`Session.tag`). Both ends can
+    compute it: the sender from ``send_tag_key``, the recipient from ``recv_tag_key``."""
+    return p.blake2b(
+        period.to_bytes(8, "big", signed=True),
+        key=tag_key,
+        digest_size=ROUTE_KEY_LEN,
+        person=_ROUTE_PERSON,
+    )
+
+
+def message_tag(envelope_tag: bytes) -> bytes:
+    """The per-message part of a session envelope's routing tag, which the recipient
+    looks up: its first :data:`TAG_LEN` bytes (a strategy may append a route key)."""
+    return envelope_tag[:TAG_LEN]

@@ -59,6 +59,7 @@ from enum import Enum
 from typing import NamedTuple
 
 from mesh.core.riblt import Sketch, Symbols, encode_chunked, encode_set
+from mesh.core.session import message_tag
 
 MAX_LOG = 1 << 16  # changes remembered for reconciliations in progress
 PUBLIC_RANK = 256  # ranks from here up: signed public records (bulletins, prekeys)
@@ -199,8 +200,10 @@ class PolicyStore(ABC):
             return self._replace(envelope_id, data, budget)
 
     def ids_with_tag(self, tag: bytes) -> list[bytes]:
-        """Stored envelopes carrying this routing tag (junk may copy a real one's)."""
-        return self._with_tag(tag)
+        """Stored envelopes whose per-message tag is ``tag``'s: the routing tag, or its
+        first 8 bytes when a routing strategy appended a route key to a session tag
+        (:func:`mesh.core.session.message_tag`). Junk may copy a real one's."""
+        return self._with_tag(message_tag(tag))
 
     def ids_with_receipt(self, receipt: bytes) -> list[bytes]:
         """Stored envelopes carrying this receipt hash (junk may copy a real one's)."""

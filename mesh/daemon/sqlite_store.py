@@ -25,6 +25,7 @@ from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
 from mesh.core import envelope as E
+from mesh.core.session import TAG_LEN
 from mesh.core.store import PUBLIC_RANK, Meta, PolicyStore, Quotas, StoreItem
 
 SCHEMA_VERSION = 3
@@ -161,7 +162,12 @@ class SQLiteStore(PolicyStore):
         return None if row is None else Meta(int(row[0]), int(row[1]), int(row[2]))
 
     def _with_tag(self, tag: bytes) -> list[bytes]:
-        rows = self._db.execute("SELECT id FROM envelopes WHERE tag = ? AND tag != x''", (tag,))
+        # A whole 8-byte session tag also finds the tags that start with it (a route key
+        # after it): the range [tag, tag + 8 x ff] of the tag index.
+        top = tag + b"\xff" * 8 if len(tag) == TAG_LEN else tag
+        rows = self._db.execute(
+            "SELECT id FROM envelopes WHERE tag >= ? AND tag <= ? AND tag != x''", (tag, top)
+        )
         return [bytes(r[0]) for r in rows]
 
     def _with_receipt(self, receipt: bytes) -> list[bytes]:
