@@ -73,7 +73,7 @@ from mesh.core.events import (
 from mesh.core.flood import TokenBucket
 from mesh.core.link import LinkOutput, LinkSession, LinkState
 from mesh.core.riblt import Symbols, encode_set
-from mesh.core.routing import STRATEGIES, EnvView, Strategy, by_name
+from mesh.core.routing import STRATEGIES, EnvView, Strategy, by_name, destination
 from mesh.core.session import Session, message_tag
 from mesh.core.store import PUBLIC_RANK, Meta, PolicyStore, PutStatus, StoreItem
 from mesh.core.sync import FULL, Decoder, Range, Request, check_request
@@ -845,8 +845,9 @@ class Node:
             if header is None:
                 continue
             tag, budget = header
-            view = EnvView(i, budget, expiry, tag)
-            handoff = self.strategy.decide(view, ln.peer, i in mine, now)
+            is_dest, candidate = destination(tag, i in mine)
+            view = EnvView(i, budget, expiry, tag, candidate=candidate)
+            handoff = self.strategy.decide(view, ln.peer, is_dest, now)
             if not handoff.give:
                 self._count("withheld")
                 continue

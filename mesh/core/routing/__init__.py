@@ -4,14 +4,16 @@ Each strategy decides, per envelope the peer lacks, whether to hand over a copy 
 which budget (:class:`Handoff`), and says in :attr:`Strategy.REVEALS` exactly what it makes
 the node reveal to neighbours. A strategy that needs to know whether the peer is the
 destination sets :attr:`Strategy.NEEDS_DESTINATION`; only then does the receiving node
-mark, in its want-list, the envelopes whose routing tag it recognises as its own.
+mark, in its want-list, the envelopes whose routing tag it recognises as its own. Such a
+mark is exact only for a session tag; on a first contact's 1-byte hint it is a guess, and
+no strategy takes it for the destination (:mod:`mesh.core.routing.base`).
 """
 
 from __future__ import annotations
 
 from types import MappingProxyType
 
-from mesh.core.routing.base import EnvView, Handoff, Strategy
+from mesh.core.routing.base import EnvView, Handoff, Strategy, destination, exact
 from mesh.core.routing.direct import DirectDelivery
 from mesh.core.routing.epidemic import Epidemic
 from mesh.core.routing.prophet import Prophet, ProphetParams
@@ -28,6 +30,8 @@ __all__ = (
     "SprayAndWait",
     "Strategy",
     "by_name",
+    "destination",
+    "exact",
 )
 
 

@@ -1,0 +1,125 @@
+"""Routing strategies between real nodes, back to back (tests/netsim.py): a node that
+shares the destination's first-contact hint is never taken for the destination."""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+
+from crypto.prekeys import PrekeyRing
+from mesh.core import envelope as E
+from mesh.core.node import Node, NodeConfig, hint_for
+from tests.netsim import Net
+
+DAY = 86400
+
+
+def config(strategy: str, **args: int) -> NodeConfig:
+    return NodeConfig(
+        strategy=strategy,
+        strategy_args=tuple(args.items()),
+        mint_difficulty=4,
+        base_difficulty=4,
+        receipt_delay=(5, 30),
+    )
+
+
+def meet(net: Net, a: int, b: int, seconds: float = 10) -> None:
+    """One contact between ``a`` and ``b``, long enough to sync and trade."""
+    la, _ = net.connect(a, b)
+    net.run(seconds)
+    net.disconnect(a, la)
+
+
+class Transfers:
+    """Counts, per envelope id, the copies that arrived whole at any node."""
+
+    def __init__(self, net: Net) -> None:
+        self.count: Counter[bytes] = Counter()
+        for node in net.nodes:
+            node.observer = self._seen
+
+    def _seen(self, event: str, envelope_id: bytes, link: int, frame: bytes) -> None:
+        if event == "received":
+            self.count[envelope_id] += 1
+
+
+def share_hint(net: Net, idx: int, other: int, seed: int) -> None:
+    """Give node ``idx`` a prekey whose 1-byte first-contact hint is node ``other``'s."""
+    node = net.nodes[idx]
+    target = hint_for(net.nodes[other].ring.keys[-1].record.public)
+    r = random.Random(seed)
+    while True:
+        ring = PrekeyRing()
+        key = ring.create(node.identity, int(net.now), r.randbytes)
+        if hint_for(key.record.public) == target:
+            break
+    node.ring = ring
+
+
+def delivered(net: Net, idx: int) -> list[bytes]:
+    return [m.msg_id for m in net.delivered[idx]]
+
+
+def stored_kinds(node: Node) -> list[E.Kind]:
+    frames = [node.store.get(i) for i in node.store.ids_in_range(b"", None)]
+    return [E.decode(f).kind for f in frames if f is not None]
+
+
+# ---- spray-and-wait and direct delivery: a hint match is a guess ------------------------
+def test_spray_a_node_sharing_the_hint_is_not_the_destination() -> None:
+    """With L = 2 a first contact may be handed over twice in all. The old rule gave the
+    node that shares the destination's hint a free copy, as if it were the destination,
+    and the sender went on spraying: three transfers."""
+    net = Net(seed=11)
+    a, b, twin, x = (net.add(config("spray", copies=2)) for _ in range(4))
+    share_hint(net, twin, b, seed=1)
+    net.introduce_all()
+    transfers = Transfers(net)
+    mid = net.send(a, b, b"hello")  # no session yet: a first contact with b's hint
+    for p, q in [(a, twin), (a, x), (a, b), (twin, b), (x, b), (twin, x)]:
+        meet(net, p, q)
+    assert delivered(net, b) == [mid]
+    assert delivered(net, twin) == []
+    assert sum(transfers.count.values()) <= 2, transfers.count
+    assert max(transfers.count.values()) <= 2
+
+
+def test_spray_bound_holds_in_a_crowd_of_colliding_hints() -> None:
+    """Eight nodes, three of them sharing the destination's hint, meeting at random: no
+    envelope (first contact or session message) is handed over more than L times."""
+    copies = 4
+    net = Net(seed=12)
+    nodes = [net.add(config("spray", copies=copies)) for _ in range(8)]
+    b, senders, twins = nodes[0], nodes[1:4], nodes[4:7]
+    for i, twin in enumerate(twins):
+        share_hint(net, twin, b, seed=i)
+    net.introduce_all()
+    transfers = Transfers(net)
+    r = random.Random(3)
+    for s in senders:
+        net.send(s, b, b"first")
+    for round_ in range(40):
+        p, q = r.sample(nodes, 2)
+        meet(net, p, q)
+        if round_ == 20:
+            for s in senders:
+                net.send(s, b, b"second")
+    assert len(transfers.count) >= 4
+    assert max(transfers.count.values()) <= copies, transfers.count
+    assert all(delivered(net, t) == [] for t in twins)
+
+
+def test_direct_a_colliding_hint_costs_a_transfer_never_the_message() -> None:
+    net = Net(seed=13)
+    a, b, twin = (net.add(config("direct")) for _ in range(3))
+    share_hint(net, twin, b, seed=2)
+    net.introduce_all()
+    transfers = Transfers(net)
+    mid = net.send(a, b, b"hello")
+    meet(net, a, twin)  # twin gets a copy with no budget: it cannot open it, nor pass it on
+    meet(net, twin, b)
+    assert delivered(net, b) == []
+    meet(net, a, b)
+    assert delivered(net, b) == [mid]
+    assert sum(transfers.count.values()) == 2
