@@ -157,11 +157,11 @@ def bench_link_throughput() -> None:
 
 def bench_routing() -> None:
     print("\nRouting decisions")
-    view = EnvView(os.urandom(32), 6, NOW + 3600, os.urandom(8))
+    view = EnvView(os.urandom(32), 6, NOW + 3600, os.urandom(16))  # session tag + route key
     prophet = Prophet()
     for _ in range(200):
         prophet.table[os.urandom(8)] = random.random()
-    prophet.peer_tables[b"p"] = {view.tag: 0.9}
+    prophet.peer_tables[b"p"] = {view.tag[8:]: 0.9}
     strategies: list[tuple[str, Strategy]] = [
         ("epidemic", Epidemic()),
         ("spray-and-wait", SprayAndWait(8)),

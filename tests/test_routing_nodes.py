@@ -1,5 +1,7 @@
-"""Routing strategies between real nodes, back to back (tests/netsim.py): a node that
-shares the destination's first-contact hint is never taken for the destination."""
+"""Routing strategies between real nodes, back to back (tests/netsim.py): PRoPHET carries
+session messages through relays, a node that shares the destination's first-contact hint
+is never taken for the destination, and PRoPHET's tables stay bounded against hostile
+neighbours."""
 
 from __future__ import annotations
 
@@ -9,6 +11,8 @@ from collections import Counter
 from crypto.prekeys import PrekeyRing
 from mesh.core import envelope as E
 from mesh.core.node import Node, NodeConfig, hint_for
+from mesh.core.routing import Prophet
+from mesh.core.wirecodec import pack_routing
 from tests.netsim import Net
 
 DAY = 86400
@@ -123,3 +127,91 @@ def test_direct_a_colliding_hint_costs_a_transfer_never_the_message() -> None:
     meet(net, a, b)
     assert delivered(net, b) == [mid]
     assert sum(transfers.count.values()) == 2
+
+
+# ---- PRoPHET ----------------------------------------------------------------------------
+def _session_between(net: Net, a: int, r: int, b: int) -> bytes:
+    """``a`` first-contacts ``b`` through relay ``r``; then ``r`` meets ``b`` again, now
+    that ``b`` receives in a session."""
+    first = net.send(a, b, b"hello")
+    meet(net, a, r)
+    meet(net, r, b)
+    assert delivered(net, b) == [first]
+    meet(net, r, b)
+    return first
+
+
+def test_prophet_delivers_session_messages_through_relays() -> None:
+    net = Net(seed=21)
+    a, r, idle, b = (net.add(config("prophet")) for _ in range(4))
+    net.introduce_all()
+    first = _session_between(net, a, r, b)
+    later = [net.send(a, b, f"message {i}".encode()) for i in range(3)]
+    meet(net, a, idle)  # idle has never met b: it is no better a carrier than a
+    assert E.Kind.SESSION not in stored_kinds(net.nodes[idle])
+    meet(net, a, r)  # r has met b: a hands the session messages to r
+    sessions = [
+        E.decode(f)
+        for f in (net.nodes[r].store.get(i) for i in net.nodes[r].store.ids_in_range(b"", None))
+        if f is not None and E.decode(f).kind is E.Kind.SESSION
+    ]
+    assert len(sessions) == 3
+    assert {len(e.tag) for e in sessions} == {16}  # per-message tag + the day's route key
+    assert len({e.tag[8:] for e in sessions}) == 1
+    meet(net, r, b)
+    assert delivered(net, b)[0] == first
+    assert sorted(delivered(net, b)[1:]) == sorted(later)
+
+
+def test_prophet_delivers_a_message_sealed_days_earlier() -> None:
+    """Only today's route keys are announced; an envelope that waited five days in a
+    relay still reaches its recipient, which marks it by its per-message tag."""
+    net = Net(seed=22)
+    a, r, b = (net.add(config("prophet")) for _ in range(3))
+    net.introduce_all()
+    _session_between(net, a, r, b)
+    mid = net.send(a, b, b"before the cut", ttl=7 * DAY)
+    meet(net, a, r)
+    net.run(5 * DAY, tick=3600)
+    meet(net, r, b)
+    assert delivered(net, b)[-1] == mid
+
+
+class HostileProphet(Prophet):
+    """An adversary: at every contact it announces as many fresh route keys as a peer
+    reads, and as many fresh predictabilities, all 1."""
+
+    def __init__(self, seed: int) -> None:
+        super().__init__()
+        self.r = random.Random(seed)
+
+    def routing_info(self, receive_keys: list[bytes], now: int) -> bytes:
+        own = [self.r.randbytes(8) for _ in range(256)]
+        return pack_routing(own, [(self.r.randbytes(8), 1.0) for _ in range(256)])
+
+
+def test_prophet_tables_stay_bounded_against_hostile_neighbours() -> None:
+    net = Net(seed=31)
+    victim = net.add(config("prophet"))
+    hostile = net.add(config("prophet"))
+    net.nodes[hostile].strategy = HostileProphet(1)
+    s = net.nodes[victim].strategy
+    assert isinstance(s, Prophet)
+    for _ in range(100):  # a fresh link key at every contact
+        meet(net, hostile, victim, seconds=2)
+    assert 0 < len(s.table) <= 1024
+    assert len(s.last_seen) <= len(s.table)
+    crowd = [net.add(config("prophet")) for _ in range(40)]
+    for i, h in enumerate(crowd):  # forty hostile contacts open at once
+        net.nodes[h].strategy = HostileProphet(100 + i)
+        net.connect(h, victim)
+    net.run(5)
+    assert len(net.links_of(victim)) == 40
+    assert len(s.peer_tables) <= 32
+    assert len(s.table) <= 1024
+    for link in net.links_of(victim):
+        net.disconnect(victim, link)
+    net.run(8 * DAY + 3600, tick=3600)  # nobody refreshes those keys for eight days
+    friend = net.add(config("prophet"))
+    meet(net, friend, victim)
+    assert s.table == {}

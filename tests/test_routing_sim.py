@@ -4,9 +4,38 @@ from __future__ import annotations
 
 from collections import Counter
 
+from mesh.core import envelope as E
 from simulations.harness import Simulation
 from simulations.scenario import parse
 from tests.test_simulator import small
+
+
+def _pairs(strategy: str) -> str:
+    """Twelve people in the small square; four of them write to each other, so most
+    messages follow a first contact and travel in a session."""
+    return (
+        small(strategy)
+        .replace("count = 20", "count = 12")
+        .replace("duration = 3600", "duration = 1800")
+        .replace("buffer = 2000000", 'buffer = 2000000\ndelivered_copies = "keep"')
+        .replace("stop = 2400", "stop = 1200\nsources = [0, 3]\ndestinations = [0, 3]")
+    )
+
+
+def test_prophet_delivers_session_messages() -> None:
+    sim = Simulation(parse(_pairs("prophet")))
+    m = sim.run()
+    created: Counter[E.Kind] = Counter()
+    arrived: Counter[E.Kind] = Counter()
+    for msg in m.messages:
+        frame = sim.nodes[msg.src].store.get(msg.envelope_id)  # senders keep their own
+        assert frame is not None
+        kind = E.decode(frame).kind
+        created[kind] += 1
+        arrived[kind] += msg.delivered_at is not None
+    assert created[E.Kind.SESSION] >= 20, created
+    assert arrived[E.Kind.SESSION] >= 0.8 * created[E.Kind.SESSION], (arrived, created)
+    assert arrived[E.Kind.FIRST_CONTACT] >= 0.8 * created[E.Kind.FIRST_CONTACT]
 
 
 def test_spray_hands_no_envelope_over_more_than_l_times() -> None:

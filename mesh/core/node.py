@@ -406,6 +406,12 @@ class Node:
         or maybe (one of our 1-byte first-contact hints)?"""
         return message_tag(tag) in self._tags or (len(tag) == 1 and tag in self.my_hints())
 
+    def _receive_keys(self) -> list[bytes]:
+        """The tag keys of the sessions we receive in, most recently used first (for the
+        routing strategy, which may derive what it announces from them)."""
+        ordered = sorted(self.sessions.values(), key=lambda s: (-s.last_used, s.sid))
+        return [s.recv_tag_key for s in ordered]
+
     def _rebuild_tags(self, now: int) -> None:
         """The whole tag table from the sessions' windows (on start)."""
         self._tags = {}
@@ -617,7 +623,7 @@ class Node:
             return [*actions, CloseLink(ev.link, out.closed.value)]
         if out.opened:
             actions.append(LinkOpened(ev.link, ln.peer))
-            info = self.strategy.routing_info(sorted(self.my_hints()), now)
+            info = self.strategy.routing_info(self._receive_keys(), now)
             hello = P.Hello(P.VERSION, self.strategy.NAME, info, self._required_difficulty())
             actions += self._send_msg(ev.link, hello)
         for raw in out.messages:
@@ -1205,8 +1211,16 @@ class Node:
         ttl = min(ev.ttl, self.config.max_ttl)
         sess = self._session_for(ev.recipient)
         if sess is not None:
+            route = self.strategy.route_for(sess.send_tag_key, now)
             env = M.session_envelope(
-                sess, ev.body, now=now, ttl=ttl, rng=self.rng, msg_id=msg_id, budget=budget
+                sess,
+                ev.body,
+                now=now,
+                ttl=ttl,
+                rng=self.rng,
+                msg_id=msg_id,
+                budget=budget,
+                route=route,
             )
             sess.last_used = now
         else:

@@ -75,8 +75,16 @@ class Strategy(ABC):
         nodes). ``peer_is_destination`` is exact: the peer marked the envelope and its
         tag names one node (:func:`destination`)."""
 
-    def routing_info(self, own_tags: list[bytes], now: int) -> bytes:
-        """Bytes sent to every neighbour at the start of a contact (default: nothing)."""
+    def routing_info(self, receive_keys: list[bytes], now: int) -> bytes:
+        """Bytes sent to every neighbour at the start of a contact (default: nothing).
+        ``receive_keys`` are the tag keys of the sessions this node receives in, most
+        recently used first: secrets, from which a strategy may derive what it announces
+        (never the keys themselves)."""
+        return b""
+
+    def route_for(self, send_tag_key: bytes, now: int) -> bytes:
+        """What a session envelope sealed now under ``send_tag_key`` carries after its
+        per-message tag, for this strategy's relays (default: nothing)."""
         return b""
 
     def on_contact(self, peer: bytes, info: bytes, now: int) -> None:  # noqa: B027
