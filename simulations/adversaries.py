@@ -21,6 +21,7 @@ from mesh.core import messages as M
 from mesh.core.events import Action
 from mesh.core.node import Node
 from mesh.core.routing.base import NO, EnvView, Handoff, Strategy
+from mesh.core.routing.prophet import route_of
 
 Rng = Callable[[int], bytes]
 
@@ -81,8 +82,9 @@ def linkability(
     ``truth`` maps envelope id -> (sender, recipient). Over pairs of observed envelopes:
 
     - **tags** (same conversation): among pairs that really belong to the same
-      (sender, recipient), the fraction with equal routing tags (``linkable``); among pairs
-      of different conversations, the fraction with equal tags (``false_links``);
+      (sender, recipient), the fraction with equal routing tags, or equal PRoPHET route
+      keys after the per-message tag (``linkable``); among pairs of different
+      conversations, the fraction linked the same way (``false_links``);
     - **link and size** (same sender): guess that envelopes handed over on the same link
       (one contact with one neighbour) in the same size bucket come from the same sender;
       ``sender_linkable`` is the fraction of same-sender pairs the guess links,
@@ -100,7 +102,8 @@ def linkability(
     s_same = s_same_linked = s_diff = s_diff_linked = 0
     for x, y in itertools.combinations(known[:2000], 2):
         tx, ty = truth[x.envelope_id], truth[y.envelope_id]
-        equal = x.tag == y.tag and bool(x.tag)
+        route = route_of(x.tag)
+        equal = (x.tag == y.tag and bool(x.tag)) or (route is not None and route == route_of(y.tag))
         if tx == ty:
             same += 1
             same_linked += equal

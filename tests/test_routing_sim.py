@@ -38,6 +38,35 @@ def test_prophet_delivers_session_messages() -> None:
     assert arrived[E.Kind.FIRST_CONTACT] >= 0.8 * created[E.Kind.FIRST_CONTACT]
 
 
+OBSERVERS = """
+[[groups]]
+name = "observers"
+count = 2
+movement = "random_waypoint"
+speed = [0.5, 1.5]
+wait = [0, 60]
+radio = "wifi"
+buffer = 2000000
+strategy = "STRATEGY"
+role = "observer"
+
+[traffic]"""
+
+
+def test_observers_link_prophet_envelopes_of_one_pair() -> None:
+    """What PRoPHET says it reveals, measured: relays can link one sender's envelopes to
+    one recipient by their route key (within a day). Under epidemic routing they cannot."""
+    linkable = {}
+    for strategy in ("prophet", "epidemic"):
+        text = _pairs(strategy).replace("[traffic]", OBSERVERS.replace("STRATEGY", strategy))
+        obs = Simulation(parse(text)).run().summary["observer"]
+        assert obs["observed_envelopes"] >= 20, obs
+        assert obs["false_links"] <= 0.05, obs
+        linkable[strategy] = obs["linkable"]
+    assert linkable["prophet"] >= 0.3, linkable
+    assert linkable["epidemic"] <= 0.05, linkable
+
+
 def test_spray_hands_no_envelope_over_more_than_l_times() -> None:
     """Twenty nodes share 256 first-contact hints, so hints collide; a node never takes
     one of its copies for the destination's (L = 8, the scenario's default)."""
