@@ -199,6 +199,10 @@ def test_prophet_forwards_by_route_key() -> None:
     assert (h.give, h.peer_budget, h.keep_budget) == (True, 2, 3)
     a.on_contact(b"worse", info([], {bob: 0.1}), NOW)
     assert not a.decide(for_bob, b"worse", False, NOW).give
+    a.on_contact(b"idle", info([]), NOW)
+    assert not a.decide(for_bob, b"idle", False, NOW).give
+    # A key nobody has met yet (the recipient has not announced it): as epidemic.
+    assert a.decide(env(3, SESSION_TAG + key(10)), b"idle", False, NOW).give
     # The destination gets it: it announces the key, or marks the envelope (exact).
     a.on_contact(b"dest", info([bob]), NOW)
     h = a.decide(for_bob, b"dest", False, NOW)

@@ -65,11 +65,6 @@ def delivered(net: Net, idx: int) -> list[bytes]:
     return [m.msg_id for m in net.delivered[idx]]
 
 
-def stored_kinds(node: Node) -> list[E.Kind]:
-    frames = [node.store.get(i) for i in node.store.ids_in_range(b"", None)]
-    return [E.decode(f).kind for f in frames if f is not None]
-
-
 # ---- spray-and-wait and direct delivery: a hint match is a guess ------------------------
 def test_spray_a_node_sharing_the_hint_is_not_the_destination() -> None:
     """With L = 2 a first contact may be handed over twice in all. The old rule gave the
@@ -141,26 +136,31 @@ def _session_between(net: Net, a: int, r: int, b: int) -> bytes:
     return first
 
 
+def _sessions_in(node: Node) -> list[E.Envelope]:
+    frames = [node.store.get(i) for i in node.store.ids_in_range(b"", None)]
+    envs = [E.decode(f) for f in frames if f is not None]
+    return [e for e in envs if e.kind is E.Kind.SESSION]
+
+
 def test_prophet_delivers_session_messages_through_relays() -> None:
     net = Net(seed=21)
     a, r, idle, b = (net.add(config("prophet")) for _ in range(4))
     net.introduce_all()
     first = _session_between(net, a, r, b)
-    later = [net.send(a, b, f"message {i}".encode()) for i in range(3)]
-    meet(net, a, idle)  # idle has never met b: it is no better a carrier than a
-    assert E.Kind.SESSION not in stored_kinds(net.nodes[idle])
-    meet(net, a, r)  # r has met b: a hands the session messages to r
-    sessions = [
-        E.decode(f)
-        for f in (net.nodes[r].store.get(i) for i in net.nodes[r].store.ids_in_range(b"", None))
-        if f is not None and E.decode(f).kind is E.Kind.SESSION
-    ]
-    assert len(sessions) == 3
-    assert {len(e.tag) for e in sessions} == {16}  # per-message tag + the day's route key
-    assert len({e.tag[8:] for e in sessions}) == 1
+    batch = [net.send(a, b, f"message {i}".encode()) for i in range(3)]
+    meet(net, a, r)  # r has met b: a hands the session messages to r (and learns of b)
+    carried = _sessions_in(net.nodes[r])
+    assert len(carried) == 3
+    assert {len(e.tag) for e in carried} == {16}  # per-message tag + the day's route key
+    assert len({e.tag[8:] for e in carried}) == 1
+    more = [net.send(a, b, f"more {i}".encode()) for i in range(2)]
+    meet(net, a, idle)  # idle knows nothing of b: a worse carrier than a, who now does
+    assert _sessions_in(net.nodes[idle]) == []
+    assert net.nodes[a].stats["withheld"] >= 2
+    meet(net, a, r)
     meet(net, r, b)
     assert delivered(net, b)[0] == first
-    assert sorted(delivered(net, b)[1:]) == sorted(later)
+    assert sorted(delivered(net, b)[1:]) == sorted(batch + more)
 
 
 def test_prophet_delivers_a_message_sealed_days_earlier() -> None:

@@ -32,7 +32,11 @@ session hold the tag key; the keys of different days are unlinkable without it.
   the key is higher than ours, with one hop less. An envelope without a route key (a first
   contact, a bulletin, a prekey record, a session envelope from a node not running
   PRoPHET) goes on as by epidemic, within its hop budget: a hint is no destination key,
-  and a hint match is never taken for the destination.
+  and a hint match is never taken for the destination. So does one whose key neither
+  side has a predictability for: the messages a sender writes right after a first
+  contact carry a key the recipient announces only once the first contact has reached it,
+  and they must be able to travel with it (with plain GRTR, in a sparse 50-node world, 0
+  of 344 session messages arrived, against 14 under epidemic routing; with this, 14).
 
 Why one day, and only today's keys. An envelope lives up to 7 days and may wait out a
 multi-day blackout. Announcing every day's key it might still carry (8 per session)
@@ -210,8 +214,8 @@ class Prophet(Strategy):
             return Handoff(True, 0, env.budget)
         if env.budget <= 0:
             return NO
-        if key is None:  # no destination key: as epidemic
-            return Handoff(True, env.budget - 1, env.budget)
-        if self.peer_tables.get(peer, {}).get(key, 0.0) > self.table.get(key, 0.0):
+        theirs = self.peer_tables.get(peer, {}).get(key, 0.0) if key is not None else 0.0
+        ours = self.table.get(key, 0.0) if key is not None else 0.0
+        if theirs > ours or ours == theirs == 0.0:  # GRTR; knowing nothing: as epidemic
             return Handoff(True, env.budget - 1, env.budget)
         return NO
