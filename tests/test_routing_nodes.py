@@ -163,6 +163,20 @@ def test_prophet_delivers_session_messages_through_relays() -> None:
     assert sorted(delivered(net, b)[1:]) == sorted(batch + more)
 
 
+def test_prophet_messages_written_right_after_a_first_contact_travel_with_it() -> None:
+    """Nobody knows the new session's route key yet (its recipient announces it once the
+    first contact has reached it): the messages go on as by epidemic, and the recipient
+    opens any that arrive before the first contact once it does."""
+    net = Net(seed=23)
+    a, r, b = (net.add(config("prophet")) for _ in range(3))
+    net.introduce_all()
+    sent = [net.send(a, b, f"message {i}".encode()) for i in range(4)]
+    meet(net, a, r)
+    assert len(_sessions_in(net.nodes[r])) == 3
+    meet(net, r, b)
+    assert sorted(delivered(net, b)) == sorted(sent)
+
+
 def test_prophet_delivers_a_message_sealed_days_earlier() -> None:
     """Only today's route keys are announced; an envelope that waited five days in a
     relay still reaches its recipient, which marks it by its per-message tag."""
