@@ -156,7 +156,7 @@ class Simulation:
             strategy=group.strategy,
             strategy_args=args,
             mint_difficulty=self.sc.mint_difficulty,
-            base_difficulty=min(self.sc.mint_difficulty, 4),
+            base_difficulty=max(0, self.sc.mint_difficulty - 2),  # as the daemon: 10 and 8
             receipt_delay=(30, 300),
             resync_every=300,
             max_budget=64,
@@ -255,8 +255,11 @@ class Simulation:
         if self.contacts.get(contact.key) is not contact:
             return
         contact.up = True
-        self._feed(contact.b, LinkUp(contact.link_b, initiator=False, mtu=LINK_MTU))
-        self._feed(contact.a, LinkUp(contact.link_a, initiator=True, mtu=LINK_MTU))
+        # The source label a node's driver gives a link is the device at the other end
+        # (as the daemon labels a remote address): quotas and buckets follow it.
+        a_label, b_label = contact.a.to_bytes(4, "big"), contact.b.to_bytes(4, "big")
+        self._feed(contact.b, LinkUp(contact.link_b, False, LINK_MTU, source=a_label))
+        self._feed(contact.a, LinkUp(contact.link_a, True, LINK_MTU, source=b_label))
 
     def _contact_down(self, key: ContactKey, by_node: int | None = None) -> None:
         contact = self.contacts.pop(key, None)
