@@ -20,6 +20,7 @@ from mesh.core import messages as M
 from mesh.core.errors import PeerError
 from mesh.core.events import MessageQueued, SendMessage
 from mesh.core.link import CloseReason, LinkSession, LinkState
+from mesh.core.node import Node
 from mesh.core.store import StoreItem
 from tests.netsim import Net
 
@@ -211,3 +212,22 @@ def test_a_relayed_small_order_prekey_is_refused_and_the_contact_stays_writable(
     assert any(isinstance(x, MessageQueued) for x in actions)
     assert vn.stats.get("rejected_bad_signature") == 1
     assert vn.contacts[cn.identity.sign_public].prekey == real
+
+
+def test_a_small_order_prekey_learned_before_the_fix_is_forgotten_on_restore() -> None:
+    """A node that learned such a record before its decoder refused it saved it in its
+    state; restoring that state forgets the record instead of refusing the whole state
+    (the daemon would not start)."""
+    net = Net(seed=12)
+    v, c = net.add(), net.add()
+    net.introduce_all()
+    old, cn = net.nodes[v], net.nodes[c]
+    old.contacts[cn.identity.sign_public].prekey = _signed_prekey(
+        cn.identity, SMALL_ORDER[0], int(net.now)
+    )
+    state = old.export_state()
+    fresh = Node(old.identity, old.ring, old.store, old.rng, old.config)
+    fresh.add_contact(cn.identity.public())
+    fresh.restore_state(state, int(net.now))
+    assert fresh.contacts[cn.identity.sign_public].prekey is None
+    assert fresh.can_write(cn.identity.sign_public, int(net.now)) is False
