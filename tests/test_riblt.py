@@ -138,3 +138,7 @@ def test_forged_symbols_cannot_make_the_peeler_loop() -> None:
         cwd=Path(__file__).resolve().parent.parent,
     )
     assert out.stdout.split() == ["None", "None"]
+
+
+def test_no_symbols_decode_nothing() -> None:
+    assert R.subtract_and_peel(R.Symbols.empty(), R.Symbols.empty()) is None

@@ -319,6 +319,8 @@ def subtract_and_peel(remote: Symbols, local: Symbols) -> Difference | None:
     m = len(remote)
     if len(local) < m:
         raise ValueError("local symbols must cover the remote ones")
+    if m == 0:
+        return None  # no symbols tell nothing yet
     sums = remote.sums ^ local.sums[:m]
     checks = remote.checks ^ local.checks[:m]
     counts = remote.counts - local.counts[:m]
