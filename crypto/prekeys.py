@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from crypto import primitives as p
-from crypto.errors import DecodeError, ExpiredError
+from crypto.errors import AuthenticationError, DecodeError, ExpiredError
 from crypto.identity import Identity
 from crypto.wire import expect_bytes, expect_int, expect_list, pack, strict_unpack
 
@@ -23,6 +23,7 @@ MAX_RECORD = 256
 DEFAULT_LIFETIME = 7 * 86400
 DEFAULT_ROTATE = 2 * 86400
 DEFAULT_GRACE = 7 * 86400
+_PROBE = b"\x01" * 32  # any scalar: X25519 refuses a small-order point with every one
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,11 +62,19 @@ class PrekeyRecord:
 
     @classmethod
     def decode(cls, data: bytes) -> PrekeyRecord:
+        """Raises :class:`DecodeError` if malformed, or if the prekey is a small-order
+        X25519 point: nothing could be sealed to it (and a record its owner signed with
+        one would make every sender's first contact fail)."""
         items = expect_list(strict_unpack(data, max_size=MAX_RECORD), 6, "prekey record")
+        public = expect_bytes(items[2], "prekey", size=32)
+        try:
+            p.x25519(_PROBE, public)
+        except AuthenticationError as exc:
+            raise DecodeError("prekey is a small-order X25519 point") from exc
         return cls(
             expect_bytes(items[0], "identity key", size=32),
             expect_int(items[1], "prekey id", hi=2**32 - 1),
-            expect_bytes(items[2], "prekey", size=32),
+            public,
             expect_int(items[3], "created"),
             expect_int(items[4], "expires"),
             expect_bytes(items[5], "signature", size=64),

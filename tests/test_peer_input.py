@@ -4,16 +4,25 @@ error that closes the link (issue 10, part 1), never an exception out of the cor
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 
 import pytest
 
 from crypto import primitives as p
-from crypto.errors import AuthenticationError, CryptoError
+from crypto.errors import AuthenticationError, CryptoError, DecodeError
+from crypto.identity import Identity
 from crypto.noise import HandshakeState, KeyPair
+from crypto.prekeys import PrekeyRecord
 from crypto.ratchet import MAX_SKIP, Header, Ratchet
+from mesh.core import envelope as E
 from mesh.core import link as L
+from mesh.core import messages as M
 from mesh.core.errors import PeerError
+from mesh.core.events import MessageQueued, SendMessage
 from mesh.core.link import CloseReason, LinkSession, LinkState
+from mesh.core.node import Node
+from mesh.core.store import StoreItem
+from tests.netsim import Net
 
 NOW = 1_700_000_000
 
@@ -155,3 +164,70 @@ def test_ratchet_refuses_a_new_chain_beyond_max_skip_before_deriving(
     with pytest.raises(CryptoError):
         bob.decrypt(bytes([len(header)]) + header + bytes(32), b"ad", NOW, r.randbytes)
     assert calls == []
+
+
+# X25519 public keys of small order (a DH with them yields all zeros): zero, one, and a
+# point of order 8 (from libsodium's blocklist).
+SMALL_ORDER = [
+    bytes(32),
+    b"\x01" + bytes(31),
+    bytes.fromhex("e0eb7a7c3b41b8ae1656e3faf19fc46ada098deb9c32b1fd866205165f49b800"),
+]
+
+
+def _signed_prekey(owner: Identity, public: bytes, created: int) -> PrekeyRecord:
+    unsigned = PrekeyRecord(owner.sign_public, 7, public, created, created + 86400, b"")
+    return replace(unsigned, signature=owner.sign(unsigned._signed()))
+
+
+@pytest.mark.parametrize("public", SMALL_ORDER, ids=["zero", "one", "order-8"])
+def test_a_prekey_record_with_a_small_order_key_does_not_decode(public: bytes) -> None:
+    """Signed by its owner or not, a prekey no one can seal to is not a prekey: the decoder
+    refuses it (found by the fuzz harness: sealing to it raised out of Node.handle)."""
+    owner = Identity.generate(random.Random(9).randbytes)
+    with pytest.raises(DecodeError):
+        PrekeyRecord.decode(_signed_prekey(owner, public, NOW).encode())
+    good = _signed_prekey(owner, b"\x09" + bytes(31), NOW)  # the base point
+    assert PrekeyRecord.decode(good.encode()) == good
+
+
+def test_a_relayed_small_order_prekey_is_refused_and_the_contact_stays_writable() -> None:
+    """A hostile contact C signs a prekey record with a small-order key and a hostile relay
+    hands it to V. V used to learn it, and its next message to C raised AuthenticationError
+    out of Node.handle (a crash for the daemon). Now the envelope is refused and counted."""
+    net = Net(seed=11)
+    v, relay, c = net.add(), net.add(), net.add()
+    net.introduce_all()
+    vn, cn = net.nodes[v], net.nodes[c]
+    real = vn.contacts[cn.identity.sign_public].prekey
+    assert real is not None
+    bad = _signed_prekey(cn.identity, SMALL_ORDER[2], real.created + 60)
+    env = M.stamped(M.prekey_envelope(bad), 8, random.Random(2).randbytes)
+    # the relay does not run our checks: the record goes straight into its store
+    item = StoreItem(env.id(), E.encode(env), env.expiry, 1, b"x", budget=env.budget)
+    net.nodes[relay].store.put(item, NOW)
+    net.connect(relay, v)
+    net.run(5)
+    actions = vn.handle(SendMessage(cn.identity.sign_public, b"still writable"), int(net.now))
+    assert any(isinstance(x, MessageQueued) for x in actions)
+    assert vn.stats.get("rejected_bad_signature") == 1
+    assert vn.contacts[cn.identity.sign_public].prekey == real
+
+
+def test_a_small_order_prekey_learned_before_the_fix_is_forgotten_on_restore() -> None:
+    """A node that learned such a record before its decoder refused it saved it in its
+    state; restoring that state forgets the record instead of refusing the whole state
+    (the daemon would not start)."""
+    net = Net(seed=12)
+    v, c = net.add(), net.add()
+    net.introduce_all()
+    old, cn = net.nodes[v], net.nodes[c]
+    old.contacts[cn.identity.sign_public].prekey = _signed_prekey(
+        cn.identity, SMALL_ORDER[0], int(net.now)
+    )
+    state = old.export_state()
+    fresh = Node(old.identity, old.ring, old.store, old.rng, old.config)
+    fresh.add_contact(cn.identity.public())
+    fresh.restore_state(state, int(net.now))
+    assert fresh.contacts[cn.identity.sign_public].prekey is None
+    assert fresh.can_write(cn.identity.sign_public, int(net.now)) is False

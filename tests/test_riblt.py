@@ -4,6 +4,9 @@ exactly the symmetric difference; garbage does not decode."""
 from __future__ import annotations
 
 import random
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -92,3 +95,50 @@ def test_chunked_encoding_equals_one_encoding(monkeypatch: pytest.MonkeyPatch) -
     r = random.Random(5)
     ids = [r.randbytes(32) for _ in range(50)]
     assert R.encode_chunked(iter(ids), 40) == R.encode_set(ids, 40)
+
+
+_FORGED = """
+import random
+from mesh.core import riblt as R
+
+# Symbols that claim an id X in exactly one of the indices X belongs to: the peeler takes
+# X out as ours-only, which exposes X as theirs-only in that symbol, whose removal exposes
+# X as ours-only again, and so on. It used to loop for ever, its queue growing without
+# bound (found by the fuzz harness: one SYMBOLS message hung a node and ate its memory).
+r = random.Random(5)
+m = 32
+x = r.randbytes(32)
+local = R.encode_set([x], m)
+k = R._indices(int.from_bytes(x, "big"), m)[1]
+remote = R.Symbols.empty(m)
+remote.sums[k], remote.checks[k], remote.counts[k] = local.sums[k], local.checks[k], 1
+print(R.subtract_and_peel(remote, local))
+# the same among honest symbols: the peer lacks ids[0] but claims it in one symbol
+ids = [r.randbytes(32) for _ in range(5)]
+local = R.encode_set(ids, m)
+forged = R.encode_set(ids[1:], m)
+k = R._indices(int.from_bytes(ids[0], "big"), m)[1]
+forged.sums[k], forged.checks[k] = local.sums[k], local.checks[k]
+forged.counts[k] = local.counts[k]
+print(R.subtract_and_peel(forged, local))
+"""
+
+
+def test_forged_symbols_cannot_make_the_peeler_loop() -> None:
+    """An id recovered twice cannot happen with honest symbols: the difference is refused
+    (None, as for symbols that do not decode yet), after bounded work. Run in a child
+    process, so the old behaviour (an endless loop eating memory) fails by timing out
+    instead of hanging the suite."""
+    out = subprocess.run(
+        [sys.executable, "-c", _FORGED],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
+    assert out.stdout.split() == ["None", "None"]
+
+
+def test_no_symbols_decode_nothing() -> None:
+    assert R.subtract_and_peel(R.Symbols.empty(), R.Symbols.empty()) is None

@@ -357,7 +357,10 @@ class Node:
             key, rec = expect_list(raw, 2, "learned prekey")
             contact = self.contacts.get(key)
             if contact is not None:
-                contact.prekey = PrekeyRecord.decode(expect_bytes(rec, "prekey"))
+                try:
+                    contact.prekey = PrekeyRecord.decode(expect_bytes(rec, "prekey"))
+                except DecodeError:  # learned before the decoder refused its kind: forget it
+                    log.warning("forgetting a learned prekey that no longer decodes")
         self._own = {h: (m, e) for h, m, e in (expect_list(x, 3, "own") for x in f[3])}
         self._receipts = {h: (s, e) for h, s, e in (expect_list(x, 3, "receipt") for x in f[4])}
         self._known_secrets = {s for s, _e in self._receipts.values()}

@@ -19,7 +19,10 @@ SplitMix64 generator seeded from the id, so both sides compute identical sequenc
 
 Adversarial note: ids are BLAKE2b outputs of envelope contents, so a peer cannot choose
 them freely; a malicious peer can at worst send symbols that never decode, which the
-caller bounds (:data:`MAX_SYMBOLS`) and treats as a failed reconciliation.
+caller bounds (:data:`MAX_SYMBOLS`) and treats as a failed reconciliation. Symbols that
+claim an id in only some of the symbols it belongs to would make a naive peeler recover it
+again and again; :func:`subtract_and_peel` refuses the difference at the first id that
+comes out twice.
 """
 
 from __future__ import annotations
@@ -308,15 +311,22 @@ def subtract_and_peel(remote: Symbols, local: Symbols) -> Difference | None:
     Vectorised in rounds: every symbol that is pure right now (count +1 or -1, checksum of
     its sum matching) yields its id at once; all those ids are removed from every symbol
     they belong to in one scatter; repeat until no symbol is pure. An id pure in several
-    symbols in one round is taken once."""
+    symbols in one round is taken once. An id that comes out again in a later round cannot
+    happen with honest symbols (once peeled it is gone from every symbol it belongs to): a
+    peer forged them, claiming an id in only some of its symbols, and peeling would go on
+    for ever. The difference is refused (None), so the work is bounded: every round takes
+    out at least one id never seen before."""
     m = len(remote)
     if len(local) < m:
         raise ValueError("local symbols must cover the remote ones")
+    if m == 0:
+        return None  # no symbols tell nothing yet
     sums = remote.sums ^ local.sums[:m]
     checks = remote.checks ^ local.checks[:m]
     counts = remote.counts - local.counts[:m]
     found: list[U64] = []
     signs: list[I64] = []
+    seen: set[bytes] = set()
     while True:
         cand = np.flatnonzero((counts == 1) | (counts == -1))
         if cand.size == 0:
@@ -326,6 +336,10 @@ def subtract_and_peel(remote: Symbols, local: Symbols) -> Difference | None:
         if cand.size == 0:
             break
         items, first = np.unique(sums[cand], axis=0, return_index=True)
+        keys = {row.tobytes() for row in items}
+        if not seen.isdisjoint(keys):
+            return None  # forged symbols: this id was peeled before
+        seen |= keys
         sign = counts[cand[first]]
         found.append(items)
         signs.append(sign)
