@@ -222,6 +222,16 @@ class Daemon:
         self.stats[key] = self.stats.get(key, 0) + 1
 
     def _apply(self, actions: list[Action]) -> None:
+        delivered = [a for a in actions if isinstance(a, MessageDelivered)]
+        if delivered:
+            # Before anyone is told and before the store commits the envelopes' removal:
+            # delivered exactly once. One history commit for the whole step (a record
+            # can carry dozens of messages), not two per message.
+            with self.history.transaction():
+                for act in delivered:
+                    text = _text(act.body)
+                    self.history.add(act.sender, False, act.msg_id, act.created, text)
+                self._save_state()
         for act in actions:
             if isinstance(act, Transmit):
                 info = self.links.get(act.link)
@@ -242,8 +252,6 @@ class Daemon:
                     info.opened = True
                     self._publish("peer", {"link": act.link, "kind": info.kind, "up": True})
             elif isinstance(act, MessageDelivered):
-                self.history.add(act.sender, False, act.msg_id, act.created, _text(act.body))
-                self._save_state()  # before anyone is told: delivered exactly once
                 self._publish(
                     "message",
                     {"contact": self._contact_name(act.sender), "text": _text(act.body)},
@@ -293,8 +301,9 @@ class Daemon:
             raise ipc.IpcError(f"cannot send to {contact.name}: {result.reason}")
         if not isinstance(result, MessageQueued):
             raise ipc.IpcError("the node did not queue the message")
-        self.history.add(key, True, result.msg_id, self.now(), text)
-        self._save_state()
+        with self.history.transaction():
+            self.history.add(key, True, result.msg_id, self.now(), text)
+            self._save_state()
         return result.msg_id
 
     # ---- running ----------------------------------------------------------------------
