@@ -27,6 +27,7 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m bench
 	$(BIN)/python -m bench.daemon
+	$(BIN)/python -m bench.transfer
 	$(BIN)/python -m bench.fuzz
 
 clean:
