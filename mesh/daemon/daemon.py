@@ -228,9 +228,9 @@ class Daemon:
             # delivered exactly once. One history commit for the whole step (a record
             # can carry dozens of messages), not two per message.
             with self.history.transaction():
-                for act in delivered:
-                    text = _text(act.body)
-                    self.history.add(act.sender, False, act.msg_id, act.created, text)
+                for got in delivered:
+                    text = _text(got.body)
+                    self.history.add(got.sender, False, got.msg_id, got.created, text)
                 self._save_state()
         for act in actions:
             if isinstance(act, Transmit):
