@@ -286,7 +286,20 @@ def cmd_bulletin_list(args: argparse.Namespace, out: TextIO) -> None:
 def cmd_export(args: argparse.Namespace, out: TextIO) -> None:
     target = str(Path(args.path).expanduser().resolve())
     r = _ipc(args, "export", path=target, max_bytes=args.max_bytes)
-    out.write(f"wrote {r['envelopes']} sealed envelopes ({r['bytes']} bytes) to {target}\n")
+    out.write(
+        f"wrote {r['envelopes']} sealed envelopes and {r['receipts']} delivery receipts "
+        f"({r['bytes']} bytes) to {target}\n"
+    )
+
+
+# Why envelopes of an imported bundle were not taken, in the user's words.
+IMPORT_REFUSALS = (
+    ("known", "already known"),
+    ("expired", "expired"),
+    ("over_quota", "over quota (the store is full)"),
+    ("invalid", "invalid or tampered"),
+    ("other", "refused for another reason"),
+)
 
 
 def cmd_import(args: argparse.Namespace, out: TextIO) -> None:
@@ -294,9 +307,15 @@ def cmd_import(args: argparse.Namespace, out: TextIO) -> None:
     r = _ipc(args, "import", path=source)
     out.write(
         f"{r['envelopes']} envelopes in the bundle: {r['stored']} new to carry, "
-        f"{r['delivered']} for you, {r['refused']} refused "
-        "(already known, expired, over quota or invalid)\n"
+        f"{r['delivered']} for you\n"
     )
+    refused = [(r[k], label) for k, label in IMPORT_REFUSALS if r.get(k)]
+    if refused:
+        out.write("  refused: " + ", ".join(f"{n} {label}" for n, label in refused) + "\n")
+    if r["receipts"]:
+        out.write(
+            f"  {r['receipts']} delivery receipts; {r['acked']} of your messages now delivered\n"
+        )
 
 
 def cmd_panic(args: argparse.Namespace, out: TextIO) -> None:

@@ -1,25 +1,34 @@
 """File bundles for sneakernet: the sealed envelopes a node carries, in one file that a
 courier takes on a USB stick between islands that share no network.
 
-Format (canonical msgpack, :mod:`crypto.wire`): ``["steppe-bundle", 1, created, expires,
-[frame, ...]]``. A bundle holds only sealed envelopes, exactly as relays hold them: no
-sender, no recipient, nothing about the node that wrote it besides the creation time.
-``expires`` is the latest expiry among its envelopes; an importer refuses a bundle that
-has expired, that is larger than its limit (checked before parsing) or that does not
-parse, and checks every envelope inside like one from a network peer.
+Format (canonical msgpack, :mod:`crypto.wire`): ``["steppe-bundle", 2, created, expires,
+[frame, ...], [receipt secret, ...]]`` (version 1, still read, had no receipts). A bundle
+holds only sealed envelopes, exactly as relays hold them, and the delivery receipts the
+writer knows were released, exactly as a node passes them to its neighbours: no sender,
+no recipient, nothing about the node that wrote it besides the creation time. Receipts
+travel both ways, so mail carried by hand stops being "queued" at its sender once a
+bundle from the recipient's side comes back, and relays on the way purge what was
+delivered. ``expires`` is the latest expiry among its envelopes and receipts; an importer
+refuses a bundle that has expired, that is larger than its limit (checked before parsing)
+or that does not parse, and checks every envelope and receipt inside like one from a
+network peer.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from crypto.errors import DecodeError
-from crypto.wire import expect_bytes, expect_int, expect_list, expect_seq, pack, strict_unpack
+from crypto.receipts import SECRET_LEN
+from crypto.wire import expect_bytes, expect_int, expect_seq, pack, strict_unpack
 from mesh.core.errors import PeerError
 
 MAGIC = "steppe-bundle"
-VERSION = 1
+VERSION = 2
+READS = (1, 2)
 MAX_FRAMES = 1_000_000
+MAX_RECEIPTS = 1_000_000
+RECEIPT_BYTES = SECRET_LEN + 2  # one receipt's share of an encoded bundle
 MAX_FRAME = 17 * 1024
 
 
@@ -32,9 +41,10 @@ class Bundle:
     created: int
     expires: int
     frames: list[bytes]
+    receipts: list[bytes] = field(default_factory=list)
 
     def encode(self) -> bytes:
-        return pack([MAGIC, VERSION, self.created, self.expires, self.frames])
+        return pack([MAGIC, VERSION, self.created, self.expires, self.frames, self.receipts])
 
 
 def make(frames: list[bytes], expiries: list[int], now: int) -> Bundle:
@@ -45,21 +55,25 @@ def decode(data: bytes, max_bytes: int, now: int) -> Bundle:
     if len(data) > max_bytes:
         raise BundleError(f"bundle of {len(data)} bytes exceeds the limit of {max_bytes}")
     try:
-        f = expect_list(
+        f = expect_seq(
             strict_unpack(
                 data, max_size=max_bytes, max_bin_len=MAX_FRAME, max_array_len=MAX_FRAMES
             ),
-            5,
             "bundle",
+            6,
         )
-        if f[0] != MAGIC:
+        if len(f) < 5 or f[0] != MAGIC:
             raise DecodeError("not a Steppe bundle")
-        if f[1] != VERSION:
+        if f[1] not in READS or len(f) != 4 + f[1]:
             raise DecodeError(f"bundle version {f[1]!r} is not supported")
         created, expires = expect_int(f[2], "created"), expect_int(f[3], "expires")
         frames = [expect_bytes(x, "frame") for x in expect_seq(f[4], "frames", MAX_FRAMES)]
+        receipts = [
+            expect_bytes(x, "receipt", size=SECRET_LEN)
+            for x in (expect_seq(f[5], "receipts", MAX_RECEIPTS) if len(f) > 5 else [])
+        ]
     except DecodeError as exc:
         raise BundleError(f"not a valid bundle: {exc}") from None
     if expires <= now:
         raise BundleError("the bundle has expired: everything in it is out of date")
-    return Bundle(created, expires, frames)
+    return Bundle(created, expires, frames, receipts)

@@ -35,7 +35,7 @@ that matches a stored envelope purges it; one that matches nothing is ignored.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Any
@@ -87,6 +87,25 @@ PRIO_OTHER, PRIO_PUBLIC = 0, PUBLIC_RANK
 STATE_VERSION = 3  # 2: sessions keep one counter window; 3: newest bulletin per slot
 MAX_DEFERRED = 4096  # offered ids waiting for room in the link's token bucket
 MAX_MARKS = 32  # ranges served per link from a marked set (older ones start over)
+# What became of each envelope of an imported bundle, by the counter that records it.
+IMPORT_OUTCOMES: Mapping[str, str] = MappingProxyType(
+    {
+        "put_stored": "stored",
+        "delivered": "delivered",
+        "put_duplicate": "known",
+        "put_seen": "known",
+        "already_receipted": "known",
+        "superseded": "known",
+        "expired": "expired",
+        "put_expired": "expired",
+        "expiry_too_far": "invalid",
+        "put_quota": "over_quota",
+        "bulletin_rate": "over_quota",
+        "bad_envelopes": "invalid",
+        "stamp": "invalid",
+        "bad_signature": "invalid",
+    }
+)
 MAX_DEMAND = 24  # stamp bits a node may demand (16 M hashes: minutes on a Pi)
 MAX_UNTRIED = 4096  # first contacts waiting for a trial decryption
 MAX_SOURCES = 4096  # token buckets remembered per source label
@@ -963,6 +982,32 @@ class Node:
             actions += self._admit(env, env.id(), frame, source, -1, now)
         return self._flush(actions)
 
+    def import_bundle(
+        self, frames: list[bytes], receipts: list[bytes], source: bytes, now: int
+    ) -> tuple[list[Action], dict[str, int]]:
+        """A file bundle: its receipts first (so what they answer is not stored again),
+        then its envelopes as :meth:`import_frames`. Returns the actions and how many
+        envelopes went each way (:data:`IMPORT_OUTCOMES`), and ``receipts`` taken."""
+        before = dict(self.stats)
+        actions = self._take_receipts(receipts, -1, now)
+        acked = sum(isinstance(a, MessageAcked) for a in actions)
+        actions += self.import_frames(frames, source, now)
+        counts = dict.fromkeys([*dict.fromkeys(IMPORT_OUTCOMES.values()), "other"], 0)
+        for key, n in self.stats.items():
+            grew = n - before.get(key, 0)
+            if grew and key.startswith(("put_", "rejected_", "bad_", "delivered")):
+                counts[IMPORT_OUTCOMES.get(key.removeprefix("rejected_"), "other")] += grew
+        counts["stored"] = max(0, counts["stored"] - counts["delivered"])  # stored first
+        counts["receipts"] = len({r for r in receipts if receipt_hash(r) in self._receipts})
+        counts["acked"] = acked
+        return actions, counts
+
+    def export_receipts(self, now: int) -> tuple[list[bytes], int]:
+        """The released receipts this node passes on, for a bundle, and the latest expiry
+        among them (a receipt is kept as long as what it answers can be alive)."""
+        live = [(s, exp) for s, exp in self._receipts.values() if exp > now]
+        return [s for s, _e in live], max((e for _s, e in live), default=0)
+
     def export_frames(self, max_bytes: int, now: int) -> tuple[list[bytes], int]:
         """Stored, unexpired envelopes for a bundle, highest priority and soonest expiry
         first, up to ``max_bytes`` of frames; and the latest expiry among them."""
@@ -1146,9 +1191,14 @@ class Node:
 
     # ---- receipts ---------------------------------------------------------------------
     def _on_receipts(self, link: int, msg: P.Receipts, now: int) -> list[Action]:
+        return self._take_receipts(msg.secrets, link, now)
+
+    def _take_receipts(self, secrets: Iterable[bytes], link: int, now: int) -> list[Action]:
+        """Released receipts from a neighbour (or a bundle, ``link`` -1): purge what they
+        answer, tell the user about their own mail, pass the new ones on."""
         actions: list[Action] = []
         fresh: list[bytes] = []
-        for secret in msg.secrets:
+        for secret in secrets:
             if secret in self._known_secrets:
                 continue
             h = receipt_hash(secret)

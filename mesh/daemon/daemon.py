@@ -681,13 +681,15 @@ class Daemon:
 
     def op_export(self, path: str, max_bytes: int = 0) -> dict[str, int]:
         limit = max_bytes or self.config.bundle_max_bytes
-        frames, latest = self.node.export_frames(limit - 64, self.now())
-        data = bundle.Bundle(self.now(), latest, frames).encode()
+        receipts, until = self.node.export_receipts(self.now())
+        room = limit - 64 - (bundle.RECEIPT_BYTES * len(receipts))
+        frames, latest = self.node.export_frames(room, self.now())
+        data = bundle.Bundle(self.now(), max(latest, until), frames, receipts).encode()
         try:
             atomic_write(Path(path), data)
         except OSError as exc:
             raise ipc.IpcError(f"cannot write {path}: {exc.strerror}") from None
-        return {"envelopes": len(frames), "bytes": len(data)}
+        return {"envelopes": len(frames), "receipts": len(receipts), "bytes": len(data)}
 
     def op_import(self, path: str) -> dict[str, int]:
         limit = self.config.bundle_max_bytes
@@ -700,19 +702,15 @@ class Daemon:
             b = bundle.decode(data, limit, self.now())
         except bundle.BundleError as exc:
             raise ipc.IpcError(f"{path}: {exc}") from None
-        before = dict(self.node.stats)
-        self.call_node(lambda now: self.node.import_frames(b.frames, b"file", now))
+        counts: dict[str, int] = {}
 
-        def delta(key: str) -> int:
-            return self.node.stats.get(key, 0) - before.get(key, 0)
+        def step(now: int) -> list[Action]:
+            actions, summary = self.node.import_bundle(b.frames, b.receipts, b"file", now)
+            counts.update(summary)
+            return actions
 
-        accepted, delivered = delta("put_stored"), delta("delivered")
-        return {
-            "envelopes": len(b.frames),
-            "stored": accepted - delivered,
-            "delivered": delivered,
-            "refused": len(b.frames) - accepted,
-        }
+        self.call_node(step)
+        return {"envelopes": len(b.frames), **counts}
 
     def op_panic(self) -> bool:
         """Forget the keys in memory and stop at once, saving nothing (the CLI has already
