@@ -27,6 +27,9 @@ class CliError(Exception):
     """Printed as one line, exit code 2."""
 
 
+TERMINAL_WIDTH = 80  # the QR code of a contact card fits this many columns
+
+
 def _read_passphrase(args: argparse.Namespace, *, confirm: bool = False) -> bytes:
     if args.passphrase_file:
         try:
@@ -89,10 +92,19 @@ def cmd_id_show(args: argparse.Namespace, out: TextIO) -> None:
     out.write(f"Words:        {' '.join(fingerprint_words(p.identity.sign_public))}\n")
     out.write(f"Contact card: {text}\n")
     if not args.no_qr:
-        import segno
-
         out.write("\nScan to add this contact:\n")
-        segno.make(text, error="m").terminal(out=out, compact=True)
+        print_card_qr(text, out)
+
+
+def print_card_qr(text: str, out: TextIO) -> None:
+    """A card's QR code in half-block characters, at most :data:`TERMINAL_WIDTH` wide (a
+    card with the longest name and a prekey: version 15, 81 modules)."""
+    import segno
+
+    qr = segno.make(text, error="l")  # a screen does not smudge: the smallest code
+    size = int(qr.symbol_size(border=0)[0])
+    border = max(1, min(4, (TERMINAL_WIDTH - size) // 2))
+    qr.terminal(out=out, compact=True, border=border)
 
 
 def cmd_contact_add(args: argparse.Namespace, out: TextIO) -> None:

@@ -377,9 +377,12 @@ class Node:
             contact = self.contacts.get(key)
             if contact is not None:
                 try:
-                    contact.prekey = PrekeyRecord.decode(expect_bytes(rec, "prekey"))
+                    learned = PrekeyRecord.decode(expect_bytes(rec, "prekey"))
                 except DecodeError:  # learned before the decoder refused its kind: forget it
                     log.warning("forgetting a learned prekey that no longer decodes")
+                    continue
+                if contact.prekey is None or learned.created >= contact.prekey.created:
+                    contact.prekey = learned  # a newer one from the card stays
         self._own = {h: (m, e) for h, m, e in (expect_list(x, 3, "own") for x in f[3])}
         self._receipts = {h: (s, e) for h, s, e in (expect_list(x, 3, "receipt") for x in f[4])}
         self._known_secrets = {s for s, _e in self._receipts.values()}

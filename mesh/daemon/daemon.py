@@ -44,9 +44,10 @@ from typing import Any, TextIO
 import trio
 
 from crypto.bulletin import Bulletin
-from crypto.errors import DecodeError
-from crypto.identity import fingerprint
+from crypto.errors import CryptoError, DecodeError
+from crypto.identity import ContactCard, fingerprint
 from crypto.noise import KeyPair
+from crypto.prekeys import PrekeyRecord, prekey_from_card
 from crypto.primitives import Rng, blake2b
 from mesh import ipc
 from mesh.core import bundle
@@ -161,7 +162,7 @@ class Daemon:
         )
         for c in profile.contacts:
             if not c.key_changed:
-                self.node.add_contact(c.card.identity)
+                self.node.add_contact(c.card.identity, _card_prekey(c.card, int(clock())))
         try:
             saved = self.history.load_state(STATE_KEY)
             if saved is not None:
@@ -743,6 +744,15 @@ def _lock_profile(path: Path) -> TextIO:
         f.close()
         raise DaemonError(f"another daemon is already running for the profile in {path}") from None
     return f
+
+
+def _card_prekey(card: ContactCard, now: int) -> PrekeyRecord | None:
+    """The prekey a contact's card carries, if it still verifies (cards were checked
+    when added; an expired or unreadable one is simply not used)."""
+    try:
+        return prekey_from_card(card, now)
+    except CryptoError:
+        return None
 
 
 def _text(body: bytes) -> str:
