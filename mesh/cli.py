@@ -307,8 +307,9 @@ def cmd_inbox(args: argparse.Namespace, out: TextIO) -> None:
         out.write(f"{when}  {arrow}{state}: {inert_block(m['text'], INDENT)}\n")
     if strangers:
         out.write(
-            "To answer an unknown sender, add them (unverified) with: "
-            "steppe contact add-sender FINGERPRINT --name NAME\n"
+            "To answer an unknown sender, ask for their contact card and add it with "
+            "'steppe contact add CARD': 'contact list' shows its fingerprint, which must "
+            "match the one above.\n"
         )
 
 
