@@ -117,13 +117,23 @@ def _cli(
 
 def test_wrong_passphrase_is_one_line_exit_2(tmp_path: Path) -> None:
     prof = str(tmp_path / "p")
-    r = _cli("--profile", prof, "id", "new", "--name", "A", "--kdf", "interactive", stdin="right\n")
+    r = _cli(
+        "--profile",
+        prof,
+        "id",
+        "new",
+        "--name",
+        "A",
+        "--kdf",
+        "interactive",
+        stdin="right horse staple\n",
+    )
     assert r.returncode == 0, r.stderr
     r = _cli("--profile", prof, "id", "show", stdin="wrong\n")
     assert r.returncode == 2
     assert r.stderr == f"steppe: wrong passphrase for the profile in {prof}\n"
     assert "Traceback" not in r.stdout + r.stderr
-    r = _cli("--profile", prof, "id", "show", "--no-qr", stdin="right\n")
+    r = _cli("--profile", prof, "id", "show", "--no-qr", stdin="right horse staple\n")
     assert r.returncode == 0
     assert "Fingerprint" in r.stdout
 
