@@ -185,6 +185,7 @@ class Daemon:
         self._discovery: Discovery | None = None
         self._dirty = False
         self._panicked = False
+        self._stopped_by = ""  # the signal that stopped us
         self.broken = False  # an event failed half way: stop, save nothing
         self._jitter = random.Random(int.from_bytes(rng(8), "big"))
 
@@ -311,6 +312,8 @@ class Daemon:
         try:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
+                if self.handle_signals:
+                    await nursery.start(self._signals, nursery.cancel_scope)
                 listeners = await trio.open_tcp_listeners(
                     self.config.port, host=self.config.listen or None
                 )
@@ -344,22 +347,31 @@ class Daemon:
         finally:
             self.close()
 
-    async def _signals(self, scope: trio.CancelScope) -> None:
-        """SIGTERM (systemd, kill) and SIGINT stop the daemon cleanly: state saved."""
+    async def _signals(
+        self, scope: trio.CancelScope, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        """SIGTERM (systemd, kill) and SIGINT (Ctrl-C) stop the daemon cleanly: the
+        nursery is cancelled (links closed, the socket removed), then :meth:`close` saves
+        the state, removes the lock file and logs one line."""
         with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+            task_status.started()
             async for signum in signals:
-                log.info("stopping on %s", signal.Signals(signum).name)
+                self._stopped_by = signal.Signals(signum).name
                 scope.cancel()
                 return
 
     def close(self) -> None:
+        saved = "state saved"
         try:
             self._save_state()
         except Exception:  # noqa: BLE001 - the database may already be gone after a panic
+            saved = "the state could NOT be saved"
             log.warning("could not save the node state on the way out")
         self.history.close()
         self.store.close()
-        self._lock.close()
+        _unlock_profile(self._lock, self.profile.path)
+        if self._stopped_by:
+            log.info("stopped on %s: %s, links closed", self._stopped_by, saved)
 
     async def _timer(self) -> None:
         last_save = trio.current_time()
@@ -737,14 +749,32 @@ class DaemonError(Exception):
 
 
 def _lock_profile(path: Path) -> TextIO:
-    """One daemon per profile: an exclusive lock on ``daemon.lock``, held while running."""
-    f = (path / "daemon.lock").open("w")
-    try:
-        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
+    """One daemon per profile: an exclusive lock on ``daemon.lock``, held while running
+    and removed on a clean stop. A lock taken on a file that a stopping daemon removed in
+    the meantime is worthless (a third daemon could create a new one), so it is taken
+    again on the file now at that path."""
+    lock = path / "daemon.lock"
+    while True:
+        f = lock.open("w")
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            f.close()
+            raise DaemonError(
+                f"another daemon is already running for the profile in {path}"
+            ) from None
+        try:
+            if os.stat(lock).st_ino == os.fstat(f.fileno()).st_ino:
+                return f
+        except FileNotFoundError:
+            pass
         f.close()
-        raise DaemonError(f"another daemon is already running for the profile in {path}") from None
-    return f
+
+
+def _unlock_profile(f: TextIO, path: Path) -> None:
+    """Remove ``daemon.lock`` while still holding it, then let go."""
+    (path / "daemon.lock").unlink(missing_ok=True)
+    f.close()
 
 
 def _text(body: bytes) -> str:
