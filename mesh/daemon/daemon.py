@@ -71,6 +71,7 @@ from mesh.core.store import Quotas
 from mesh.daemon.config import Config, parse_host_port
 from mesh.daemon.discovery import Discovery
 from mesh.daemon.history import HISTORY, History, HistoryError
+from mesh.daemon.local_api import LocalApi
 from mesh.daemon.sqlite_store import SQLiteStore
 from mesh.profile import Profile, ProfileError, atomic_write
 
@@ -175,10 +176,10 @@ class Daemon:
             raise DaemonError(f"the saved node state in {profile.path} is damaged: {exc}") from None
         self.links: dict[int, LinkInfo] = {}
         self.stats: dict[str, int] = {}
+        self.local_api = LocalApi(self, runtime_dir)
         self.tcp_port = 0
         self._ids = itertools.count(1)
         self._wake = trio.Event()
-        self._subscribers: list[trio.MemorySendChannel[dict[str, Any]]] = []
         self._lan_dialing: set[tuple[str, int]] = set()
         self._lan_backoff: dict[tuple[str, int], Backoff] = {}
         self._nursery: trio.Nursery | None = None
@@ -280,11 +281,7 @@ class Daemon:
         return key.hex()[:16]
 
     def _publish(self, kind: str, data: dict[str, Any]) -> None:
-        for ch in list(self._subscribers):
-            try:
-                ch.send_nowait({"event": kind, "data": data})
-            except (trio.WouldBlock, trio.BrokenResourceError, trio.ClosedResourceError):
-                self._subscribers.remove(ch)
+        self.local_api.publish(kind, data)
 
     def send_text(self, contact_name: str, text: str) -> bytes:
         """Queue a message; returns its id once the envelope and the session state are
@@ -319,7 +316,7 @@ class Daemon:
                 )
                 self.tcp_port = listeners[0].socket.getsockname()[1]
                 nursery.start_soon(trio.serve_listeners, self._incoming, listeners)
-                await nursery.start(self._serve_ipc)
+                await nursery.start(self.local_api.serve)
                 nursery.start_soon(self._timer)
                 self.feed(Tick())
                 self.call_node(lambda now: self.node.deliver_stored(now))
@@ -512,72 +509,6 @@ class Daemon:
                 await trio.sleep(backoff.next_delay())
         finally:
             self._lan_dialing.discard(addr)
-
-    # ---- local API --------------------------------------------------------------------
-    async def _serve_ipc(
-        self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
-    ) -> None:
-        path = ipc.socket_path(self.runtime_dir)
-        self.runtime_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        if path.exists():
-            path.unlink()
-        sock = trio.socket.socket(trio.socket.AF_UNIX, trio.socket.SOCK_STREAM)
-        old = os.umask(0o177)  # the socket is created 0600: only the owner may connect
-        try:
-            await sock.bind(str(path))
-        finally:
-            os.umask(old)
-        os.chmod(path, 0o600)
-        sock.listen(16)
-        listener = trio.SocketListener(sock)
-        task_status.started()
-        try:
-            await trio.serve_listeners(self._ipc_client, [listener])
-        finally:
-            path.unlink(missing_ok=True)
-
-    async def _ipc_client(self, stream: trio.SocketStream) -> None:
-        reader = ipc.FrameReader()
-        events_send, events_recv = trio.open_memory_channel[dict[str, Any]](256)
-        async with stream, trio.open_nursery() as nursery:
-            nursery.start_soon(self._ipc_events, stream, events_recv)
-            try:
-                while True:
-                    data = await stream.receive_some(65536)
-                    if not data:
-                        break
-                    for obj in reader.feed(data):
-                        reply = self._ipc_call(obj, events_send)
-                        await stream.send_all(ipc.encode_frame(reply))
-            except ipc.IpcError as exc:
-                log.info("IPC client broke the protocol: %s", exc)
-            except (trio.BrokenResourceError, trio.ClosedResourceError):
-                pass
-            nursery.cancel_scope.cancel()
-
-    async def _ipc_events(
-        self, stream: trio.SocketStream, recv: trio.MemoryReceiveChannel[dict[str, Any]]
-    ) -> None:
-        async for event in recv:
-            await stream.send_all(ipc.encode_frame(event))
-
-    def _ipc_call(
-        self, obj: dict[str, Any], events: trio.MemorySendChannel[dict[str, Any]]
-    ) -> dict[str, Any]:
-        req_id = obj.get("id") if type(obj.get("id")) is int else 0
-        try:
-            req = ipc.parse_request(obj)
-            if req.op == "subscribe":
-                self._subscribers.append(events)
-                result: Any = True
-            else:
-                result = getattr(self, "op_" + req.op)(**req.args)
-            return {"id": req_id, "ok": True, "result": result}
-        except ipc.IpcError as exc:
-            return {"id": req_id, "ok": False, "error": str(exc)}
-        except Exception:  # a bug must not take the node down with the client's request
-            log.exception("IPC request %r failed", obj.get("op"))
-            return {"id": req_id, "ok": False, "error": "internal error (see the daemon log)"}
 
     # ---- operations (the ipc.OPS table) --------------------------------------------------
     def op_status(self) -> dict[str, Any]:
