@@ -93,6 +93,8 @@ class LinkInfo:
     send: trio.MemorySendChannel[bytes]
     scope: trio.CancelScope
     opened: bool = False
+    pin: bytes = b""  # the link key this peer must have (gateway.peers), b"": any
+    label: str = ""  # how logs name the peer without its address
 
     @property
     def host(self) -> str:
@@ -181,6 +183,7 @@ class Daemon:
         self._ids = itertools.count(1)
         self._wake = trio.Event()
         self._lan_dialing: set[tuple[str, int]] = set()
+        self._gateways: dict[str, tuple[str, bytes]] = {}  # host:port -> (log label, pin)
         self._lan_backoff: dict[tuple[str, int], Backoff] = {}
         self._nursery: trio.Nursery | None = None
         self._discovery: Discovery | None = None
@@ -224,6 +227,7 @@ class Daemon:
         self.stats[key] = self.stats.get(key, 0) + 1
 
     def _apply(self, actions: list[Action]) -> None:
+        self._check_pins(actions)
         delivered = [a for a in actions if isinstance(a, MessageDelivered)]
         if delivered:
             # Before anyone is told and before the store commits the envelopes' removal:
@@ -237,7 +241,7 @@ class Daemon:
         for act in actions:
             if isinstance(act, Transmit):
                 info = self.links.get(act.link)
-                if info is None:
+                if info is None or info.scope.cancel_called:
                     continue
                 try:
                     info.send.send_nowait(act.data)
@@ -250,7 +254,7 @@ class Daemon:
                 self._drop(act.link)
             elif isinstance(act, LinkOpened):
                 info = self.links.get(act.link)
-                if info is not None:
+                if info is not None and not info.scope.cancel_called:
                     info.opened = True
                     self._publish("peer", {"link": act.link, "kind": info.kind, "up": True})
             elif isinstance(act, MessageDelivered):
@@ -262,6 +266,20 @@ class Daemon:
                 self.history.mark(act.msg_id, "acked")
                 self._dirty = True
                 self._publish("acked", {"msg_id": act.msg_id})
+
+    def _check_pins(self, actions: list[Action]) -> None:
+        """A link to a peer with a pinned key whose handshake revealed another key is cut
+        before anything more is sent on it (its last handshake message included)."""
+        for act in actions:
+            if not isinstance(act, LinkOpened):
+                continue
+            info = self.links.get(act.link)
+            if info is None or not info.pin or act.peer_key == info.pin:
+                continue
+            self._count("links_refused_key")
+            log.warning("%s: link key is not the pinned one; link refused", info.label)
+            log.debug("%s (%s) has link key %s", info.label, info.remote, act.peer_key.hex())
+            info.scope.cancel()
 
     def _drop(self, link: int) -> None:
         info = self.links.pop(link, None)
@@ -332,8 +350,11 @@ class Daemon:
                         self.config.interfaces,
                     )
                     await nursery.start(self._discovery.run)
-                for peer in self.config.peers:
+                for i, peer in enumerate(self.config.peers):
                     host, port = parse_host_port(peer, "gateway.peers")
+                    keys = self.config.peer_keys
+                    pin = bytes.fromhex(keys[i]) if i < len(keys) else b""
+                    self._gateways[f"{host}:{port}"] = (f"gateway.peers[{i}]", pin)
                     nursery.start_soon(self._gateway, host, port)
                 log.info(
                     "daemon up: TCP port %d, %d gateway peers",
@@ -410,13 +431,22 @@ class Daemon:
         return ""
 
     async def run_link(
-        self, stream: trio.abc.Stream, initiator: bool, kind: str, remote: str
+        self,
+        stream: trio.abc.Stream,
+        initiator: bool,
+        kind: str,
+        remote: str,
+        *,
+        pin: bytes = b"",
+        label: str = "",
     ) -> None:
         """Carry one link until either side closes it; frames in, frames out."""
         link = next(self._ids)
         send, recv = trio.open_memory_channel[bytes](SEND_QUEUE)
         scope = trio.CancelScope()
-        self.links[link] = LinkInfo(link, kind, remote, self.clock(), send, scope)
+        info = LinkInfo(link, kind, remote, self.clock(), send, scope, pin=pin, label=label)
+        self.links[link] = info
+        log.debug("link %d (%s) with %s", link, kind, remote)
         self._count(f"links_{kind}")
         try:
             with scope:
@@ -427,10 +457,10 @@ class Daemon:
                     await self._reader(link, stream)
                     nursery.cancel_scope.cancel()
         except* (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as group:
-            log.info("link %d (%s %s) broke: %s", link, kind, remote, group.exceptions[0])
+            log.info("link %d (%s) broke: %s", link, kind, _reason(group.exceptions[0]))
         except* Exception:  # a bug on one link must not stop the others
             self._count("links_internal_error")
-            log.exception("link %d (%s %s): internal error; link dropped", link, kind, remote)
+            log.exception("link %d (%s): internal error; link dropped", link, kind)
         finally:
             if self.links.pop(link, None) is not None:
                 self.feed(LinkDown(link))
@@ -466,14 +496,20 @@ class Daemon:
             await stream.send_all(b"".join(batch))
 
     async def dial(self, host: str, port: int, kind: str) -> bool:
-        """Connect and run one link; False if the connection could not be made."""
+        """Connect and run one link; False if the connection could not be made. A gateway
+        peer is named in logs by its place in ``gateway.peers`` (logs at the default level
+        hold no addresses) and must show the link key pinned there, if any."""
+        no_pin = ("", b"")
+        label, pin = self._gateways.get(f"{host}:{port}", no_pin) if kind == "gateway" else no_pin
         try:
             with trio.fail_after(10):
                 stream = await trio.open_tcp_stream(host, port)
         except (OSError, trio.TooSlowError) as exc:
-            log.info("cannot reach %s:%d (%s)", host, port, exc)
+            log.info("cannot reach %s (%s)", label or f"a {kind} peer", _reason(exc))
+            log.debug("cannot reach %s:%d: %s", host, port, exc)
             return False
-        await self.run_link(stream, initiator=True, kind=kind, remote=f"{host}:{port}")
+        remote = f"{host}:{port}"
+        await self.run_link(stream, initiator=True, kind=kind, remote=remote, pin=pin, label=label)
         return True
 
     async def _gateway(self, host: str, port: int) -> None:
@@ -706,6 +742,19 @@ def _unlock_profile(f: TextIO, path: Path) -> None:
     """Remove ``daemon.lock`` while still holding it, then let go."""
     (path / "daemon.lock").unlink(missing_ok=True)
     f.close()
+
+
+def _reason(exc: BaseException) -> str:
+    """Why a connection failed, without the addresses some exceptions' text holds."""
+    while exc.__cause__ is not None and not (isinstance(exc, OSError) and exc.errno):
+        exc = exc.__cause__  # trio wraps the OSError (several, for each address tried)
+        if isinstance(exc, BaseExceptionGroup):
+            exc = exc.exceptions[0]
+    if isinstance(exc, OSError) and exc.errno is not None:
+        return os.strerror(exc.errno)
+    if isinstance(exc, trio.TooSlowError):
+        return "timed out"
+    return type(exc).__name__
 
 
 def _text(body: bytes) -> str:

@@ -156,7 +156,8 @@ class LocalApi:
             return {"id": req_id, "ok": False, "error": str(exc)}
         except Exception:  # a bug must not take the node down with the client's request
             self._count("ipc_internal_errors")
-            log.exception("local API request %r failed", obj.get("op"))
+            op = obj.get("op")
+            log.exception("local API request %r failed", op if op in ipc.OPS else "?")
             return {"id": req_id, "ok": False, "error": "internal error (see the daemon log)"}
 
 
