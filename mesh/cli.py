@@ -342,6 +342,8 @@ def cmd_peers(args: argparse.Namespace, out: TextIO) -> None:
 def cmd_status(args: argparse.Namespace, out: TextIO) -> None:
     st = _ipc(args, "status")
     out.write(f"{st['name']} ({st['mode']}), up {st['uptime']} s, TCP port {st['tcp_port']}\n")
+    if st.get("link_key"):
+        out.write(f"link key: {st['link_key']} (users may pin it in gateway.peers)\n")
     out.write(f"links: {st['open_links']} open of {st['links']}\n")
     out.write(f"store: {st['envelopes']} envelopes, {st['store_bytes']} bytes\n")
     counters = {**st["node_stats"], **st["daemon_stats"]}
