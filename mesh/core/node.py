@@ -76,7 +76,7 @@ from mesh.core.riblt import Symbols, encode_set
 from mesh.core.routing import STRATEGIES, EnvView, Strategy, by_name, destination
 from mesh.core.session import Session, message_tag
 from mesh.core.store import PUBLIC_RANK, Meta, PolicyStore, PutStatus, StoreItem
-from mesh.core.sync import FULL, Decoder, Range, Request, check_request
+from mesh.core.sync import FULL, MAX_SERVE, Decoder, Range, Request, SyncError, check_request
 
 log = logging.getLogger(__name__)
 
@@ -171,6 +171,7 @@ class _Link:
     last_sync: int = 0
     label: bytes = b""  # the driver's fairness label (LinkUp.source)
     last_heard: int = 0  # when the peer last sent a message
+    serve_left: int = 0  # symbols MOREs may still ask for in the read being handled
 
     @property
     def peer(self) -> bytes:
@@ -641,6 +642,7 @@ class Node:
         if ln is None:
             return []
         out = ln.session.receive_frame(ev.data, now)
+        ln.serve_left = MAX_SERVE
         actions = self._transmit(ev.link, out)
         if out.closed is not None:
             self._forget_link(ev.link)
@@ -724,6 +726,12 @@ class Node:
     def _on_more(self, link: int, ln: _Link, msg: P.More) -> list[Action]:
         rng = Range(msg.depth, msg.prefix)
         check_request(rng, msg.start, msg.upto)
+        # An honest decoder asks again only once our SYMBOLS are in: one request per read.
+        # Up to MAX_SERVE symbols (the most one may ask, if served from 0) per read, so a
+        # record batching MOREs cannot make us build gigabytes of SYMBOLS at once.
+        if msg.upto > ln.serve_left:
+            raise SyncError("MOREs for more than MAX_SERVE symbols in one read")
+        ln.serve_left -= msg.upto
         start, now = msg.start, self._now
         mark = ln.marks.get(rng) if start else None
         syms = None if mark is None else self._local_symbols(rng, msg.upto, mark[0])
