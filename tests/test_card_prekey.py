@@ -23,15 +23,15 @@ from mesh.profile import new_profile
 from tests.daemon_helpers import befriend, loopback_config, make_profile
 
 
-def test_a_card_carries_a_prekey_its_owner_signed() -> None:
+def test_a_card_carries_a_prekey_its_owner_signed(tmp_path: Path) -> None:
     now = int(time.time())
-    prof = new_profile(Path("unused"), "Aigerim", now, os.urandom)
+    prof = new_profile(tmp_path / "a", "Aigerim", now, os.urandom)
     card = ContactCard.decode(prof.card.encode())
     rec = prekey_from_card(card, now)
     assert rec == prof.ring.keys[-1].record
     assert prekey_from_card(card, rec.expires) is None  # expired: not used
     # A prekey signed by someone else, under a card signature of the card's owner.
-    other = new_profile(Path("unused"), "Mallory", now, os.urandom)
+    other = new_profile(tmp_path / "m", "Mallory", now, os.urandom)
     foreign = card_prekey(other.ring.keys[-1].record)
     forged = ContactCard.create(prof.identity, "Aigerim", now, foreign)
     with pytest.raises(CryptoError, match="not signed by its owner"):
@@ -46,9 +46,9 @@ def test_a_card_carries_a_prekey_its_owner_signed() -> None:
     assert prekey_from_card(ContactCard.decode(old.encode()), now) is None
 
 
-def test_a_small_order_prekey_on_a_card_is_refused() -> None:
+def test_a_small_order_prekey_on_a_card_is_refused(tmp_path: Path) -> None:
     now = int(time.time())
-    prof = new_profile(Path("unused"), "Aigerim", now, os.urandom)
+    prof = new_profile(tmp_path / "a", "Aigerim", now, os.urandom)
     fields = strict_unpack(card_prekey(prof.ring.keys[-1].record), max_size=256)
     assert isinstance(fields, list)
     fields[1] = bytes(32)  # the identity point: small order
