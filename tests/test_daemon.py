@@ -17,6 +17,7 @@ import pytest
 import trio
 import trio.testing
 
+from crypto.identity import ContactCard
 from mesh import ipc
 from mesh.core import envelope as E
 from mesh.core import link as L
@@ -241,7 +242,8 @@ def test_backoff_resets() -> None:
 def test_local_api(tmp_path: Path) -> None:
     now = int(time.time())
     alice, bob = make_profile(tmp_path, "Alice", now), make_profile(tmp_path, "Bob", now)
-    befriend(alice, bob, now)
+    # Bob's card is an old one, without a prekey: nothing can be sealed to him yet.
+    alice.add_contact(ContactCard.create(bob.identity, "Bob", now), now)
     cfg = loopback_config(lan=False)
 
     async def main() -> None:
