@@ -167,6 +167,39 @@ def test_bad_config_is_one_line(tmp_path: Path) -> None:
     assert out.stderr.strip() == f"steppe: {cfg}: lan.port must be int"
 
 
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ('[lan]\ndiscovery_group = "not-an-ip"', "lan.discovery_group must be an IPv4 multicast"),
+        ('[lan]\nlisten = "999.1.1.1"', "lan.listen must be an IP address"),
+        ('[lan]\ninterfaces = ["nosuch0"]', "lan.interfaces: this machine has no interface"),
+        ("[store]\nbundle_max_bytes = -5", "store.bundle_max_bytes must be at least"),
+    ],
+)
+def test_bad_config_values_name_the_key_before_anything_starts(
+    tmp_path: Path, line: str, message: str
+) -> None:
+    """A real profile and passphrase: the daemon would start if the file were good."""
+    pw = tmp_path / "pw"
+    pw.write_text("pp\n")
+    prof = create_profile(tmp_path / "me", "Me", b"pp", FAST, int(time.time()), os.urandom)
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(line + "\nport = 0\n" if line.startswith("[lan]") else line + "\n")
+    cmd = [sys.executable, "-m", "mesh.cli", "--profile", str(prof.path)]
+    out = subprocess.run(
+        [*cmd, "--passphrase-file", str(pw), "daemon", "--config", str(cfg)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert out.returncode == 2
+    assert out.stdout == ""  # no "daemon up" first
+    assert out.stderr.startswith(f"steppe: {cfg}: {message}")
+    assert out.stderr.count("\n") == 1
+    assert not ipc.socket_path(prof.path).exists()
+
+
 def test_port_in_use_is_one_line(tmp_path: Path) -> None:
     now = int(time.time())
     pw = tmp_path / "pw"
