@@ -145,7 +145,20 @@ def test_read_trace_both_formats_and_errors() -> None:
         (('radio = "wifi"', 'radio = "lora"'), "groups[0].radio: no radio named 'lora'"),
         (("count = 20", 'count = "many"'), "groups[0].count: expected int"),
         (('movement = "random_waypoint"', 'movement = "teleport"'), "groups[0].movement"),
-        (("[world]\nwidth = 300", "[world]\nwidht = 300"), "world.width: missing"),
+        (
+            ("[world]\nwidth = 300", "[world]\nwidht = 300"),
+            "world.widht: unknown key; did you mean 'width'?",
+        ),
+        (
+            ('strategy = "epidemic"', 'stratgy = "spray"'),
+            "groups[0].stratgy: unknown key; did you mean 'strategy'?",
+        ),
+        (("[traffic]", "[trafic]"), "trafic: unknown section; did you mean 'traffic'?"),
+        (("setup = 0.2", "setup = 0.2\nzzz = 1"), "radios[0].zzz: unknown key; valid: name, range"),
+        (
+            ("seed = 3", "seed = 3\nduraton = 5"),
+            "scenario.duraton: unknown key; did you mean 'duration'?",
+        ),
         (("size = [200, 1000]", "size = [200, 100000]"), "traffic.size: at most"),
         (("stop = 2400", "stop = 2400\nsources = [0, 99]"), "traffic.sources: node 99"),
         (("[scenario]", "[scenario\n"), "not valid TOML"),
@@ -249,6 +262,43 @@ def test_one_random_waypoint_small_version() -> None:
     assert s["created"] > 200
     assert s["contacts"] > 0
     assert s["relayed"] > 0
+
+
+def test_unknown_scenario_keys_from_a_real_cli(tmp_path: Path) -> None:
+    """A typo in the file or in --set is one line naming it, never a silent default."""
+    import subprocess
+    import sys
+
+    path = tmp_path / "typo.toml"
+    path.write_text(small().replace('strategy = "epidemic"', 'stratgy = "spray"'))
+    base = [sys.executable, "-m", "mesh.cli", "sim", "run", "--quiet", "--no-plots"]
+    runs = {
+        "groups[0].stratgy: unknown key; did you mean 'strategy'?": [str(path)],
+        "trafic: unknown section; did you mean 'traffic'?": [
+            str(tmp_path / "ok.toml"),
+            "--set",
+            "trafic={interval = [1, 2]}",
+        ],
+        "groups[0].strateg: unknown key; did you mean 'strategy'?": [
+            str(tmp_path / "ok.toml"),
+            "--set",
+            "groups.0.strateg=spray",
+        ],
+        "trafic.ttl: no key 'trafic'; did you mean 'traffic'?": [
+            str(tmp_path / "ok.toml"),
+            "--set",
+            "trafic.ttl=5",
+        ],
+    }
+    (tmp_path / "ok.toml").write_text(small())
+    for message, args in runs.items():
+        r = subprocess.run(
+            [*base, "--out", str(tmp_path / "o"), *args],
+            capture_output=True, text=True, timeout=120, check=False,
+        )  # fmt: skip
+        assert r.returncode == 2, r.stderr
+        assert r.stderr == f"steppe: {message}\n"
+    assert not (tmp_path / "o").exists()
 
 
 def test_cli_sim_list_and_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
