@@ -19,6 +19,7 @@ from crypto import keystore
 from crypto.errors import CryptoError
 from crypto.identity import ContactCard, fingerprint, safety_digits, safety_words
 from mesh import profile as prof
+from mesh.plain_errors import card_problem
 
 EXIT_USAGE = 2
 
@@ -99,7 +100,7 @@ def cmd_contact_add(args: argparse.Namespace, out: TextIO) -> None:
     try:
         card = ContactCard.decode(args.card)
     except CryptoError as exc:
-        raise CliError(f"not a valid contact card: {exc}") from None
+        raise CliError(card_problem(args.card, exc)) from exc
     p = _open(args)
     c = p.add_contact(card, _now(), name=args.name, replace=args.replace)
     p.save(os.urandom)

@@ -87,6 +87,42 @@ def test_contacts_add_list_verify_and_key_change(tmp_path: Path, pw: Path) -> No
     assert "KEY CHANGED" in run(alice, pw, "contact", "list")[1]
 
 
+def _typo(card: str, at: int, char: str) -> str:
+    assert card[at] != char
+    return card[:at] + char + card[at + 1 :]
+
+
+def test_damaged_cards_are_explained_in_plain_words(tmp_path: Path, pw: Path) -> None:
+    """One-character typos and cut-off cards, as a person pastes them: what went wrong in
+    their words, never 'malformed msgpack' or 'unsupported contact card version 3'."""
+    prof = tmp_path / "me"
+    new(prof, pw, "Me")
+    card = new(tmp_path / "bob", pw, "Bob")
+    damaged = "this card is damaged or incomplete: copy all of it again, or scan its QR code"
+    altered = (
+        "this card is damaged or was altered (its signature does not match):"
+        " copy all of it again, or scan its QR code"
+    )
+    cases = {
+        _typo(card, 10, "B" if card[10] != "B" else "C"): damaged,  # the version digit
+        card[:120]: damaged,  # cut off
+        _typo(card, 8, "A" if card[8] != "A" else "Q"): damaged,  # the array header
+        _typo(card, 200, "A" if card[200] != "A" else "B"): altered,
+        "https://example.org/" + card: (
+            "this is not a Steppe contact card (a card starts with STEPPE1:)"
+        ),
+        "STEPPE1:" + "A" * 2000: (
+            "this is too long to be a contact card: copy only the card, or scan its QR code"
+        ),
+    }
+    for text, message in cases.items():
+        r = _cli("--profile", str(prof), "--passphrase-file", str(pw), "contact", "add", text)
+        assert r.returncode == 2
+        assert r.stderr == f"steppe: {message}\n", text
+        assert r.stdout == ""
+    assert run(prof, pw, "contact", "list")[1].startswith("No contacts yet")
+
+
 def test_own_card_and_bad_card_refused(
     tmp_path: Path, pw: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

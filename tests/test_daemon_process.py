@@ -17,6 +17,7 @@ import trio
 
 from crypto import keystore
 from mesh import ipc
+from mesh.core import bundle
 from mesh.daemon.daemon import Daemon
 from mesh.daemon.sqlite_store import SQLiteStore
 from mesh.profile import ProfileError, create_profile, open_profile
@@ -198,6 +199,51 @@ def test_bad_config_values_name_the_key_before_anything_starts(
     assert out.stderr.startswith(f"steppe: {cfg}: {message}")
     assert out.stderr.count("\n") == 1
     assert not ipc.socket_path(prof.path).exists()
+
+
+def test_damaged_bundles_are_explained_in_plain_words(tmp_path: Path) -> None:
+    """``steppe import`` against a running daemon: what is wrong with the file, in the
+    user's words, not 'malformed msgpack: ExtraData'."""
+    now = int(time.time())
+    pw = tmp_path / "pw"
+    pw.write_text("pp\n")
+    prof = create_profile(tmp_path / "me", "Me", b"pp", FAST, now, os.urandom)
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(f'[lan]\nenabled = false\nlisten = "127.0.0.1"\nport = {free_port()}\n')
+    good = bundle.Bundle(now, now + 3600, [b"x" * 100, b"y" * 100]).encode()
+    damaged = "this bundle is damaged or incomplete (was it copied whole?)"
+    files = {
+        "cut.steppe": (good[:150], damaged),
+        "extra.steppe": (good + b"\x00", damaged),
+        "notes.txt": (b"my notes\n", "this file is not a Steppe bundle"),
+        "empty.steppe": (b"", "this file is empty, not a Steppe bundle"),
+    }
+    proc = spawn(prof.path, pw, cfg)
+    try:
+        for name, (data, message) in files.items():
+            path = tmp_path / name
+            path.write_bytes(data)
+            out = subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "mesh.cli",
+                    "--profile",
+                    str(prof.path),
+                    "import",
+                    str(path),
+                ],
+                capture_output=True,
+                text=True,
+                check=False,
+                timeout=60,
+            )
+            assert out.returncode == 2
+            assert out.stderr == f"steppe: {path}: {message}\n"
+        assert proc.poll() is None  # the daemon is still up
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
 
 
 def test_port_in_use_is_one_line(tmp_path: Path) -> None:

@@ -19,6 +19,7 @@ from mesh.core.errors import PeerError
 
 MAGIC = "steppe-bundle"
 VERSION = 1
+_HEAD = b"\x95" + pack(MAGIC)  # how every bundle starts: a 5-item array, then the magic
 MAX_FRAMES = 1_000_000
 MAX_FRAME = 17 * 1024
 
@@ -41,9 +42,21 @@ def make(frames: list[bytes], expiries: list[int], now: int) -> Bundle:
     return Bundle(now, max(expiries, default=now), frames)
 
 
+DAMAGED = "this bundle is damaged or incomplete (was it copied whole?)"
+
+
 def decode(data: bytes, max_bytes: int, now: int) -> Bundle:
+    """The bundle in ``data``; :class:`BundleError` says in the user's words why not (the
+    parser's :class:`DecodeError` is chained as its cause)."""
     if len(data) > max_bytes:
-        raise BundleError(f"bundle of {len(data)} bytes exceeds the limit of {max_bytes}")
+        raise BundleError(
+            f"this bundle is larger than the limit of {max_bytes} bytes"
+            " (store.bundle_max_bytes in the config)"
+        )
+    if not data:
+        raise BundleError("this file is empty, not a Steppe bundle")
+    if not data.startswith(_HEAD) and not _HEAD.startswith(data):  # (a cut-off head: damaged)
+        raise BundleError("this file is not a Steppe bundle")
     try:
         f = expect_list(
             strict_unpack(
@@ -52,14 +65,17 @@ def decode(data: bytes, max_bytes: int, now: int) -> Bundle:
             5,
             "bundle",
         )
-        if f[0] != MAGIC:
-            raise DecodeError("not a Steppe bundle")
+        if f[1] != VERSION and isinstance(f[1], int) and 0 < f[1] < 1000:
+            raise BundleError(
+                f"this bundle was written by another version of Steppe (bundle version"
+                f" {f[1]}; this one reads {VERSION})"
+            )
         if f[1] != VERSION:
-            raise DecodeError(f"bundle version {f[1]!r} is not supported")
+            raise DecodeError("bundle version")
         created, expires = expect_int(f[2], "created"), expect_int(f[3], "expires")
         frames = [expect_bytes(x, "frame") for x in expect_seq(f[4], "frames", MAX_FRAMES)]
     except DecodeError as exc:
-        raise BundleError(f"not a valid bundle: {exc}") from None
+        raise BundleError(DAMAGED) from exc
     if expires <= now:
         raise BundleError("the bundle has expired: everything in it is out of date")
     return Bundle(created, expires, frames)
