@@ -229,8 +229,20 @@ def _run_daemon(run: Callable[..., object], main: Callable[..., object]) -> None
         raise CliError(str(group.exceptions[0])) from None
 
 
+def _text(words: list[str], refused: str) -> str:
+    """The words of a message or bulletin; nothing visible in them is one line, exit 2."""
+    from mesh.core.messages import is_blank
+    from mesh.core.node import EMPTY_TEXT
+
+    text = " ".join(words)
+    if is_blank(text.encode("utf-8", "surrogateescape")):
+        raise CliError(f"{refused}: {EMPTY_TEXT}")
+    return text
+
+
 def cmd_send(args: argparse.Namespace, out: TextIO) -> None:
-    result = _ipc(args, "send", contact=args.contact, text=" ".join(args.text))
+    text = _text(args.text, f"cannot send to {args.contact}")
+    result = _ipc(args, "send", contact=args.contact, text=text)
     out.write(f"queued for {args.contact} (message {result['msg_id'].hex()[:12]})\n")
 
 
@@ -270,7 +282,8 @@ def cmd_status(args: argparse.Namespace, out: TextIO) -> None:
 
 
 def cmd_bulletin_post(args: argparse.Namespace, out: TextIO) -> None:
-    r = _ipc(args, "bulletin_post", text=" ".join(args.text), topic=args.topic, hours=args.hours)
+    text = _text(args.text, "cannot post")
+    r = _ipc(args, "bulletin_post", text=text, topic=args.topic, hours=args.hours)
     out.write(f"posted on topic {r['topic']}, signed with your identity key, ")
     out.write(f"expires {time.strftime('%Y-%m-%d %H:%M', time.localtime(r['expires']))}\n")
 

@@ -4,6 +4,7 @@ transfer, panic while it runs, configuration errors."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import sqlite3
@@ -16,6 +17,7 @@ import pytest
 import trio
 
 from crypto import keystore
+from crypto.identity import ContactCard
 from mesh import ipc
 from mesh.core import bundle
 from mesh.daemon.daemon import Daemon
@@ -241,6 +243,44 @@ def test_damaged_bundles_are_explained_in_plain_words(tmp_path: Path) -> None:
             assert out.returncode == 2
             assert out.stderr == f"steppe: {path}: {message}\n"
         assert proc.poll() is None  # the daemon is still up
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def test_empty_messages_and_bulletins_are_refused(tmp_path: Path) -> None:
+    """Refused by the ``steppe`` command before it asks the daemon, and by the daemon
+    itself for any local client (the TUI): one line, nothing queued or flooded."""
+    now = int(time.time())
+    pw = tmp_path / "pw"
+    pw.write_text("pp\n")
+    alice = create_profile(tmp_path / "alice", "Alice", b"pp", FAST, now, os.urandom)
+    bob = make_profile(tmp_path, "Bob", now)
+    alice.add_contact(ContactCard.decode(bob.card.encode()), now)
+    alice.save(os.urandom)
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(f'[lan]\nenabled = false\nlisten = "127.0.0.1"\nport = {free_port()}\n')
+    empty = "the text is empty (only spaces or invisible characters)"
+    cli = [sys.executable, "-m", "mesh.cli", "--profile", str(alice.path)]
+    proc = spawn(alice.path, pw, cfg)
+    try:
+        for args, message in (
+            (["send", "Bob", "   "], f"cannot send to Bob: {empty}"),
+            (["send", "Bob", "", "\u200b"], f"cannot send to Bob: {empty}"),
+            (["bulletin", "post", " \t "], f"cannot post: {empty}"),
+        ):
+            out = subprocess.run(
+                [*cli, *args], capture_output=True, text=True, check=False, timeout=60
+            )
+            assert out.returncode == 2
+            assert out.stderr == f"steppe: {message}\n"
+        with pytest.raises(ipc.IpcError, match=re.escape(f"cannot send to Bob: {empty}")):
+            ipc.call_daemon_sync(alice.path, "send", contact="Bob", text=" \n ")
+        with pytest.raises(ipc.IpcError, match=re.escape(f"cannot post: {empty}")):
+            ipc.call_daemon_sync(alice.path, "bulletin_post", text="\u3000", topic="t")
+        assert ipc.call_daemon_sync(alice.path, "bulletin_list") == []
+        assert ipc.call_daemon_sync(alice.path, "status")["envelopes"] == 0  # nothing queued
+        assert proc.poll() is None
     finally:
         proc.terminate()
         proc.wait(timeout=30)
