@@ -246,11 +246,23 @@ def cmd_send(args: argparse.Namespace, out: TextIO) -> None:
     out.write(f"queued for {args.contact} (message {result['msg_id'].hex()[:12]})\n")
 
 
+def _limit(value: int) -> int:
+    if value < 1:
+        raise CliError(f"--limit must be at least 1, not {value}")
+    return value
+
+
 def cmd_inbox(args: argparse.Namespace, out: TextIO) -> None:
-    kwargs: dict[str, object] = {"limit": args.limit}
-    if args.contact:
-        kwargs["contact"] = args.contact
-    rows = _ipc(args, "messages", **kwargs)
+    from mesh import offline
+
+    limit = _limit(args.limit)
+    if offline.daemon_answers(_profile_dir(args)):
+        kwargs: dict[str, object] = {"limit": limit}
+        if args.contact:
+            kwargs["contact"] = args.contact
+        rows = _ipc(args, "messages", **kwargs)
+    else:  # no daemon: read the history ourselves, with the passphrase
+        rows = offline.messages(_open(args), args.contact or "", limit)
     if not rows:
         out.write("no messages yet\n")
     for m in rows:
@@ -289,7 +301,7 @@ def cmd_bulletin_post(args: argparse.Namespace, out: TextIO) -> None:
 
 
 def cmd_bulletin_list(args: argparse.Namespace, out: TextIO) -> None:
-    rows = _ipc(args, "bulletin_list", limit=args.limit)
+    rows = _ipc(args, "bulletin_list", limit=_limit(args.limit))
     if not rows:
         out.write("no bulletins\n")
     for b in rows:

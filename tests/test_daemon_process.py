@@ -279,6 +279,11 @@ def test_empty_messages_and_bulletins_are_refused(tmp_path: Path) -> None:
         with pytest.raises(ipc.IpcError, match=re.escape(f"cannot post: {empty}")):
             ipc.call_daemon_sync(alice.path, "bulletin_post", text="\u3000", topic="t")
         assert ipc.call_daemon_sync(alice.path, "bulletin_list") == []
+        # With the daemon up, inbox asks it (no passphrase needed; stdin is empty).
+        out = subprocess.run(
+            [*cli, "inbox"], capture_output=True, text=True, check=False, timeout=60, input=""
+        )
+        assert (out.returncode, out.stdout) == (0, "no messages yet\n"), out.stderr
         assert ipc.call_daemon_sync(alice.path, "status")["envelopes"] == 0  # nothing queued
         assert proc.poll() is None
     finally:
