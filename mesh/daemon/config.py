@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import math
 import socket
@@ -114,12 +115,16 @@ def parse(text: str, source: str = "config") -> Config:
     for table, body in data.items():
         schema = _SCHEMA.get(table)
         if schema is None:
-            raise ConfigError(f"{source}: unknown table [{table}] (known: {', '.join(_SCHEMA)})")
+            near = difflib.get_close_matches(table, list(_SCHEMA), n=1)
+            hint = f"did you mean [{near[0]}]?" if near else f"known: {', '.join(_SCHEMA)}"
+            raise ConfigError(f"{source}: unknown table [{table}] ({hint})")
         if not isinstance(body, dict):
             raise ConfigError(f"{source}: {table} must be a table")
         for key, value in body.items():
             if key not in schema:
-                raise ConfigError(f"{source}: unknown key {table}.{key}")
+                near = difflib.get_close_matches(key, list(schema), n=1)
+                hint = f"; did you mean {table}.{near[0]}?" if near else ""
+                raise ConfigError(f"{source}: unknown key {table}.{key}{hint}")
             attr, kind = schema[key]
             if kind is float and type(value) is int:
                 value = float(value)
@@ -181,10 +186,13 @@ def _check_lan(cfg: Config) -> str:
             "lan.discovery_group must be an IPv4 multicast address (224.0.0.0 to "
             f"239.255.255.255), not {cfg.discovery_group!r}"
         )
-    known = {name for _index, name in socket.if_nameindex()}
+    try:
+        known = sorted(name for _index, name in socket.if_nameindex())
+    except OSError:  # the platform cannot list them: the daemon will say at start-up
+        return ""
     for name in cfg.interfaces:
         if name not in known:
-            have = ", ".join(sorted(known)) or "none"
+            have = ", ".join(known[:8]) + (", ..." if len(known) > 8 else "")
             return f"lan.interfaces: this machine has no interface {name!r} (it has: {have})"
     return ""
 
