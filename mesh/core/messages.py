@@ -24,13 +24,14 @@ CONTENT_TEXT = 1
 
 
 def is_blank(body: bytes) -> bool:
-    """A text body a reader would see nothing in: empty, or only whitespace, control and
-    invisible format characters (zero-width space, BOM). Not UTF-8: not text, not blank."""
+    """A text body a reader would see nothing in: empty, or only whitespace and invisible
+    format characters (zero-width space, BOM). Other control characters are shown escaped,
+    so they are not blank; not UTF-8: not text, not blank."""
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
         return False
-    return all(ch.isspace() or unicodedata.category(ch) in ("Cc", "Cf") for ch in text)
+    return all(ch.isspace() or unicodedata.category(ch) == "Cf" for ch in text)
 
 
 def stamped(env: E.Envelope, difficulty: int, rng: Rng) -> E.Envelope:
