@@ -7,9 +7,11 @@ worker processes, one per core by default). It drives the harness of ``tests/fuz
 mutated bundles through the bundle decoder and ``Node.import_frames``, and mutated
 encodings through the crypto decoders. Prints frames per second, the exceptions that
 escaped (there must be none) and the RSS of each worker at its start, at every tenth of
-the run and at the end (it must stay flat: a worker lives through hundreds of variants,
-so anything a closed link or a refused frame leaves behind would accumulate). Figures,
-not pass/fail.
+the run and at the end, after a garbage collection (a victim node holds reference cycles:
+dozens of dead ones would otherwise wait for the collector). Every case restores its
+victim from a snapshot, so the worker's RSS is the harness's and the allocator's high-water
+mark, not node state left over from earlier cases: it must stay flat, and its peak is what
+the largest single case (harness and node together) allocated. Figures, not pass/fail.
 
 Reproduce a reported case: ``python -m bench.fuzz --seed S --mtus M --cases N`` (every
 link mode at that MTU).
@@ -18,6 +20,7 @@ link mode at that MTU).
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import random
 import resource
@@ -69,6 +72,7 @@ def _work(seed: int, variant: Variant, cases: list[int]) -> Done:
     before, _ = _rss()
     fuzzer = _FUZZERS.setdefault(seed, Fuzzer(seed))
     report = fuzzer.run(variant, cases)
+    gc.collect()
     after, peak = _rss()
     return Done(report, os.getpid(), before, after, peak)
 

@@ -2,8 +2,9 @@
 
 Run: ``.venv/bin/python -m bench.transfer`` (``--sizes 1000,10000``).
 
-1. **Hand-over rate.** Alice writes ``n`` messages to Bob while Bob is away; her daemon
-   uploads them to a relay daemon (its own process, loopback TCP, SQLite). Alice stops,
+1. **Hand-over rate.** Alice writes ``n`` messages to Bob while Bob is away (composed in
+   one step of her node: their composition is not the figure); her daemon uploads them
+   to a relay daemon (its own process, loopback TCP, SQLite). Alice stops,
    Bob's daemon starts and dials the relay; the figure is envelopes per second from Bob's
    start until he has opened all ``n`` (handshake, reconciliation, trade, decryption and
    his commits included), with Bob's shipped flood limit (a burst of 400 envelopes per
@@ -31,6 +32,7 @@ from bench.daemon import Relay, _profile, bench_store_baseline
 from crypto.identity import ContactCard
 from mesh import ipc
 from mesh.core import envelope as E
+from mesh.core.events import SendMessage
 from mesh.core.node import NodeConfig
 from mesh.daemon.config import Config
 from mesh.daemon.daemon import Daemon
@@ -68,8 +70,12 @@ async def _handover(root: Path, relay: Relay, n: int, lifted: bool) -> tuple[flo
     base = await _held(relay)
     async with trio.open_nursery() as nursery:
         a = await nursery.start(Daemon(alice, via, alice.path, handle_signals=False).run)
-        for k in range(n):
-            a.send_text("bob", f"message {k}")
+        # Set-up, not the figure: Alice's node composes all n in one step (one store
+        # transaction, one state save) rather than through n ``send_text`` calls.
+        key = bob.identity.sign_public
+        texts = [f"message {k}".encode() for k in range(n)]
+        a.call_node(lambda now: [x for t in texts for x in a.node.handle(SendMessage(key, t), now)])
+        a._save_state()
         with trio.fail_after(1800):
             while await _held(relay) < base + n:  # noqa: ASYNC110 (another process)
                 await trio.sleep(0.1)

@@ -21,12 +21,21 @@ from functools import cache
 
 from crypto import primitives as p
 from crypto.errors import DecodeError
-from crypto.wire import expect_bytes, expect_int, expect_list, expect_str, pack, strict_unpack
+from crypto.wire import (
+    expect_bytes,
+    expect_int,
+    expect_list,
+    expect_seq,
+    expect_str,
+    pack,
+    strict_unpack,
+)
 
 CARD_PREFIX = "STEPPE1:"
-CARD_VERSION = 1
+CARD_VERSION = 2  # 1: no prekey (still read and written for cards without one)
 MAX_NAME = 64
 MAX_CARD_BYTES = 512
+MAX_CARD_PREKEY = 160  # a compact prekey record is about 115 bytes
 _CERT_DOMAIN = b"steppe/dh-cert/v1"
 _CARD_DOMAIN = b"steppe/card/v1"
 
@@ -142,20 +151,29 @@ def safety_words(a: bytes, b: bytes, count: int = 8) -> list[str]:
 
 @dataclass(frozen=True, slots=True)
 class ContactCard:
+    """Who someone is, to swap in person (text or QR): name, public identity, and since
+    version 2 their current signed prekey (:func:`crypto.prekeys.card_prekey`), so a
+    first message can be sealed at once instead of waiting for the prekey to travel. The
+    card signature covers the prekey bytes; the prekey keeps its own signature too."""
+
     name: str
     identity: PublicIdentity
     created: int
     signature: bytes
+    prekey: bytes = b""  # an encoded compact prekey record; b"": a version-1 card
 
     def _signed_bytes(self) -> bytes:
-        return _CARD_DOMAIN + pack([self.name, *self.identity.to_list(), self.created])
+        fields: list[object] = [self.name, *self.identity.to_list(), self.created]
+        if self.prekey:
+            fields.append(self.prekey)
+        return _CARD_DOMAIN + pack(fields)
 
     @classmethod
-    def create(cls, identity: Identity, name: str, now: int) -> ContactCard:
+    def create(cls, identity: Identity, name: str, now: int, prekey: bytes = b"") -> ContactCard:
         name = _clean_name(name)
         pub = identity.public()
-        unsigned = cls(name, pub, now, b"")
-        return cls(name, pub, now, identity.sign(unsigned._signed_bytes()))
+        unsigned = cls(name, pub, now, b"", prekey)
+        return cls(name, pub, now, identity.sign(unsigned._signed_bytes()), prekey)
 
     def verify(self) -> None:
         """Check the card signature and the DH certificate (SignatureError if forged)."""
@@ -163,10 +181,9 @@ class ContactCard:
         p.ed25519_verify(self.identity.sign_public, self._signed_bytes(), self.signature)
 
     def encode(self) -> str:
-        raw = pack(
-            [CARD_VERSION, self.name, *self.identity.to_list(), self.created, self.signature]
-        )
-        return CARD_PREFIX + base64.b32encode(raw).decode().rstrip("=")
+        head = [self.name, *self.identity.to_list(), self.created, self.signature]
+        fields = [CARD_VERSION, *head, self.prekey] if self.prekey else [1, *head]
+        return CARD_PREFIX + base64.b32encode(pack(fields)).decode().rstrip("=")
 
     @classmethod
     def decode(cls, text: str) -> ContactCard:
@@ -181,15 +198,21 @@ class ContactCard:
             raw = base64.b32decode(body + "=" * (-len(body) % 8))
         except ValueError as exc:
             raise DecodeError("contact card is not valid base32") from exc
-        items = expect_list(strict_unpack(raw, max_size=MAX_CARD_BYTES), 7, "contact card")
-        if expect_int(items[0], "card version") != CARD_VERSION:
-            raise DecodeError(f"unsupported contact card version {items[0]}")
+        items = expect_seq(strict_unpack(raw, max_size=MAX_CARD_BYTES), "contact card", 8)
+        version = items[0] if items else None
+        if version not in (1, CARD_VERSION) or len(items) != 6 + version:
+            raise DecodeError(f"unsupported contact card version {version!r}")
         card = cls(
             name=_clean_name(expect_str(items[1], "name", max_len=MAX_NAME)),
             identity=PublicIdentity.from_list(items[2:5]),
             created=expect_int(items[5], "created"),
             signature=expect_bytes(items[6], "signature", size=64),
+            prekey=expect_bytes(items[7], "prekey", max_size=MAX_CARD_PREKEY)
+            if version == 2
+            else b"",
         )
+        if version == 2 and not card.prekey:
+            raise DecodeError("a version-2 contact card carries a prekey")
         card.verify()
         return card
 

@@ -91,6 +91,16 @@ def _parse(blob: bytes) -> list[object]:
     return items
 
 
+def is_keystore(blob: bytes) -> bool:
+    """Whether ``blob`` carries a Steppe keystore header (also once its slots are wiped).
+    No passphrase needed: ``steppe panic`` uses it to recognise a profile."""
+    try:
+        items = strict_unpack(blob, max_size=MAX_KEYSTORE, max_array_len=16)
+    except DecodeError:
+        return False
+    return isinstance(items, list) and len(items) == 5 and items[0] == MAGIC
+
+
 def unlock(blob: bytes, passphrase: bytes) -> tuple[bytes, bytes]:
     """``(data_key, secrets)``; raises BadPassphrase if no slot opens."""
     items = _parse(blob)

@@ -14,8 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from crypto import primitives as p
-from crypto.errors import AuthenticationError, DecodeError, ExpiredError
-from crypto.identity import Identity
+from crypto.errors import AuthenticationError, CryptoError, DecodeError, ExpiredError
+from crypto.identity import ContactCard, Identity
 from crypto.wire import expect_bytes, expect_int, expect_list, pack, strict_unpack
 
 _DOMAIN = b"steppe/prekey/v1"
@@ -79,6 +79,29 @@ class PrekeyRecord:
             expect_int(items[4], "expires"),
             expect_bytes(items[5], "signature", size=64),
         )
+
+
+def card_prekey(record: PrekeyRecord) -> bytes:
+    """A prekey record as a contact card carries it: without the identity key, which the
+    card already holds (:class:`crypto.identity.ContactCard`)."""
+    return pack([record.prekey_id, record.public, record.created, record.expires, record.signature])
+
+
+def prekey_from_card(card: ContactCard, now: int) -> PrekeyRecord | None:
+    """The prekey a card carries, checked like one from the mesh (signed by the card's
+    identity, not a small-order point); None if it has none or it has expired. Raises
+    :class:`DecodeError` for a prekey that does not decode or verify."""
+    if not card.prekey:
+        return None
+    items = expect_list(strict_unpack(card.prekey, max_size=MAX_RECORD), 5, "card prekey")
+    record = PrekeyRecord.decode(pack([card.identity.sign_public, *items]))
+    try:
+        record.verify(card.identity.sign_public, now)
+    except ExpiredError:
+        return None
+    except CryptoError as exc:
+        raise DecodeError("the prekey on this contact card is not signed by its owner") from exc
+    return record
 
 
 @dataclass(slots=True)

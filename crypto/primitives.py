@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 import nacl.bindings as sodium
 import nacl.exceptions
@@ -106,6 +106,21 @@ def xchacha_decrypt(key: bytes, nonce: bytes, ciphertext: bytes, ad: bytes) -> b
 def blake2b(data: bytes, *, digest_size: int = 64, key: bytes = b"", person: bytes = b"") -> bytes:
     """BLAKE2b with optional key and personalisation (domain separation, <= 16 bytes)."""
     return hashlib.blake2b(data, digest_size=digest_size, key=key, person=person).digest()
+
+
+def blake2b_prefix_search(
+    prefix: bytes, suffixes: Iterable[bytes], below: int, *, digest_size: int, person: bytes
+) -> bytes | None:
+    """The first suffix ``s`` with ``BLAKE2b(prefix || s)`` below ``below`` as a big-endian
+    integer (what :func:`blake2b` would give), hashing ``prefix`` once: a stamp search is
+    three times faster than one :func:`blake2b` call per candidate."""
+    start = hashlib.blake2b(prefix, digest_size=digest_size, person=person)
+    for suffix in suffixes:
+        h = start.copy()
+        h.update(suffix)
+        if int.from_bytes(h.digest(), "big") < below:
+            return suffix
+    return None
 
 
 def hmac_blake2b(key: bytes, data: bytes) -> bytes:

@@ -37,8 +37,10 @@ def mint_stamp(
     """Search counters from ``start`` (pass a random start so two nodes do not collide)."""
     if not 0 <= difficulty <= MAX_DIFFICULTY:
         raise ValueError(f"difficulty must be in [0, {MAX_DIFFICULTY}]")
-    for i in range(max_tries):
-        stamp = ((start + i) % 2**64).to_bytes(STAMP_LEN, "big")
-        if _work(envelope_id, stamp) >= difficulty:
-            return stamp
-    raise RuntimeError("no stamp found within max_tries")
+    candidates = (((start + i) % 2**64).to_bytes(STAMP_LEN, "big") for i in range(max_tries))
+    stamp = p.blake2b_prefix_search(
+        envelope_id, candidates, 1 << (256 - difficulty), digest_size=32, person=b"steppe-stamp"
+    )
+    if stamp is None:
+        raise RuntimeError("no stamp found within max_tries")
+    return stamp

@@ -17,9 +17,16 @@ from typing import Any, TextIO
 
 from crypto import keystore
 from crypto.errors import CryptoError
-from crypto.identity import ContactCard, fingerprint, safety_digits, safety_words
+from crypto.identity import (
+    ContactCard,
+    fingerprint,
+    safety_digits,
+    safety_words,
+    short_fingerprint,
+)
 from mesh import profile as prof
 from mesh.plain_errors import card_problem
+from mesh.render import inert, inert_block
 
 EXIT_USAGE = 2
 
@@ -28,22 +35,71 @@ class CliError(Exception):
     """Printed as one line, exit code 2."""
 
 
+TERMINAL_WIDTH = 80  # the QR code of a contact card fits this many columns
+
+
+def _secret(prompt: str) -> str:
+    """A passphrase typed at the terminal; Ctrl-D is one line, exit 2."""
+    try:
+        return getpass.getpass(prompt)
+    except EOFError:
+        print(file=sys.stderr)  # the error line starts on a line of its own
+        raise CliError("no passphrase given (end of input): nothing done") from None
+
+
+def ask(question: str) -> bool:
+    """A ``[y/N]`` question at the terminal: only ``y`` or ``yes`` is a yes; Ctrl-D is one
+    line and exit 2, like every other refusal."""
+    try:
+        answer = input(f"{question} [y/N] ")
+    except EOFError:
+        print(file=sys.stderr)
+        raise CliError("no answer (end of input): nothing done") from None
+    return answer.strip().lower() in ("y", "yes")
+
+
 def _read_passphrase(args: argparse.Namespace, *, confirm: bool = False) -> bytes:
+    """The profile's passphrase: ``--passphrase-file``, the terminal, or one line of stdin.
+    ``confirm`` (a new passphrase): typed twice, and a weak one needs a yes."""
+    interactive = not args.passphrase_file and sys.stdin.isatty()
     if args.passphrase_file:
         try:
             text = Path(args.passphrase_file).read_text().splitlines()
         except OSError as exc:
             raise CliError(f"cannot read passphrase file: {exc.strerror}") from None
         value = text[0] if text else ""
-    elif sys.stdin.isatty():
-        value = getpass.getpass("Passphrase: ")
-        if confirm and getpass.getpass("Repeat passphrase: ") != value:
+    elif interactive:
+        value = _secret("Passphrase: ")
+        if confirm and value and _secret("Repeat passphrase: ") != value:
             raise CliError("the two passphrases differ")
     else:
         value = sys.stdin.readline().rstrip("\r\n")
     if not value:
         raise CliError("the passphrase may not be empty")
+    if confirm:
+        _accept_weak(value, interactive, getattr(args, "allow_weak_passphrase", False))
     return value.encode()
+
+
+def _accept_weak(value: str, interactive: bool, allowed: bool) -> None:
+    from mesh.passphrase import weakness
+
+    why = weakness(value)
+    if not why:
+        return
+    print(
+        f"steppe: warning: this passphrase is weak ({why}); whoever takes this device can "
+        "try guesses offline",
+        file=sys.stderr,
+    )
+    if allowed:
+        return
+    if not interactive:
+        raise CliError(
+            "refusing a weak passphrase: choose a longer one, or pass --allow-weak-passphrase"
+        )
+    if not ask("Use this weak passphrase anyway?"):
+        raise CliError("no profile created: choose a longer passphrase")
 
 
 def _open(args: argparse.Namespace) -> prof.Profile:
@@ -90,10 +146,19 @@ def cmd_id_show(args: argparse.Namespace, out: TextIO) -> None:
     out.write(f"Words:        {' '.join(fingerprint_words(p.identity.sign_public))}\n")
     out.write(f"Contact card: {text}\n")
     if not args.no_qr:
-        import segno
-
         out.write("\nScan to add this contact:\n")
-        segno.make(text, error="m").terminal(out=out, compact=True)
+        print_card_qr(text, out)
+
+
+def print_card_qr(text: str, out: TextIO) -> None:
+    """A card's QR code in half-block characters, at most :data:`TERMINAL_WIDTH` wide (a
+    card with the longest name and a prekey: version 15, 81 modules)."""
+    import segno
+
+    qr = segno.make(text, error="l")  # a screen does not smudge: the smallest code
+    size = int(qr.symbol_size(border=0)[0])
+    border = max(1, min(4, (TERMINAL_WIDTH - size) // 2))
+    qr.terminal(out=out, compact=True, border=border)
 
 
 def cmd_contact_add(args: argparse.Namespace, out: TextIO) -> None:
@@ -105,8 +170,8 @@ def cmd_contact_add(args: argparse.Namespace, out: TextIO) -> None:
     c = p.add_contact(card, _now(), name=args.name, replace=args.replace)
     p.save(os.urandom)
     state = "key changed, verify again before messaging" if c.key_changed else "unverified"
-    out.write(f"Added {c.name} ({state}). Fingerprint {_fp(card.identity.sign_public)}\n")
-    out.write(f"Compare safety numbers in person: steppe contact verify {c.name!r}\n")
+    out.write(f"Added {inert(c.name)} ({state}). Fingerprint {_fp(card.identity.sign_public)}\n")
+    out.write(f"Compare safety numbers in person: steppe contact verify {inert(repr(c.name))}\n")
 
 
 def cmd_contact_list(args: argparse.Namespace, out: TextIO) -> None:
@@ -114,29 +179,30 @@ def cmd_contact_list(args: argparse.Namespace, out: TextIO) -> None:
     if not p.contacts:
         out.write("No contacts yet. Add one with: steppe contact add CARD\n")
         return
-    width = max(len(c.name) for c in p.contacts)
+    width = max(len(inert(c.name)) for c in p.contacts)
     for c in sorted(p.contacts, key=lambda c: c.name.casefold()):
         state = "KEY CHANGED" if c.key_changed else "verified" if c.verified else "unverified"
-        out.write(f"{c.name:<{width}}  {state:<11}  {_fp(c.card.identity.sign_public)[:24]}\n")
+        out.write(
+            f"{inert(c.name):<{width}}  {state:<11}  {_fp(c.card.identity.sign_public)[:24]}\n"
+        )
 
 
 def cmd_contact_verify(args: argparse.Namespace, out: TextIO) -> None:
     p = _open(args)
     c = p.contact(args.name)
     mine, theirs = p.identity.sign_public, c.card.identity.sign_public
-    out.write(f"Safety number with {c.name}:\n  {safety_digits(mine, theirs)}\n")
+    out.write(f"Safety number with {inert(c.name)}:\n  {safety_digits(mine, theirs)}\n")
     out.write(f"  {' '.join(safety_words(mine, theirs))}\n")
-    out.write(f"Compare it with the number on {c.name}'s screen, in person.\n")
+    out.write(f"Compare it with the number on {inert(c.name)}'s screen, in person.\n")
     if not args.yes:
         if not sys.stdin.isatty():
             raise CliError("confirm interactively, or pass --yes once the numbers match")
-        answer = input("Do the numbers match exactly? [y/N] ").strip().lower()
-        if answer not in ("y", "yes"):
+        if not ask("Do the numbers match exactly?"):
             out.write("Not verified.\n")
             return
     c.verified, c.key_changed = True, False
     p.save(os.urandom)
-    out.write(f"{c.name} is now verified.\n")
+    out.write(f"{inert(c.name)} is now verified.\n")
 
 
 def cmd_sim_list(args: argparse.Namespace, out: TextIO) -> None:
@@ -261,15 +327,33 @@ def cmd_inbox(args: argparse.Namespace, out: TextIO) -> None:
         if args.contact:
             kwargs["contact"] = args.contact
         rows = _ipc(args, "messages", **kwargs)
+        contacts = _ipc(args, "contacts") if rows else []
+        known = {bytes.fromhex(c["fingerprint"]) for c in contacts}
     else:  # no daemon: read the history ourselves, with the passphrase
-        rows = offline.messages(_open(args), args.contact or "", limit)
+        profile = _open(args)
+        rows = offline.messages(profile, args.contact or "", limit)
+        known = {c.card.identity.fingerprint for c in profile.contacts}
     if not rows:
         out.write("no messages yet\n")
+    strangers = False
     for m in rows:
         when = time.strftime("%Y-%m-%d %H:%M", time.localtime(m["created"]))
-        arrow = f"to {m['contact_name']}" if m["outgoing"] else f"from {m['contact_name']}"
-        state = f" [{m['state']}]" if m["outgoing"] else ""
-        out.write(f"{when}  {arrow}{state}: {m['text']}\n")
+        if fingerprint(m["contact"]) in known:
+            who = inert(m["contact_name"])
+        else:  # not a contact: the key is all we know, never a name
+            who, strangers = f"unknown sender {short_fingerprint(m['contact'])}", True
+        arrow = f"to {who}" if m["outgoing"] else f"from {who}"
+        state = f" [{inert(m['state'])}]" if m["outgoing"] else ""
+        out.write(f"{when}  {arrow}{state}: {inert_block(m['text'], INDENT)}\n")
+    if strangers:
+        out.write(
+            "To answer an unknown sender, ask for their contact card and add it with "
+            "'steppe contact add CARD': 'contact list' shows its fingerprint, which must "
+            "match the one above.\n"
+        )
+
+
+INDENT = "    "  # continuation lines of peer text: never at the left margin, where ours are
 
 
 def cmd_peers(args: argparse.Namespace, out: TextIO) -> None:
@@ -286,6 +370,8 @@ def cmd_peers(args: argparse.Namespace, out: TextIO) -> None:
 def cmd_status(args: argparse.Namespace, out: TextIO) -> None:
     st = _ipc(args, "status")
     out.write(f"{st['name']} ({st['mode']}), up {st['uptime']} s, TCP port {st['tcp_port']}\n")
+    if st.get("link_key"):
+        out.write(f"link key: {st['link_key']} (users may pin it in gateway.peers)\n")
     out.write(f"links: {st['open_links']} open of {st['links']}\n")
     out.write(f"store: {st['envelopes']} envelopes, {st['store_bytes']} bytes\n")
     counters = {**st["node_stats"], **st["daemon_stats"]}
@@ -306,13 +392,52 @@ def cmd_bulletin_list(args: argparse.Namespace, out: TextIO) -> None:
         out.write("no bulletins\n")
     for b in rows:
         when = time.strftime("%Y-%m-%d %H:%M", time.localtime(b["created"]))
-        out.write(f"{when}  {b['signer']}  [{b['topic']}]\n    {b['text']}\n")
+        head = f"{when}  {inert(b['signer'])}  [{inert(b['topic'])}]"
+        out.write(f"{head}\n{INDENT}{inert_block(b['text'], INDENT)}\n")
 
 
 def cmd_export(args: argparse.Namespace, out: TextIO) -> None:
-    target = str(Path(args.path).expanduser().resolve())
-    r = _ipc(args, "export", path=target, max_bytes=args.max_bytes)
-    out.write(f"wrote {r['envelopes']} sealed envelopes ({r['bytes']} bytes) to {target}\n")
+    from crypto.padding import BUCKETS
+
+    target = Path(args.path).expanduser().resolve()
+    smallest = BUNDLE_OVERHEAD + BUCKETS[0]
+    if args.max_bytes < 0 or 0 < args.max_bytes < smallest:
+        raise CliError(
+            f"--max-bytes {args.max_bytes} is smaller than one envelope: a bundle needs at "
+            f"least {smallest} bytes (0 means the configured store.bundle_max_bytes)"
+        )
+    existed = target.exists() or target.is_symlink()
+    if target.is_dir():
+        raise CliError(f"{target} is a directory: name the bundle file to write")
+    if existed and not args.force:
+        raise CliError(f"{target} already exists: pass --force to replace it")
+    r = _ipc(args, "export", path=str(target), max_bytes=args.max_bytes)
+    if r["envelopes"] == 0 and args.max_bytes:
+        carried = _ipc(args, "status")["envelopes"]
+        if carried:
+            if not existed:
+                target.unlink(missing_ok=True)
+            raise CliError(
+                f"none of the {carried} envelopes this node carries fits in --max-bytes "
+                f"{args.max_bytes}: no bundle written; raise the limit"
+            )
+    out.write(
+        f"wrote {r['envelopes']} sealed envelopes and {r['receipts']} delivery receipts "
+        f"({r['bytes']} bytes) to {target}\n"
+    )
+
+
+# Why envelopes of an imported bundle were not taken, in the user's words.
+IMPORT_REFUSALS = (
+    ("known", "already known"),
+    ("expired", "expired"),
+    ("over_quota", "over quota (the store is full)"),
+    ("invalid", "invalid or tampered"),
+    ("other", "refused for another reason"),
+)
+
+
+BUNDLE_OVERHEAD = 64  # the bundle's own header and list framing (the daemon reserves it)
 
 
 def cmd_import(args: argparse.Namespace, out: TextIO) -> None:
@@ -320,22 +445,35 @@ def cmd_import(args: argparse.Namespace, out: TextIO) -> None:
     r = _ipc(args, "import", path=source)
     out.write(
         f"{r['envelopes']} envelopes in the bundle: {r['stored']} new to carry, "
-        f"{r['delivered']} for you, {r['refused']} refused "
-        "(already known, expired, over quota or invalid)\n"
+        f"{r['delivered']} for you\n"
     )
+    refused = [(r[k], label) for k, label in IMPORT_REFUSALS if r.get(k)]
+    if refused:
+        out.write("  refused: " + ", ".join(f"{n} {label}" for n, label in refused) + "\n")
+    if r["receipts"]:
+        out.write(
+            f"  {r['receipts']} delivery receipts; {r['acked']} of your messages now delivered\n"
+        )
 
 
 def cmd_panic(args: argparse.Namespace, out: TextIO) -> None:
-    from mesh.daemon.panic import panic
+    from mesh.daemon.panic import NotAProfile, check_profile, panic
 
     path = _profile_dir(args)
+    try:
+        check_profile(path)  # before asking: a wrong --profile is said at once
+    except NotAProfile as exc:
+        raise CliError(str(exc)) from None
     if not args.yes:
         if not sys.stdin.isatty():
             raise CliError("this destroys your keys and messages for good; pass --yes to confirm")
-        if input("Destroy all keys and messages of this profile now? [y/N] ").strip() != "y":
+        if not ask(f"Destroy all keys and messages of the profile in {path} now?"):
             out.write("nothing done\n")
             return
-    took = panic(path)
+    try:
+        took = panic(path)
+    except NotAProfile as exc:
+        raise CliError(str(exc)) from None
     out.write(f"wiped {path} in {took:.2f} s: the passphrase opens nothing now\n")
 
 
@@ -360,6 +498,11 @@ def build_parser() -> argparse.ArgumentParser:
         default="moderate",
         choices=["interactive", "moderate", "sensitive"],
         help="Argon2id strength (moderate: 256 MiB; interactive: 64 MiB for small devices)",
+    )
+    new.add_argument(
+        "--allow-weak-passphrase",
+        action="store_true",
+        help="accept a passphrase under 12 characters (or of few different ones) without asking",
     )
     new.set_defaults(func=cmd_id_new)
     show = ident.add_parser("show", help="fingerprint, words, contact card and QR code")
@@ -443,6 +586,7 @@ def build_parser() -> argparse.ArgumentParser:
     exp = sub.add_parser("export", help="write the sealed envelopes you carry to a bundle file")
     exp.add_argument("path")
     exp.add_argument("--max-bytes", type=int, default=0, help="size limit (default: config)")
+    exp.add_argument("--force", action="store_true", help="replace PATH if it exists")
     exp.set_defaults(func=cmd_export)
     imp = sub.add_parser("import", help="merge a bundle file (checked like a network peer)")
     imp.add_argument("path")
@@ -460,7 +604,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     try:
         func(args, out or sys.stdout)
     except (CliError, prof.ProfileError, ValueError) as exc:
-        print(f"steppe: {exc}", file=sys.stderr)
+        print(f"steppe: {inert(str(exc))}", file=sys.stderr)  # errors may quote peer text
         return EXIT_USAGE
     except BrokenPipeError:  # e.g. piped into head: not an error worth a traceback
         devnull = os.open(os.devnull, os.O_WRONLY)

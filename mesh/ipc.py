@@ -10,13 +10,18 @@ Messages::
     response  {"id": n, "ok": true, "result": ...}   or   {"id": n, "ok": false, "error": "..."}
     event     {"event": "message", "data": {...}}     (only after a "subscribe" request)
 
-:data:`OPS` lists every operation with its argument types; :func:`parse_request` checks a
-request against it, so the daemon never sees a malformed one. The codec is sans-I/O
+:data:`OPS` lists every operation with its argument types and :data:`LIMITS` their bounds;
+:func:`parse_request` checks a request against both, so the daemon never sees a malformed
+one. A frame the daemon cannot read is answered with ``{"id": 0, "ok": false, ...}`` and
+the connection is closed; a subscriber that falls :data:`mesh.daemon.local_api.QUEUE`
+frames behind is disconnected (it reconnects and subscribes again) rather than missing
+events silently. The codec is sans-I/O
 (:class:`FrameReader`); :class:`Client` is a small trio client over it.
 """
 
 from __future__ import annotations
 
+import collections
 import itertools
 from dataclasses import dataclass
 from functools import partial
@@ -52,6 +57,31 @@ OPTIONAL: dict[str, frozenset[str]] = {
     "bulletin_post": frozenset({"topic", "hours"}),
     "export": frozenset({"max_bytes"}),
 }
+
+
+# Bounds checked before a request reaches the daemon: strings by their length in UTF-8
+# bytes, integers by an inclusive range. Arguments not listed: strings up to MAX_STR bytes,
+# integers of any size msgpack carries. PATHS may not contain NUL.
+MAX_TEXT = 12_000  # message and bulletin text (mesh.core.node.MAX_BODY, crypto.bulletin.MAX_BODY)
+MAX_TOPIC = 128  # a bulletin's topic (its key in crypto.bulletin)
+MAX_NAME = 256
+MAX_PATH = 4096
+MAX_STR = 65536
+MAX_LIMIT = 10_000
+LIMITS: dict[tuple[str, str], tuple[int, int]] = {
+    ("messages", "contact"): (0, MAX_NAME),
+    ("messages", "limit"): (1, MAX_LIMIT),
+    ("send", "contact"): (1, MAX_NAME),
+    ("send", "text"): (0, MAX_TEXT),
+    ("bulletin_post", "text"): (0, MAX_TEXT),
+    ("bulletin_post", "topic"): (0, MAX_TOPIC),
+    ("bulletin_post", "hours"): (1, 7 * 24),
+    ("bulletin_list", "limit"): (1, MAX_LIMIT),
+    ("export", "path"): (1, MAX_PATH),
+    ("export", "max_bytes"): (0, 1 << 40),
+    ("import", "path"): (1, MAX_PATH),
+}
+PATHS = frozenset({("export", "path"), ("import", "path")})
 
 
 class IpcError(Exception):
@@ -123,7 +153,21 @@ def parse_request(obj: dict[str, Any]) -> Request:
             raise IpcError(f"{op}: missing argument {name!r}")
         if type(args[name]) is not kind:
             raise IpcError(f"{op}: argument {name!r} must be {kind.__name__}")
+        _check_bounds(op, name, args[name])
     return Request(req_id, op, dict(args))
+
+
+def _check_bounds(op: str, name: str, value: object) -> None:
+    low, high = LIMITS.get((op, name), (0, MAX_STR))
+    if isinstance(value, str):
+        size = len(value.encode("utf-8", errors="surrogatepass"))
+        if not low <= size <= high:
+            need = "may not be empty" if size < low else f"is at most {high} bytes"
+            raise IpcError(f"{op}: {name} {need} ({size} given)")
+        if (op, name) in PATHS and "\x00" in value:
+            raise IpcError(f"{op}: {name} contains a NUL character")
+    elif type(value) is int and (op, name) in LIMITS and not low <= value <= high:
+        raise IpcError(f"{op}: {name} must be between {low} and {high}")
 
 
 def socket_path(runtime_dir: Path) -> Path:
@@ -139,6 +183,7 @@ class Client:
         self._reader = FrameReader()
         self._ids = itertools.count(1)
         self._queue: list[dict[str, Any]] = []
+        self._events: collections.deque[dict[str, Any]] = collections.deque()
 
     @classmethod
     async def connect(cls, path: Path) -> Client:
@@ -164,14 +209,20 @@ class Client:
         await self._stream.send_all(encode_frame(request(req_id, op, **args)))
         while True:
             msg = await self._next()
-            if msg.get("id") != req_id:
-                continue  # an event that arrived before the answer
+            if "event" in msg:
+                self._events.append(msg)  # arrived before the answer: kept for events()
+                continue
+            if msg.get("id") not in (req_id, 0):
+                continue  # the answer to an earlier call that was given up on
             if msg.get("ok"):
                 return msg.get("result")
             raise IpcError(str(msg.get("error", "the daemon refused the request")))
 
     async def events(self) -> dict[str, Any]:
-        """The next event (after ``call("subscribe")``)."""
+        """The next event (after ``call("subscribe")``), in the order the daemon sent
+        them, including those that arrived while a call waited for its answer."""
+        if self._events:
+            return self._events.popleft()
         while True:
             msg = await self._next()
             if "event" in msg:

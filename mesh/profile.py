@@ -23,7 +23,7 @@ import platformdirs
 from crypto import keystore
 from crypto.errors import BadPassphrase, CryptoError
 from crypto.identity import ContactCard, Identity
-from crypto.prekeys import PrekeyRing
+from crypto.prekeys import PrekeyRing, card_prekey
 from crypto.primitives import Rng
 from crypto.wire import expect_bytes, expect_int, expect_list, pack, strict_unpack
 
@@ -106,7 +106,10 @@ class Profile:
 
     @property
     def card(self) -> ContactCard:
-        return ContactCard.create(self.identity, self.name, self.card_created)
+        """Our card, with the newest prekey of the ring (a first message to us can be
+        sealed at once by whoever gets it in person)."""
+        prekey = card_prekey(self.ring.keys[-1].record) if self.ring.keys else b""
+        return ContactCard.create(self.identity, self.name, self.card_created, prekey)
 
     @property
     def store_path(self) -> Path:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from typing import Any
 
 import pytest
@@ -151,3 +152,16 @@ def test_record_encryption_binds_associated_data() -> None:
 def test_empty_passphrase_refused() -> None:
     with pytest.raises(ValueError, match="empty"):
         keystore.create(b"", b"x", FAST, seeded(1).randbytes)
+
+
+def test_mint_finds_the_first_counter_from_start_with_the_work() -> None:
+    """The search hashes the id once and copies the state per counter: it must find exactly
+    what hashing each candidate from scratch finds."""
+    rnd = random.Random(7)
+    for difficulty in (0, 1, 6, 9):
+        for _ in range(10):
+            eid, start = rnd.randbytes(32), rnd.getrandbits(64)
+            i = start
+            while leading_zero_bits(eid, (i % 2**64).to_bytes(8, "big")) < difficulty:
+                i += 1
+            assert mint_stamp(eid, difficulty, start=start) == (i % 2**64).to_bytes(8, "big")

@@ -153,13 +153,23 @@ def _cli(
 
 def test_wrong_passphrase_is_one_line_exit_2(tmp_path: Path) -> None:
     prof = str(tmp_path / "p")
-    r = _cli("--profile", prof, "id", "new", "--name", "A", "--kdf", "interactive", stdin="right\n")
+    r = _cli(
+        "--profile",
+        prof,
+        "id",
+        "new",
+        "--name",
+        "A",
+        "--kdf",
+        "interactive",
+        stdin="right horse staple\n",
+    )
     assert r.returncode == 0, r.stderr
     r = _cli("--profile", prof, "id", "show", stdin="wrong\n")
     assert r.returncode == 2
     assert r.stderr == f"steppe: wrong passphrase for the profile in {prof}\n"
     assert "Traceback" not in r.stdout + r.stderr
-    r = _cli("--profile", prof, "id", "show", "--no-qr", stdin="right\n")
+    r = _cli("--profile", prof, "id", "show", "--no-qr", stdin="right horse staple\n")
     assert r.returncode == 0
     assert "Fingerprint" in r.stdout
 
@@ -222,10 +232,12 @@ def test_inbox_reads_the_history_when_no_daemon_runs(tmp_path: Path, pw: Path) -
     r = _cli(*args)
     assert r.returncode == 0, r.stderr
     lines = r.stdout.splitlines()
-    assert len(lines) == 3
+    assert len(lines) == 4
     assert lines[0].endswith("to Bob [queued]: are you safe?")
     assert lines[1].endswith("from Bob: yes, at the library")
-    assert "who is this" in lines[2]
+    assert "from unknown sender " in lines[2]  # contacts come from the profile, too
+    assert lines[2].endswith(": who is this")
+    assert lines[3].startswith("To answer an unknown sender")
     r = _cli(*args, "Bob", "--limit", "1")
     assert r.stdout.splitlines()[0].endswith("from Bob: yes, at the library")
     assert len(r.stdout.splitlines()) == 1

@@ -32,7 +32,7 @@ def test_defaults_and_the_shipped_relay_config() -> None:
         ("[lan]\nintefaces = []", "unknown key lan.intefaces; did you mean lan.interfaces?"),
         ("[daemon]\nmode = 'server'", "daemon.mode must be 'user' or 'relay'"),
         ("[gateway]\npeers = ['nohost']", "'nohost' is not host:port"),
-        ("[gateway]\npeers = [5]", "gateway.peers must be a list of strs"),
+        ("[gateway]\npeers = [5]", 'gateway.peers[0] must be "host:port" or'),
         ("[routing]\nstrategy = 'flood'", "routing.strategy must be one of"),
         ("[routing]\nreceipt_delay = [5, 1]", "routing.receipt_delay must be [min, max]"),
         ("[store]\nmax_bytes = 10", "store.max_bytes must be at least 1 MiB"),

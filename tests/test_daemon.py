@@ -277,10 +277,14 @@ def test_local_api(tmp_path: Path) -> None:
             peers = await client.call("peers")
             assert [p["kind"] for p in peers] == ["incoming"]
             await client.aclose()
-            # Garbage on the socket: the daemon drops that client and keeps serving.
+            # Garbage on the socket: the daemon says why, drops that client, keeps serving.
             raw = await trio.open_unix_socket(str(sock))
             await raw.send_all(b"\xff\xff\xff\xff" + b"x" * 16)
-            assert await raw.receive_some(100) == b""
+            reader, answer = ipc.FrameReader(), []
+            while data := await raw.receive_some(100):
+                answer += reader.feed(data)
+            assert [(m["id"], m["ok"]) for m in answer] == [(0, False)]
+            assert "exceeds" in answer[0]["error"]
             await raw.aclose()
             again = await ipc.Client.connect(sock)
             assert (await again.call("status"))["name"] == "Alice"

@@ -1,10 +1,15 @@
 """Caps a stranger within radio range cannot push past (issue 10, part 3): silent links,
 trial decryptions of first contacts that carry our public hint, sessions opened by
-strangers."""
+strangers, reconciliation symbols asked for in one read."""
 
 from __future__ import annotations
 
+import tracemalloc
+
+from mesh.core import protocol as P
+from mesh.core.events import CloseLink, FrameReceived, Transmit
 from mesh.core.node import NodeConfig
+from mesh.core.sync import MAX_SERVE
 from tests.netsim import Net
 
 
@@ -73,3 +78,31 @@ def test_sessions_opened_by_strangers_are_bounded() -> None:
     assert len(bob.sessions) == 3
     assert bob.stats.get("stranger_sessions_dropped") == 3
     assert len(bob._tags) <= 3 * 512  # the dropped sessions' tags went with them
+
+
+def test_symbols_served_for_one_read_are_bounded() -> None:
+    """One record may batch up to 1,024 MOREs, each for MAX_SERVE symbols (2.5 MiB of
+    SYMBOLS): 16 of them in a 163-byte record made a node build 48 MiB of frames and peak
+    at 170 MiB, past a relay's MemoryMax. An honest decoder has one request outstanding,
+    so the symbols served for one read are capped at MAX_SERVE and a second big MORE in
+    the same read closes the link before anything is computed for it."""
+    net = Net(seed=85)
+    m, b = net.add(), net.add()
+    lm, lb = net.connect(m, b, mtu=4096)
+    net.run(2)
+    victim = net.nodes[b]
+    assert victim.links[lb].hello is not None
+    more = P.encode(P.More(0, 0, 0, MAX_SERVE))
+    frames = net.nodes[m].links[lm].session.send(P.batch([more] * 16)[0]).frames
+    served = victim.stats.get("symbols_sent", 0)
+    tracemalloc.start()
+    try:
+        out = [a for f in frames for a in victim.handle(FrameReceived(lb, f), int(net.now))]
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert victim.stats.get("symbols_sent", 0) - served <= MAX_SERVE
+    assert sum(len(a.data) for a in out if isinstance(a, Transmit)) < 4 << 20
+    assert any(isinstance(a, CloseLink) and "MORE" in a.reason for a in out)
+    assert lb not in victim.links
+    assert peak < 24 << 20, f"{peak / 2**20:.0f} MiB traced while handling one record"

@@ -35,7 +35,7 @@ that matches a stored envelope purges it; one that matches nothing is ignored.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Any
@@ -76,7 +76,7 @@ from mesh.core.riblt import Symbols, encode_set
 from mesh.core.routing import STRATEGIES, EnvView, Strategy, by_name, destination
 from mesh.core.session import Session, message_tag
 from mesh.core.store import PUBLIC_RANK, Meta, PolicyStore, PutStatus, StoreItem
-from mesh.core.sync import FULL, Decoder, Range, Request, check_request
+from mesh.core.sync import FULL, MAX_SERVE, Decoder, Range, Request, SyncError, check_request
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +87,25 @@ PRIO_OTHER, PRIO_PUBLIC = 0, PUBLIC_RANK
 STATE_VERSION = 3  # 2: sessions keep one counter window; 3: newest bulletin per slot
 MAX_DEFERRED = 4096  # offered ids waiting for room in the link's token bucket
 MAX_MARKS = 32  # ranges served per link from a marked set (older ones start over)
+# What became of each envelope of an imported bundle, by the counter that records it.
+IMPORT_OUTCOMES: Mapping[str, str] = MappingProxyType(
+    {
+        "put_stored": "stored",
+        "delivered": "delivered",
+        "put_duplicate": "known",
+        "put_seen": "known",
+        "already_receipted": "known",
+        "superseded": "known",
+        "expired": "expired",
+        "put_expired": "expired",
+        "expiry_too_far": "invalid",
+        "put_quota": "over_quota",
+        "bulletin_rate": "over_quota",
+        "bad_envelopes": "invalid",
+        "stamp": "invalid",
+        "bad_signature": "invalid",
+    }
+)
 MAX_DEMAND = 24  # stamp bits a node may demand (16 M hashes: minutes on a Pi)
 MAX_UNTRIED = 4096  # first contacts waiting for a trial decryption
 MAX_SOURCES = 4096  # token buckets remembered per source label
@@ -153,6 +172,7 @@ class _Link:
     last_sync: int = 0
     label: bytes = b""  # the driver's fairness label (LinkUp.source)
     last_heard: int = 0  # when the peer last sent a message
+    serve_left: int = 0  # symbols MOREs may still ask for in the read being handled
 
     @property
     def peer(self) -> bytes:
@@ -362,9 +382,12 @@ class Node:
             contact = self.contacts.get(key)
             if contact is not None:
                 try:
-                    contact.prekey = PrekeyRecord.decode(expect_bytes(rec, "prekey"))
+                    learned = PrekeyRecord.decode(expect_bytes(rec, "prekey"))
                 except DecodeError:  # learned before the decoder refused its kind: forget it
                     log.warning("forgetting a learned prekey that no longer decodes")
+                    continue
+                if contact.prekey is None or learned.created >= contact.prekey.created:
+                    contact.prekey = learned  # a newer one from the card stays
         self._own = {h: (m, e) for h, m, e in (expect_list(x, 3, "own") for x in f[3])}
         self._receipts = {h: (s, e) for h, s, e in (expect_list(x, 3, "receipt") for x in f[4])}
         self._known_secrets = {s for s, _e in self._receipts.values()}
@@ -623,6 +646,7 @@ class Node:
         if ln is None:
             return []
         out = ln.session.receive_frame(ev.data, now)
+        ln.serve_left = MAX_SERVE
         actions = self._transmit(ev.link, out)
         if out.closed is not None:
             self._forget_link(ev.link)
@@ -706,6 +730,12 @@ class Node:
     def _on_more(self, link: int, ln: _Link, msg: P.More) -> list[Action]:
         rng = Range(msg.depth, msg.prefix)
         check_request(rng, msg.start, msg.upto)
+        # An honest decoder asks again only once our SYMBOLS are in: one request per read.
+        # Up to MAX_SERVE symbols (the most one may ask, if served from 0) per read, so a
+        # record batching MOREs cannot make us build gigabytes of SYMBOLS at once.
+        if msg.upto > ln.serve_left:
+            raise SyncError("MOREs for more than MAX_SERVE symbols in one read")
+        ln.serve_left -= msg.upto
         start, now = msg.start, self._now
         mark = ln.marks.get(rng) if start else None
         syms = None if mark is None else self._local_symbols(rng, msg.upto, mark[0])
@@ -967,6 +997,32 @@ class Node:
             actions += self._admit(env, env.id(), frame, source, -1, now)
         return self._flush(actions)
 
+    def import_bundle(
+        self, frames: list[bytes], receipts: list[bytes], source: bytes, now: int
+    ) -> tuple[list[Action], dict[str, int]]:
+        """A file bundle: its receipts first (so what they answer is not stored again),
+        then its envelopes as :meth:`import_frames`. Returns the actions and how many
+        envelopes went each way (:data:`IMPORT_OUTCOMES`), and ``receipts`` taken."""
+        before = dict(self.stats)
+        actions = self._take_receipts(receipts, -1, now)
+        acked = sum(isinstance(a, MessageAcked) for a in actions)
+        actions += self.import_frames(frames, source, now)
+        counts = dict.fromkeys([*dict.fromkeys(IMPORT_OUTCOMES.values()), "other"], 0)
+        for key, n in self.stats.items():
+            grew = n - before.get(key, 0)
+            if grew and key.startswith(("put_", "rejected_", "bad_", "delivered")):
+                counts[IMPORT_OUTCOMES.get(key.removeprefix("rejected_"), "other")] += grew
+        counts["stored"] = max(0, counts["stored"] - counts["delivered"])  # stored first
+        counts["receipts"] = len({r for r in receipts if receipt_hash(r) in self._receipts})
+        counts["acked"] = acked
+        return actions, counts
+
+    def export_receipts(self, now: int) -> tuple[list[bytes], int]:
+        """The released receipts this node passes on, for a bundle, and the latest expiry
+        among them (a receipt is kept as long as what it answers can be alive)."""
+        live = [(s, exp) for s, exp in self._receipts.values() if exp > now]
+        return [s for s, _e in live], max((e for _s, e in live), default=0)
+
     def export_frames(self, max_bytes: int, now: int) -> tuple[list[bytes], int]:
         """Stored, unexpired envelopes for a bundle, highest priority and soonest expiry
         first, up to ``max_bytes`` of frames; and the latest expiry among them."""
@@ -1150,9 +1206,14 @@ class Node:
 
     # ---- receipts ---------------------------------------------------------------------
     def _on_receipts(self, link: int, msg: P.Receipts, now: int) -> list[Action]:
+        return self._take_receipts(msg.secrets, link, now)
+
+    def _take_receipts(self, secrets: Iterable[bytes], link: int, now: int) -> list[Action]:
+        """Released receipts from a neighbour (or a bundle, ``link`` -1): purge what they
+        answer, tell the user about their own mail, pass the new ones on."""
         actions: list[Action] = []
         fresh: list[bytes] = []
-        for secret in msg.secrets:
+        for secret in secrets:
             if secret in self._known_secrets:
                 continue
             h = receipt_hash(secret)

@@ -41,6 +41,7 @@ class Config:
     beacon_interval: float = 5.0
     interfaces: tuple[str, ...] = ()  # empty: every interface with an IPv4 address
     peers: tuple[str, ...] = ()  # gateway peers, "host:port"
+    peer_keys: tuple[str, ...] = ()  # per peer: its pinned link key (hex) or ""
     backoff_max: float = 300.0
     store_max_bytes: int = 256 * 1024 * 1024
     store_max_envelopes: int = 1_000_000
@@ -128,6 +129,9 @@ def parse(text: str, source: str = "config") -> Config:
             attr, kind = schema[key]
             if kind is float and type(value) is int:
                 value = float(value)
+            if attr == "peers" and isinstance(value, list):
+                values["peers"], values["peer_keys"] = _parse_peers(value, source)
+                continue
             if type(value) is not kind:
                 raise ConfigError(f"{source}: {table}.{key} must be {kind.__name__}")
             if isinstance(value, list):
@@ -139,6 +143,39 @@ def parse(text: str, source: str = "config") -> Config:
     cfg = Config(**values)
     _check(cfg, source)
     return cfg
+
+
+def _parse_peers(entries: list[Any], source: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """``gateway.peers``: each entry ``"host:port"``, or ``{ addr = "host:port", key =
+    "64 hex digits" }`` to pin that peer's link key (a relay's, shown by its ``steppe
+    status``): a link whose key differs is refused."""
+    addrs: list[str] = []
+    keys: list[str] = []
+    for i, entry in enumerate(entries):
+        where = f"{source}: gateway.peers[{i}]"
+        if isinstance(entry, str):
+            addrs.append(entry)
+            keys.append("")
+            continue
+        if not isinstance(entry, dict) or set(entry) != {"addr", "key"}:
+            raise ConfigError(
+                f'{where} must be "host:port" or {{ addr = "host:port", key = "..." }}'
+            )
+        addr, key = entry["addr"], entry["key"]
+        if not isinstance(addr, str):
+            raise ConfigError(f"{where}.addr must be str")
+        if not isinstance(key, str) or not _is_link_key(key):
+            raise ConfigError(
+                f"{where}.key must be the peer's link key: 64 hex digits, "
+                "as the relay's 'steppe status' shows it"
+            )
+        addrs.append(addr)
+        keys.append(key.lower())
+    return tuple(addrs), tuple(keys)
+
+
+def _is_link_key(text: str) -> bool:
+    return len(text) == 64 and all(c in "0123456789abcdefABCDEF" for c in text)
 
 
 def _check(cfg: Config, source: str) -> None:

@@ -44,9 +44,10 @@ from typing import Any, TextIO
 import trio
 
 from crypto.bulletin import Bulletin
-from crypto.errors import DecodeError
-from crypto.identity import fingerprint
+from crypto.errors import CryptoError, DecodeError
+from crypto.identity import ContactCard, fingerprint
 from crypto.noise import KeyPair
+from crypto.prekeys import PrekeyRecord, prekey_from_card
 from crypto.primitives import Rng, blake2b
 from mesh import ipc
 from mesh.core import bundle
@@ -71,6 +72,7 @@ from mesh.core.store import Quotas
 from mesh.daemon.config import Config, parse_host_port
 from mesh.daemon.discovery import Discovery
 from mesh.daemon.history import HISTORY, History, HistoryError
+from mesh.daemon.local_api import LocalApi
 from mesh.daemon.sqlite_store import SQLiteStore
 from mesh.profile import Profile, ProfileError, atomic_write
 
@@ -92,6 +94,8 @@ class LinkInfo:
     send: trio.MemorySendChannel[bytes]
     scope: trio.CancelScope
     opened: bool = False
+    pin: bytes = b""  # the link key this peer must have (gateway.peers), b"": any
+    label: str = ""  # how logs name the peer without its address
 
     @property
     def host(self) -> str:
@@ -161,7 +165,7 @@ class Daemon:
         )
         for c in profile.contacts:
             if not c.key_changed:
-                self.node.add_contact(c.card.identity)
+                self.node.add_contact(c.card.identity, _card_prekey(c.card, int(clock())))
         try:
             saved = self.history.load_state(STATE_KEY)
             if saved is not None:
@@ -175,16 +179,18 @@ class Daemon:
             raise DaemonError(f"the saved node state in {profile.path} is damaged: {exc}") from None
         self.links: dict[int, LinkInfo] = {}
         self.stats: dict[str, int] = {}
+        self.local_api = LocalApi(self, runtime_dir)
         self.tcp_port = 0
         self._ids = itertools.count(1)
         self._wake = trio.Event()
-        self._subscribers: list[trio.MemorySendChannel[dict[str, Any]]] = []
         self._lan_dialing: set[tuple[str, int]] = set()
+        self._gateways: dict[str, tuple[str, bytes]] = {}  # host:port -> (log label, pin)
         self._lan_backoff: dict[tuple[str, int], Backoff] = {}
         self._nursery: trio.Nursery | None = None
         self._discovery: Discovery | None = None
         self._dirty = False
         self._panicked = False
+        self._stopped_by = ""  # the signal that stopped us
         self.broken = False  # an event failed half way: stop, save nothing
         self._jitter = random.Random(int.from_bytes(rng(8), "big"))
 
@@ -222,6 +228,7 @@ class Daemon:
         self.stats[key] = self.stats.get(key, 0) + 1
 
     def _apply(self, actions: list[Action]) -> None:
+        self._check_pins(actions)
         delivered = [a for a in actions if isinstance(a, MessageDelivered)]
         if delivered:
             # Before anyone is told and before the store commits the envelopes' removal:
@@ -235,7 +242,7 @@ class Daemon:
         for act in actions:
             if isinstance(act, Transmit):
                 info = self.links.get(act.link)
-                if info is None:
+                if info is None or info.scope.cancel_called:
                     continue
                 try:
                     info.send.send_nowait(act.data)
@@ -248,7 +255,7 @@ class Daemon:
                 self._drop(act.link)
             elif isinstance(act, LinkOpened):
                 info = self.links.get(act.link)
-                if info is not None:
+                if info is not None and not info.scope.cancel_called:
                     info.opened = True
                     self._publish("peer", {"link": act.link, "kind": info.kind, "up": True})
             elif isinstance(act, MessageDelivered):
@@ -260,6 +267,20 @@ class Daemon:
                 self.history.mark(act.msg_id, "acked")
                 self._dirty = True
                 self._publish("acked", {"msg_id": act.msg_id})
+
+    def _check_pins(self, actions: list[Action]) -> None:
+        """A link to a peer with a pinned key whose handshake revealed another key is cut
+        before anything more is sent on it (its last handshake message included)."""
+        for act in actions:
+            if not isinstance(act, LinkOpened):
+                continue
+            info = self.links.get(act.link)
+            if info is None or not info.pin or act.peer_key == info.pin:
+                continue
+            self._count("links_refused_key")
+            log.warning("%s: link key is not the pinned one; link refused", info.label)
+            log.debug("%s (%s) has link key %s", info.label, info.remote, act.peer_key.hex())
+            info.scope.cancel()
 
     def _drop(self, link: int) -> None:
         info = self.links.pop(link, None)
@@ -279,11 +300,7 @@ class Daemon:
         return key.hex()[:16]
 
     def _publish(self, kind: str, data: dict[str, Any]) -> None:
-        for ch in list(self._subscribers):
-            try:
-                ch.send_nowait({"event": kind, "data": data})
-            except (trio.WouldBlock, trio.BrokenResourceError, trio.ClosedResourceError):
-                self._subscribers.remove(ch)
+        self.local_api.publish(kind, data)
 
     def send_text(self, contact_name: str, text: str) -> bytes:
         """Queue a message; returns its id once the envelope and the session state are
@@ -311,12 +328,14 @@ class Daemon:
         try:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
+                if self.handle_signals:
+                    await nursery.start(self._signals, nursery.cancel_scope)
                 listeners = await trio.open_tcp_listeners(
                     self.config.port, host=self.config.listen or None
                 )
                 self.tcp_port = listeners[0].socket.getsockname()[1]
                 nursery.start_soon(trio.serve_listeners, self._incoming, listeners)
-                await nursery.start(self._serve_ipc)
+                await nursery.start(self.local_api.serve)
                 nursery.start_soon(self._timer)
                 self.feed(Tick())
                 self.call_node(lambda now: self.node.deliver_stored(now))
@@ -332,8 +351,11 @@ class Daemon:
                         self.config.interfaces,
                     )
                     await nursery.start(self._discovery.run)
-                for peer in self.config.peers:
+                for i, peer in enumerate(self.config.peers):
                     host, port = parse_host_port(peer, "gateway.peers")
+                    keys = self.config.peer_keys
+                    pin = bytes.fromhex(keys[i]) if i < len(keys) else b""
+                    self._gateways[f"{host}:{port}"] = (f"gateway.peers[{i}]", pin)
                     nursery.start_soon(self._gateway, host, port)
                 log.info(
                     "daemon up: TCP port %d, %d gateway peers",
@@ -344,22 +366,31 @@ class Daemon:
         finally:
             self.close()
 
-    async def _signals(self, scope: trio.CancelScope) -> None:
-        """SIGTERM (systemd, kill) and SIGINT stop the daemon cleanly: state saved."""
+    async def _signals(
+        self, scope: trio.CancelScope, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        """SIGTERM (systemd, kill) and SIGINT (Ctrl-C) stop the daemon cleanly: the
+        nursery is cancelled (links closed, the socket removed), then :meth:`close` saves
+        the state, removes the lock file and logs one line."""
         with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+            task_status.started()
             async for signum in signals:
-                log.info("stopping on %s", signal.Signals(signum).name)
+                self._stopped_by = signal.Signals(signum).name
                 scope.cancel()
                 return
 
     def close(self) -> None:
+        saved = "state saved"
         try:
             self._save_state()
         except Exception:  # noqa: BLE001 - the database may already be gone after a panic
+            saved = "the state could NOT be saved"
             log.warning("could not save the node state on the way out")
         self.history.close()
         self.store.close()
-        self._lock.close()
+        _unlock_profile(self._lock, self.profile.path)
+        if self._stopped_by:
+            log.info("stopped on %s: %s, links closed", self._stopped_by, saved)
 
     async def _timer(self) -> None:
         last_save = trio.current_time()
@@ -401,13 +432,22 @@ class Daemon:
         return ""
 
     async def run_link(
-        self, stream: trio.abc.Stream, initiator: bool, kind: str, remote: str
+        self,
+        stream: trio.abc.Stream,
+        initiator: bool,
+        kind: str,
+        remote: str,
+        *,
+        pin: bytes = b"",
+        label: str = "",
     ) -> None:
         """Carry one link until either side closes it; frames in, frames out."""
         link = next(self._ids)
         send, recv = trio.open_memory_channel[bytes](SEND_QUEUE)
         scope = trio.CancelScope()
-        self.links[link] = LinkInfo(link, kind, remote, self.clock(), send, scope)
+        info = LinkInfo(link, kind, remote, self.clock(), send, scope, pin=pin, label=label)
+        self.links[link] = info
+        log.debug("link %d (%s) with %s", link, kind, remote)
         self._count(f"links_{kind}")
         try:
             with scope:
@@ -418,10 +458,10 @@ class Daemon:
                     await self._reader(link, stream)
                     nursery.cancel_scope.cancel()
         except* (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as group:
-            log.info("link %d (%s %s) broke: %s", link, kind, remote, group.exceptions[0])
+            log.info("link %d (%s) broke: %s", link, kind, _reason(group.exceptions[0]))
         except* Exception:  # a bug on one link must not stop the others
             self._count("links_internal_error")
-            log.exception("link %d (%s %s): internal error; link dropped", link, kind, remote)
+            log.exception("link %d (%s): internal error; link dropped", link, kind)
         finally:
             if self.links.pop(link, None) is not None:
                 self.feed(LinkDown(link))
@@ -457,14 +497,20 @@ class Daemon:
             await stream.send_all(b"".join(batch))
 
     async def dial(self, host: str, port: int, kind: str) -> bool:
-        """Connect and run one link; False if the connection could not be made."""
+        """Connect and run one link; False if the connection could not be made. A gateway
+        peer is named in logs by its place in ``gateway.peers`` (logs at the default level
+        hold no addresses) and must show the link key pinned there, if any."""
+        no_pin = ("", b"")
+        label, pin = self._gateways.get(f"{host}:{port}", no_pin) if kind == "gateway" else no_pin
         try:
             with trio.fail_after(10):
                 stream = await trio.open_tcp_stream(host, port)
         except (OSError, trio.TooSlowError) as exc:
-            log.info("cannot reach %s:%d (%s)", host, port, exc)
+            log.info("cannot reach %s (%s)", label or f"a {kind} peer", _reason(exc))
+            log.debug("cannot reach %s:%d: %s", host, port, exc)
             return False
-        await self.run_link(stream, initiator=True, kind=kind, remote=f"{host}:{port}")
+        remote = f"{host}:{port}"
+        await self.run_link(stream, initiator=True, kind=kind, remote=remote, pin=pin, label=label)
         return True
 
     async def _gateway(self, host: str, port: int) -> None:
@@ -500,72 +546,6 @@ class Daemon:
                 await trio.sleep(backoff.next_delay())
         finally:
             self._lan_dialing.discard(addr)
-
-    # ---- local API --------------------------------------------------------------------
-    async def _serve_ipc(
-        self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
-    ) -> None:
-        path = ipc.socket_path(self.runtime_dir)
-        self.runtime_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        if path.exists():
-            path.unlink()
-        sock = trio.socket.socket(trio.socket.AF_UNIX, trio.socket.SOCK_STREAM)
-        old = os.umask(0o177)  # the socket is created 0600: only the owner may connect
-        try:
-            await sock.bind(str(path))
-        finally:
-            os.umask(old)
-        os.chmod(path, 0o600)
-        sock.listen(16)
-        listener = trio.SocketListener(sock)
-        task_status.started()
-        try:
-            await trio.serve_listeners(self._ipc_client, [listener])
-        finally:
-            path.unlink(missing_ok=True)
-
-    async def _ipc_client(self, stream: trio.SocketStream) -> None:
-        reader = ipc.FrameReader()
-        events_send, events_recv = trio.open_memory_channel[dict[str, Any]](256)
-        async with stream, trio.open_nursery() as nursery:
-            nursery.start_soon(self._ipc_events, stream, events_recv)
-            try:
-                while True:
-                    data = await stream.receive_some(65536)
-                    if not data:
-                        break
-                    for obj in reader.feed(data):
-                        reply = self._ipc_call(obj, events_send)
-                        await stream.send_all(ipc.encode_frame(reply))
-            except ipc.IpcError as exc:
-                log.info("IPC client broke the protocol: %s", exc)
-            except (trio.BrokenResourceError, trio.ClosedResourceError):
-                pass
-            nursery.cancel_scope.cancel()
-
-    async def _ipc_events(
-        self, stream: trio.SocketStream, recv: trio.MemoryReceiveChannel[dict[str, Any]]
-    ) -> None:
-        async for event in recv:
-            await stream.send_all(ipc.encode_frame(event))
-
-    def _ipc_call(
-        self, obj: dict[str, Any], events: trio.MemorySendChannel[dict[str, Any]]
-    ) -> dict[str, Any]:
-        req_id = obj.get("id") if type(obj.get("id")) is int else 0
-        try:
-            req = ipc.parse_request(obj)
-            if req.op == "subscribe":
-                self._subscribers.append(events)
-                result: Any = True
-            else:
-                result = getattr(self, "op_" + req.op)(**req.args)
-            return {"id": req_id, "ok": True, "result": result}
-        except ipc.IpcError as exc:
-            return {"id": req_id, "ok": False, "error": str(exc)}
-        except Exception:  # a bug must not take the node down with the client's request
-            log.exception("IPC request %r failed", obj.get("op"))
-            return {"id": req_id, "ok": False, "error": "internal error (see the daemon log)"}
 
     # ---- operations (the ipc.OPS table) --------------------------------------------------
     def op_status(self) -> dict[str, Any]:
@@ -684,13 +664,15 @@ class Daemon:
 
     def op_export(self, path: str, max_bytes: int = 0) -> dict[str, int]:
         limit = max_bytes or self.config.bundle_max_bytes
-        frames, latest = self.node.export_frames(limit - 64, self.now())
-        data = bundle.Bundle(self.now(), latest, frames).encode()
+        receipts, until = self.node.export_receipts(self.now())
+        room = limit - 64 - (bundle.RECEIPT_BYTES * len(receipts))
+        frames, latest = self.node.export_frames(room, self.now())
+        data = bundle.Bundle(self.now(), max(latest, until), frames, receipts).encode()
         try:
             atomic_write(Path(path), data)
         except OSError as exc:
             raise ipc.IpcError(f"cannot write {path}: {exc.strerror}") from None
-        return {"envelopes": len(frames), "bytes": len(data)}
+        return {"envelopes": len(frames), "receipts": len(receipts), "bytes": len(data)}
 
     def op_import(self, path: str) -> dict[str, int]:
         limit = self.config.bundle_max_bytes
@@ -703,19 +685,15 @@ class Daemon:
             b = bundle.decode(data, limit, self.now())
         except bundle.BundleError as exc:
             raise ipc.IpcError(f"{path}: {exc}") from None
-        before = dict(self.node.stats)
-        self.call_node(lambda now: self.node.import_frames(b.frames, b"file", now))
+        counts: dict[str, int] = {}
 
-        def delta(key: str) -> int:
-            return self.node.stats.get(key, 0) - before.get(key, 0)
+        def step(now: int) -> list[Action]:
+            actions, summary = self.node.import_bundle(b.frames, b.receipts, b"file", now)
+            counts.update(summary)
+            return actions
 
-        accepted, delivered = delta("put_stored"), delta("delivered")
-        return {
-            "envelopes": len(b.frames),
-            "stored": accepted - delivered,
-            "delivered": delivered,
-            "refused": len(b.frames) - accepted,
-        }
+        self.call_node(step)
+        return {"envelopes": len(b.frames), **counts}
 
     def op_panic(self) -> bool:
         """Forget the keys in memory and stop at once, saving nothing (the CLI has already
@@ -740,14 +718,54 @@ class DaemonError(Exception):
 
 
 def _lock_profile(path: Path) -> TextIO:
-    """One daemon per profile: an exclusive lock on ``daemon.lock``, held while running."""
-    f = (path / "daemon.lock").open("w")
-    try:
-        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
+    """One daemon per profile: an exclusive lock on ``daemon.lock``, held while running
+    and removed on a clean stop. A lock taken on a file that a stopping daemon removed in
+    the meantime is worthless (a third daemon could create a new one), so it is taken
+    again on the file now at that path."""
+    lock = path / "daemon.lock"
+    while True:
+        f = lock.open("w")
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            f.close()
+            raise DaemonError(
+                f"another daemon is already running for the profile in {path}"
+            ) from None
+        try:
+            if os.stat(lock).st_ino == os.fstat(f.fileno()).st_ino:
+                return f
+        except FileNotFoundError:
+            pass
         f.close()
-        raise DaemonError(f"another daemon is already running for the profile in {path}") from None
-    return f
+
+
+def _unlock_profile(f: TextIO, path: Path) -> None:
+    """Remove ``daemon.lock`` while still holding it, then let go."""
+    (path / "daemon.lock").unlink(missing_ok=True)
+    f.close()
+
+
+def _reason(exc: BaseException) -> str:
+    """Why a connection failed, without the addresses some exceptions' text holds."""
+    while exc.__cause__ is not None and not (isinstance(exc, OSError) and exc.errno):
+        exc = exc.__cause__  # trio wraps the OSError (several, for each address tried)
+        if isinstance(exc, BaseExceptionGroup):
+            exc = exc.exceptions[0]
+    if isinstance(exc, OSError) and exc.errno is not None:
+        return os.strerror(exc.errno)
+    if isinstance(exc, trio.TooSlowError):
+        return "timed out"
+    return type(exc).__name__
+
+
+def _card_prekey(card: ContactCard, now: int) -> PrekeyRecord | None:
+    """The prekey a contact's card carries, if it still verifies (cards were checked
+    when added; an expired or unreadable one is simply not used)."""
+    try:
+        return prekey_from_card(card, now)
+    except CryptoError:
+        return None
 
 
 def _text(body: bytes) -> str:

@@ -1,20 +1,49 @@
 """Message history and node state, encrypted at rest.
 
 One SQLite file (``history.db`` in the profile, WAL, synchronous FULL). Every row is
-``nonce || XChaCha20-Poly1305(history key, msgpack record, ad = table name)`` where the
-history key is derived from the profile's random data key, which only the Argon2id
-passphrase key unwraps. Nothing in the file is readable without the passphrase: not the
-contact, the text, the time or the direction. Rows are bound to their table, so a row
-cannot be moved from one table to the other. Once the keystore's slots are wiped
-(``steppe panic``) no passphrase opens any row.
+``nonce || XChaCha20-Poly1305(history key, msgpack record, ad)`` where the history key is
+derived from the profile's random data key, which only the Argon2id passphrase key
+unwraps. Nothing in the file is readable without the passphrase: not the contact, the
+text, the time or the direction. Once the keystore's slots are wiped (``steppe panic``) no
+passphrase opens any row.
 
 Tables: ``messages(id, blob)`` (one row per message, in and out) and ``state(key, blob)``
 (the node's exported state). Queries decrypt rows in memory; a personal history of tens of
 thousands of messages is read in well under a second.
+
+Rows are bound to their place
+-----------------------------
+The associated data of each row names its table and its row id (``messages`` id, ``state``
+key), so a row swapped with another, copied to a second id or moved to the other table
+does not decrypt: the first read (or :meth:`History.load_state` at the daemon's start)
+checks every row and refuses the file with one line saying which row is out of place.
+
+Rollback of the node state
+--------------------------
+The node state holds the ratchet sessions. A ``history.db`` put back from an older copy
+would make the node reuse message keys it already used, and deliver again what it already
+delivered. So every state row carries a generation number, raised on each save, and the
+latest generation of each key is also kept in a second file, ``history.gen``, sealed
+under the same key (so it cannot be forged without the passphrase). A state row older than
+``history.gen`` says is refused: "rolled back". The file is written after the database
+commits (never ahead of it, so a crash between the two only leaves it one save behind,
+which is accepted), atomically by rename, without a directory fsync (a lost update only
+weakens the check by one save, it cannot cause a false alarm).
+
+What this does not catch, and cannot without storage an attacker cannot rewrite: both
+files put back together from the same older copy of the disk. A missing state row is not
+a rollback (the node then starts with fresh sessions and reuses nothing), and a missing
+``history.gen`` is written anew (deleting it disables the check once, as putting back
+both files would).
+
+Format versions: ``PRAGMA user_version`` 0 is the first format (ad = table name only);
+opening such a file re-seals every row in one transaction, bound to its place (generation
+0), and sets version 2. Rows already moved before that cannot be told apart.
 """
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -27,8 +56,19 @@ from crypto.errors import CryptoError
 from crypto.wire import expect_bytes, expect_int, expect_list, pack, strict_unpack
 
 HISTORY = "history.db"
-_MSG_AD = b"steppe/history/messages/v1"
-_STATE_AD = b"steppe/history/state/v1"
+GENERATIONS = "history.gen"
+FORMAT = 2
+_V1_MSG_AD = b"steppe/history/messages/v1"
+_V1_STATE_AD = b"steppe/history/state/v1"
+_GEN_AD = b"steppe/history/v2|generations"
+
+
+def _msg_ad(row: int) -> bytes:
+    return b"steppe/history/v2|messages|%d" % row
+
+
+def _state_ad(key: str) -> bytes:
+    return b"steppe/history/v2|state|" + key.encode()
 
 
 class HistoryError(Exception):
@@ -64,12 +104,17 @@ class History:
     def __init__(self, path: Path, data_key: bytes, rng: p.Rng) -> None:
         self._key = history_key(data_key)
         self._rng = rng
+        self._gen_path = path.with_name(GENERATIONS)
         self._db = sqlite3.connect(path, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.execute("CREATE TABLE IF NOT EXISTS messages (id INTEGER PRIMARY KEY, blob BLOB)")
         self._db.execute("CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, blob BLOB)")
         path.chmod(0o600)
+        self._gens: dict[str, int] = {}  # state key -> generation of its latest save
+        self._gens_dirty = False
+        self._in_tx = False
+        self._ready = False
 
     def close(self) -> None:
         self._db.close()
@@ -77,36 +122,127 @@ class History:
     @contextmanager
     def transaction(self) -> Iterator[None]:
         """Everything inside is one commit (one fsync), or nothing if it raises."""
+        self._prepare()
+        before = dict(self._gens)
         self._db.execute("BEGIN IMMEDIATE")
+        self._in_tx = True
         try:
             yield
+        except BaseException:
+            self._in_tx = False
+            self._db.execute("ROLLBACK")
+            self._gens, self._gens_dirty = before, False
+            raise
+        self._in_tx = False
+        self._db.execute("COMMIT")
+        self._write_gens()
+
+    # ---- sealing, format and checks ---------------------------------------------------
+    def _seal(self, obj: object, ad: bytes) -> bytes:
+        nonce = self._rng(p.XNONCE_LEN)
+        return nonce + p.xchacha_encrypt(self._key, nonce, pack(obj), ad)
+
+    def _open(self, blob: bytes, ad: bytes, where: str) -> Any:
+        try:
+            raw = p.xchacha_decrypt(self._key, blob[: p.XNONCE_LEN], blob[p.XNONCE_LEN :], ad)
+            return strict_unpack(raw, max_size=len(raw), max_str_len=1 << 20)
+        except (CryptoError, TypeError):
+            raise HistoryError(
+                f"{where} does not open where it is: moved, copied, tampered with or "
+                "written under another key"
+            ) from None
+
+    def _prepare(self) -> None:
+        """Once per open: bring an older file to the current format, then check every row
+        is in its place and no state row is older than ``history.gen`` says."""
+        if self._ready:
+            return
+        if self._db.execute("PRAGMA user_version").fetchone()[0] < FORMAT:
+            self._migrate()
+        saved = self._read_gens()
+        self._rows()  # every message row opens under its own id
+        for key, blob in self._db.execute("SELECT key, blob FROM state").fetchall():
+            gen = self._state_row(key, blob)[0]
+            if gen < saved.get(key, 0):
+                raise HistoryError(
+                    f"the node state was rolled back to an older copy (save {gen}, the last "
+                    f"one was {saved[key]}): restore the newer history.db, or move it away to "
+                    "start with fresh sessions"
+                )
+            self._gens[key] = gen
+        self._gens = {**saved, **self._gens}
+        self._ready = True
+
+    def _migrate(self) -> None:
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            for row, blob in self._db.execute("SELECT id, blob FROM messages").fetchall():
+                rec = self._open(blob, _V1_MSG_AD, f"history message {row}")
+                self._db.execute(
+                    "UPDATE messages SET blob = ? WHERE id = ?",
+                    (self._seal(rec, _msg_ad(row)), row),
+                )
+            for key, blob in self._db.execute("SELECT key, blob FROM state").fetchall():
+                f = expect_list(self._open(blob, _V1_STATE_AD, f"state {key!r}"), 2, "state")
+                if f[0] != key:
+                    raise HistoryError(f"state {key!r} was moved")
+                self._db.execute(
+                    "UPDATE state SET blob = ? WHERE key = ?",
+                    (self._seal([key, 0, f[1]], _state_ad(key)), key),
+                )
+            self._db.execute(f"PRAGMA user_version = {FORMAT}")
         except BaseException:
             self._db.execute("ROLLBACK")
             raise
         self._db.execute("COMMIT")
 
-    def _seal(self, obj: object, ad: bytes) -> bytes:
-        nonce = self._rng(p.XNONCE_LEN)
-        return nonce + p.xchacha_encrypt(self._key, nonce, pack(obj), ad)
+    def _state_row(self, key: str, blob: bytes) -> tuple[int, bytes]:
+        f = expect_list(self._open(blob, _state_ad(key), f"state {key!r}"), 3, "state")
+        if f[0] != key:
+            raise HistoryError(f"state {key!r} was moved")
+        return expect_int(f[1], "generation"), expect_bytes(f[2], "state")
 
-    def _open(self, blob: bytes, ad: bytes) -> Any:
+    def _read_gens(self) -> dict[str, int]:
         try:
-            raw = p.xchacha_decrypt(self._key, blob[: p.XNONCE_LEN], blob[p.XNONCE_LEN :], ad)
-        except CryptoError:
-            raise HistoryError("history row does not decrypt (wrong key or tampered)") from None
-        return strict_unpack(raw, max_size=len(raw), max_str_len=1 << 20)
+            blob = self._gen_path.read_bytes()
+        except FileNotFoundError:
+            return {}
+        except OSError as exc:
+            raise HistoryError(f"cannot read {self._gen_path}: {exc.strerror}") from None
+        obj = self._open(blob, _GEN_AD, str(self._gen_path))
+        if not isinstance(obj, dict) or not all(
+            isinstance(k, str) and isinstance(v, int) for k, v in obj.items()
+        ):
+            raise HistoryError(f"{self._gen_path} is damaged")
+        return dict(obj)
+
+    def _write_gens(self) -> None:
+        """After the commit: the file may lag the database by one save, never lead it."""
+        if not self._gens_dirty:
+            return
+        tmp = self._gen_path.with_name(GENERATIONS + ".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(self._seal(self._gens, _GEN_AD))
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, self._gen_path)
+        self._gens_dirty = False
 
     # ---- messages ---------------------------------------------------------------------
     def add(self, contact: bytes, outgoing: bool, msg_id: bytes, created: int, text: str) -> int:
+        self._prepare()
         state = "queued" if outgoing else "received"
-        blob = self._seal([contact, outgoing, msg_id, created, text, state], _MSG_AD)
-        cur = self._db.execute("INSERT INTO messages (blob) VALUES (?)", (blob,))
-        return int(cur.lastrowid or 0)
+        row = int(self._db.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM messages").fetchone()[0])
+        blob = self._seal([contact, outgoing, msg_id, created, text, state], _msg_ad(row))
+        self._db.execute("INSERT INTO messages (id, blob) VALUES (?, ?)", (row, blob))
+        return row
 
     def _rows(self) -> list[Message]:
         out = []
         for row, blob in self._db.execute("SELECT id, blob FROM messages ORDER BY id"):
-            f = expect_list(self._open(blob, _MSG_AD), 6, "history message")
+            where = f"history message {row}"
+            f = expect_list(self._open(blob, _msg_ad(row), where), 6, "history message")
             out.append(
                 Message(
                     row,
@@ -121,21 +257,25 @@ class History:
         return out
 
     def mark(self, msg_id: bytes, state: str) -> bool:
+        self._prepare()
         for m in self._rows():
             if m.msg_id == msg_id:
                 rec = [m.contact, m.outgoing, m.msg_id, m.created, m.text, state]
                 self._db.execute(
-                    "UPDATE messages SET blob = ? WHERE id = ?", (self._seal(rec, _MSG_AD), m.row)
+                    "UPDATE messages SET blob = ? WHERE id = ?",
+                    (self._seal(rec, _msg_ad(m.row)), m.row),
                 )
                 return True
         return False
 
     def messages(self, contact: bytes | None = None, limit: int = 100) -> list[Message]:
+        self._prepare()
         rows = [m for m in self._rows() if contact is None or m.contact == contact]
         return rows[-limit:] if limit > 0 else rows
 
     def conversations(self) -> dict[bytes, Message]:
         """contact -> the latest message with them."""
+        self._prepare()
         last: dict[bytes, Message] = {}
         for m in self._rows():
             last[m.contact] = m
@@ -143,14 +283,19 @@ class History:
 
     # ---- node state -------------------------------------------------------------------
     def save_state(self, key: str, data: bytes) -> None:
-        blob = self._seal([key, data], _STATE_AD)
+        self._prepare()
+        gen = self._gens.get(key, 0) + 1
+        blob = self._seal([key, gen, data], _state_ad(key))
         self._db.execute("INSERT OR REPLACE INTO state (key, blob) VALUES (?, ?)", (key, blob))
+        self._gens[key], self._gens_dirty = gen, True
+        if not self._in_tx:
+            self._write_gens()
 
     def load_state(self, key: str) -> bytes | None:
+        """The saved state under ``key``; the first call checks the whole file (rows in
+        their place, no rollback) and raises :class:`HistoryError` with one line."""
+        self._prepare()
         row = self._db.execute("SELECT blob FROM state WHERE key = ?", (key,)).fetchone()
         if row is None:
             return None
-        f = expect_list(self._open(row[0], _STATE_AD), 2, "state")
-        if f[0] != key:
-            raise HistoryError("state row was moved")
-        return expect_bytes(f[1], "state")
+        return self._state_row(key, row[0])[1]

@@ -1,10 +1,17 @@
 """``steppe panic``: destroy a profile's keys and data at once, also while the daemon runs.
 
+Only a Steppe profile is wiped: a directory whose ``keystore`` file carries the keystore
+header (:func:`crypto.keystore.is_keystore`; no passphrase needed, and a keystore whose
+slots are already wiped still counts, so an interrupted panic can be run again). Any
+other path raises :class:`NotAProfile` and nothing is touched: ``--profile ~/Documents``
+by mistake deletes nothing.
+
 Order matters: first the key slots (crypto-shredding: once the Argon2id-wrapped copies of
 the data key are gone, nothing encrypted under it opens, whatever passphrase is typed),
-then the running daemon is told to stop without saving, then every file of the profile is
-overwritten with random bytes and deleted. Flash storage may keep old blocks (wear
-levelling); the shredded key slots are what make those useless.
+then the running daemon is told to stop without saving, then every regular file of the
+profile directory is overwritten with random bytes and deleted, the keystore last (so a
+panic cut short is still recognised as a profile next time). Flash storage may keep old
+blocks (wear levelling); the shredded key slots are what make those useless.
 """
 
 from __future__ import annotations
@@ -22,6 +29,24 @@ from mesh import ipc
 from mesh.profile import KEYSTORE, atomic_write
 
 TELL_DAEMON_TIMEOUT = 0.5
+
+
+class NotAProfile(Exception):
+    """The path holds no Steppe profile; nothing was touched. One readable line."""
+
+
+def check_profile(profile_dir: Path) -> None:
+    """Raise :class:`NotAProfile` unless ``profile_dir`` holds a Steppe keystore."""
+    ks = profile_dir / KEYSTORE
+    if not profile_dir.is_dir():
+        raise NotAProfile(f"there is no directory {profile_dir}: nothing wiped")
+    try:
+        with ks.open("rb") as f:
+            head = f.read(keystore.MAX_KEYSTORE + 1)
+    except OSError:
+        head = b""
+    if ks.is_symlink() or not keystore.is_keystore(head):
+        raise NotAProfile(f"{profile_dir} is not a Steppe profile (no keystore): nothing wiped")
 
 
 def _shred(path: Path) -> None:
@@ -48,16 +73,20 @@ async def _tell_daemon(sock: Path) -> None:
 
 
 def panic(profile_dir: Path) -> float:
-    """Wipe the profile; returns the seconds it took."""
+    """Wipe the profile; returns the seconds it took. Raises :class:`NotAProfile`, having
+    touched nothing, unless the directory holds a Steppe keystore."""
     start = time.monotonic()
+    check_profile(profile_dir)
     ks = profile_dir / KEYSTORE
-    if ks.exists():
-        # A damaged keystore cannot be parsed; it is shredded below anyway.
-        with contextlib.suppress(CryptoError, OSError):
-            atomic_write(ks, keystore.wipe_slots(ks.read_bytes()))
+    # A keystore that is recognised but will not parse is shredded below anyway.
+    with contextlib.suppress(CryptoError, OSError):
+        atomic_write(ks, keystore.wipe_slots(ks.read_bytes()))
     trio.run(_tell_daemon, ipc.socket_path(profile_dir))
-    if profile_dir.is_dir():
-        for entry in sorted(profile_dir.iterdir()):
-            if entry.is_file() and entry.name != ipc.SOCKET_NAME:
-                _shred(entry)
+    for entry in sorted(profile_dir.iterdir()):
+        if entry.is_file() and not entry.is_symlink() and entry.name not in _LAST:
+            _shred(entry)
+    _shred(ks)
     return time.monotonic() - start
+
+
+_LAST = {KEYSTORE, ipc.SOCKET_NAME}

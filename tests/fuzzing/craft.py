@@ -87,8 +87,21 @@ def batch_variant(messages: list[bytes], r: random.Random) -> tuple[str, bytes]:
     if roll < 0.87:
         return "batch-empty", b"\x90"
     if roll < 0.94:
-        return "batch-over", P.batch(messages * (P.MAX_BATCH // len(messages) + 1), 1 << 30)[0]
+        return "batch-over", _over_batch(messages)
     return "batch-bare", messages[0]
+
+
+def _over_batch(messages: list[bytes]) -> bytes:
+    """A batch of more than MAX_BATCH messages (the messages repeated), as much of it as a
+    crafted record carries: of 1,025 copies of a 60 KiB message only the first 60 KiB are
+    built, not 60 MiB."""
+    n = (P.MAX_BATCH // len(messages) + 1) * len(messages)
+    out = bytearray(b"\xdc" + n.to_bytes(2, "big"))
+    for i in range(n):
+        if len(out) >= MAX_CRAFTED:
+            break
+        out += messages[i % len(messages)]
+    return bytes(out[:MAX_CRAFTED])
 
 
 def handshake_record(message: bytes, r: random.Random) -> tuple[str, bytes]:

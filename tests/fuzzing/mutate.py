@@ -182,13 +182,44 @@ def unpack(data: bytes) -> Any:
     return msgpack.unpackb(data, raw=False, strict_map_key=False)
 
 
-def pack_or(obj: Any, fallback: bytes) -> bytes:
-    """The canonical encoding of ``obj``; ``fallback`` when msgpack cannot encode it."""
+# Bytes of a packed mutation that are built: above every limit the harness decodes anything
+# under (a link record, 64 KiB; a bundle, 1 MiB). A list grown three times over
+# (``_near_list``) is cheap as a tree of shared references but may pack to gigabytes.
+MAX_PACKED = 2 << 20
+_PACKER = msgpack.Packer(use_bin_type=True)
+_NEST_LIMIT = 511  # msgpack's own
+
+
+def pack_or(obj: Any, fallback: bytes, limit: int = MAX_PACKED) -> bytes:
+    """The canonical encoding of ``obj``, only its first ``limit`` bytes; ``fallback`` when
+    msgpack cannot encode what was packed of it."""
+    out = bytearray()
     try:
-        data: bytes = msgpack.packb(obj, use_bin_type=True)
+        _pack_into(obj, out, limit, 0)
     except (OverflowError, TypeError, ValueError):
         return fallback
-    return data
+    return bytes(out[:limit])
+
+
+def _pack_into(obj: Any, out: bytearray, limit: int, depth: int) -> None:
+    """Append what ``msgpack.packb`` would write for ``obj``, stopping past ``limit``."""
+    if depth > _NEST_LIMIT:
+        raise ValueError("recursion limit exceeded")
+    if isinstance(obj, list | tuple):
+        out += _PACKER.pack_array_header(len(obj))
+        for item in obj:
+            if len(out) >= limit:
+                return
+            _pack_into(item, out, limit, depth + 1)
+    elif isinstance(obj, dict):
+        out += _PACKER.pack_map_header(len(obj))
+        for key, value in obj.items():
+            if len(out) >= limit:
+                return
+            _pack_into(key, out, limit, depth + 1)
+            _pack_into(value, out, limit, depth + 1)
+    else:
+        out += _PACKER.pack(obj)
 
 
 # ---- a packer that may pick non-canonical forms -------------------------------------------

@@ -1,0 +1,208 @@
+"""The encrypted history: rows bound to their place, rollback of the node state detected,
+files of the first format still open (and are upgraded), transactions all or nothing."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from crypto import keystore
+from crypto import primitives as p
+from crypto.wire import pack
+from mesh.daemon.daemon import Daemon, DaemonError
+from mesh.daemon.history import GENERATIONS, HISTORY, History, HistoryError, history_key
+from mesh.profile import create_profile
+from tests.daemon_helpers import loopback_config, make_profile
+
+KEY = os.urandom(32)
+ALICE = b"A" * 32
+
+
+def _history(tmp_path: Path) -> History:
+    return History(tmp_path / HISTORY, KEY, os.urandom)
+
+
+def _filled(tmp_path: Path) -> None:
+    h = _history(tmp_path)
+    with h.transaction():
+        h.add(ALICE, True, b"1" * 16, 100, "first")
+        h.add(ALICE, False, b"2" * 16, 200, "second")
+        h.save_state("node", b"state one")
+    h.close()
+
+
+def _sql(tmp_path: Path, *statements: str) -> None:
+    con = sqlite3.connect(tmp_path / HISTORY)
+    for st in statements:
+        con.execute(st)
+    con.commit()
+    con.close()
+
+
+def test_swapped_rows_are_refused(tmp_path: Path) -> None:
+    _filled(tmp_path)
+    _sql(
+        tmp_path,
+        "UPDATE messages SET id = 3 WHERE id = 1",
+        "UPDATE messages SET id = 1 WHERE id = 2",
+        "UPDATE messages SET id = 2 WHERE id = 3",
+    )
+    h = _history(tmp_path)
+    with pytest.raises(HistoryError, match=r"^history message 1 does not open where it is"):
+        h.load_state("node")
+    h.close()
+
+
+def test_a_duplicated_row_is_refused(tmp_path: Path) -> None:
+    _filled(tmp_path)
+    _sql(tmp_path, "INSERT INTO messages (id, blob) SELECT 7, blob FROM messages WHERE id = 2")
+    h = _history(tmp_path)
+    with pytest.raises(HistoryError, match=r"history message 7 does not open"):
+        h.messages()
+    h.close()
+
+
+def test_a_state_row_moved_to_another_key_is_refused(tmp_path: Path) -> None:
+    _filled(tmp_path)
+    _sql(tmp_path, "INSERT INTO state (key, blob) SELECT 'other', blob FROM state")
+    h = _history(tmp_path)
+    with pytest.raises(HistoryError, match=r"state 'other' does not open"):
+        h.load_state("node")
+    h.close()
+
+
+def test_a_rolled_back_node_state_is_refused(tmp_path: Path) -> None:
+    _filled(tmp_path)
+    old = tmp_path / "old.db"
+    shutil.copy(tmp_path / HISTORY, old)
+    h = _history(tmp_path)
+    assert h.load_state("node") == b"state one"
+    h.save_state("node", b"state two")
+    h.close()
+    shutil.copy(old, tmp_path / HISTORY)
+    h = _history(tmp_path)
+    with pytest.raises(HistoryError, match=r"rolled back to an older copy \(save 1, .* was 2\)"):
+        h.load_state("node")
+    h.close()
+    # Without the older copy (a fresh file) nothing can be replayed: that opens.
+    (tmp_path / HISTORY).unlink()
+    h = _history(tmp_path)
+    assert h.load_state("node") is None
+    h.save_state("node", b"state three")
+    h.close()
+    assert _history(tmp_path).load_state("node") == b"state three"
+
+
+def test_a_failed_transaction_leaves_no_generation_behind(tmp_path: Path) -> None:
+    _filled(tmp_path)
+    h = _history(tmp_path)
+
+    def crash() -> None:
+        with h.transaction():
+            h.save_state("node", b"never")
+            raise RuntimeError("crash")
+
+    with pytest.raises(RuntimeError, match="crash"):
+        crash()
+    h.close()
+    h = _history(tmp_path)
+    assert h.load_state("node") == b"state one"  # no false alarm: the file did not lead
+    h.close()
+
+
+def _v1_file(tmp_path: Path) -> None:
+    """A history.db as the first format wrote it (ad = the table name only)."""
+    key = history_key(KEY)
+
+    def seal(obj: object, ad: bytes) -> bytes:
+        nonce = os.urandom(p.XNONCE_LEN)
+        return nonce + p.xchacha_encrypt(key, nonce, pack(obj), ad)
+
+    con = sqlite3.connect(tmp_path / HISTORY)
+    con.execute("CREATE TABLE messages (id INTEGER PRIMARY KEY, blob BLOB)")
+    con.execute("CREATE TABLE state (key TEXT PRIMARY KEY, blob BLOB)")
+    rec = [ALICE, False, b"1" * 16, 100, "from the old days", "received"]
+    con.execute(
+        "INSERT INTO messages (blob) VALUES (?)", (seal(rec, b"steppe/history/messages/v1"),)
+    )
+    con.execute(
+        "INSERT INTO state VALUES (?, ?)",
+        ("node", seal(["node", b"old state"], b"steppe/history/state/v1")),
+    )
+    con.commit()
+    con.close()
+
+
+def test_a_first_format_file_opens_and_is_upgraded(tmp_path: Path) -> None:
+    _v1_file(tmp_path)
+    h = _history(tmp_path)
+    assert h.load_state("node") == b"old state"
+    assert [m.text for m in h.messages()] == ["from the old days"]
+    h.save_state("node", b"new state")
+    h.close()
+    con = sqlite3.connect(tmp_path / HISTORY)
+    assert con.execute("PRAGMA user_version").fetchone()[0] == 2
+    con.close()
+    assert (tmp_path / GENERATIONS).exists()
+    h = _history(tmp_path)
+    assert h.load_state("node") == b"new state"
+    assert h.messages()[0].text == "from the old days"
+    h.close()
+
+
+def test_the_daemon_refuses_a_rollback_with_one_line(tmp_path: Path) -> None:
+    now = int(time.time())
+    p_ = make_profile(tmp_path, "Solo", now)
+    Daemon(p_, loopback_config(lan=False), p_.path, handle_signals=False).close()
+    shutil.copy(p_.path / HISTORY, tmp_path / "old.db")
+    d = Daemon(p_, loopback_config(lan=False), p_.path, handle_signals=False)
+    d._save_state()
+    d.close()
+    shutil.copy(tmp_path / "old.db", p_.path / HISTORY)
+    with pytest.raises(DaemonError, match=r"damaged: the node state was rolled back"):
+        Daemon(p_, loopback_config(lan=False), p_.path, handle_signals=False)
+
+
+def test_steppe_daemon_on_swapped_rows_exits_2_with_one_line(tmp_path: Path) -> None:
+    pw = tmp_path / "pw"
+    pw.write_text("correct horse battery staple\n")
+    kdf = keystore.KdfParams.named("interactive")
+    prof = create_profile(
+        tmp_path / "me", "Me", b"correct horse battery staple", kdf, 1, os.urandom
+    )
+    h = History(prof.path / HISTORY, prof.data_key, os.urandom)
+    h.add(ALICE, False, b"1" * 16, 100, "one")
+    h.add(ALICE, False, b"2" * 16, 200, "two")
+    h.close()
+    _sql(prof.path, "UPDATE messages SET id = 9 WHERE id = 1")
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[lan]\nenabled = false\nlisten = "127.0.0.1"\nport = 0\n')
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mesh.cli",
+            "--profile",
+            str(prof.path),
+            *("--passphrase-file", str(pw)),
+            "daemon",
+            "--config",
+            str(cfg),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert r.returncode == 2
+    assert r.stderr.strip().splitlines() == [
+        f"steppe: the saved node state in {prof.path} is damaged: history message 9 does not "
+        "open where it is: moved, copied, tampered with or written under another key"
+    ]
