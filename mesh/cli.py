@@ -25,6 +25,7 @@ from crypto.identity import (
     short_fingerprint,
 )
 from mesh import profile as prof
+from mesh.plain_errors import card_problem
 from mesh.render import inert, inert_block
 
 EXIT_USAGE = 2
@@ -164,7 +165,7 @@ def cmd_contact_add(args: argparse.Namespace, out: TextIO) -> None:
     try:
         card = ContactCard.decode(args.card)
     except CryptoError as exc:
-        raise CliError(f"not a valid contact card: {exc}") from None
+        raise CliError(card_problem(args.card, exc)) from exc
     p = _open(args)
     c = p.add_contact(card, _now(), name=args.name, replace=args.replace)
     p.save(os.urandom)
@@ -294,19 +295,46 @@ def _run_daemon(run: Callable[..., object], main: Callable[..., object]) -> None
         raise CliError(str(group.exceptions[0])) from None
 
 
+def _text(words: list[str], refused: str) -> str:
+    """The words of a message or bulletin; nothing visible in them is one line, exit 2."""
+    from mesh.core.messages import is_blank
+    from mesh.core.node import EMPTY_TEXT
+
+    text = " ".join(words)
+    if is_blank(text.encode("utf-8", "surrogateescape")):
+        raise CliError(f"{refused}: {EMPTY_TEXT}")
+    return text
+
+
 def cmd_send(args: argparse.Namespace, out: TextIO) -> None:
-    result = _ipc(args, "send", contact=args.contact, text=" ".join(args.text))
+    text = _text(args.text, f"cannot send to {args.contact}")
+    result = _ipc(args, "send", contact=args.contact, text=text)
     out.write(f"queued for {args.contact} (message {result['msg_id'].hex()[:12]})\n")
 
 
+def _limit(value: int) -> int:
+    if value < 1:
+        raise CliError(f"--limit must be at least 1, not {value}")
+    return value
+
+
 def cmd_inbox(args: argparse.Namespace, out: TextIO) -> None:
-    kwargs: dict[str, object] = {"limit": args.limit}
-    if args.contact:
-        kwargs["contact"] = args.contact
-    rows = _ipc(args, "messages", **kwargs)
+    from mesh import offline
+
+    limit = _limit(args.limit)
+    if offline.daemon_answers(_profile_dir(args)):
+        kwargs: dict[str, object] = {"limit": limit}
+        if args.contact:
+            kwargs["contact"] = args.contact
+        rows = _ipc(args, "messages", **kwargs)
+        contacts = _ipc(args, "contacts") if rows else []
+        known = {bytes.fromhex(c["fingerprint"]) for c in contacts}
+    else:  # no daemon: read the history ourselves, with the passphrase
+        profile = _open(args)
+        rows = offline.messages(profile, args.contact or "", limit)
+        known = {c.card.identity.fingerprint for c in profile.contacts}
     if not rows:
         out.write("no messages yet\n")
-    known = {bytes.fromhex(c["fingerprint"]) for c in _ipc(args, "contacts")} if rows else set()
     strangers = False
     for m in rows:
         when = time.strftime("%Y-%m-%d %H:%M", time.localtime(m["created"]))
@@ -352,13 +380,14 @@ def cmd_status(args: argparse.Namespace, out: TextIO) -> None:
 
 
 def cmd_bulletin_post(args: argparse.Namespace, out: TextIO) -> None:
-    r = _ipc(args, "bulletin_post", text=" ".join(args.text), topic=args.topic, hours=args.hours)
+    text = _text(args.text, "cannot post")
+    r = _ipc(args, "bulletin_post", text=text, topic=args.topic, hours=args.hours)
     out.write(f"posted on topic {r['topic']}, signed with your identity key, ")
     out.write(f"expires {time.strftime('%Y-%m-%d %H:%M', time.localtime(r['expires']))}\n")
 
 
 def cmd_bulletin_list(args: argparse.Namespace, out: TextIO) -> None:
-    rows = _ipc(args, "bulletin_list", limit=args.limit)
+    rows = _ipc(args, "bulletin_list", limit=_limit(args.limit))
     if not rows:
         out.write("no bulletins\n")
     for b in rows:

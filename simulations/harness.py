@@ -84,6 +84,29 @@ class _Contact:
         return self.key[1]
 
 
+def quotas(group: Group) -> Quotas:
+    """The store quotas of every node of ``group``."""
+    return Quotas(max_total_bytes=group.buffer, max_source_bytes=max(group.buffer // 4, 64 * 1024))
+
+
+def node_config(sc: Scenario, group: Group) -> NodeConfig:
+    """The configuration every node of ``group`` runs with (recorded in report.json)."""
+    args: tuple[tuple[str, int], ...] = (
+        (("copies", group.copies),) if (group.strategy == "spray") else ()
+    )
+    return NodeConfig(
+        strategy=group.strategy,
+        strategy_args=args,
+        mint_difficulty=sc.mint_difficulty,
+        base_difficulty=max(0, sc.mint_difficulty - 2),  # as the daemon: 10 and 8
+        receipt_delay=(30, 300),
+        resync_every=300,
+        max_budget=64,
+        offer_order=group.offer_order,
+        purge_delivered=group.delivered_copies == "drop",
+    )
+
+
 class Simulation:
     def __init__(
         self,
@@ -146,24 +169,8 @@ class Simulation:
         ident = Identity.generate(r.randbytes)
         ring = PrekeyRing(lifetime=30 * 86400, rotate_every=30 * 86400)
         ring.create(ident, EPOCH0, r.randbytes)
-        store = MemoryStore(
-            Quotas(max_total_bytes=group.buffer, max_source_bytes=max(group.buffer // 4, 64 * 1024))
-        )
-        args: tuple[tuple[str, int], ...] = (
-            (("copies", group.copies),) if (group.strategy == "spray") else ()
-        )
-        cfg = NodeConfig(
-            strategy=group.strategy,
-            strategy_args=args,
-            mint_difficulty=self.sc.mint_difficulty,
-            base_difficulty=max(0, self.sc.mint_difficulty - 2),  # as the daemon: 10 and 8
-            receipt_delay=(30, 300),
-            resync_every=300,
-            max_budget=64,
-            offer_order=group.offer_order,
-            purge_delivered=group.delivered_copies == "drop",
-        )
-        node = Node(ident, ring, store, r.randbytes, cfg)
+        store = MemoryStore(quotas(group))
+        node = Node(ident, ring, store, r.randbytes, node_config(self.sc, group))
         if group.role == "blackhole":
             node.strategy = BlackHole()
         if group.role == "observer":

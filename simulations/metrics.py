@@ -9,6 +9,8 @@
   (relayed - delivered) / delivered.
 - ``latency``: creation to delivery; ``hopcount``: hops of the delivered copy;
   ``buffertime``: how long removed copies stayed in buffers; ``rtt``: creation to receipt.
+  Averages and medians of nothing (no message delivered, no receipt back) are None, like
+  ``overhead_ratio`` with nothing delivered: never a 0 that reads as "instant".
 """
 
 from __future__ import annotations
@@ -33,12 +35,13 @@ class Message:
     acked_at: float | None = None
 
 
-def _avg(xs: list[float]) -> float:
-    return round(statistics.fmean(xs), 4) if xs else 0.0
+def _avg(xs: list[float]) -> float | None:
+    """None (JSON null) when there is nothing to average: no delivery has no latency."""
+    return round(statistics.fmean(xs), 4) if xs else None
 
 
-def _med(xs: list[float]) -> float:
-    return round(statistics.median(xs), 4) if xs else 0.0
+def _med(xs: list[float]) -> float | None:
+    return round(statistics.median(xs), 4) if xs else None
 
 
 @dataclass

@@ -6,22 +6,63 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from simulations.harness import node_config, quotas
 from simulations.metrics import Metrics
 from simulations.scenario import Scenario
 
 
-def report_dict(sc: Scenario, seed: int, m: Metrics) -> dict[str, Any]:
+def report_dict(
+    sc: Scenario, seed: int, m: Metrics, overrides: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """``effective_scenario``, ``overrides`` and ``node_config`` say what produced the
+    numbers: the scenario after every ``--set``, and what each group's nodes ran with."""
     return {
         "scenario": sc.name,
         "seed": seed,
         "duration": sc.duration,
         "world": [round(sc.width, 1), round(sc.height, 1)],
+        "overrides": _plain(overrides or {}),
+        "effective_scenario": effective_scenario(sc),
+        "node_config": [
+            {
+                "group": g.name,
+                "node": _plain(asdict(node_config(sc, g))),
+                "store": _plain(asdict(quotas(g))),
+            }
+            for g in sc.groups
+        ],
         "stats": m.summary,
         "buffer_occupancy": [[round(t, 1), b] for t, b in m.occupancy],
     }
+
+
+def effective_scenario(sc: Scenario) -> dict[str, Any]:
+    """Every field of the parsed scenario, defaults included (the file's name, not its
+    path, so that the same run elsewhere gives the same bytes); null where a bound is
+    infinite (a window without an end)."""
+    data = asdict(sc)
+    data.pop("extra", None)
+    data["source"] = Path(sc.source).name
+    out: dict[str, Any] = _plain(data)
+    return out
+
+
+def _plain(value: Any) -> Any:
+    """JSON without NaN or Infinity: tuples as lists, bytes as hex, inf as null."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, bytes):
+        return value.hex()
+    return value
 
 
 def messages_csv(m: Metrics) -> str:
@@ -48,10 +89,18 @@ def messages_csv(m: Metrics) -> str:
     return out.getvalue()
 
 
-def write(out_dir: Path, sc: Scenario, seed: int, m: Metrics, plots: bool = True) -> list[Path]:
+def write(
+    out_dir: Path,
+    sc: Scenario,
+    seed: int,
+    m: Metrics,
+    plots: bool = True,
+    overrides: dict[str, Any] | None = None,
+) -> list[Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     files = [out_dir / "report.json", out_dir / "messages.csv"]
-    files[0].write_text(json.dumps(report_dict(sc, seed, m), sort_keys=True, indent=1) + "\n")
+    record = report_dict(sc, seed, m, overrides)
+    files[0].write_text(json.dumps(record, sort_keys=True, indent=1, allow_nan=False) + "\n")
     files[1].write_text(messages_csv(m))
     if plots:
         files += _plots(out_dir, sc, m)
@@ -113,10 +162,16 @@ def summary_text(sc: Scenario, seed: int, m: Metrics, wall: float) -> str:
         f"  created {s['created']}, delivered {s['delivered']} "
         f"(delivery_prob {s['delivery_prob']:.3f}); within 1 h {s['delivered_1h']}, "
         f"6 h {s['delivered_6h']}, 24 h {s['delivered_24h']}",
-        f"  latency avg {s['latency_avg']:.0f} s, median {s['latency_med']:.0f} s; "
-        f"hops avg {s['hopcount_avg']:.2f}; overhead_ratio {s['overhead_ratio']}",
+        f"  latency avg {_num(s['latency_avg'], '.0f')} s, median"
+        f" {_num(s['latency_med'], '.0f')} s; hops avg {_num(s['hopcount_avg'], '.2f')};"
+        f" overhead_ratio {_num(s['overhead_ratio'], '')}",
         f"  relayed {s['relayed']}, aborted {s['aborted']}, dropped {s['dropped']}, "
         f"contacts {s['contacts']}, bytes on air {s['bytes_on_air'] / 2**20:.1f} MiB, "
         f"over the internet {s['bytes_internet'] / 2**20:.1f} MiB",
     ]
     return "\n".join(lines)
+
+
+def _num(value: float | None, spec: str) -> str:
+    """A statistic for the summary; ``-`` when there is none (nothing delivered)."""
+    return "-" if value is None else format(value, spec)

@@ -24,13 +24,14 @@ def run_scenario(
     sets: list[str] | None = None,
 ) -> Metrics:
     """``sets``: ``key=value`` overrides, as ``steppe sim run --set groups.0.count=1000``."""
-    sc = load_with(name, dict(parse_override(spec) for spec in sets or []))
+    overrides = dict(parse_override(spec) for spec in sets or [])
+    sc = load_with(name, overrides)
     actual_seed = sc.seed if seed is None else seed
     target = Path(out_dir) if out_dir else Path("out") / f"{sc.name}-seed{actual_seed}"
     started = time.perf_counter()
     metrics = Simulation(sc, actual_seed).run() if quiet else _run_with_progress(sc, actual_seed)
     wall = time.perf_counter() - started
-    files = report.write(target, sc, actual_seed, metrics, plots=plots)
+    files = report.write(target, sc, actual_seed, metrics, plots=plots, overrides=overrides)
     out.write(report.summary_text(sc, actual_seed, metrics, wall) + "\n")
     out.write(f"  wrote {', '.join(str(f) for f in files)}\n")
     return metrics

@@ -6,6 +6,7 @@ e.g. ``groups[0].speed: expected [min, max] with 0 <= min <= max``.
 
 from __future__ import annotations
 
+import difflib
 import math
 import tomllib
 from collections.abc import Iterable
@@ -25,6 +26,49 @@ DELIVERED = ("drop", "keep")
 
 class ScenarioError(ValueError):
     """One readable line: which key, what is wrong."""
+
+
+# The keys each table may hold; anything else is a typo that would silently fall back to
+# a default, so it is refused with the closest valid key.
+KEYS: dict[str, tuple[str, ...]] = {
+    "": ("scenario", "world", "radios", "regions", "internet", "groups", "traffic"),
+    "scenario": (
+        "name", "description", "duration", "seed", "warmup", "update_interval",
+        "stamp_bits", "start_hour", "trace",
+    ),
+    "world": ("width", "height", "nodes"),
+    "radios": ("name", "range", "bitrate", "setup", "loss"),
+    "regions": ("name", "default", "timeline"),
+    "timeline": ("state", "daily", "start", "end", "factor"),
+    "internet": ("bitrate", "check_interval"),
+    "groups": (
+        "name", "count", "population", "adoption", "movement", "radio", "speed", "wait",
+        "positions", "squares", "square_radius", "p_square", "square_wait", "buffer",
+        "strategy", "copies", "region", "gateway", "role", "flood_interval", "offer_order",
+        "delivered_copies", "area",
+    ),
+    "traffic": ("interval", "size", "ttl", "sources", "destinations", "start", "stop"),
+}  # fmt: skip
+
+
+def closest(word: str, choices: Iterable[str]) -> str:
+    """``; did you mean 'x'?`` for the nearest of ``choices``, else the valid ones."""
+    options = list(choices)
+    near = difflib.get_close_matches(word, options, n=1, cutoff=0.6)
+    if near:
+        return f"did you mean {near[0]!r}?"
+    return f"valid: {', '.join(options)}"
+
+
+def _known(table: Any, where: str, kind: str) -> dict[str, Any]:
+    """``table`` as a dict whose every key is one ``kind`` may hold."""
+    if not isinstance(table, dict):
+        raise ScenarioError(f"{where[:-1] or 'the file'}: expected a table")
+    for key in table:
+        if key not in KEYS[kind]:
+            section = "section" if kind == "" else "key"
+            raise ScenarioError(f"{where}{key}: unknown {section}; {closest(key, KEYS[kind])}")
+    return table
 
 
 @dataclass(frozen=True)
@@ -210,7 +254,7 @@ def set_key(data: dict[str, Any], dotted: str, value: Any) -> None:
             if last:
                 node[part] = value
             elif part not in node:
-                raise ScenarioError(f"{dotted}: no key {part!r}")
+                raise ScenarioError(f"{dotted}: no key {part!r}; {closest(part, node)}")
             else:
                 node = node[part]
         else:
@@ -253,11 +297,13 @@ def load_with(name_or_path: str, overrides: dict[str, Any]) -> Scenario:
 
 
 def parse_data(data: dict[str, Any], source: str = "<string>") -> Scenario:
-    sc = _get(data, "scenario", "", dict)
-    world = _get(data, "world", "", dict)
+    _known(data, "", "")
+    sc = _known(_get(data, "scenario", "", dict), "scenario.", "scenario")
+    world = _known(_get(data, "world", "", dict), "world.", "world")
     radios: dict[str, Radio] = {}
     for i, r in enumerate(_get(data, "radios", "", list)):
         w = f"radios[{i}]."
+        _known(r, w, "radios")
         radio = Radio(
             _get(r, "name", w, str),
             _positive(_get(r, "range", w, float), w + "range"),
@@ -272,14 +318,14 @@ def parse_data(data: dict[str, Any], source: str = "<string>") -> Scenario:
         r.name: r
         for r in (_region(x, i) for i, x in enumerate(_get(data, "regions", "", list, [])))
     }
-    net = _get(data, "internet", "", dict, {})
+    net = _known(_get(data, "internet", "", dict, {}), "internet.", "internet")
     groups = tuple(
         _group(g, i, radios, regions) for i, g in enumerate(_get(data, "groups", "", list))
     )
     if not groups:
         raise ScenarioError("groups: at least one group is needed")
     n = sum(g.count for g in groups)
-    traffic = _traffic(_get(data, "traffic", "", dict, {}), n)
+    traffic = _traffic(_known(_get(data, "traffic", "", dict, {}), "traffic.", "traffic"), n)
     trace = _get(sc, "trace", "scenario.", str, "")
     width = _positive(_get(world, "width", "world.", float), "world.width")
     height = _positive(_get(world, "height", "world.", float), "world.height")
@@ -337,12 +383,12 @@ def _world_growth(world_nodes: int, count: int, groups: tuple[Group, ...], trace
 
 def _region(r: dict[str, Any], i: int) -> Region:
     w = f"regions[{i}]."
+    _known(r, w, "regions")
     default = _choice(r, "default", w, STATES, "up")
     windows = []
     for j, x in enumerate(_get(r, "timeline", w, list, [])):
         ww = f"{w}timeline[{j}]."
-        if not isinstance(x, dict):
-            raise ScenarioError(f"{ww[:-1]}: expected a table")
+        _known(x, ww, "timeline")
         state = _choice(x, "state", ww, STATES)
         daily = _range(x, "daily", ww, None)
         if daily is not None and daily[1] > 24:
@@ -362,6 +408,7 @@ def _group(
     g: dict[str, Any], i: int, radios: dict[str, Radio], regions: dict[str, Region]
 ) -> Group:
     w = f"groups[{i}]."
+    _known(g, w, "groups")
     region = _get(g, "region", w, str, "")
     if region and region not in regions:
         raise ScenarioError(f"{w}region: no region named {region!r} in [[regions]]")

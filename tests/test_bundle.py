@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import trio
 
+from crypto.errors import DecodeError
 from crypto.wire import pack
 from mesh import ipc
 from mesh.core import bundle
@@ -21,14 +22,23 @@ NOW = 1_800_000_000
 def test_bundle_codec_refuses_bad_files() -> None:
     good = bundle.Bundle(NOW, NOW + 3600, [b"x" * 10]).encode()
     assert bundle.decode(good, 1 << 20, NOW).frames == [b"x" * 10]
-    with pytest.raises(bundle.BundleError, match="exceeds the limit"):
+    with pytest.raises(bundle.BundleError, match="larger than the limit of 10 bytes"):
         bundle.decode(good, 10, NOW)
     with pytest.raises(bundle.BundleError, match="expired"):
         bundle.decode(good, 1 << 20, NOW + 3600)
-    with pytest.raises(bundle.BundleError, match="not a valid bundle"):
-        bundle.decode(b"\x95" + good[1:20], 1 << 20, NOW)
-    with pytest.raises(bundle.BundleError, match="not a Steppe bundle"):
+    damaged = "this bundle is damaged or incomplete (was it copied whole?)"
+    for bad in (good[:20], good + b"\x00", good[:5], b"\x95" + good[1:20]):
+        with pytest.raises(bundle.BundleError) as info:
+            bundle.decode(bad, 1 << 20, NOW)
+        assert str(info.value) == damaged
+        assert isinstance(info.value.__cause__, DecodeError)  # the parser's reason, inside
+    with pytest.raises(bundle.BundleError, match=r"^this file is not a Steppe bundle$"):
         bundle.decode(pack(["zip", 1, NOW, NOW + 9, []]), 1 << 20, NOW)
+    with pytest.raises(bundle.BundleError, match=r"^this file is empty"):
+        bundle.decode(b"", 1 << 20, NOW)
+    future = pack([bundle.MAGIC, 3, NOW, NOW + 9, [], [], []])
+    with pytest.raises(bundle.BundleError, match=r"version of Steppe \(bundle version 3; this"):
+        bundle.decode(future, 1 << 20, NOW)
 
 
 def test_courier_carries_mail_between_islands(tmp_path: Path) -> None:
@@ -69,7 +79,7 @@ def test_courier_carries_mail_between_islands(tmp_path: Path) -> None:
             assert (got["invalid"], got["known"]) == (1, 0)
             assert [m.text for m in b.history.messages()] == ["carried by hand"]
             b.config = loopback_config(lan=False, bundle_max_bytes=100)
-            with pytest.raises(ipc.IpcError, match="exceeds the limit"):
+            with pytest.raises(ipc.IpcError, match="larger than the limit"):
                 b.op_import(str(stick))
             n.cancel_scope.cancel()
 

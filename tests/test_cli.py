@@ -87,6 +87,42 @@ def test_contacts_add_list_verify_and_key_change(tmp_path: Path, pw: Path) -> No
     assert "KEY CHANGED" in run(alice, pw, "contact", "list")[1]
 
 
+def _typo(card: str, at: int, char: str) -> str:
+    assert card[at] != char
+    return card[:at] + char + card[at + 1 :]
+
+
+def test_damaged_cards_are_explained_in_plain_words(tmp_path: Path, pw: Path) -> None:
+    """One-character typos and cut-off cards, as a person pastes them: what went wrong in
+    their words, never 'malformed msgpack' or 'unsupported contact card version 3'."""
+    prof = tmp_path / "me"
+    new(prof, pw, "Me")
+    card = new(tmp_path / "bob", pw, "Bob")
+    damaged = "this card is damaged or incomplete: copy all of it again, or scan its QR code"
+    altered = (
+        "this card is damaged or was altered (its signature does not match):"
+        " copy all of it again, or scan its QR code"
+    )
+    cases = {
+        _typo(card, 10, "B" if card[10] != "B" else "C"): damaged,  # the version digit
+        card[:120]: damaged,  # cut off
+        _typo(card, 8, "A" if card[8] != "A" else "Q"): damaged,  # the array header
+        _typo(card, 200, "A" if card[200] != "A" else "B"): altered,
+        "https://example.org/" + card: (
+            "this is not a Steppe contact card (a card starts with STEPPE1:)"
+        ),
+        "STEPPE1:" + "A" * 2000: (
+            "this is too long to be a contact card: copy only the card, or scan its QR code"
+        ),
+    }
+    for text, message in cases.items():
+        r = _cli("--profile", str(prof), "--passphrase-file", str(pw), "contact", "add", text)
+        assert r.returncode == 2
+        assert r.stderr == f"steppe: {message}\n", text
+        assert r.stdout == ""
+    assert run(prof, pw, "contact", "list")[1].startswith("No contacts yet")
+
+
 def test_own_card_and_bad_card_refused(
     tmp_path: Path, pw: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -156,3 +192,56 @@ def test_empty_passphrase_and_damaged_keystore(tmp_path: Path, pw: Path) -> None
     assert r.returncode == 2
     assert r.stderr.count("\n") == 1
     assert "damaged" in r.stderr
+
+
+def test_limits_are_checked_in_one_line(tmp_path: Path) -> None:
+    for args in (
+        ["inbox", "--limit", "0"],
+        ["inbox", "--limit", "-1"],
+        ["bulletin", "list", "--limit", "-1"],
+    ):
+        r = _cli("--profile", str(tmp_path / "p"), *args)
+        assert r.returncode == 2
+        assert r.stderr == f"steppe: --limit must be at least 1, not {args[-1]}\n"
+
+
+def test_inbox_reads_the_history_when_no_daemon_runs(tmp_path: Path, pw: Path) -> None:
+    """The history opens with the passphrase, without a daemon, and is only read."""
+    from crypto.identity import ContactCard
+    from mesh import ipc
+    from mesh.daemon.history import HISTORY, History
+    from mesh.profile import open_profile
+
+    prof = tmp_path / "alice"
+    new(prof, pw, "Alice")
+    bob_card = new(tmp_path / "bob", pw, "Bob")
+    assert run(prof, pw, "contact", "add", bob_card)[0] == 0
+    args = ("--profile", str(prof), "--passphrase-file", str(pw), "inbox")
+    r = _cli(*args)
+    assert (r.returncode, r.stdout, r.stderr) == (0, "no messages yet\n", "")
+    assert not (prof / HISTORY).exists()  # reading created nothing
+    p = open_profile(prof, b"correct horse battery staple")
+    bob = ContactCard.decode(bob_card).identity.sign_public
+    history = History(prof / HISTORY, p.data_key, os.urandom)
+    history.add(bob, True, b"1" * 16, 1_800_000_000, "are you safe?")
+    history.add(bob, False, b"2" * 16, 1_800_000_060, "yes, at the library")
+    history.add(b"\x07" * 32, False, b"3" * 16, 1_800_000_120, "who is this")
+    history.close()
+    ipc.socket_path(prof).write_bytes(b"")  # a stale socket file of a killed daemon
+    before = (prof / HISTORY).read_bytes()
+    r = _cli(*args)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert len(lines) == 4
+    assert lines[0].endswith("to Bob [queued]: are you safe?")
+    assert lines[1].endswith("from Bob: yes, at the library")
+    assert "from unknown sender " in lines[2]  # contacts come from the profile, too
+    assert lines[2].endswith(": who is this")
+    assert lines[3].startswith("To answer an unknown sender")
+    r = _cli(*args, "Bob", "--limit", "1")
+    assert r.stdout.splitlines()[0].endswith("from Bob: yes, at the library")
+    assert len(r.stdout.splitlines()) == 1
+    assert (prof / HISTORY).read_bytes() == before
+    r = _cli("--profile", str(prof), "inbox", stdin="wrong\n")
+    assert r.returncode == 2
+    assert r.stderr == f"steppe: wrong passphrase for the profile in {prof}\n"

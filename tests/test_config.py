@@ -27,7 +27,9 @@ def test_defaults_and_the_shipped_relay_config() -> None:
         ("[lan]\nport = 'x'", "lan.port must be int"),
         ("[lan]\nport = 70000", "lan.port must be between 0 and 65535"),
         ("[lan]\nspeed = 1", "unknown key lan.speed"),
-        ("[radio]\nx = 1", "unknown table [radio]"),
+        ("[radio]\nx = 1", "unknown table [radio] (known: daemon, lan, gateway"),
+        ("[gatway]\npeers = []", "unknown table [gatway] (did you mean [gateway]?)"),
+        ("[lan]\nintefaces = []", "unknown key lan.intefaces; did you mean lan.interfaces?"),
         ("[daemon]\nmode = 'server'", "daemon.mode must be 'user' or 'relay'"),
         ("[gateway]\npeers = ['nohost']", "'nohost' is not host:port"),
         ("[gateway]\npeers = [5]", 'gateway.peers[0] must be "host:port" or'),
@@ -36,6 +38,23 @@ def test_defaults_and_the_shipped_relay_config() -> None:
         ("[store]\nmax_bytes = 10", "store.max_bytes must be at least 1 MiB"),
         ("lan = [", "not valid TOML"),
         ("[limits]\nlink_rate = 0", "limits.link_rate must be > 0"),
+        ('[lan]\ndiscovery_group = "not-an-ip"', "lan.discovery_group must be an IPv4 multicast"),
+        ('[lan]\ndiscovery_group = "10.0.0.1"', "lan.discovery_group must be an IPv4 multicast"),
+        ('[lan]\nlisten = "999.1.1.1"', "lan.listen must be an IP address"),
+        ('[lan]\nlisten = "localhost"', "lan.listen must be an IP address"),
+        (
+            '[lan]\ninterfaces = ["nosuch0"]',
+            "lan.interfaces: this machine has no interface 'nosuch0'",
+        ),
+        ("[lan]\ndiscovery_port = 0", "lan.discovery_port must be between 1 and 65535"),
+        ("[lan]\nbeacon_interval = nan", "lan.beacon_interval must be > 0"),
+        ("[gateway]\nbackoff_max = -1", "gateway.backoff_max must be > 0"),
+        ("[gateway]\npeers = ['h:0']", "gateway.peers: 'h:0' is not host:port"),
+        ("[store]\nbundle_max_bytes = -5", "store.bundle_max_bytes must be at least 64 KiB"),
+        ("[store]\nmax_envelopes = 0", "store.max_envelopes must be at least 1"),
+        ("[limits]\nlink_burst = inf", "limits.link_burst must be at least 1"),
+        ("[limits]\ntrial_rate = -2", "limits.trial_rate must be > 0"),
+        ("[limits]\nidle_timeout = 5", "limits.idle_timeout must be at least 30"),
     ],
 )
 def test_bad_config_names_the_key(text: str, message: str) -> None:
@@ -50,3 +69,9 @@ def test_bad_config_names_the_key(text: str, message: str) -> None:
 def test_missing_explicit_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="no config file"):
         load(tmp_path / "absent.toml")
+
+
+def test_good_addresses_and_interfaces_pass() -> None:
+    cfg = parse('[lan]\nlisten = "::1"\ndiscovery_group = "224.0.0.251"\ninterfaces = ["lo"]\n')
+    assert (cfg.listen, cfg.discovery_group, cfg.interfaces) == ("::1", "224.0.0.251", ("lo",))
+    assert parse('[lan]\nlisten = ""\n').listen == ""

@@ -4,6 +4,7 @@ transfer, panic while it runs, configuration errors."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import sqlite3
@@ -16,7 +17,9 @@ import pytest
 import trio
 
 from crypto import keystore
+from crypto.identity import ContactCard
 from mesh import ipc
+from mesh.core import bundle
 from mesh.daemon.daemon import Daemon
 from mesh.daemon.sqlite_store import SQLiteStore
 from mesh.profile import ProfileError, create_profile, open_profile
@@ -165,6 +168,127 @@ def test_bad_config_is_one_line(tmp_path: Path) -> None:
     )
     assert out.returncode == 2
     assert out.stderr.strip() == f"steppe: {cfg}: lan.port must be int"
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ('[lan]\ndiscovery_group = "not-an-ip"', "lan.discovery_group must be an IPv4 multicast"),
+        ('[lan]\nlisten = "999.1.1.1"', "lan.listen must be an IP address"),
+        ('[lan]\ninterfaces = ["nosuch0"]', "lan.interfaces: this machine has no interface"),
+        ("[store]\nbundle_max_bytes = -5", "store.bundle_max_bytes must be at least"),
+    ],
+)
+def test_bad_config_values_name_the_key_before_anything_starts(
+    tmp_path: Path, line: str, message: str
+) -> None:
+    """A real profile and passphrase: the daemon would start if the file were good."""
+    pw = tmp_path / "pw"
+    pw.write_text("pp\n")
+    prof = create_profile(tmp_path / "me", "Me", b"pp", FAST, int(time.time()), os.urandom)
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(line + "\nport = 0\n" if line.startswith("[lan]") else line + "\n")
+    cmd = [sys.executable, "-m", "mesh.cli", "--profile", str(prof.path)]
+    out = subprocess.run(
+        [*cmd, "--passphrase-file", str(pw), "daemon", "--config", str(cfg)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert out.returncode == 2
+    assert out.stdout == ""  # no "daemon up" first
+    assert out.stderr.startswith(f"steppe: {cfg}: {message}")
+    assert out.stderr.count("\n") == 1
+    assert not ipc.socket_path(prof.path).exists()
+
+
+def test_damaged_bundles_are_explained_in_plain_words(tmp_path: Path) -> None:
+    """``steppe import`` against a running daemon: what is wrong with the file, in the
+    user's words, not 'malformed msgpack: ExtraData'."""
+    now = int(time.time())
+    pw = tmp_path / "pw"
+    pw.write_text("pp\n")
+    prof = create_profile(tmp_path / "me", "Me", b"pp", FAST, now, os.urandom)
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(f'[lan]\nenabled = false\nlisten = "127.0.0.1"\nport = {free_port()}\n')
+    good = bundle.Bundle(now, now + 3600, [b"x" * 100, b"y" * 100]).encode()
+    damaged = "this bundle is damaged or incomplete (was it copied whole?)"
+    files = {
+        "cut.steppe": (good[:150], damaged),
+        "extra.steppe": (good + b"\x00", damaged),
+        "notes.txt": (b"my notes\n", "this file is not a Steppe bundle"),
+        "empty.steppe": (b"", "this file is empty, not a Steppe bundle"),
+    }
+    proc = spawn(prof.path, pw, cfg)
+    try:
+        for name, (data, message) in files.items():
+            path = tmp_path / name
+            path.write_bytes(data)
+            out = subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "mesh.cli",
+                    "--profile",
+                    str(prof.path),
+                    "import",
+                    str(path),
+                ],
+                capture_output=True,
+                text=True,
+                check=False,
+                timeout=60,
+            )
+            assert out.returncode == 2
+            assert out.stderr == f"steppe: {path}: {message}\n"
+        assert proc.poll() is None  # the daemon is still up
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def test_empty_messages_and_bulletins_are_refused(tmp_path: Path) -> None:
+    """Refused by the ``steppe`` command before it asks the daemon, and by the daemon
+    itself for any local client (the TUI): one line, nothing queued or flooded."""
+    now = int(time.time())
+    pw = tmp_path / "pw"
+    pw.write_text("pp\n")
+    alice = create_profile(tmp_path / "alice", "Alice", b"pp", FAST, now, os.urandom)
+    bob = make_profile(tmp_path, "Bob", now)
+    alice.add_contact(ContactCard.decode(bob.card.encode()), now)
+    alice.save(os.urandom)
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(f'[lan]\nenabled = false\nlisten = "127.0.0.1"\nport = {free_port()}\n')
+    empty = "the text is empty (only spaces or invisible characters)"
+    cli = [sys.executable, "-m", "mesh.cli", "--profile", str(alice.path)]
+    proc = spawn(alice.path, pw, cfg)
+    try:
+        for args, message in (
+            (["send", "Bob", "   "], f"cannot send to Bob: {empty}"),
+            (["send", "Bob", "", "\u200b"], f"cannot send to Bob: {empty}"),
+            (["bulletin", "post", " \t "], f"cannot post: {empty}"),
+        ):
+            out = subprocess.run(
+                [*cli, *args], capture_output=True, text=True, check=False, timeout=60
+            )
+            assert out.returncode == 2
+            assert out.stderr == f"steppe: {message}\n"
+        with pytest.raises(ipc.IpcError, match=re.escape(f"cannot send to Bob: {empty}")):
+            ipc.call_daemon_sync(alice.path, "send", contact="Bob", text=" \n ")
+        with pytest.raises(ipc.IpcError, match=re.escape(f"cannot post: {empty}")):
+            ipc.call_daemon_sync(alice.path, "bulletin_post", text="\u3000", topic="t")
+        assert ipc.call_daemon_sync(alice.path, "bulletin_list") == []
+        # With the daemon up, inbox asks it (no passphrase needed; stdin is empty).
+        out = subprocess.run(
+            [*cli, "inbox"], capture_output=True, text=True, check=False, timeout=60, input=""
+        )
+        assert (out.returncode, out.stdout) == (0, "no messages yet\n"), out.stderr
+        assert ipc.call_daemon_sync(alice.path, "status")["envelopes"] == 0  # nothing queued
+        assert proc.poll() is None
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
 
 
 def test_port_in_use_is_one_line(tmp_path: Path) -> None:

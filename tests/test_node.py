@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mesh.core.events import SendFailed, SendMessage
+from mesh.core.events import MessageQueued, SendFailed, SendMessage
 from mesh.core.node import NodeConfig
 from tests.netsim import Net
 
@@ -173,3 +173,37 @@ def test_in_memory_indexes_are_bounded_by_expiry() -> None:
     net.run(2)
     assert node._own == {}
     assert node.store.count() <= 1  # only our own (re-published) prekey, if any
+
+
+def test_empty_messages_and_bulletins_are_refused() -> None:
+    """Nothing visible in the text: refused before anything is sealed, stored or flooded."""
+    from crypto.bulletin import Bulletin
+    from mesh.core.node import EMPTY_TEXT
+
+    net = Net(seed=7)
+    a, b = net.add(), net.add()
+    net.introduce_all()
+    node, bob = net.nodes[a], net.nodes[b].identity.sign_public
+    now = int(net.now)
+    sessions_before = dict(node.sessions)
+    for body in (b"", b"   ", b" \n\t\r ", "\u200b\u3000\ufeff\u00a0".encode()):
+        assert node.handle(SendMessage(bob, body), now) == [SendFailed(bob, EMPTY_TEXT)]
+    assert node.store.count() == 0
+    assert node.sessions == sessions_before  # no session was opened for nothing
+    seed = node.identity.sign_seed
+
+    def post(body: bytes) -> Bulletin:
+        return Bulletin.create(
+            seed, type="post", key="t", sequence=now, created=now, expiry=now + 3600, body=body
+        )
+
+    refused = node.publish_bulletin(post(" \u2028 ".encode()), now)
+    assert refused == [SendFailed(node.identity.sign_public, EMPTY_TEXT)]
+    assert node.store.count() == 0
+    assert node.bulletins(now) == []
+    # Text with visible characters around the spaces still goes, and so do bytes the
+    # reader will see escaped (NUL, ESC) or that are not text at all.
+    for body in (b"  ok  ", b"\x00\x1b", b"\xff\xfe"):
+        assert any(isinstance(x, MessageQueued) for x in node.handle(SendMessage(bob, body), now))
+    assert node.publish_bulletin(post(b" water at noon "), now) is not None
+    assert [x.body for x in node.bulletins(now)] == [b" water at noon "]

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import random
 import re
+import subprocess
+import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -145,7 +147,20 @@ def test_read_trace_both_formats_and_errors() -> None:
         (('radio = "wifi"', 'radio = "lora"'), "groups[0].radio: no radio named 'lora'"),
         (("count = 20", 'count = "many"'), "groups[0].count: expected int"),
         (('movement = "random_waypoint"', 'movement = "teleport"'), "groups[0].movement"),
-        (("[world]\nwidth = 300", "[world]\nwidht = 300"), "world.width: missing"),
+        (
+            ("[world]\nwidth = 300", "[world]\nwidht = 300"),
+            "world.widht: unknown key; did you mean 'width'?",
+        ),
+        (
+            ('strategy = "epidemic"', 'stratgy = "spray"'),
+            "groups[0].stratgy: unknown key; did you mean 'strategy'?",
+        ),
+        (("[traffic]", "[trafic]"), "trafic: unknown section; did you mean 'traffic'?"),
+        (("setup = 0.2", "setup = 0.2\nzzz = 1"), "radios[0].zzz: unknown key; valid: name, range"),
+        (
+            ("seed = 3", "seed = 3\nduraton = 5"),
+            "scenario.duraton: unknown key; did you mean 'duration'?",
+        ),
         (("size = [200, 1000]", "size = [200, 100000]"), "traffic.size: at most"),
         (("stop = 2400", "stop = 2400\nsources = [0, 99]"), "traffic.sources: node 99"),
         (("[scenario]", "[scenario\n"), "not valid TOML"),
@@ -251,6 +266,40 @@ def test_one_random_waypoint_small_version() -> None:
     assert s["relayed"] > 0
 
 
+def test_unknown_scenario_keys_from_a_real_cli(tmp_path: Path) -> None:
+    """A typo in the file or in --set is one line naming it, never a silent default."""
+    path = tmp_path / "typo.toml"
+    path.write_text(small().replace('strategy = "epidemic"', 'stratgy = "spray"'))
+    base = [sys.executable, "-m", "mesh.cli", "sim", "run", "--quiet", "--no-plots"]
+    runs = {
+        "groups[0].stratgy: unknown key; did you mean 'strategy'?": [str(path)],
+        "trafic: unknown section; did you mean 'traffic'?": [
+            str(tmp_path / "ok.toml"),
+            "--set",
+            "trafic={interval = [1, 2]}",
+        ],
+        "groups[0].strateg: unknown key; did you mean 'strategy'?": [
+            str(tmp_path / "ok.toml"),
+            "--set",
+            "groups.0.strateg=spray",
+        ],
+        "trafic.ttl: no key 'trafic'; did you mean 'traffic'?": [
+            str(tmp_path / "ok.toml"),
+            "--set",
+            "trafic.ttl=5",
+        ],
+    }
+    (tmp_path / "ok.toml").write_text(small())
+    for message, args in runs.items():
+        r = subprocess.run(
+            [*base, "--out", str(tmp_path / "o"), *args],
+            capture_output=True, text=True, timeout=120, check=False,
+        )  # fmt: skip
+        assert r.returncode == 2, r.stderr
+        assert r.stderr == f"steppe: {message}\n"
+    assert not (tmp_path / "o").exists()
+
+
 def test_cli_sim_list_and_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     import io
 
@@ -345,3 +394,103 @@ def test_gatherings_draw_people_to_the_squares() -> None:
             else:
                 near_r += n
     assert near_g > 5 * near_r
+
+
+ROOT = Path(__file__).resolve().parent.parent  # so the subprocess imports this tree
+
+
+def _sim(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "mesh.cli", "sim", *args],
+        cwd=ROOT, capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+
+
+def test_report_with_nothing_delivered_and_the_effective_scenario(tmp_path: Path) -> None:
+    """No contact ever happens (a 1 cm radio): no latency and no hop count, null like
+    overhead_ratio, not 0. The report says what produced it: every --set, the whole
+    scenario after them, and each group's node configuration."""
+    path = tmp_path / "far.toml"
+    path.write_text(small().replace("range = 40", "range = 0.01"))
+    out = tmp_path / "o"
+    r = _sim(
+        "run", str(path), "--quiet", "--no-plots", "--out", str(out),
+        "--set", "scenario.duration=1200", "--set", "groups.0.strategy=spray",
+        "--set", "groups.0.copies=3"
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    rep = json.loads((out / "report.json").read_text())
+    stats = rep["stats"]
+    assert stats["created"] > 0
+    assert stats["delivered"] == 0
+    for key in ("latency_avg", "latency_med", "hopcount_avg", "hopcount_med", "overhead_ratio"):
+        assert stats[key] is None, key
+    assert "latency avg - s, median - s; hops avg -; overhead_ratio -" in r.stdout
+    assert rep["overrides"] == {
+        "scenario.duration": 1200,
+        "groups.0.strategy": "spray",
+        "groups.0.copies": 3,
+    }
+    eff = rep["effective_scenario"]
+    assert eff["duration"] == 1200.0
+    assert eff["source"] == "far.toml"
+    assert eff["radios"]["wifi"]["range"] == 0.01
+    group = eff["groups"][0]
+    assert (group["strategy"], group["copies"], group["count"]) == ("spray", 3, 20)
+    assert group["speed"] == [0.5, 1.5]
+    assert group["offer_order"] == "fifo"  # a default, recorded too
+    assert eff["traffic"]["stop"] == 2400.0
+    [cfg] = rep["node_config"]
+    assert cfg["group"] == "people"
+    assert cfg["node"]["strategy"] == "spray"
+    assert cfg["node"]["strategy_args"] == [["copies", 3]]
+    assert cfg["node"]["mint_difficulty"] == 4
+    assert cfg["store"]["max_total_bytes"] == 2_000_000
+    # Still strict JSON: no NaN or Infinity anywhere.
+    json.loads((out / "report.json").read_text(), parse_constant=lambda c: pytest.fail(c))
+
+
+def test_infinite_windows_are_null_in_the_report() -> None:
+    from simulations.report import effective_scenario
+
+    sc = load("evening-throttle-2018")
+    eff = effective_scenario(sc)
+    ends = [w["end"] for r in eff["regions"].values() for w in r["windows"]]
+    assert None in ends
+    json.dumps(eff, allow_nan=False)
+
+
+def test_sweep_seed_ranges_and_progress(tmp_path: Path) -> None:
+    path = tmp_path / "small.toml"
+    path.write_text(small().replace("duration = 3600", "duration = 600"))
+    for seeds, message in (
+        ("5-1", "--seeds '5-1': a range N-M needs N <= M (did you mean 1-5?)"),
+        ("x", "--seeds 'x': expected N, N-M or N,M,..."),
+        ("1,", "--seeds '1,': expected N, N-M or N,M,..."),
+    ):
+        r = _sim("sweep", str(path), "--seeds", seeds)
+        assert r.returncode == 2
+        assert r.stderr == f"steppe: {message}\n"
+        assert r.stdout == ""
+    r = _sim("sweep", str(path), "--jobs", "0")
+    assert (r.returncode, r.stderr) == (2, "steppe: --jobs must be at least 1, not 0\n")
+    # Progress shows while the runs are going, on stderr; the table alone on stdout.
+    cmd = [sys.executable, "-m", "mesh.cli", "sim", "sweep", str(path), "--seeds", "1-3"]
+    proc = subprocess.Popen(
+        [*cmd, "--set", "groups.0.strategy=epidemic,spray", "--jobs", "2"],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert proc.stderr is not None
+    first = proc.stderr.readline()
+    assert first == "sweep: 6 runs on 2 processes\n"
+    assert proc.poll() is None  # said before any run finished
+    rest, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    done = [ln for ln in err.splitlines() if " done (" in ln]
+    assert [ln.split()[1] for ln in done] == [f"{i}/6" for i in range(1, 7)]
+    assert all("groups.0.strategy=" in ln and "delivery_prob" in ln for ln in done)
+    table = rest.splitlines()
+    assert len(table) == 7
+    assert [ln.split()[:2] for ln in table[1:]] == [
+        [strategy, str(seed)] for strategy in ("epidemic", "spray") for seed in (1, 2, 3)
+    ]

@@ -26,6 +26,7 @@ from mesh.core.errors import PeerError
 MAGIC = "steppe-bundle"
 VERSION = 2
 READS = (1, 2)
+_MAGIC = pack(MAGIC)  # every bundle starts with a short array (1 byte), then this
 MAX_FRAMES = 1_000_000
 MAX_RECEIPTS = 1_000_000
 RECEIPT_BYTES = SECRET_LEN + 2  # one receipt's share of an encoded bundle
@@ -51,21 +52,36 @@ def make(frames: list[bytes], expiries: list[int], now: int) -> Bundle:
     return Bundle(now, max(expiries, default=now), frames)
 
 
+DAMAGED = "this bundle is damaged or incomplete (was it copied whole?)"
+
+
 def decode(data: bytes, max_bytes: int, now: int) -> Bundle:
+    """The bundle in ``data``; :class:`BundleError` says in the user's words why not (the
+    parser's :class:`DecodeError` is chained as its cause)."""
     if len(data) > max_bytes:
-        raise BundleError(f"bundle of {len(data)} bytes exceeds the limit of {max_bytes}")
+        raise BundleError(
+            f"this bundle is larger than the limit of {max_bytes} bytes"
+            " (store.bundle_max_bytes in the config)"
+        )
+    if not data:
+        raise BundleError("this file is empty, not a Steppe bundle")
+    if not _looks_like_a_bundle(data):
+        raise BundleError("this file is not a Steppe bundle")
     try:
         f = expect_seq(
             strict_unpack(
                 data, max_size=max_bytes, max_bin_len=MAX_FRAME, max_array_len=MAX_FRAMES
             ),
             "bundle",
-            6,
+            15,
         )
-        if len(f) < 5 or f[0] != MAGIC:
-            raise DecodeError("not a Steppe bundle")
-        if f[1] not in READS or len(f) != 4 + f[1]:
-            raise DecodeError(f"bundle version {f[1]!r} is not supported")
+        if f[1] not in READS and isinstance(f[1], int) and 0 < f[1] < 1000:
+            raise BundleError(
+                f"this bundle was written by another version of Steppe (bundle version"
+                f" {f[1]}; this one reads {' and '.join(map(str, READS))})"
+            )
+        if len(f) < 5 or f[0] != MAGIC or f[1] not in READS or len(f) != 4 + f[1]:
+            raise DecodeError("not the layout of its bundle version")
         created, expires = expect_int(f[2], "created"), expect_int(f[3], "expires")
         frames = [expect_bytes(x, "frame") for x in expect_seq(f[4], "frames", MAX_FRAMES)]
         receipts = [
@@ -73,7 +89,14 @@ def decode(data: bytes, max_bytes: int, now: int) -> Bundle:
             for x in (expect_seq(f[5], "receipts", MAX_RECEIPTS) if len(f) > 5 else [])
         ]
     except DecodeError as exc:
-        raise BundleError(f"not a valid bundle: {exc}") from None
+        raise BundleError(DAMAGED) from exc
     if expires <= now:
         raise BundleError("the bundle has expired: everything in it is out of date")
     return Bundle(created, expires, frames, receipts)
+
+
+def _looks_like_a_bundle(data: bytes) -> bool:
+    """A short msgpack array whose first item is the magic (or a cut-off start of one:
+    that is a damaged bundle, not some other file)."""
+    head = data[1 : 1 + len(_MAGIC)]
+    return 0x95 <= data[0] <= 0x9F and (head == _MAGIC or _MAGIC.startswith(head))

@@ -6,6 +6,8 @@ and ``rng`` as arguments. The daemon, the simulator and the demo all call these.
 
 from __future__ import annotations
 
+import unicodedata
+
 from crypto.bulletin import Bulletin
 from crypto.identity import Identity, PublicIdentity
 from crypto.padding import bucket_for, pad, unpad
@@ -19,6 +21,17 @@ from mesh.core.session import Inner, Session
 
 DEFAULT_BUDGET = 8
 CONTENT_TEXT = 1
+
+
+def is_blank(body: bytes) -> bool:
+    """A text body a reader would see nothing in: empty, or only whitespace and invisible
+    format characters (zero-width space, BOM). Other control characters are shown escaped,
+    so they are not blank; not UTF-8: not text, not blank."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return all(ch.isspace() or unicodedata.category(ch) == "Cf" for ch in text)
 
 
 def stamped(env: E.Envelope, difficulty: int, rng: Rng) -> E.Envelope:

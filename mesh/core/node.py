@@ -112,6 +112,7 @@ MAX_SOURCES = 4096  # token buckets remembered per source label
 TRADE_CHUNK = 256  # entries per list in one TRADE (all four lists full: ~40 KiB)
 ASK_TIMEOUT = 60  # seconds an ask may stay unanswered before it is forgotten
 MAX_BODY = 12_000  # bytes of message text: fits the largest envelope bucket in every kind
+EMPTY_TEXT = "the text is empty (only spaces or invisible characters)"
 OFFER_ORDERS = ("priority", "fifo", "random")
 
 
@@ -297,8 +298,11 @@ class Node:
         return live_prekey or self._session_for(peer) is not None
 
     def publish_bulletin(self, bulletin: Bulletin, now: int) -> list[Action]:
-        """Store a signed bulletin as a BULLETIN envelope and offer it to every peer."""
+        """Store a signed bulletin as a BULLETIN envelope and offer it to every peer; a
+        post with no visible text is refused (:class:`SendFailed` to its persona)."""
         bulletin.verify(now)
+        if bulletin.type == "post" and M.is_blank(bulletin.body):
+            return [SendFailed(bulletin.persona, EMPTY_TEXT)]
         env = M.stamped(
             M.bulletin_envelope(bulletin, self.strategy.INITIAL_BUDGET),
             self.config.mint_difficulty,
@@ -1258,6 +1262,8 @@ class Node:
         contact = self.contacts.get(ev.recipient)
         if contact is None:
             return [SendFailed(ev.recipient, "not a contact")]
+        if M.is_blank(ev.body):
+            return [SendFailed(ev.recipient, EMPTY_TEXT)]
         if len(ev.body) > MAX_BODY:
             return [
                 SendFailed(

@@ -5,6 +5,10 @@
 
 from __future__ import annotations
 
+import difflib
+import ipaddress
+import math
+import socket
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -112,12 +116,16 @@ def parse(text: str, source: str = "config") -> Config:
     for table, body in data.items():
         schema = _SCHEMA.get(table)
         if schema is None:
-            raise ConfigError(f"{source}: unknown table [{table}] (known: {', '.join(_SCHEMA)})")
+            near = difflib.get_close_matches(table, list(_SCHEMA), n=1)
+            hint = f"did you mean [{near[0]}]?" if near else f"known: {', '.join(_SCHEMA)}"
+            raise ConfigError(f"{source}: unknown table [{table}] ({hint})")
         if not isinstance(body, dict):
             raise ConfigError(f"{source}: {table} must be a table")
         for key, value in body.items():
             if key not in schema:
-                raise ConfigError(f"{source}: unknown key {table}.{key}")
+                near = difflib.get_close_matches(key, list(schema), n=1)
+                hint = f"; did you mean {table}.{near[0]}?" if near else ""
+                raise ConfigError(f"{source}: unknown key {table}.{key}{hint}")
             attr, kind = schema[key]
             if kind is float and type(value) is int:
                 value = float(value)
@@ -171,40 +179,104 @@ def _is_link_key(text: str) -> bool:
 
 
 def _check(cfg: Config, source: str) -> None:
-    if cfg.mode not in ("user", "relay"):
-        raise ConfigError(f"{source}: daemon.mode must be 'user' or 'relay', not {cfg.mode!r}")
-    if cfg.log_level not in ("debug", "info", "warning", "error"):
-        raise ConfigError(f"{source}: daemon.log_level must be debug, info, warning or error")
-    for key, port in (("lan.port", cfg.port), ("lan.discovery_port", cfg.discovery_port)):
-        if not 0 <= port < 65536:
-            raise ConfigError(f"{source}: {key} must be between 0 and 65535")
-    if cfg.link_rate <= 0 or cfg.link_burst < 1:
-        raise ConfigError(f"{source}: limits.link_rate must be > 0 and limits.link_burst >= 1")
-    for key, value, low in (
-        ("max_links", cfg.max_links, 1),
-        ("max_links_per_address", cfg.max_links_per_address, 1),
-        ("max_handshakes", cfg.max_handshakes, 1),
-        ("idle_timeout", cfg.idle_timeout, 30),
-        ("sync_symbols", cfg.sync_symbols, 64),
-        ("stranger_sessions", cfg.stranger_sessions, 0),
+    """Every key's meaning, checked before anything starts; the first problem found is
+    raised as one line naming the key."""
+    for problem in (
+        _check_daemon(cfg),
+        _check_lan(cfg),
+        _check_peers(cfg.peers),
+        _check_sizes(cfg),
     ):
-        if value < low:
-            raise ConfigError(f"{source}: limits.{key} must be at least {low}")
-    if cfg.trial_rate <= 0:
-        raise ConfigError(f"{source}: limits.trial_rate must be > 0")
-    if cfg.beacon_interval <= 0 or cfg.backoff_max <= 0:
-        raise ConfigError(f"{source}: intervals must be positive")
-    for peer in cfg.peers:
-        parse_host_port(peer, f"{source}: gateway.peers")
-    if cfg.store_max_bytes < 1 << 20 or cfg.store_max_envelopes < 1:
-        raise ConfigError(f"{source}: store.max_bytes must be at least 1 MiB")
+        if problem:
+            raise ConfigError(f"{source}: {problem}")
+
+
+def _check_daemon(cfg: Config) -> str:
+    if cfg.mode not in ("user", "relay"):
+        return f"daemon.mode must be 'user' or 'relay', not {cfg.mode!r}"
+    if cfg.log_level not in ("debug", "info", "warning", "error"):
+        return "daemon.log_level must be debug, info, warning or error"
+    if cfg.strategy not in STRATEGIES:
+        return f"routing.strategy must be one of {', '.join(sorted(STRATEGIES))}"
     lo_hi = cfg.receipt_delay
     if len(lo_hi) != 2 or not 0 <= lo_hi[0] <= lo_hi[1]:
-        raise ConfigError(f"{source}: routing.receipt_delay must be [min, max] seconds")
-    if cfg.strategy not in STRATEGIES:
-        raise ConfigError(
-            f"{source}: routing.strategy must be one of {', '.join(sorted(STRATEGIES))}"
+        return "routing.receipt_delay must be [min, max] seconds"
+    return ""
+
+
+def _check_lan(cfg: Config) -> str:
+    if not 0 <= cfg.port < 65536:
+        return "lan.port must be between 0 and 65535"
+    if not 0 < cfg.discovery_port < 65536:
+        return "lan.discovery_port must be between 1 and 65535"
+    if cfg.listen:
+        try:
+            ipaddress.ip_address(cfg.listen)
+        except ValueError:
+            return f"lan.listen must be an IP address such as 0.0.0.0, not {cfg.listen!r}"
+    try:
+        group = ipaddress.IPv4Address(cfg.discovery_group)
+    except ValueError:
+        group = None
+    if group is None or not group.is_multicast:
+        return (
+            "lan.discovery_group must be an IPv4 multicast address (224.0.0.0 to "
+            f"239.255.255.255), not {cfg.discovery_group!r}"
         )
+    try:
+        known = sorted(name for _index, name in socket.if_nameindex())
+    except OSError:  # the platform cannot list them: the daemon will say at start-up
+        return ""
+    for name in cfg.interfaces:
+        if name not in known:
+            have = ", ".join(known[:8]) + (", ..." if len(known) > 8 else "")
+            return f"lan.interfaces: this machine has no interface {name!r} (it has: {have})"
+    return ""
+
+
+def _check_peers(peers: tuple[str, ...]) -> str:
+    """``gateway.peers``: each entry is ``host:port``."""
+    for peer in peers:
+        try:
+            parse_host_port(peer, "gateway.peers")
+        except ConfigError as exc:
+            return str(exc)
+    return ""
+
+
+_POSITIVE = (
+    ("lan.beacon_interval", "beacon_interval"),
+    ("gateway.backoff_max", "backoff_max"),
+    ("limits.link_rate", "link_rate"),
+    ("limits.trial_rate", "trial_rate"),
+)
+_AT_LEAST: tuple[tuple[str, str, int], ...] = (
+    ("store.max_bytes", "store_max_bytes", 1 << 20),
+    ("store.max_envelopes", "store_max_envelopes", 1),
+    ("store.bundle_max_bytes", "bundle_max_bytes", 1 << 16),
+    ("limits.link_burst", "link_burst", 1),
+    ("limits.max_links", "max_links", 1),
+    ("limits.max_links_per_address", "max_links_per_address", 1),
+    ("limits.max_handshakes", "max_handshakes", 1),
+    ("limits.idle_timeout", "idle_timeout", 30),
+    ("limits.sync_symbols", "sync_symbols", 64),
+    ("limits.stranger_sessions", "stranger_sessions", 0),
+)
+
+
+def _check_sizes(cfg: Config) -> str:
+    for key, attr in _POSITIVE:
+        value = getattr(cfg, attr)
+        if not (math.isfinite(value) and value > 0):
+            return f"{key} must be > 0, not {value}"
+    for key, attr, low in _AT_LEAST:
+        value = getattr(cfg, attr)
+        if not (math.isfinite(value) and value >= low):
+            return f"{key} must be at least {_UNITS.get(low, str(low))}, not {value}"
+    return ""
+
+
+_UNITS = {1 << 20: "1 MiB", 1 << 16: "64 KiB (65536)"}
 
 
 def load(path: Path | None) -> Config:

@@ -633,7 +633,10 @@ class Daemon:
             )
         except ValueError as exc:
             raise ipc.IpcError(str(exc)) from None
-        self.call_node(lambda now: self.node.publish_bulletin(b, now))
+        actions = self.call_node(lambda now: self.node.publish_bulletin(b, now))
+        refused = next((a for a in actions if isinstance(a, SendFailed)), None)
+        if refused is not None:
+            raise ipc.IpcError(f"cannot post: {refused.reason}")
         return {"topic": b.key, "expires": b.expiry}
 
     def _trust(self, persona: bytes) -> str:
