@@ -7,6 +7,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+import tracemalloc
 from pathlib import Path
 
 import pytest
@@ -58,6 +59,7 @@ def test_migration_from_v1_keeps_data(tmp_path: Path) -> None:
     assert s.ids_with_tag(b"t" * 8) == [env.id()]
     assert s.ids_with_receipt(b"r" * 16) == [env.id()]
     assert not s.has(b"\x01" * 32)  # a row that is not an envelope is dropped
+    assert s.source_bytes(b"x") == len(frame)  # v4 counts per source on disk
     s.close()
     db = sqlite3.connect(path)
     assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
@@ -114,3 +116,34 @@ def test_acknowledged_envelopes_survive_kill_9(tmp_path: Path) -> None:
     # The store is consistent: the in-memory mirror matches the table.
     assert store.count() == len(store.ids_in_range(b"", None)) >= len(acknowledged)
     store.close()
+
+
+def test_per_source_counts_cost_no_memory_per_label(tmp_path: Path) -> None:
+    """Issue 10 (memory per stored envelope): per-source byte counts were a dict in memory,
+    ~130 B per distinct label, and a relay can hold as many labels as envelopes (its own
+    each carry a random one). Opening a store of 20,000 labels now allocates nothing per
+    label (the counts are a table kept by triggers), and the counts stay right."""
+    path = tmp_path / "s.db"
+    s = SQLiteStore(path)
+    items = [
+        StoreItem(n.to_bytes(32, "big"), b"d" * 50, NOW + 3600, 0, n.to_bytes(16, "big"))
+        for n in range(20_000)
+    ]
+    s.put_many(items, NOW)
+    s.close()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        s = SQLiteStore(path)
+        held = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert held < 200_000, held  # the dict was 2.6 MB
+    assert s.source_bytes((7).to_bytes(16, "big")) == 50
+    s.delete((7).to_bytes(32, "big"), NOW)
+    assert s.source_bytes((7).to_bytes(16, "big")) == 0
+    with s.transaction():
+        s.put(StoreItem(b"\xee" * 32, b"e" * 70, NOW + 3600, 0, b"z"), NOW)
+        assert s.source_bytes(b"z") == 70  # seen inside the transaction that wrote it
+    assert s.total_bytes() == 19_999 * 50 + 70
+    s.close()

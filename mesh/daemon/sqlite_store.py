@@ -5,9 +5,10 @@ reached the disk, so an envelope reported ``STORED`` survives ``kill -9`` and po
 The schema is versioned with ``PRAGMA user_version`` and upgraded step by step by
 :data:`MIGRATIONS` when the store is opened.
 
-The per-source byte counts, the count and the total size are mirrored in memory (loaded
-at open, kept in step inside each transaction, rebuilt if a transaction rolls back), so
-the quota checks cost no query; everything per envelope (ids, tags, receipt hashes,
+The count and the total sizes are mirrored in memory (loaded at open, kept in step inside
+each transaction, rebuilt if a transaction rolls back), so the global quota checks cost no
+query; per-source byte counts live in a ``sources`` table kept by triggers (one indexed
+read per admission); everything per envelope (ids, tags, receipt hashes,
 budgets) stays on disk behind indexes, so memory does not grow with the store. One
 process owns a store file at a time.
 
@@ -28,7 +29,7 @@ from mesh.core import envelope as E
 from mesh.core.session import TAG_LEN
 from mesh.core.store import PUBLIC_RANK, Meta, PolicyStore, Quotas, StoreItem
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 
 def _v1(db: sqlite3.Connection) -> None:
@@ -69,7 +70,33 @@ def _v3(db: sqlite3.Connection) -> None:
     db.execute("CREATE INDEX envelopes_receipt ON envelopes(receipt) WHERE receipt != x''")
 
 
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1, _v2, _v3]
+def _v4(db: sqlite3.Connection) -> None:
+    """Per-source byte counts move to disk, kept by triggers in the same transaction as the
+    rows they count: held in memory they cost ~130 B per distinct source label, and labels
+    are as many as envelopes in the worst case (own envelopes each carry a random one)."""
+    db.execute(
+        "CREATE TABLE sources (source BLOB PRIMARY KEY NOT NULL, bytes INTEGER NOT NULL)"
+        " WITHOUT ROWID"
+    )
+    db.execute("INSERT INTO sources SELECT source, SUM(size) FROM envelopes GROUP BY source")
+    db.execute(
+        "CREATE TRIGGER sources_insert AFTER INSERT ON envelopes BEGIN"
+        " INSERT INTO sources VALUES (new.source, new.size)"
+        " ON CONFLICT(source) DO UPDATE SET bytes = bytes + new.size; END"
+    )
+    db.execute(
+        "CREATE TRIGGER sources_delete AFTER DELETE ON envelopes BEGIN"
+        " UPDATE sources SET bytes = bytes - old.size WHERE source = old.source;"
+        " DELETE FROM sources WHERE source = old.source AND bytes <= 0; END"
+    )
+    db.execute(
+        "CREATE TRIGGER sources_resize AFTER UPDATE OF size ON envelopes BEGIN"
+        " UPDATE sources SET bytes = bytes + new.size - old.size WHERE source = old.source;"
+        " END"
+    )
+
+
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1, _v2, _v3, _v4]
 
 
 class StoreFileError(Exception):
@@ -109,10 +136,8 @@ class SQLiteStore(PolicyStore):
         self._load_mirror()
 
     def _load_mirror(self) -> None:
-        self._sources: dict[bytes, int] = dict(
-            self._db.execute("SELECT source, SUM(size) FROM envelopes GROUP BY source")
-        )
-        self._bytes = sum(self._sources.values())
+        row = self._db.execute("SELECT COALESCE(SUM(size), 0) FROM envelopes").fetchone()
+        self._bytes = int(row[0])
         self._count = int(self._db.execute("SELECT COUNT(*) FROM envelopes").fetchone()[0])
         row = self._db.execute(
             "SELECT COALESCE(SUM(size), 0) FROM envelopes WHERE priority >= ?", (PUBLIC_RANK,)
@@ -138,7 +163,8 @@ class SQLiteStore(PolicyStore):
         return self._bytes
 
     def source_bytes(self, source: bytes) -> int:
-        return self._sources.get(source, 0)
+        row = self._db.execute("SELECT bytes FROM sources WHERE source = ?", (source,)).fetchone()
+        return 0 if row is None else int(row[0])
 
     def ids_in_range(self, lo: bytes, hi: bytes | None, limit: int | None = None) -> list[bytes]:
         sql = "SELECT id FROM envelopes WHERE id >= ?"
@@ -195,8 +221,6 @@ class SQLiteStore(PolicyStore):
             "UPDATE envelopes SET data = ?, size = ?, budget = ? WHERE id = ?",
             (data, len(data), budget, envelope_id),
         )
-        source = bytes(row[0])
-        self._sources[source] = self._sources.get(source, 0) + delta
         self._bytes += delta
         return True
 
@@ -268,24 +292,18 @@ class SQLiteStore(PolicyStore):
         self._count += 1
         if item.priority >= PUBLIC_RANK:
             self._public += item.size
-        self._sources[item.source] = self._sources.get(item.source, 0) + item.size
         self._bytes += item.size
 
     def _remove(self, envelope_id: bytes) -> None:
         row = self._db.execute(
-            "DELETE FROM envelopes WHERE id = ? RETURNING source, size, priority", (envelope_id,)
+            "DELETE FROM envelopes WHERE id = ? RETURNING size, priority", (envelope_id,)
         ).fetchone()
         if row is None:
             return
-        source, size = bytes(row[0]), int(row[1])
+        size = int(row[0])
         self._count -= 1
-        if int(row[2]) >= PUBLIC_RANK:
+        if int(row[1]) >= PUBLIC_RANK:
             self._public -= size
-        left = self._sources.get(source, 0) - size
-        if left > 0:
-            self._sources[source] = left
-        else:
-            self._sources.pop(source, None)
         self._bytes -= size
 
     def _eviction_order(self, public: bool) -> Iterator[tuple[int, int, bytes, int]]:
