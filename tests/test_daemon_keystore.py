@@ -6,6 +6,7 @@ the daemon never wrote the keystore."""
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -21,6 +22,7 @@ from mesh.core.events import MessageQueued, SendMessage, Tick
 from mesh.core.memory_store import MemoryStore
 from mesh.core.node import Node
 from mesh.daemon.daemon import Daemon
+from mesh.daemon.lock import lock_profile, unlock_profile
 from mesh.profile import KEYSTORE, Profile, create_profile, new_profile, open_profile
 from tests.daemon_helpers import loopback_config
 from tests.test_daemon import Running
@@ -128,3 +130,24 @@ def test_contact_ops_refuse_bad_input_in_one_line_and_change_nothing(tmp_path: P
         assert open_profile(me.path, PASS).contacts[0].verified
     finally:
         d.close()
+
+
+def test_a_starting_daemon_waits_for_a_command_and_reads_what_it_wrote(tmp_path: Path) -> None:
+    """A contact command writing the keystore (under daemon.lock) while a daemon starts:
+    the daemon waits for the lock, then works from the keystore as the command left it,
+    not from the copy it opened before (which its next save would have written back)."""
+    t0 = int(time.time())
+    me = create_profile(tmp_path / "me", "Me", PASS, FAST, t0, os.urandom)
+    carol = new_profile(tmp_path / "carol", "Carol", t0, os.urandom)
+    opened = open_profile(me.path, PASS)  # what 'steppe daemon' read before taking the lock
+    lock = lock_profile(me.path)  # a contact command, in the middle of its write
+    me.add_contact(carol.card, t0)
+    me.save(os.urandom)
+    threading.Timer(0.3, unlock_profile, (lock, me.path)).start()
+    d = Daemon(opened, loopback_config(lan=False), opened.path, handle_signals=False)
+    try:
+        assert [c.name for c in d.profile.contacts] == ["Carol"]
+        assert carol.identity.sign_public in d.node.contacts
+    finally:
+        d.close()
+    assert not (me.path / "daemon.lock").exists()

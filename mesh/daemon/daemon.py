@@ -82,6 +82,7 @@ SEND_QUEUE = 4096  # frames waiting for a slow peer before the link is dropped
 STATE_KEY = "node"
 STATE_EVERY = 60.0  # seconds between periodic saves of the node state
 DEFAULT_TTL = 7 * 86400
+LOCK_WAIT = 2.0  # seconds to wait for daemon.lock (a contact command holds it a moment)
 
 
 @dataclass(slots=True)
@@ -131,7 +132,7 @@ class Daemon:
         handle_signals: bool = True,
     ) -> None:
         try:
-            self._lock = lock_profile(profile.path)
+            self._lock = lock_profile(profile.path, wait=LOCK_WAIT)
         except ProfileLocked:
             raise DaemonError(
                 f"another daemon is already running for the profile in {profile.path}"
@@ -387,6 +388,7 @@ class Daemon:
 
     def close(self) -> None:
         saved = "state saved"
+        self.live.after_step()  # a rotation whose save failed: one more try
         try:
             self._save_state()
         except Exception:  # noqa: BLE001 - the database may already be gone after a panic

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import time
 from pathlib import Path
 from typing import TextIO
 
@@ -22,18 +23,23 @@ class ProfileLocked(Exception):
     """Someone else (a daemon, or a command changing the keystore) holds the lock."""
 
 
-def lock_profile(path: Path) -> TextIO:
-    """Take the exclusive lock on ``daemon.lock`` or raise :class:`ProfileLocked`. A lock
-    taken on a file that its last holder removed in the meantime is worthless (a third
-    process could create a new one), so it is taken again on the file now at that path."""
+def lock_profile(path: Path, wait: float = 0.0) -> TextIO:
+    """Take the exclusive lock on ``daemon.lock``, trying for up to ``wait`` seconds (a
+    command holds it for a moment only), or raise :class:`ProfileLocked`. A lock taken on
+    a file that its last holder removed in the meantime is worthless (a third process
+    could create a new one), so it is taken again on the file now at that path."""
     lock = path / LOCK_NAME
+    deadline = time.monotonic() + wait
     while True:
         f = lock.open("w")
         try:
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
             f.close()
-            raise ProfileLocked(str(path)) from None
+            if time.monotonic() >= deadline:
+                raise ProfileLocked(str(path)) from None
+            time.sleep(0.05)
+            continue
         try:
             if os.stat(lock).st_ino == os.fstat(f.fileno()).st_ino:
                 return f
