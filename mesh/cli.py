@@ -336,7 +336,9 @@ def cmd_inbox(args: argparse.Namespace, out: TextIO) -> None:
     rows = _ipc(args, "messages", **kwargs)
     if not rows:
         out.write("no messages yet\n")
-    known = {bytes.fromhex(c["fingerprint"]) for c in _ipc(args, "contacts")} if rows else set()
+    contacts = _ipc(args, "contacts") if rows else []
+    known = {bytes.fromhex(c["fingerprint"]) for c in contacts}
+    changed = {bytes.fromhex(c["fingerprint"]) for c in contacts if c["key_changed"]}
     strangers = False
     for m in rows:
         when = time.strftime("%Y-%m-%d %H:%M", time.localtime(m["created"]))
@@ -352,6 +354,11 @@ def cmd_inbox(args: argparse.Namespace, out: TextIO) -> None:
             "To answer an unknown sender, ask for their contact card and add it with "
             "'steppe contact add CARD': 'contact list' shows its fingerprint, which must "
             "match the one above.\n"
+        )
+    if any(fingerprint(m["contact"]) in changed for m in rows):
+        out.write(
+            "KEY CHANGED: those messages come from a contact's new key, which nobody has "
+            "verified; compare safety numbers in person first: 'steppe contact verify NAME'.\n"
         )
 
 

@@ -86,6 +86,7 @@ def test_contact_changes_reach_the_running_daemon_at_once(tmp_path: Path) -> Non
         wait_for(lambda: "new phone" in output(tmp_path, "me", "inbox"), "the new key's message")
         line = next(x for x in output(tmp_path, "me", "inbox").splitlines() if "new phone" in x)
         assert f"from {new_fp} (KEY CHANGED — not verified: the new key of Carol)" in line
+        assert "compare safety numbers in person first" in output(tmp_path, "me", "inbox")
 
         # The old key's holder is no longer a contact: what it sends is a stranger's.
         output(tmp_path, "carol", "send", "Me", "old phone here")
