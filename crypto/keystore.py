@@ -130,6 +130,18 @@ def unlock(blob: bytes, passphrase: bytes) -> tuple[bytes, bytes]:
     raise BadPassphrase("wrong passphrase")
 
 
+def open_secrets(blob: bytes, data_key: bytes) -> bytes:
+    """The secrets of a keystore whose data key is already known (no KDF run): how a
+    running daemon, or a command that unlocked it a moment ago, reads the current ones."""
+    items = _parse(blob)
+    return p.xchacha_decrypt(
+        data_key,
+        expect_bytes(items[3], "nonce", size=24),
+        expect_bytes(items[4], "secrets"),
+        _DATA_AD,
+    )
+
+
 def replace_secrets(blob: bytes, data_key: bytes, secrets: bytes, rng: p.Rng) -> bytes:
     """The same slots, new encrypted secrets (no KDF run needed)."""
     items = _parse(blob)

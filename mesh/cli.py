@@ -162,16 +162,30 @@ def print_card_qr(text: str, out: TextIO) -> None:
 
 
 def cmd_contact_add(args: argparse.Namespace, out: TextIO) -> None:
+    """Add a card; while a daemon runs it applies the change (see mesh.contact_change)."""
+    from mesh.contact_change import change_contacts
+
     try:
         card = ContactCard.decode(args.card)
     except CryptoError as exc:
         raise CliError(card_problem(args.card, exc)) from exc
     p = _open(args)
-    c = p.add_contact(card, _now(), name=args.name, replace=args.replace)
-    p.save(os.urandom)
-    state = "key changed, verify again before messaging" if c.key_changed else "unverified"
-    out.write(f"Added {inert(c.name)} ({state}). Fingerprint {_fp(card.identity.sign_public)}\n")
-    out.write(f"Compare safety numbers in person: steppe contact verify {inert(repr(c.name))}\n")
+
+    def local(q: prof.Profile) -> tuple[str, bool]:
+        c = q.add_contact(card, _now(), name=args.name, replace=args.replace)
+        return c.name, c.key_changed
+
+    def remote() -> tuple[str, bool]:
+        kwargs = {"card": args.card, "name": args.name or "", "replace": args.replace}
+        row = _ipc(args, "contact_add", **kwargs)
+        return str(row["name"]), bool(row["key_changed"])
+
+    (name, changed), live = change_contacts(p, local, remote)
+    state = "key changed, verify again before messaging" if changed else "unverified"
+    out.write(f"Added {inert(name)} ({state}). Fingerprint {_fp(card.identity.sign_public)}\n")
+    if live:
+        out.write("The running daemon has the change now.\n")
+    out.write(f"Compare safety numbers in person: steppe contact verify {inert(repr(name))}\n")
 
 
 def cmd_contact_list(args: argparse.Namespace, out: TextIO) -> None:
@@ -200,9 +214,25 @@ def cmd_contact_verify(args: argparse.Namespace, out: TextIO) -> None:
         if not ask("Do the numbers match exactly?"):
             out.write("Not verified.\n")
             return
-    c.verified, c.key_changed = True, False
-    p.save(os.urandom)
+    from mesh.contact_change import change_contacts
+
+    shown = c.card.identity.fingerprint.hex()
+
+    def local(q: prof.Profile) -> None:
+        fresh = q.contact(c.name)
+        if fresh.card.identity.fingerprint.hex() != shown:
+            raise CliError(
+                f"{c.name}'s key changed since the safety number was shown: compare again"
+            )
+        fresh.verified, fresh.key_changed = True, False
+
+    def remote() -> None:
+        _ipc(args, "contact_verify", name=c.name, fingerprint=shown)
+
+    _done, live = change_contacts(p, local, remote)
     out.write(f"{inert(c.name)} is now verified.\n")
+    if live:
+        out.write("The running daemon has the change now.\n")
 
 
 def cmd_sim_list(args: argparse.Namespace, out: TextIO) -> None:
@@ -329,10 +359,12 @@ def cmd_inbox(args: argparse.Namespace, out: TextIO) -> None:
         rows = _ipc(args, "messages", **kwargs)
         contacts = _ipc(args, "contacts") if rows else []
         known = {bytes.fromhex(c["fingerprint"]) for c in contacts}
+        changed = {bytes.fromhex(c["fingerprint"]) for c in contacts if c["key_changed"]}
     else:  # no daemon: read the history ourselves, with the passphrase
         profile = _open(args)
         rows = offline.messages(profile, args.contact or "", limit)
         known = {c.card.identity.fingerprint for c in profile.contacts}
+        changed = {c.card.identity.fingerprint for c in profile.contacts if c.key_changed}
     if not rows:
         out.write("no messages yet\n")
     strangers = False
@@ -350,6 +382,11 @@ def cmd_inbox(args: argparse.Namespace, out: TextIO) -> None:
             "To answer an unknown sender, ask for their contact card and add it with "
             "'steppe contact add CARD': 'contact list' shows its fingerprint, which must "
             "match the one above.\n"
+        )
+    if any(fingerprint(m["contact"]) in changed for m in rows):
+        out.write(
+            "KEY CHANGED: those messages come from a contact's new key, which nobody has "
+            "verified; compare safety numbers in person first: 'steppe contact verify NAME'.\n"
         )
 
 

@@ -41,6 +41,8 @@ OPS: dict[str, dict[str, type]] = {
     "status": {},
     "peers": {},
     "contacts": {},
+    "contact_add": {"card": str, "name": str, "replace": bool},
+    "contact_verify": {"name": str, "fingerprint": str},
     "conversations": {},
     "messages": {"contact": str, "limit": int},
     "send": {"contact": str, "text": str},
@@ -56,6 +58,7 @@ OPTIONAL: dict[str, frozenset[str]] = {
     "bulletin_list": frozenset({"limit"}),
     "bulletin_post": frozenset({"topic", "hours"}),
     "export": frozenset({"max_bytes"}),
+    "contact_add": frozenset({"name", "replace"}),
 }
 
 
@@ -65,6 +68,7 @@ OPTIONAL: dict[str, frozenset[str]] = {
 MAX_TEXT = 12_000  # message and bulletin text (mesh.core.node.MAX_BODY, crypto.bulletin.MAX_BODY)
 MAX_TOPIC = 128  # a bulletin's topic (its key in crypto.bulletin)
 MAX_NAME = 256
+MAX_CARD = 2048  # a contact card's text (crypto.identity.MAX_CARD_BYTES, base32, spaces)
 MAX_PATH = 4096
 MAX_STR = 65536
 MAX_LIMIT = 10_000
@@ -72,6 +76,10 @@ LIMITS: dict[tuple[str, str], tuple[int, int]] = {
     ("messages", "contact"): (0, MAX_NAME),
     ("messages", "limit"): (1, MAX_LIMIT),
     ("send", "contact"): (1, MAX_NAME),
+    ("contact_add", "card"): (1, MAX_CARD),
+    ("contact_add", "name"): (0, MAX_NAME),
+    ("contact_verify", "name"): (1, MAX_NAME),
+    ("contact_verify", "fingerprint"): (64, 64),
     ("send", "text"): (0, MAX_TEXT),
     ("bulletin_post", "text"): (0, MAX_TEXT),
     ("bulletin_post", "topic"): (0, MAX_TOPIC),

@@ -142,6 +142,25 @@ class Profile:
             keystore.replace_secrets(blob, self.data_key, self._secrets(), rng),
         )
 
+    def reload(self) -> None:
+        """Read the prekey ring and the contacts again from the keystore on disk (with the
+        data key: no passphrase, no KDF run), in place. Whoever is about to own the
+        keystore (a daemon that just took ``daemon.lock``, a command changing contacts)
+        calls it so it cannot save over a change made since the profile was opened. A
+        profile never saved (tests, benchmarks) has nothing to reload."""
+        ks = self.path / KEYSTORE
+        if not ks.exists():
+            return
+        try:
+            secrets = keystore.open_secrets(ks.read_bytes(), self.data_key)
+        except CryptoError as exc:
+            raise ProfileError(f"the keystore in {self.path} is damaged ({exc})") from None
+        fresh = _from_secrets(self.path, secrets, self.data_key)
+        if fresh.identity.sign_public != self.identity.sign_public:
+            raise ProfileError(f"the keystore in {self.path} was replaced by another profile's")
+        self.name, self.card_created = fresh.name, fresh.card_created
+        self.ring, self.contacts = fresh.ring, fresh.contacts
+
     def add_contact(
         self, card: ContactCard, now: int, *, name: str | None = None, replace: bool = False
     ) -> Contact:
@@ -203,6 +222,10 @@ def open_profile(path: Path, passphrase: bytes) -> Profile:
         raise ProfileError(f"wrong passphrase for the profile in {path}") from None
     except CryptoError as exc:
         raise ProfileError(f"the keystore in {path} is damaged ({exc})") from None
+    return _from_secrets(path, secrets, data_key)
+
+
+def _from_secrets(path: Path, secrets: bytes, data_key: bytes) -> Profile:
     try:
         items = expect_list(
             strict_unpack(secrets, max_size=len(secrets), max_array_len=100000, max_str_len=1024),

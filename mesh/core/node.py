@@ -268,6 +268,13 @@ class Node:
         identity.verify()
         self.contacts[identity.sign_public] = Contact(identity, prekey)
 
+    def remove_contact(self, identity_key: bytes) -> None:
+        """Forget a contact (say its key was replaced): nothing is sealed to that key any
+        more. Its sessions stay, counted as a stranger's, so what it still sends arrives
+        as from that key."""
+        self.contacts.pop(identity_key, None)
+        self._bound_stranger_sessions()
+
     def publish_prekey(self, now: int) -> list[Action]:
         """Store our newest prekey record as a PREKEY envelope and offer it to peers."""
         current = self.ring.current(now)

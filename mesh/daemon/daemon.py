@@ -29,7 +29,6 @@ nothing that was acknowledged.
 
 from __future__ import annotations
 
-import fcntl
 import itertools
 import logging
 import os
@@ -39,15 +38,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 import trio
 
 from crypto.bulletin import Bulletin
-from crypto.errors import CryptoError, DecodeError
-from crypto.identity import ContactCard, fingerprint
+from crypto.errors import DecodeError
 from crypto.noise import KeyPair
-from crypto.prekeys import PrekeyRecord, prekey_from_card
 from crypto.primitives import Rng, blake2b
 from mesh import ipc
 from mesh.core import bundle
@@ -70,9 +67,11 @@ from mesh.core.events import (
 from mesh.core.node import Node, NodeConfig
 from mesh.core.store import Quotas
 from mesh.daemon.config import Config, parse_host_port
+from mesh.daemon.contacts import LiveProfile
 from mesh.daemon.discovery import Discovery
 from mesh.daemon.history import HISTORY, History, HistoryError
 from mesh.daemon.local_api import LocalApi
+from mesh.daemon.lock import ProfileLocked, lock_profile, unlock_profile
 from mesh.daemon.sqlite_store import SQLiteStore
 from mesh.profile import Profile, ProfileError, atomic_write
 
@@ -83,6 +82,7 @@ SEND_QUEUE = 4096  # frames waiting for a slow peer before the link is dropped
 STATE_KEY = "node"
 STATE_EVERY = 60.0  # seconds between periodic saves of the node state
 DEFAULT_TTL = 7 * 86400
+LOCK_WAIT = 2.0  # seconds to wait for daemon.lock (a contact command holds it a moment)
 
 
 @dataclass(slots=True)
@@ -131,7 +131,17 @@ class Daemon:
         clock: Callable[[], float] = time.time,
         handle_signals: bool = True,
     ) -> None:
-        self._lock = _lock_profile(profile.path)
+        try:
+            self._lock = lock_profile(profile.path, wait=LOCK_WAIT)
+        except ProfileLocked:
+            raise DaemonError(
+                f"another daemon is already running for the profile in {profile.path}"
+            ) from None
+        try:
+            profile.reload()  # what is on disk now: a command may have changed it meanwhile
+        except ProfileError as exc:
+            unlock_profile(self._lock, profile.path)
+            raise DaemonError(str(exc)) from None
         self.handle_signals = handle_signals
         self.profile = profile
         self.config = config
@@ -163,9 +173,8 @@ class Daemon:
                 long_term_link_key=relay_link_key(profile) if config.mode == "relay" else None,
             ),
         )
-        for c in profile.contacts:
-            if not c.key_changed:
-                self.node.add_contact(c.card.identity, _card_prekey(c.card, int(clock())))
+        self.live = LiveProfile(self)
+        self.live.add_to_node()
         try:
             saved = self.history.load_state(STATE_KEY)
             if saved is not None:
@@ -175,7 +184,7 @@ class Daemon:
         except (HistoryError, DecodeError) as exc:
             self.history.close()
             self.store.close()
-            self._lock.close()
+            unlock_profile(self._lock, profile.path)
             raise DaemonError(f"the saved node state in {profile.path} is damaged: {exc}") from None
         self.links: dict[int, LinkInfo] = {}
         self.stats: dict[str, int] = {}
@@ -213,6 +222,7 @@ class Daemon:
             with self.store.transaction():
                 actions = step(self.now())
                 self._apply(actions)
+                self.live.after_step()  # a rotated prekey is on disk before it is sent
         except BaseException:
             # The store rolled back but the node's memory did not: from here on the two
             # may disagree, so this process must stop without saving (crash-only; the
@@ -294,10 +304,7 @@ class Daemon:
         self._dirty = False
 
     def _contact_name(self, key: bytes) -> str:
-        for c in self.profile.contacts:
-            if c.card.identity.sign_public == key:
-                return c.name
-        return key.hex()[:16]
+        return self.live.name_of(key)
 
     def _publish(self, kind: str, data: dict[str, Any]) -> None:
         self.local_api.publish(kind, data)
@@ -381,6 +388,7 @@ class Daemon:
 
     def close(self) -> None:
         saved = "state saved"
+        self.live.after_step()  # a rotation whose save failed: one more try
         try:
             self._save_state()
         except Exception:  # noqa: BLE001 - the database may already be gone after a panic
@@ -388,7 +396,7 @@ class Daemon:
             log.warning("could not save the node state on the way out")
         self.history.close()
         self.store.close()
-        _unlock_profile(self._lock, self.profile.path)
+        unlock_profile(self._lock, self.profile.path)
         if self._stopped_by:
             log.info("stopped on %s: %s, links closed", self._stopped_by, saved)
 
@@ -581,18 +589,13 @@ class Daemon:
         ]
 
     def op_contacts(self) -> list[dict[str, Any]]:
-        out = []
-        for c in self.profile.contacts:
-            out.append(
-                {
-                    "name": c.name,
-                    "verified": c.verified,
-                    "key_changed": c.key_changed,
-                    "fingerprint": c.card.identity.fingerprint.hex(),
-                    "can_write": self.node.can_write(c.card.identity.sign_public, self.now()),
-                }
-            )
-        return out
+        return self.live.rows()
+
+    def op_contact_add(self, card: str, name: str = "", replace: bool = False) -> dict[str, Any]:
+        return self.live.add(card, name, replace)
+
+    def op_contact_verify(self, name: str, fingerprint: str) -> dict[str, Any]:
+        return self.live.verify(name, fingerprint)
 
     def op_conversations(self) -> list[dict[str, Any]]:
         return [
@@ -639,21 +642,10 @@ class Daemon:
             raise ipc.IpcError(f"cannot post: {refused.reason}")
         return {"topic": b.key, "expires": b.expiry}
 
-    def _trust(self, persona: bytes) -> str:
-        """Trust comes from who holds the key, never from a name in the post."""
-        if persona == self.profile.identity.sign_public:
-            return "you"
-        for c in self.profile.contacts:
-            if c.card.identity.sign_public == persona:
-                if c.key_changed:
-                    return f"{c.name} (KEY CHANGED)"
-                return f"{c.name} (verified contact)" if c.verified else f"{c.name} (unverified)"
-        return "unknown key " + fingerprint(persona).hex()[:16]
-
     def op_bulletin_list(self, limit: int = 50) -> list[dict[str, Any]]:
         return [
             {
-                "signer": self._trust(b.persona),
+                "signer": self.live.trust(b.persona),
                 "topic": b.key,
                 "created": b.created,
                 "expiry": b.expiry,
@@ -717,35 +709,6 @@ class DaemonError(Exception):
     """One readable line: why the daemon cannot start."""
 
 
-def _lock_profile(path: Path) -> TextIO:
-    """One daemon per profile: an exclusive lock on ``daemon.lock``, held while running
-    and removed on a clean stop. A lock taken on a file that a stopping daemon removed in
-    the meantime is worthless (a third daemon could create a new one), so it is taken
-    again on the file now at that path."""
-    lock = path / "daemon.lock"
-    while True:
-        f = lock.open("w")
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            f.close()
-            raise DaemonError(
-                f"another daemon is already running for the profile in {path}"
-            ) from None
-        try:
-            if os.stat(lock).st_ino == os.fstat(f.fileno()).st_ino:
-                return f
-        except FileNotFoundError:
-            pass
-        f.close()
-
-
-def _unlock_profile(f: TextIO, path: Path) -> None:
-    """Remove ``daemon.lock`` while still holding it, then let go."""
-    (path / "daemon.lock").unlink(missing_ok=True)
-    f.close()
-
-
 def _reason(exc: BaseException) -> str:
     """Why a connection failed, without the addresses some exceptions' text holds."""
     while exc.__cause__ is not None and not (isinstance(exc, OSError) and exc.errno):
@@ -757,15 +720,6 @@ def _reason(exc: BaseException) -> str:
     if isinstance(exc, trio.TooSlowError):
         return "timed out"
     return type(exc).__name__
-
-
-def _card_prekey(card: ContactCard, now: int) -> PrekeyRecord | None:
-    """The prekey a contact's card carries, if it still verifies (cards were checked
-    when added; an expired or unreadable one is simply not used)."""
-    try:
-        return prekey_from_card(card, now)
-    except CryptoError:
-        return None
 
 
 def _text(body: bytes) -> str:
