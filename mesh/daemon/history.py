@@ -115,6 +115,10 @@ class History:
         self._gens_dirty = False
         self._in_tx = False
         self._ready = False
+        # msg id -> row, built on the first mark (one pass) and kept by add: marking a
+        # message acknowledged opens one row, not the whole history. A rolled-back add can
+        # leave a stale entry; mark checks the row it finds and rebuilds on a mismatch.
+        self._by_msg: dict[bytes, int] | None = None
 
     def close(self) -> None:
         self._db.close()
@@ -236,37 +240,50 @@ class History:
         row = int(self._db.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM messages").fetchone()[0])
         blob = self._seal([contact, outgoing, msg_id, created, text, state], _msg_ad(row))
         self._db.execute("INSERT INTO messages (id, blob) VALUES (?, ?)", (row, blob))
+        if self._by_msg is not None:
+            self._by_msg[msg_id] = row
         return row
 
+    def _message(self, row: int, blob: bytes) -> Message:
+        where = f"history message {row}"
+        f = expect_list(self._open(blob, _msg_ad(row), where), 6, "history message")
+        return Message(
+            row,
+            expect_bytes(f[0], "contact"),
+            bool(f[1]),
+            expect_bytes(f[2], "msg id"),
+            expect_int(f[3], "created"),
+            str(f[4]),
+            str(f[5]),
+        )
+
     def _rows(self) -> list[Message]:
-        out = []
-        for row, blob in self._db.execute("SELECT id, blob FROM messages ORDER BY id"):
-            where = f"history message {row}"
-            f = expect_list(self._open(blob, _msg_ad(row), where), 6, "history message")
-            out.append(
-                Message(
-                    row,
-                    expect_bytes(f[0], "contact"),
-                    bool(f[1]),
-                    expect_bytes(f[2], "msg id"),
-                    expect_int(f[3], "created"),
-                    str(f[4]),
-                    str(f[5]),
-                )
-            )
-        return out
+        cursor = self._db.execute("SELECT id, blob FROM messages ORDER BY id")
+        return [self._message(row, blob) for row, blob in cursor]
+
+    def _find(self, msg_id: bytes) -> Message | None:
+        for attempt in range(2):
+            if self._by_msg is None or attempt:
+                self._by_msg = {m.msg_id: m.row for m in self._rows()}
+            row = self._by_msg.get(msg_id)
+            if row is None:
+                return None
+            got = self._db.execute("SELECT blob FROM messages WHERE id = ?", (row,)).fetchone()
+            m = None if got is None else self._message(row, got[0])
+            if m is not None and m.msg_id == msg_id:
+                return m
+        return None
 
     def mark(self, msg_id: bytes, state: str) -> bool:
         self._prepare()
-        for m in self._rows():
-            if m.msg_id == msg_id:
-                rec = [m.contact, m.outgoing, m.msg_id, m.created, m.text, state]
-                self._db.execute(
-                    "UPDATE messages SET blob = ? WHERE id = ?",
-                    (self._seal(rec, _msg_ad(m.row)), m.row),
-                )
-                return True
-        return False
+        m = self._find(msg_id)
+        if m is None:
+            return False
+        rec = [m.contact, m.outgoing, m.msg_id, m.created, m.text, state]
+        self._db.execute(
+            "UPDATE messages SET blob = ? WHERE id = ?", (self._seal(rec, _msg_ad(m.row)), m.row)
+        )
+        return True
 
     def messages(self, contact: bytes | None = None, limit: int = 100) -> list[Message]:
         self._prepare()
