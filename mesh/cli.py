@@ -7,232 +7,38 @@ argument) ends with one line on stderr, ``steppe: <what went wrong>``, and exit 
 from __future__ import annotations
 
 import argparse
-import getpass
 import os
 import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TextIO
 
-from crypto import keystore
-from crypto.errors import CryptoError
 from crypto.identity import (
-    ContactCard,
     fingerprint,
-    safety_digits,
-    safety_words,
     short_fingerprint,
 )
 from mesh import profile as prof
-from mesh.plain_errors import card_problem
+from mesh.cli_bundles import (
+    cmd_export,
+    cmd_import,
+)
+from mesh.cli_common import (
+    EXIT_USAGE,
+    CliError,
+    _ipc,
+    _open,
+    _profile_dir,
+    ask,
+)
+from mesh.cli_contacts import (
+    cmd_contact_add,
+    cmd_contact_list,
+    cmd_contact_verify,
+    cmd_id_new,
+    cmd_id_show,
+)
 from mesh.render import inert, inert_block
-
-EXIT_USAGE = 2
-
-
-class CliError(Exception):
-    """Printed as one line, exit code 2."""
-
-
-TERMINAL_WIDTH = 80  # the QR code of a contact card fits this many columns
-
-
-def _secret(prompt: str) -> str:
-    """A passphrase typed at the terminal; Ctrl-D is one line, exit 2."""
-    try:
-        return getpass.getpass(prompt)
-    except EOFError:
-        print(file=sys.stderr)  # the error line starts on a line of its own
-        raise CliError("no passphrase given (end of input): nothing done") from None
-
-
-def ask(question: str) -> bool:
-    """A ``[y/N]`` question at the terminal: only ``y`` or ``yes`` is a yes; Ctrl-D is one
-    line and exit 2, like every other refusal."""
-    try:
-        answer = input(f"{question} [y/N] ")
-    except EOFError:
-        print(file=sys.stderr)
-        raise CliError("no answer (end of input): nothing done") from None
-    return answer.strip().lower() in ("y", "yes")
-
-
-def _read_passphrase(args: argparse.Namespace, *, confirm: bool = False) -> bytes:
-    """The profile's passphrase: ``--passphrase-file``, the terminal, or one line of stdin.
-    ``confirm`` (a new passphrase): typed twice, and a weak one needs a yes."""
-    interactive = not args.passphrase_file and sys.stdin.isatty()
-    if args.passphrase_file:
-        try:
-            text = Path(args.passphrase_file).read_text().splitlines()
-        except OSError as exc:
-            raise CliError(f"cannot read passphrase file: {exc.strerror}") from None
-        value = text[0] if text else ""
-    elif interactive:
-        value = _secret("Passphrase: ")
-        if confirm and value and _secret("Repeat passphrase: ") != value:
-            raise CliError("the two passphrases differ")
-    else:
-        value = sys.stdin.readline().rstrip("\r\n")
-    if not value:
-        raise CliError("the passphrase may not be empty")
-    if confirm:
-        _accept_weak(value, interactive, getattr(args, "allow_weak_passphrase", False))
-    return value.encode()
-
-
-def _accept_weak(value: str, interactive: bool, allowed: bool) -> None:
-    from mesh.passphrase import weakness
-
-    why = weakness(value)
-    if not why:
-        return
-    print(
-        f"steppe: warning: this passphrase is weak ({why}); whoever takes this device can "
-        "try guesses offline",
-        file=sys.stderr,
-    )
-    if allowed:
-        return
-    if not interactive:
-        raise CliError(
-            "refusing a weak passphrase: choose a longer one, or pass --allow-weak-passphrase"
-        )
-    if not ask("Use this weak passphrase anyway?"):
-        raise CliError("no profile created: choose a longer passphrase")
-
-
-def _open(args: argparse.Namespace) -> prof.Profile:
-    return prof.open_profile(prof.resolve_profile_dir(args.profile), _read_passphrase(args))
-
-
-def _now() -> int:
-    return int(time.time())
-
-
-def cmd_id_new(args: argparse.Namespace, out: TextIO) -> None:
-    path = prof.resolve_profile_dir(args.profile)
-    if (path / prof.KEYSTORE).exists():
-        raise CliError(f"a profile already exists in {path}")
-    try:
-        params = keystore.KdfParams.named(args.kdf)
-    except ValueError as exc:
-        raise CliError(str(exc)) from None
-    try:
-        p = prof.create_profile(
-            path, args.name, _read_passphrase(args, confirm=True), params, _now(), os.urandom
-        )
-    except CryptoError as exc:
-        raise CliError(f"invalid name: {exc}") from None
-    out.write(f"Created profile in {path}\n")
-    out.write(f"Fingerprint: {_fp(p.identity.sign_public)}\n")
-    out.write("Show your contact card with: steppe id show\n")
-
-
-def _fp(key: bytes) -> str:
-    h = fingerprint(key).hex()
-    return " ".join(h[i : i + 4] for i in range(0, 64, 4))
-
-
-def fingerprint_words(key: bytes) -> list[str]:
-    return safety_words(key, key)
-
-
-def cmd_id_show(args: argparse.Namespace, out: TextIO) -> None:
-    p = _open(args)
-    text = p.card.encode()
-    out.write(f"Name:         {p.name}\n")
-    out.write(f"Fingerprint:  {_fp(p.identity.sign_public)}\n")
-    out.write(f"Words:        {' '.join(fingerprint_words(p.identity.sign_public))}\n")
-    out.write(f"Contact card: {text}\n")
-    if not args.no_qr:
-        out.write("\nScan to add this contact:\n")
-        print_card_qr(text, out)
-
-
-def print_card_qr(text: str, out: TextIO) -> None:
-    """A card's QR code in half-block characters, at most :data:`TERMINAL_WIDTH` wide (a
-    card with the longest name and a prekey: version 15, 81 modules)."""
-    import segno
-
-    qr = segno.make(text, error="l")  # a screen does not smudge: the smallest code
-    size = int(qr.symbol_size(border=0)[0])
-    border = max(1, min(4, (TERMINAL_WIDTH - size) // 2))
-    qr.terminal(out=out, compact=True, border=border)
-
-
-def cmd_contact_add(args: argparse.Namespace, out: TextIO) -> None:
-    """Add a card; while a daemon runs it applies the change (see mesh.contact_change)."""
-    from mesh.contact_change import change_contacts
-
-    try:
-        card = ContactCard.decode(args.card)
-    except CryptoError as exc:
-        raise CliError(card_problem(args.card, exc)) from exc
-    p = _open(args)
-
-    def local(q: prof.Profile) -> tuple[str, bool]:
-        c = q.add_contact(card, _now(), name=args.name, replace=args.replace)
-        return c.name, c.key_changed
-
-    def remote() -> tuple[str, bool]:
-        kwargs = {"card": args.card, "name": args.name or "", "replace": args.replace}
-        row = _ipc(args, "contact_add", **kwargs)
-        return str(row["name"]), bool(row["key_changed"])
-
-    (name, changed), live = change_contacts(p, local, remote)
-    state = "key changed, verify again before messaging" if changed else "unverified"
-    out.write(f"Added {inert(name)} ({state}). Fingerprint {_fp(card.identity.sign_public)}\n")
-    if live:
-        out.write("The running daemon has the change now.\n")
-    out.write(f"Compare safety numbers in person: steppe contact verify {inert(repr(name))}\n")
-
-
-def cmd_contact_list(args: argparse.Namespace, out: TextIO) -> None:
-    p = _open(args)
-    if not p.contacts:
-        out.write("No contacts yet. Add one with: steppe contact add CARD\n")
-        return
-    width = max(len(inert(c.name)) for c in p.contacts)
-    for c in sorted(p.contacts, key=lambda c: c.name.casefold()):
-        state = "KEY CHANGED" if c.key_changed else "verified" if c.verified else "unverified"
-        out.write(
-            f"{inert(c.name):<{width}}  {state:<11}  {_fp(c.card.identity.sign_public)[:24]}\n"
-        )
-
-
-def cmd_contact_verify(args: argparse.Namespace, out: TextIO) -> None:
-    p = _open(args)
-    c = p.contact(args.name)
-    mine, theirs = p.identity.sign_public, c.card.identity.sign_public
-    out.write(f"Safety number with {inert(c.name)}:\n  {safety_digits(mine, theirs)}\n")
-    out.write(f"  {' '.join(safety_words(mine, theirs))}\n")
-    out.write(f"Compare it with the number on {inert(c.name)}'s screen, in person.\n")
-    if not args.yes:
-        if not sys.stdin.isatty():
-            raise CliError("confirm interactively, or pass --yes once the numbers match")
-        if not ask("Do the numbers match exactly?"):
-            out.write("Not verified.\n")
-            return
-    from mesh.contact_change import change_contacts
-
-    shown = c.card.identity.fingerprint.hex()
-
-    def local(q: prof.Profile) -> None:
-        fresh = q.contact(c.name)
-        if fresh.card.identity.fingerprint.hex() != shown:
-            raise CliError(
-                f"{c.name}'s key changed since the safety number was shown: compare again"
-            )
-        fresh.verified, fresh.key_changed = True, False
-
-    def remote() -> None:
-        _ipc(args, "contact_verify", name=c.name, fingerprint=shown)
-
-    _done, live = change_contacts(p, local, remote)
-    out.write(f"{inert(c.name)} is now verified.\n")
-    if live:
-        out.write("The running daemon has the change now.\n")
 
 
 def cmd_sim_list(args: argparse.Namespace, out: TextIO) -> None:
@@ -260,20 +66,6 @@ def cmd_sim_sweep(args: argparse.Namespace, out: TextIO) -> None:
     from simulations.sweep import sweep
 
     sweep(args.scenario, args.set or [], args.seeds, args.jobs, args.csv, out=out)
-
-
-def _profile_dir(args: argparse.Namespace) -> Path:
-    return prof.resolve_profile_dir(args.profile)
-
-
-def _ipc(args: argparse.Namespace, op: str, **kwargs: object) -> Any:
-    """One request to the running daemon of this profile."""
-    from mesh import ipc
-
-    try:
-        return ipc.call_daemon_sync(_profile_dir(args), op, **kwargs)
-    except ipc.IpcError as exc:
-        raise CliError(str(exc)) from None
 
 
 def cmd_daemon(args: argparse.Namespace, out: TextIO) -> None:
@@ -431,66 +223,6 @@ def cmd_bulletin_list(args: argparse.Namespace, out: TextIO) -> None:
         when = time.strftime("%Y-%m-%d %H:%M", time.localtime(b["created"]))
         head = f"{when}  {inert(b['signer'])}  [{inert(b['topic'])}]"
         out.write(f"{head}\n{INDENT}{inert_block(b['text'], INDENT)}\n")
-
-
-def cmd_export(args: argparse.Namespace, out: TextIO) -> None:
-    from crypto.padding import BUCKETS
-
-    target = Path(args.path).expanduser().resolve()
-    smallest = BUNDLE_OVERHEAD + BUCKETS[0]
-    if args.max_bytes < 0 or 0 < args.max_bytes < smallest:
-        raise CliError(
-            f"--max-bytes {args.max_bytes} is smaller than one envelope: a bundle needs at "
-            f"least {smallest} bytes (0 means the configured store.bundle_max_bytes)"
-        )
-    existed = target.exists() or target.is_symlink()
-    if target.is_dir():
-        raise CliError(f"{target} is a directory: name the bundle file to write")
-    if existed and not args.force:
-        raise CliError(f"{target} already exists: pass --force to replace it")
-    r = _ipc(args, "export", path=str(target), max_bytes=args.max_bytes)
-    if r["envelopes"] == 0 and args.max_bytes:
-        carried = _ipc(args, "status")["envelopes"]
-        if carried:
-            if not existed:
-                target.unlink(missing_ok=True)
-            raise CliError(
-                f"none of the {carried} envelopes this node carries fits in --max-bytes "
-                f"{args.max_bytes}: no bundle written; raise the limit"
-            )
-    out.write(
-        f"wrote {r['envelopes']} sealed envelopes and {r['receipts']} delivery receipts "
-        f"({r['bytes']} bytes) to {target}\n"
-    )
-
-
-# Why envelopes of an imported bundle were not taken, in the user's words.
-IMPORT_REFUSALS = (
-    ("known", "already known"),
-    ("expired", "expired"),
-    ("over_quota", "over quota (the store is full)"),
-    ("invalid", "invalid or tampered"),
-    ("other", "refused for another reason"),
-)
-
-
-BUNDLE_OVERHEAD = 64  # the bundle's own header and list framing (the daemon reserves it)
-
-
-def cmd_import(args: argparse.Namespace, out: TextIO) -> None:
-    source = str(Path(args.path).expanduser().resolve())
-    r = _ipc(args, "import", path=source)
-    out.write(
-        f"{r['envelopes']} envelopes in the bundle: {r['stored']} new to carry, "
-        f"{r['delivered']} for you\n"
-    )
-    refused = [(r[k], label) for k, label in IMPORT_REFUSALS if r.get(k)]
-    if refused:
-        out.write("  refused: " + ", ".join(f"{n} {label}" for n, label in refused) + "\n")
-    if r["receipts"]:
-        out.write(
-            f"  {r['receipts']} delivery receipts; {r['acked']} of your messages now delivered\n"
-        )
 
 
 def cmd_panic(args: argparse.Namespace, out: TextIO) -> None:

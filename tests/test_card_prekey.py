@@ -16,7 +16,8 @@ from crypto.errors import CryptoError
 from crypto.identity import MAX_NAME, ContactCard
 from crypto.prekeys import PrekeyRing, card_prekey, prekey_from_card
 from crypto.wire import pack, strict_unpack
-from mesh import cli
+from mesh.cli_common import TERMINAL_WIDTH
+from mesh.cli_contacts import print_card_qr
 from mesh.core import bundle
 from mesh.daemon.daemon import Daemon
 from mesh.profile import new_profile
@@ -63,10 +64,10 @@ def test_the_qr_code_of_the_longest_card_fits_80_columns(tmp_path: Path) -> None
     prof.ring = PrekeyRing()
     prof.ring.create(prof.identity, now, os.urandom)
     out = io.StringIO()
-    cli.print_card_qr(prof.card.encode(), out)
+    print_card_qr(prof.card.encode(), out)
     lines = out.getvalue().splitlines()
     assert len(lines) > 20
-    assert max(len(line) for line in lines) <= cli.TERMINAL_WIDTH
+    assert max(len(line) for line in lines) <= TERMINAL_WIDTH
 
 
 def test_first_message_right_after_swapping_cards_in_person(tmp_path: Path) -> None:

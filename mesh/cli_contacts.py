@@ -1,0 +1,149 @@
+"""``steppe id`` and ``steppe contact``: your card and your contacts."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import TextIO
+
+from crypto import keystore
+from crypto.errors import CryptoError
+from crypto.identity import (
+    ContactCard,
+    safety_digits,
+    safety_words,
+)
+from mesh import profile as prof
+from mesh.cli_common import (
+    TERMINAL_WIDTH,
+    CliError,
+    _fp,
+    _ipc,
+    _now,
+    _open,
+    _read_passphrase,
+    ask,
+)
+from mesh.plain_errors import card_problem
+from mesh.render import inert
+
+
+def cmd_id_new(args: argparse.Namespace, out: TextIO) -> None:
+    path = prof.resolve_profile_dir(args.profile)
+    if (path / prof.KEYSTORE).exists():
+        raise CliError(f"a profile already exists in {path}")
+    try:
+        params = keystore.KdfParams.named(args.kdf)
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+    try:
+        p = prof.create_profile(
+            path, args.name, _read_passphrase(args, confirm=True), params, _now(), os.urandom
+        )
+    except CryptoError as exc:
+        raise CliError(f"invalid name: {exc}") from None
+    out.write(f"Created profile in {path}\n")
+    out.write(f"Fingerprint: {_fp(p.identity.sign_public)}\n")
+    out.write("Show your contact card with: steppe id show\n")
+
+
+def fingerprint_words(key: bytes) -> list[str]:
+    return safety_words(key, key)
+
+
+def cmd_id_show(args: argparse.Namespace, out: TextIO) -> None:
+    p = _open(args)
+    text = p.card.encode()
+    out.write(f"Name:         {p.name}\n")
+    out.write(f"Fingerprint:  {_fp(p.identity.sign_public)}\n")
+    out.write(f"Words:        {' '.join(fingerprint_words(p.identity.sign_public))}\n")
+    out.write(f"Contact card: {text}\n")
+    if not args.no_qr:
+        out.write("\nScan to add this contact:\n")
+        print_card_qr(text, out)
+
+
+def print_card_qr(text: str, out: TextIO) -> None:
+    """A card's QR code in half-block characters, at most :data:`TERMINAL_WIDTH` wide (a
+    card with the longest name and a prekey: version 15, 81 modules)."""
+    import segno
+
+    qr = segno.make(text, error="l")  # a screen does not smudge: the smallest code
+    size = int(qr.symbol_size(border=0)[0])
+    border = max(1, min(4, (TERMINAL_WIDTH - size) // 2))
+    qr.terminal(out=out, compact=True, border=border)
+
+
+def cmd_contact_add(args: argparse.Namespace, out: TextIO) -> None:
+    """Add a card; while a daemon runs it applies the change (see mesh.contact_change)."""
+    from mesh.contact_change import change_contacts
+
+    try:
+        card = ContactCard.decode(args.card)
+    except CryptoError as exc:
+        raise CliError(card_problem(args.card, exc)) from exc
+    p = _open(args)
+
+    def local(q: prof.Profile) -> tuple[str, bool]:
+        c = q.add_contact(card, _now(), name=args.name, replace=args.replace)
+        return c.name, c.key_changed
+
+    def remote() -> tuple[str, bool]:
+        kwargs = {"card": args.card, "name": args.name or "", "replace": args.replace}
+        row = _ipc(args, "contact_add", **kwargs)
+        return str(row["name"]), bool(row["key_changed"])
+
+    (name, changed), live = change_contacts(p, local, remote)
+    state = "key changed, verify again before messaging" if changed else "unverified"
+    out.write(f"Added {inert(name)} ({state}). Fingerprint {_fp(card.identity.sign_public)}\n")
+    if live:
+        out.write("The running daemon has the change now.\n")
+    out.write(f"Compare safety numbers in person: steppe contact verify {inert(repr(name))}\n")
+
+
+def cmd_contact_list(args: argparse.Namespace, out: TextIO) -> None:
+    p = _open(args)
+    if not p.contacts:
+        out.write("No contacts yet. Add one with: steppe contact add CARD\n")
+        return
+    width = max(len(inert(c.name)) for c in p.contacts)
+    for c in sorted(p.contacts, key=lambda c: c.name.casefold()):
+        state = "KEY CHANGED" if c.key_changed else "verified" if c.verified else "unverified"
+        out.write(
+            f"{inert(c.name):<{width}}  {state:<11}  {_fp(c.card.identity.sign_public)[:24]}\n"
+        )
+
+
+def cmd_contact_verify(args: argparse.Namespace, out: TextIO) -> None:
+    p = _open(args)
+    c = p.contact(args.name)
+    mine, theirs = p.identity.sign_public, c.card.identity.sign_public
+    out.write(f"Safety number with {inert(c.name)}:\n  {safety_digits(mine, theirs)}\n")
+    out.write(f"  {' '.join(safety_words(mine, theirs))}\n")
+    out.write(f"Compare it with the number on {inert(c.name)}'s screen, in person.\n")
+    if not args.yes:
+        if not sys.stdin.isatty():
+            raise CliError("confirm interactively, or pass --yes once the numbers match")
+        if not ask("Do the numbers match exactly?"):
+            out.write("Not verified.\n")
+            return
+    from mesh.contact_change import change_contacts
+
+    shown = c.card.identity.fingerprint.hex()
+
+    def local(q: prof.Profile) -> None:
+        fresh = q.contact(c.name)
+        if fresh.card.identity.fingerprint.hex() != shown:
+            raise CliError(
+                f"{c.name}'s key changed since the safety number was shown: compare again"
+            )
+        fresh.verified, fresh.key_changed = True, False
+
+    def remote() -> None:
+        _ipc(args, "contact_verify", name=c.name, fingerprint=shown)
+
+    _done, live = change_contacts(p, local, remote)
+    out.write(f"{inert(c.name)} is now verified.\n")
+    if live:
+        out.write("The running daemon has the change now.\n")
