@@ -31,12 +31,10 @@ import trio
 from bench.daemon import Relay, _profile, bench_store_baseline
 from crypto.identity import ContactCard
 from mesh import ipc
-from mesh.core import envelope as E
 from mesh.core.events import SendMessage
-from mesh.core.node import NodeConfig
 from mesh.daemon.config import Config
 from mesh.daemon.daemon import Daemon
-from tests.netsim import Net
+from tests.netsim import bulk_wire_bytes
 
 
 def bench_handover(n: int, lifted: bool) -> tuple[float, float]:
@@ -100,29 +98,10 @@ async def _held(relay: Relay) -> int:
 def wire_bytes(n: int = 1000) -> tuple[int, float, float]:
     """One session envelope's size, and bytes sent per message uploading ``n`` 100-byte
     messages to a relay and downloading them from it, on stream links."""
-    cfg = NodeConfig(mint_difficulty=1, base_difficulty=0, link_rate=1e9, link_burst=1e9)
-    net = Net(seed=53)
-    a, r, b = net.add(cfg), net.add(cfg), net.add(cfg)
-    net.introduce_all()
-    net.send(a, b, bytes(100))  # the first contact: the rest are session messages
-    for _ in range(n):
-        net.send(a, b, bytes(100))
-    store = net.nodes[a].store
-    frames = [f for i in store.ids_in_range(b"", None) if (f := store.get(i))]
-    envelope = max(len(f) for f in frames if E.decode(f).kind is E.Kind.SESSION)
-    net.run(1)
-    before = dict(net.sent_bytes)
-    la, _ = net.connect(a, r, stream=True)
-    net.run(60)
-    net.disconnect(a, la)
-    up = net.sent_bytes.get(a, 0) - before.get(a, 0)
-    assert net.nodes[r].store.count() >= n + 1
-    before = dict(net.sent_bytes)
-    net.connect(r, b, stream=True)
-    net.run(60)
-    assert len(net.delivered[b]) == n + 1, len(net.delivered[b])
-    down = net.sent_bytes.get(r, 0) - before.get(r, 0)
-    return envelope, up / (n + 1), down / (n + 1)
+    run = bulk_wire_bytes(n)
+    assert run.relay_holds >= n + 1
+    assert run.delivered == n + 1, run.delivered
+    return run.envelope, run.uploaded / (n + 1), run.downloaded / (n + 1)
 
 
 def main() -> None:

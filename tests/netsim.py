@@ -14,6 +14,7 @@ from typing import Any
 
 from crypto.identity import Identity
 from crypto.prekeys import PrekeyRing
+from mesh.core import envelope as E
 from mesh.core.events import (
     Action,
     CloseLink,
@@ -198,3 +199,41 @@ class CarelessSender(Node):
 
     def _stamp_bits(self, envelope_id: bytes) -> int:
         return 255
+
+
+@dataclass(frozen=True, slots=True)
+class BulkWire:
+    """One bulk run of :func:`bulk_wire_bytes`."""
+
+    envelope: int  # bytes of one session envelope
+    uploaded: int  # bytes the sender sent to the relay
+    relay_holds: int  # envelopes in the relay's store afterwards
+    downloaded: int  # bytes the relay sent to the recipient
+    delivered: int  # messages the recipient opened
+
+
+def bulk_wire_bytes(n: int, seed: int = 53, seconds: float = 60) -> BulkWire:
+    """Alice writes a first contact and ``n`` 100-byte session messages to Bob, uploads
+    them to a relay on a stream link, and the relay hands them to Bob on another: the
+    bytes each way (flood limit lifted: only the wire is measured)."""
+    cfg = NodeConfig(mint_difficulty=1, base_difficulty=0, link_rate=1e9, link_burst=1e9)
+    net = Net(seed=seed)
+    a, r, b = net.add(cfg), net.add(cfg), net.add(cfg)
+    net.introduce_all()
+    for _ in range(n + 1):  # the first is the first contact
+        net.send(a, b, bytes(100))
+    store = net.nodes[a].store
+    frames = [f for i in store.ids_in_range(b"", None) if (f := store.get(i))]
+    envelope = max(len(f) for f in frames if E.decode(f).kind is E.Kind.SESSION)
+    net.run(1)
+    before = dict(net.sent_bytes)
+    la, _ = net.connect(a, r, stream=True)
+    net.run(seconds)
+    net.disconnect(a, la)
+    up = net.sent_bytes.get(a, 0) - before.get(a, 0)
+    holds = net.nodes[r].store.count()
+    before = dict(net.sent_bytes)
+    net.connect(r, b, stream=True)
+    net.run(seconds)
+    down = net.sent_bytes.get(r, 0) - before.get(r, 0)
+    return BulkWire(envelope, up, holds, down, len(net.delivered[b]))

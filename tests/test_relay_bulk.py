@@ -5,9 +5,8 @@ it is done."""
 
 from __future__ import annotations
 
-from mesh.core import envelope as E
 from mesh.core.node import NodeConfig
-from tests.netsim import Net
+from tests.netsim import Net, bulk_wire_bytes
 
 
 def _away_and_back(n: int, cfg: NodeConfig, contact_seconds: float, seed: int) -> Net:
@@ -55,28 +54,10 @@ def test_bulk_bytes_on_a_stream_link_stay_within_one_and_a_half_envelopes() -> N
     to the MTU: in bulk, a 100-byte message costs at most 1.5 times its envelope on the
     wire, uploading to a relay and downloading from it. It cost 4,264 bytes (14 times)
     when every envelope travelled in its own 4 KiB record."""
-    cfg = NodeConfig(mint_difficulty=1, base_difficulty=0, link_rate=1e6, link_burst=1e6)
-    net = Net(seed=53)
-    a, r, b = net.add(cfg), net.add(cfg), net.add(cfg)
-    net.introduce_all()
-    net.send(a, b, bytes(100))  # the first contact
     n = 1000
-    for _ in range(n):
-        net.send(a, b, bytes(100))
-    store = net.nodes[a].store
-    frames = [f for i in store.ids_in_range(b"", None) if (f := store.get(i))]
-    envelope = max(len(f) for f in frames if E.decode(f).kind is E.Kind.SESSION)
-    net.run(1)
-    up_before = dict(net.sent_bytes)
-    la, _ = net.connect(a, r, stream=True)
-    net.run(30)
-    net.disconnect(a, la)
-    uploaded = net.sent_bytes.get(a, 0) - up_before.get(a, 0)
-    assert net.nodes[r].store.count() >= n
+    run = bulk_wire_bytes(n, seconds=30)
+    envelope, uploaded, downloaded = run.envelope, run.uploaded, run.downloaded
+    assert run.relay_holds >= n
     assert uploaded / n <= 1.5 * envelope, (uploaded / n, envelope)
-    down_before = dict(net.sent_bytes)
-    net.connect(r, b, stream=True)
-    net.run(30)
-    assert len(net.delivered[b]) == n + 1
-    downloaded = net.sent_bytes.get(r, 0) - down_before.get(r, 0)
+    assert run.delivered == n + 1
     assert downloaded / n <= 1.5 * envelope, (downloaded / n, envelope)
