@@ -69,11 +69,10 @@ async def _handover(root: Path, relay: Relay, n: int, lifted: bool) -> tuple[flo
     async with trio.open_nursery() as nursery:
         a = await nursery.start(Daemon(alice, via, alice.path, handle_signals=False).run)
         # Set-up, not the figure: Alice's node composes all n in one step (one store
-        # transaction, one state save) rather than through n ``send_text`` calls.
+        # transaction, one history commit) rather than through n ``send_text`` calls.
         key = bob.identity.sign_public
         texts = [f"message {k}".encode() for k in range(n)]
         a.call_node(lambda now: [x for t in texts for x in a.node.handle(SendMessage(key, t), now)])
-        a._save_state()
         with trio.fail_after(1800):
             while await _held(relay) < base + n:  # noqa: ASYNC110 (another process)
                 await trio.sleep(0.1)

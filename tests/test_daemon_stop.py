@@ -14,7 +14,6 @@ import pytest
 
 from crypto import keystore
 from mesh import ipc
-from mesh.daemon.daemon import STATE_KEY
 from mesh.daemon.history import HISTORY, History
 from mesh.profile import create_profile, open_profile
 from tests.test_daemon_process import _answers, free_port
@@ -91,11 +90,11 @@ def test_a_signal_stops_the_daemon_cleanly(tmp_path: Path, signum: signal.Signal
     assert lines[0].endswith(f"stopped on {signum.name}: state saved, links closed"), text
     assert not (me / ipc.SOCKET_NAME).exists()
     assert not (me / "daemon.lock").exists()
-    # The node's state was written on the way out (nothing else had saved it yet).
+    # The node's state is in the history (written as it changed, from the start).
     prof = open_profile(me, PASS.encode())
     history = History(me / HISTORY, prof.data_key, os.urandom)
     try:
-        assert history.load_state(STATE_KEY) is not None
+        assert history.load_rows()
     finally:
         history.close()
     # And the profile starts again (no stale lock or socket in the way).

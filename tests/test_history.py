@@ -19,7 +19,7 @@ from crypto.wire import pack
 from mesh.daemon.daemon import Daemon, DaemonError
 from mesh.daemon.history import GENERATIONS, HISTORY, History, HistoryError, history_key
 from mesh.profile import create_profile
-from tests.daemon_helpers import loopback_config, make_profile
+from tests.daemon_helpers import befriend, loopback_config, make_profile
 
 KEY = os.urandom(32)
 ALICE = b"A" * 32
@@ -159,11 +159,12 @@ def test_a_first_format_file_opens_and_is_upgraded(tmp_path: Path) -> None:
 
 def test_the_daemon_refuses_a_rollback_with_one_line(tmp_path: Path) -> None:
     now = int(time.time())
-    p_ = make_profile(tmp_path, "Solo", now)
+    p_, bob = make_profile(tmp_path, "Solo", now), make_profile(tmp_path, "Bob", now)
+    befriend(p_, bob, now)
     Daemon(p_, loopback_config(lan=False), p_.path, handle_signals=False).close()
     shutil.copy(p_.path / HISTORY, tmp_path / "old.db")
     d = Daemon(p_, loopback_config(lan=False), p_.path, handle_signals=False)
-    d._save_state()
+    d.send_text("Bob", "the ratchet moves: its session row is saved")
     d.close()
     shutil.copy(tmp_path / "old.db", p_.path / HISTORY)
     with pytest.raises(DaemonError, match=r"damaged: the node state was rolled back"):

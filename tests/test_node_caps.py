@@ -46,7 +46,7 @@ def test_trial_decryptions_of_first_contacts_are_rate_limited() -> None:
         net.nodes[a].contacts[net.nodes[b].identity.sign_public].prekey = (
             net.nodes[b].ring.keys[-1].record
         )
-        net.nodes[a].sessions.clear()  # every message a first contact
+        net.nodes[a].forget_sessions()  # every message a first contact
         net.send(a, b, b"%d" % k)
     store = net.nodes[a].store
     frames = [f for i in store.ids_in_range(b"", None) if (f := store.get(i))]

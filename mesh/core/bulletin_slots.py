@@ -21,10 +21,20 @@ one key cannot fill that share alone, and bounds its own memory (:data:`MAX_SLOT
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from crypto.bulletin import Bulletin
-from crypto.wire import expect_bytes, expect_int, expect_list, expect_seq, expect_str
+from crypto.errors import DecodeError
+from crypto.wire import (
+    expect_bytes,
+    expect_int,
+    expect_list,
+    expect_seq,
+    expect_str,
+    pack,
+    strict_unpack,
+)
 from mesh.core.flood import TokenBucket
 
 RATE = 10 / 3600  # bulletins per second per persona key...
@@ -42,11 +52,27 @@ class _Newest:
     envelope_id: bytes  # the stored copy, if still stored
 
 
+def _slot_id(slot: Slot) -> bytes:
+    return pack(list(slot))
+
+
+def _slot_of(ident: bytes) -> Slot:
+    p, t, k = expect_list(_unpack(ident), 3, "bulletin slot")
+    return expect_bytes(p, "persona", size=32), expect_str(t, "type"), expect_str(k, "key")
+
+
+def _unpack(data: bytes) -> object:
+    return strict_unpack(data, max_size=len(data), max_array_len=8, max_map_len=0)
+
+
 class BulletinSlots:
-    def __init__(self, max_ttl: int) -> None:
+    """``touch(slot id)`` is told of every slot that changed (each is a durable row)."""
+
+    def __init__(self, max_ttl: int, touch: Callable[[bytes], None]) -> None:
         self.max_ttl = max_ttl
         self._slots: dict[Slot, _Newest] = {}
         self._rates: dict[bytes, TokenBucket] = {}
+        self._touch = touch
 
     def refuse(self, b: Bulletin, now: int) -> str:
         """Why a verified bulletin must not be stored ("" if it may)."""
@@ -66,15 +92,35 @@ class BulletinSlots:
         old = self._slots.pop(slot, None)
         keep = max(b.expiry, now + self.max_ttl + 3600)
         self._slots[slot] = _Newest(b.sequence, keep, envelope_id)
+        self._touch(_slot_id(slot))
         while len(self._slots) > MAX_SLOTS:
-            del self._slots[next(iter(self._slots))]
+            gone = next(iter(self._slots))
+            del self._slots[gone]
+            self._touch(_slot_id(gone))
         return old.envelope_id if old is not None else None
 
     def expire(self, now: int) -> None:
-        self._slots = {s: n for s, n in self._slots.items() if n.keep_until > now}
+        for slot in [s for s, n in self._slots.items() if n.keep_until <= now]:
+            del self._slots[slot]
+            self._touch(_slot_id(slot))
 
     def __len__(self) -> int:
         return len(self._slots)
+
+    def row_ids(self) -> list[bytes]:
+        return [_slot_id(slot) for slot in self._slots]
+
+    def row(self, ident: bytes) -> bytes | None:
+        n = self._slots.get(_slot_of(ident))
+        return None if n is None else pack([n.sequence, n.keep_until, n.envelope_id])
+
+    def load_row(self, ident: bytes, obj: object) -> None:
+        seq, keep, eid = expect_list(obj, 3, "bulletin slot")
+        if len(self._slots) >= MAX_SLOTS:
+            raise DecodeError("too many bulletin slots")
+        self._slots[_slot_of(ident)] = _Newest(
+            expect_int(seq, "sequence"), expect_int(keep, "keep until"), expect_bytes(eid, "id")
+        )
 
     def to_list(self) -> list[object]:
         return [

@@ -48,11 +48,10 @@ from crypto.prekeys import PrekeyRecord, PrekeyRing
 from crypto.primitives import Rng, blake2b
 from crypto.receipts import receipt_hash
 from crypto.stamp import leading_zero_bits, verify_stamp
-from crypto.wire import expect_bytes, expect_int, expect_list, pack, strict_unpack
 from mesh.core import envelope as E
 from mesh.core import messages as M
 from mesh.core import protocol as P
-from mesh.core.bulletin_slots import BulletinSlots
+from mesh.core.durable import Durable, rows_from_blob
 from mesh.core.errors import LocalError, PeerError
 from mesh.core.events import (
     Action,
@@ -84,7 +83,6 @@ log = logging.getLogger(__name__)
 # work it carries (junk with cheap stamps goes first). Whose envelopes are whose is
 # known in memory only (PolicyStore.protect).
 PRIO_OTHER, PRIO_PUBLIC = 0, PUBLIC_RANK
-STATE_VERSION = 3  # 2: sessions keep one counter window; 3: newest bulletin per slot
 MAX_DEFERRED = 4096  # offered ids waiting for room in the link's token bucket
 MAX_MARKS = 32  # ranges served per link from a marked set (older ones start over)
 # What became of each envelope of an imported bundle, by the counter that records it.
@@ -211,14 +209,11 @@ class Node:
         # Optional instrumentation for the simulator: (event, envelope id, link, frame) with
         # event "sent" (handed to a link) or "received" (arrived whole from a link).
         self.observer: Callable[[str, bytes, int, bytes], None] | None = None
-        self._own: dict[bytes, tuple[bytes, int]] = {}  # receipt hash -> (msg id, expiry)
-        self._receipts: dict[bytes, tuple[bytes, int]] = {}  # hash -> (secret, expiry)
-        self._known_secrets: set[bytes] = set()  # the secrets in _receipts: skip re-hashing
-        self._pending: list[tuple[int, bytes, int]] = []  # (release at, secret, expiry)
+        # What must survive a restart besides the store (sessions, receipts, the
+        # exactly-once guard, bulletin slots), as rows a driver saves by change.
+        self._state = Durable(self._prekey_of, self.config.max_ttl)
         self._next_sweep = 0
         self._now = 0  # the time of the event being handled
-        self._delivered: dict[bytes, int] = {}  # msg id -> expiry (exactly-once guard)
-        self.sessions: dict[bytes, Session] = {}
         self._tags: dict[bytes, tuple[bytes, int]] = {}  # expected tag -> (sid, counter)
         self._woken: list[bytes] = []  # newly expected tags: stored envelopes may carry one
         self._maybe_mine: list[bytes] = []  # after a start: stored first contacts with our hints
@@ -226,7 +221,7 @@ class Node:
         # Our own prekey envelope, kept in memory beside the store (it holds our identity
         # key: a row of it would tell a seized device's owner). id -> (frame, expiry)
         self._published: dict[bytes, tuple[bytes, int]] = {}
-        self._slots = BulletinSlots(self.config.max_ttl)
+        self._slots = self._state.slots
         self._trials = TokenBucket(self.config.trial_rate, self.config.trial_burst)
         self._untried: list[bytes] = []  # first contacts with our hint waiting for a trial
         self._hints: frozenset[bytes] = frozenset()
@@ -250,7 +245,9 @@ class Node:
 
     def next_deadline(self) -> int | None:
         times = [self._next_sweep] if self._next_sweep else []
-        times += [at for at, _s, _e in self._pending]
+        release = self._state.next_release()
+        if release is not None:
+            times.append(release)
         for ln in self.links.values():
             d = ln.session.next_deadline()
             if d is not None:
@@ -267,12 +264,14 @@ class Node:
     def add_contact(self, identity: PublicIdentity, prekey: PrekeyRecord | None = None) -> None:
         identity.verify()
         self.contacts[identity.sign_public] = Contact(identity, prekey)
+        self._state.touch_prekey(identity.sign_public)
 
     def remove_contact(self, identity_key: bytes) -> None:
         """Forget a contact (say its key was replaced): nothing is sealed to that key any
         more. Its sessions stay, counted as a stranger's, so what it still sends arrives
         as from that key."""
         self.contacts.pop(identity_key, None)
+        self._state.touch_prekey(identity_key)
         self._bound_stranger_sessions()
 
     def publish_prekey(self, now: int) -> list[Action]:
@@ -348,72 +347,75 @@ class Node:
         return self._flush(self._offer_everywhere(ids, now))
 
     # ---- persistence ------------------------------------------------------------------
+    @property
+    def sessions(self) -> Mapping[bytes, Session]:
+        return self._state.sessions
+
+    @property
+    def _own(self) -> Mapping[bytes, tuple[bytes, int]]:
+        return self._state.own
+
+    def forget_sessions(self) -> None:
+        """Drop every end-to-end session from memory (a panic; the next message to each
+        contact is a first contact again)."""
+        for sid in list(self._state.sessions):
+            self._state.drop_session(sid)
+        self._tags = {}
+
+    def _prekey_of(self, key: bytes) -> PrekeyRecord | None:
+        contact = self.contacts.get(key)
+        return None if contact is None else contact.prekey
+
+    def track_state_changes(self) -> None:
+        """Start marking changes to the durable state, for :meth:`take_state_changes`."""
+        self._state.track()
+
+    def take_state_changes(self) -> dict[bytes, bytes | None]:
+        """The rows of the durable state changed since the last call (after
+        :meth:`track_state_changes`): key -> value, ``None`` for a deleted row. A driver
+        that saves them before carrying out the step's actions keeps "commit before
+        acknowledge" at a cost that grows with the change, not with the state."""
+        return self._state.take_changes()
+
+    def state_rows(self) -> dict[bytes, bytes]:
+        """Every row of the durable state (a first save, a migration)."""
+        return self._state.rows(self.contacts)
+
     def export_state(self) -> bytes:
-        """Everything besides the store that must survive a restart: end-to-end sessions,
-        learned prekeys, receipts (ours, released, pending) and the exactly-once guard.
-        It holds secrets: the daemon stores it encrypted under the profile's data key.
+        """Everything besides the store that must survive a restart, as one blob:
+        end-to-end sessions, learned prekeys, receipts (ours, released, pending), the
+        exactly-once guard and bulletin slots. It holds secrets: keep it encrypted.
         Routing-strategy tables are not kept (they rebuild from new contacts)."""
-        return pack(
-            [
-                STATE_VERSION,
-                [s.to_list() for _sid, s in sorted(self.sessions.items())],
-                [
-                    [k, c.prekey.encode()]
-                    for k, c in sorted(self.contacts.items())
-                    if c.prekey is not None
-                ],
-                [[h, m, e] for h, (m, e) in sorted(self._own.items())],
-                [[h, s, e] for h, (s, e) in sorted(self._receipts.items())],
-                [list(x) for x in self._pending],
-                [[m, e] for m, e in sorted(self._delivered.items())],
-                self._slots.to_list(),
-            ]
-        )
+        return self._state.export(self.contacts)
 
     def restore_state(self, data: bytes, now: int) -> None:
-        """Load :meth:`export_state` output (after adding contacts) and re-index the store.
-        Raises :class:`~crypto.errors.DecodeError` if the state is malformed."""
-        f = expect_list(
-            strict_unpack(data, max_size=len(data), max_array_len=1 << 20, max_map_len=0),
-            8,
-            "node state",
-        )
-        if f[0] != STATE_VERSION:
-            raise DecodeError(f"node state version {f[0]!r} is not {STATE_VERSION}")
-        self.sessions = {}
-        for raw in f[1]:
-            sess = Session.from_list(raw)
-            self.sessions[sess.sid] = sess
-        for raw in f[2]:
-            key, rec = expect_list(raw, 2, "learned prekey")
+        """Load :meth:`export_state` output (this version's or the one before). Raises
+        :class:`~crypto.errors.DecodeError` if the state is malformed."""
+        self.restore_rows(rows_from_blob(data), now)
+
+    def restore_rows(self, rows: Mapping[bytes, bytes], now: int) -> None:
+        """Load saved rows (after adding contacts) and re-index the store. Raises
+        :class:`~crypto.errors.DecodeError` if a row is malformed."""
+        for key, rec in self._state.load(rows):
             contact = self.contacts.get(key)
             if contact is not None:
                 try:
-                    learned = PrekeyRecord.decode(expect_bytes(rec, "prekey"))
+                    learned = PrekeyRecord.decode(rec)
                 except DecodeError:  # learned before the decoder refused its kind: forget it
                     log.warning("forgetting a learned prekey that no longer decodes")
                     continue
                 if contact.prekey is None or learned.created >= contact.prekey.created:
                     contact.prekey = learned  # a newer one from the card stays
-        self._own = {h: (m, e) for h, m, e in (expect_list(x, 3, "own") for x in f[3])}
-        self._receipts = {h: (s, e) for h, s, e in (expect_list(x, 3, "receipt") for x in f[4])}
-        self._known_secrets = {s for s, _e in self._receipts.values()}
-        self._pending = [
-            (expect_int(a, "at"), expect_bytes(s, "secret"), expect_int(e, "expiry"))
-            for a, s, e in (expect_list(x, 3, "pending") for x in f[5])
-        ]
-        self._delivered = {m: e for m, e in (expect_list(x, 2, "delivered") for x in f[6])}
-        self._slots.load(f[7])
         self.index_store(now)
 
     def index_store(self, now: int) -> None:
         """After a start: which stored envelopes are ours or for us (kept in memory only,
         so the store file does not say), from the saved state and the store's indexes."""
         self._rebuild_tags(now)  # wakes stored session envelopes that are for us
-        for h in self._own:
+        for h in self._state.own:
             for eid in self.store.ids_with_receipt(h):
                 self.store.protect(eid)
-        for _at, secret, _expiry in self._pending:  # delivered, receipt not yet released
+        for secret in self._state.pending:  # delivered, receipt not yet released
             for eid in self.store.ids_with_receipt(receipt_hash(secret)):
                 self.store.protect(eid)
         self._maybe_mine = [eid for h in self.my_hints() for eid in self.store.ids_with_tag(h)]
@@ -460,6 +462,8 @@ class Node:
         """Stop expecting counters whose messages can no longer be alive (at each sweep)."""
         for sess in self.sessions.values():
             gone, new = sess.window.expire(now)
+            if gone or new:
+                self._state.touch_session(sess)
             for tag in sess.tags_for(gone):
                 self._tags.pop(tag, None)
             self._expect(sess, sess.tags_for(new))
@@ -1020,14 +1024,14 @@ class Node:
             if grew and key.startswith(("put_", "rejected_", "bad_", "delivered")):
                 counts[IMPORT_OUTCOMES.get(key.removeprefix("rejected_"), "other")] += grew
         counts["stored"] = max(0, counts["stored"] - counts["delivered"])  # stored first
-        counts["receipts"] = len({r for r in receipts if receipt_hash(r) in self._receipts})
+        counts["receipts"] = len({r for r in receipts if receipt_hash(r) in self._state.receipts})
         counts["acked"] = acked
         return actions, counts
 
     def export_receipts(self, now: int) -> tuple[list[bytes], int]:
         """The released receipts this node passes on, for a bundle, and the latest expiry
         among them (a receipt is kept as long as what it answers can be alive)."""
-        live = [(s, exp) for s, exp in self._receipts.values() if exp > now]
+        live = [(s, exp) for s, exp in self._state.receipts.values() if exp > now]
         return [s for s, _e in live], max((e for _s, e in live), default=0)
 
     def export_frames(self, max_bytes: int, now: int) -> tuple[list[bytes], int]:
@@ -1064,7 +1068,7 @@ class Node:
             return "expired"
         if env.expiry > now + self.config.max_ttl + 3600:
             return "expiry_too_far"
-        if env.receipt and env.receipt in self._receipts and self.config.purge_delivered:
+        if env.receipt and env.receipt in self._state.receipts and self.config.purge_delivered:
             self.store.mark_seen(eid, env.expiry, now)
             return "already_receipted"
         if not verify_stamp(eid, env.stamp, self.config.base_difficulty):  # eid = env.id()
@@ -1091,6 +1095,7 @@ class Node:
             contact.prekey is None or rec.created >= contact.prekey.created
         ):
             contact.prekey = rec
+            self._state.touch_prekey(rec.identity_key)
 
     def _maybe_deliver(self, env: E.Envelope, eid: bytes, now: int) -> list[Action]:
         if env.kind is E.Kind.SESSION and message_tag(env.tag) in self._tags:
@@ -1115,7 +1120,7 @@ class Node:
                 now,
             )
             if sess.sid not in self.sessions:
-                self.sessions[sess.sid] = sess
+                self._state.add_session(sess)
                 self._expect(sess, sess.expected_tags())
                 self._bound_stranger_sessions()
         self.store.protect(eid)
@@ -1137,7 +1142,7 @@ class Node:
         strangers = [x for x in self.sessions.values() if x.peer not in self.contacts]
         excess = len(strangers) - self.config.stranger_sessions
         for sess in sorted(strangers, key=lambda x: x.last_used)[: max(0, excess)]:
-            del self.sessions[sess.sid]
+            self._state.drop_session(sess.sid)
             self._tags = {t: v for t, v in self._tags.items() if v[0] != sess.sid}
             self._count("stranger_sessions_dropped")
 
@@ -1178,6 +1183,7 @@ class Node:
             self._count("session_open_failed")
             return []
         del self._tags[tag]
+        self._state.touch_session(sess)
         self._expect(sess, sess.tags_for(fresh))
         self.store.protect(eid)
         return self._finish_delivery(
@@ -1198,14 +1204,13 @@ class Node:
         """Deliver once. Our copy stays in the store, and is offered like any relayed one,
         until the receipt is released (it then purges every copy, ours too): a neighbour
         must not see it vanish the moment it reaches its recipient."""
-        if msg_id in self._delivered:
+        if not self._state.first_delivery(msg_id, env.expiry):
             self.store.delete(eid, now)
             return []
-        self._delivered[msg_id] = env.expiry
         if secret and receipt_hash(secret) == env.receipt:
             lo, hi = self.config.receipt_delay
             delay = lo + int.from_bytes(self.rng(4), "big") % max(1, hi - lo + 1)
-            self._pending.append((now + delay, secret, env.expiry))
+            self._state.hold_receipt(secret, now + delay, env.expiry)
         else:
             self.store.delete(eid, now)  # no receipt to wait for
         self._count("delivered")
@@ -1221,13 +1226,13 @@ class Node:
         actions: list[Action] = []
         fresh: list[bytes] = []
         for secret in secrets:
-            if secret in self._known_secrets:
+            if secret in self._state.known_secrets:
                 continue
             h = receipt_hash(secret)
-            if h in self._receipts:
+            if h in self._state.receipts:
                 continue
             eids = self.store.ids_with_receipt(h)
-            own = self._own.pop(h, None)
+            own = self._state.pop_own(h)
             msg_id = own[0] if own else None
             if not eids and msg_id is None:
                 self._count("receipts_unmatched")
@@ -1237,8 +1242,7 @@ class Node:
                 metas = [m for m in map(self.store.meta, eids) if m is not None]
                 expiry = max((m.expiry for m in metas), default=expiry)
                 self._purge(eids, now)
-            self._receipts[h] = (secret, expiry)
-            self._known_secrets.add(secret)
+            self._state.add_receipt(h, secret, expiry)
             fresh.append(secret)
             if msg_id is not None:
                 actions.append(MessageAcked(msg_id))
@@ -1257,7 +1261,7 @@ class Node:
                     self._count("purged_by_receipt")
 
     def _send_receipts_to(self, link: int, now: int) -> list[Action]:
-        secrets = [s for s, exp in self._receipts.values() if exp > now][: P.MAX_LIST]
+        secrets = [s for s, exp in self._state.receipts.values() if exp > now][: P.MAX_LIST]
         return self._send_msg(link, P.Receipts(secrets)) if secrets else []
 
     # ---- sending ----------------------------------------------------------------------
@@ -1300,6 +1304,7 @@ class Node:
                 route=route,
             )
             sess.last_used = now
+            self._state.touch_session(sess)
         else:
             assert contact.prekey is not None
             secret: list[bytes] = []
@@ -1317,22 +1322,18 @@ class Node:
                 secret_out=secret,
             )
             new = Session.as_alice(secret[0], ev.recipient, contact.prekey.public, self.rng, now)
-            self.sessions[new.sid] = new
+            self._state.add_session(new)
             self._expect(new, new.expected_tags())
         env = M.stamped(env, self.config.mint_difficulty, self.rng)
         status = self._store_local(env, now)
         if status is not PutStatus.STORED:  # cannot happen after the room check above
             raise LocalError(f"own envelope not stored: {status.value}")
-        self._own[env.receipt] = (msg_id, env.expiry)
+        self._state.expect_receipt(env.receipt, msg_id, env.expiry)
         return [MessageQueued(msg_id, env.id()), *self._offer_everywhere([env.id()], now)]
 
     def _forget_expired(self, now: int) -> None:
         """Bound the in-memory indexes: drop what refers to expired or gone envelopes."""
-        self._receipts = {h: v for h, v in self._receipts.items() if v[1] > now}
-        self._known_secrets = {s for s, _e in self._receipts.values()}
-        self._own = {h: v for h, v in self._own.items() if v[1] > now}
-        self._delivered = {m: exp for m, exp in self._delivered.items() if exp > now}
-        self._slots.expire(now)
+        self._state.expire(now)
 
     # ---- time -------------------------------------------------------------------------
     def _release_marks(self, now: int) -> None:
@@ -1372,15 +1373,13 @@ class Node:
                 actions += self._request(link, ln.decoder.start())
         self._release_marks(now)
         actions += self._try_deferred(now)
-        due = [p for p in self._pending if p[0] <= now]
+        due = self._state.due_receipts(now)
         if due:
-            self._pending = [p for p in self._pending if p[0] > now]
-            for _at, secret, expiry in due:
+            for secret, expiry in due:
                 h = receipt_hash(secret)
-                self._receipts[h] = (secret, expiry)
-                self._known_secrets.add(secret)
+                self._state.add_receipt(h, secret, expiry)
                 self._purge(self.store.ids_with_receipt(h), now)  # our copy, at last
-            batch = P.Receipts([s for _a, s, _e in due])
+            batch = P.Receipts([s for s, _e in due])
             for link in list(self.links):
                 if self.links[link].hello is not None:
                     actions += self._send_msg(link, batch)

@@ -21,10 +21,12 @@ A link that breaks the protocol (garbage, oversized or endless frames, a failed
 decryption) is closed by the node and counted in ``stats``; other links carry on. The
 timer task sleeps until ``node.next_deadline()`` and is woken when an event moves it.
 
-Durability: the store commits an envelope before the node asks for the next one, and the
-node's state (sessions, receipts) is written to the encrypted history before a send is
-acknowledged to the client and right after a message is delivered, so a ``kill -9`` loses
-nothing that was acknowledged.
+Durability: the store commits an envelope before the node asks for the next one. Every
+step's changes to the node's durable state (a ratchet that moved, a receipt, a delivered
+id: a few rows, see :mod:`mesh.core.durable`) are written to the encrypted history with
+the messages it delivered, in one commit, before any of its frames is sent and before the
+store commits; a send is acknowledged to the client after that. So a ``kill -9`` loses
+nothing that was acknowledged, and no message key is used twice.
 """
 
 from __future__ import annotations
@@ -79,8 +81,7 @@ log = logging.getLogger(__name__)
 
 TCP_MTU = 4096  # unused on stream links beyond the link layer's bounds check
 SEND_QUEUE = 4096  # frames waiting for a slow peer before the link is dropped
-STATE_KEY = "node"
-STATE_EVERY = 60.0  # seconds between periodic saves of the node state
+STATE_KEY = "node"  # the node state as one blob, before it was saved as rows
 DEFAULT_TTL = 7 * 86400
 LOCK_WAIT = 2.0  # seconds to wait for daemon.lock (a contact command holds it a moment)
 
@@ -176,11 +177,7 @@ class Daemon:
         self.live = LiveProfile(self)
         self.live.add_to_node()
         try:
-            saved = self.history.load_state(STATE_KEY)
-            if saved is not None:
-                self.node.restore_state(saved, int(clock()))
-            else:
-                self.node.index_store(int(clock()))
+            self._load_state(int(clock()))
         except (HistoryError, DecodeError) as exc:
             self.history.close()
             self.store.close()
@@ -197,7 +194,6 @@ class Daemon:
         self._lan_backoff: dict[tuple[str, int], Backoff] = {}
         self._nursery: trio.Nursery | None = None
         self._discovery: Discovery | None = None
-        self._dirty = False
         self._panicked = False
         self._stopped_by = ""  # the signal that stopped us
         self.broken = False  # an event failed half way: stop, save nothing
@@ -237,18 +233,44 @@ class Daemon:
     def _count(self, key: str) -> None:
         self.stats[key] = self.stats.get(key, 0) + 1
 
+    def _load_state(self, now: int) -> None:
+        """The node's saved rows; or the single blob an older daemon saved, then
+        rewritten as rows (one transaction); then changes are tracked from here."""
+        rows = self.history.load_rows()
+        if rows is not None:
+            self.node.restore_rows(rows, now)
+        else:
+            saved = self.history.load_state(STATE_KEY)
+            if saved is not None:
+                self.node.restore_state(saved, now)
+            else:
+                self.node.index_store(now)
+            with self.history.transaction():
+                self.history.save_rows(self.node.state_rows())
+                self.history.delete_state(STATE_KEY)
+        self.node.track_state_changes()
+
+    def _commit_step(self, actions: list[Action]) -> None:
+        """Before anything of a step is sent or told and before the store commits: the
+        messages it delivered, the acknowledgements and the node rows it changed (a
+        ratchet that moved, a receipt), in one history commit. Delivered exactly once,
+        and no message key is ever used twice after a crash."""
+        changes = self.node.take_state_changes()
+        delivered = [a for a in actions if isinstance(a, MessageDelivered)]
+        acked = [a for a in actions if isinstance(a, MessageAcked)]
+        if not (changes or delivered or acked) or self._panicked:
+            return
+        with self.history.transaction():
+            for got in delivered:
+                text = _text(got.body)
+                self.history.add(got.sender, False, got.msg_id, got.created, text)
+            for ack in acked:
+                self.history.mark(ack.msg_id, "acked")
+            self.history.save_rows(changes)
+
     def _apply(self, actions: list[Action]) -> None:
         self._check_pins(actions)
-        delivered = [a for a in actions if isinstance(a, MessageDelivered)]
-        if delivered:
-            # Before anyone is told and before the store commits the envelopes' removal:
-            # delivered exactly once. One history commit for the whole step (a record
-            # can carry dozens of messages), not two per message.
-            with self.history.transaction():
-                for got in delivered:
-                    text = _text(got.body)
-                    self.history.add(got.sender, False, got.msg_id, got.created, text)
-                self._save_state()
+        self._commit_step(actions)
         for act in actions:
             if isinstance(act, Transmit):
                 info = self.links.get(act.link)
@@ -274,8 +296,6 @@ class Daemon:
                     {"contact": self._contact_name(act.sender), "text": _text(act.body)},
                 )
             elif isinstance(act, MessageAcked):
-                self.history.mark(act.msg_id, "acked")
-                self._dirty = True
                 self._publish("acked", {"msg_id": act.msg_id})
 
     def _check_pins(self, actions: list[Action]) -> None:
@@ -298,10 +318,10 @@ class Daemon:
             info.scope.cancel()
 
     def _save_state(self) -> None:
+        """Node rows changed outside a step (a contact added or removed)."""
         if self._panicked or self.broken:
             return
-        self.history.save_state(STATE_KEY, self.node.export_state())
-        self._dirty = False
+        self.history.save_rows(self.node.take_state_changes())
 
     def _contact_name(self, key: bytes) -> str:
         return self.live.name_of(key)
@@ -325,9 +345,7 @@ class Daemon:
             raise ipc.IpcError(f"cannot send to {contact.name}: {result.reason}")
         if not isinstance(result, MessageQueued):
             raise ipc.IpcError("the node did not queue the message")
-        with self.history.transaction():
-            self.history.add(key, True, result.msg_id, self.now(), text)
-            self._save_state()
+        self.history.add(key, True, result.msg_id, self.now(), text)  # the ratchet: saved
         return result.msg_id
 
     # ---- running ----------------------------------------------------------------------
@@ -401,7 +419,6 @@ class Daemon:
             log.info("stopped on %s: %s, links closed", self._stopped_by, saved)
 
     async def _timer(self) -> None:
-        last_save = trio.current_time()
         while True:
             deadline = self.node.next_deadline()
             wait = 30.0 if deadline is None else max(0.0, deadline - self.clock())
@@ -410,9 +427,6 @@ class Daemon:
                 await self._wake.wait()
             if deadline is not None and self.clock() >= deadline:
                 self.feed(Tick())
-            if self._dirty or trio.current_time() - last_save > STATE_EVERY:
-                self._save_state()
-                last_save = trio.current_time()
 
     # ---- links ------------------------------------------------------------------------
     async def _incoming(self, stream: trio.SocketStream) -> None:
@@ -692,7 +706,7 @@ class Daemon:
         shredded the key slots and deletes the files next)."""
         self._panicked = True
         self.profile.data_key = b""
-        self.node.sessions.clear()
+        self.node.forget_sessions()
         if self._nursery is not None:
             self._nursery.cancel_scope.cancel()
         return True

@@ -7,9 +7,21 @@ unwraps. Nothing in the file is readable without the passphrase: not the contact
 text, the time or the direction. Once the keystore's slots are wiped (``steppe panic``) no
 passphrase opens any row.
 
-Tables: ``messages(id, blob)`` (one row per message, in and out) and ``state(key, blob)``
-(the node's exported state). Queries decrypt rows in memory; a personal history of tens of
-thousands of messages is read in well under a second.
+Tables: ``messages(id, blob)`` (one row per message, in and out), ``node_rows(key, blob)``
+(the node's durable state, one row per session, receipt, delivered id, ...; see
+:mod:`mesh.core.durable`) and ``state(key, blob)`` (small records: the summary of the node
+rows). Queries decrypt rows in memory; a personal history of tens of thousands of messages
+is read in well under a second.
+
+Saving the node state costs what changed
+----------------------------------------
+:meth:`History.save_rows` writes the node rows a step changed (a send: its session and
+its awaited receipt) and nothing else, so sending and receiving stay linear however much
+state a node holds. The ``state`` record ``rows`` keeps the number of node rows and a
+digest: the XOR of a keyed BLAKE2b of every row's key and sealed blob, updated with each
+change. Loading recomputes it, so a node row put back from an older copy, deleted or
+added is refused ("rolled back" or "tampered with"), and the ``rows`` record itself is
+generation-checked against ``history.gen`` like every state record.
 
 Rows are bound to their place
 -----------------------------
@@ -45,7 +57,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,6 +73,11 @@ FORMAT = 2
 _V1_MSG_AD = b"steppe/history/messages/v1"
 _V1_STATE_AD = b"steppe/history/state/v1"
 _GEN_AD = b"steppe/history/v2|generations"
+ROWS_KEY = "rows"  # the state record summarising node_rows: [count, digest]
+
+
+def _row_ad(key: bytes) -> bytes:
+    return b"steppe/history/v2|node_rows|" + key.hex().encode()
 
 
 def _msg_ad(row: int) -> bytes:
@@ -110,6 +127,8 @@ class History:
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.execute("CREATE TABLE IF NOT EXISTS messages (id INTEGER PRIMARY KEY, blob BLOB)")
         self._db.execute("CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, blob BLOB)")
+        self._db.execute("CREATE TABLE IF NOT EXISTS node_rows (key BLOB PRIMARY KEY, blob BLOB)")
+        self._digest_key = p.blake2b(b"node rows", key=self._key, digest_size=32)
         path.chmod(0o600)
         self._gens: dict[str, int] = {}  # state key -> generation of its latest save
         self._gens_dirty = False
@@ -316,3 +335,66 @@ class History:
         if row is None:
             return None
         return self._state_row(key, row[0])[1]
+
+    def delete_state(self, key: str) -> None:
+        self._prepare()
+        self._db.execute("DELETE FROM state WHERE key = ?", (key,))
+
+    # ---- node rows --------------------------------------------------------------------
+    def _row_mac(self, key: bytes, blob: bytes) -> int:
+        data = len(key).to_bytes(2, "big") + key + blob
+        return int.from_bytes(p.blake2b(data, key=self._digest_key, digest_size=32), "big")
+
+    def _summary(self) -> tuple[int, int] | None:
+        data = self.load_state(ROWS_KEY)
+        if data is None:
+            return None
+        f = expect_list(strict_unpack(data, max_size=len(data)), 2, "node rows summary")
+        return expect_int(f[0], "row count"), int.from_bytes(expect_bytes(f[1], "digest"), "big")
+
+    def save_rows(self, changes: Mapping[bytes, bytes | None]) -> None:
+        """Write the node rows that changed (``None``: delete), and the summary, in one
+        transaction (the caller's, if one is open)."""
+        if not changes:
+            return
+        if not self._in_tx:
+            with self.transaction():
+                self.save_rows(changes)
+            return
+        count, digest = self._summary() or (0, 0)
+        for key, value in changes.items():
+            old = self._db.execute("SELECT blob FROM node_rows WHERE key = ?", (key,)).fetchone()
+            if old is not None:
+                count, digest = count - 1, digest ^ self._row_mac(key, old[0])
+            if value is None:
+                self._db.execute("DELETE FROM node_rows WHERE key = ?", (key,))
+                continue
+            blob = self._seal([key, value], _row_ad(key))
+            self._db.execute(
+                "INSERT OR REPLACE INTO node_rows (key, blob) VALUES (?, ?)", (key, blob)
+            )
+            count, digest = count + 1, digest ^ self._row_mac(key, blob)
+        self.save_state(ROWS_KEY, pack([count, digest.to_bytes(32, "big")]))
+
+    def load_rows(self) -> dict[bytes, bytes] | None:
+        """Every node row (``None`` if none was ever saved), each checked in its place and
+        all of them against the summary. Raises :class:`HistoryError` with one line."""
+        summary = self._summary()
+        if summary is None:
+            return None
+        rows: dict[bytes, bytes] = {}
+        digest = 0
+        for key, blob in self._db.execute("SELECT key, blob FROM node_rows"):
+            key = bytes(key)
+            f = expect_list(self._open(blob, _row_ad(key), "a node state row"), 2, "node row")
+            if f[0] != key:
+                raise HistoryError("a node state row was moved")
+            rows[key] = expect_bytes(f[1], "node row")
+            digest ^= self._row_mac(key, blob)
+        if (len(rows), digest) != summary:
+            raise HistoryError(
+                "the node state rows do not match their summary: rolled back to an older "
+                "copy or tampered with (restore the newer history.db, or move it away to "
+                "start with fresh sessions)"
+            )
+        return rows
