@@ -170,7 +170,7 @@ class ContactCard:
 
     @classmethod
     def create(cls, identity: Identity, name: str, now: int, prekey: bytes = b"") -> ContactCard:
-        name = _clean_name(name)
+        name = clean_name(name)
         pub = identity.public()
         unsigned = cls(name, pub, now, b"", prekey)
         return cls(name, pub, now, identity.sign(unsigned._signed_bytes()), prekey)
@@ -203,7 +203,7 @@ class ContactCard:
         if version not in (1, CARD_VERSION) or len(items) != 6 + version:
             raise DecodeError(f"unsupported contact card version {version!r}")
         card = cls(
-            name=_clean_name(expect_str(items[1], "name", max_len=MAX_NAME)),
+            name=clean_name(expect_str(items[1], "name", max_len=MAX_NAME)),
             identity=PublicIdentity.from_list(items[2:5]),
             created=expect_int(items[5], "created"),
             signature=expect_bytes(items[6], "signature", size=64),
@@ -217,7 +217,7 @@ class ContactCard:
         return card
 
 
-def _clean_name(name: str) -> str:
+def clean_name(name: str) -> str:
     cleaned = "".join(ch for ch in name if ch.isprintable()).strip()
     if not cleaned or len(cleaned) > MAX_NAME:
         raise DecodeError(f"a name has 1 to {MAX_NAME} printable characters")

@@ -33,6 +33,7 @@ from mesh.cli_common import (
 )
 from mesh.cli_contacts import (
     cmd_contact_add,
+    cmd_contact_add_sender,
     cmd_contact_list,
     cmd_contact_verify,
     cmd_id_new,
@@ -155,8 +156,8 @@ def cmd_inbox(args: argparse.Namespace, out: TextIO) -> None:
     else:  # no daemon: read the history ourselves, with the passphrase
         profile = _open(args)
         rows = offline.messages(profile, args.contact or "", limit)
-        known = {c.card.identity.fingerprint for c in profile.contacts}
-        changed = {c.card.identity.fingerprint for c in profile.contacts if c.key_changed}
+        known = {c.identity.fingerprint for c in profile.contacts}
+        changed = {c.identity.fingerprint for c in profile.contacts if c.key_changed}
     if not rows:
         out.write("no messages yet\n")
     strangers = False
@@ -171,9 +172,9 @@ def cmd_inbox(args: argparse.Namespace, out: TextIO) -> None:
         out.write(f"{when}  {arrow}{state}: {inert_block(m['text'], INDENT)}\n")
     if strangers:
         out.write(
-            "To answer an unknown sender, ask for their contact card and add it with "
-            "'steppe contact add CARD': 'contact list' shows its fingerprint, which must "
-            "match the one above.\n"
+            "To answer an unknown sender, add them: 'steppe contact add-sender "
+            "FINGERPRINT --name NAME' (unverified until you compare safety numbers in "
+            "person), or add their contact card if they give you one.\n"
         )
     if any(fingerprint(m["contact"]) in changed for m in rows):
         out.write(
@@ -290,6 +291,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="accept a new key for an existing contact (unverifies them)",
     )
     add.set_defaults(func=cmd_contact_add)
+    snd = contact.add_parser(
+        "add-sender", help="add someone who wrote to you (an unknown sender in the inbox)"
+    )
+    snd.add_argument("fingerprint", help="their fingerprint, as the inbox shows it")
+    snd.add_argument("--name", required=True, help="your name for them")
+    snd.set_defaults(func=cmd_contact_add_sender)
     lst = contact.add_parser("list", help="list contacts and their verification state")
     lst.set_defaults(func=cmd_contact_list)
     ver = contact.add_parser("verify", help="compare safety numbers and mark verified")

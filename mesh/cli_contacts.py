@@ -102,6 +102,33 @@ def cmd_contact_add(args: argparse.Namespace, out: TextIO) -> None:
     out.write(f"Compare safety numbers in person: steppe contact verify {inert(repr(name))}\n")
 
 
+def cmd_contact_add_sender(args: argparse.Namespace, out: TextIO) -> None:
+    """Add someone who wrote without being a contact, from their fingerprint."""
+    from mesh import offline
+    from mesh.contact_change import change_contacts
+
+    p = _open(args)
+
+    def local(q: prof.Profile) -> tuple[str, str]:
+        who = prof.match_sender(offline.strangers(q), args.fingerprint)
+        c = q.add_sender(who, args.name, _now())
+        return c.name, c.identity.fingerprint.hex()
+
+    def remote() -> tuple[str, str]:
+        row = _ipc(args, "contact_add_sender", fingerprint=args.fingerprint, name=args.name)
+        return str(row["name"]), str(row["fingerprint"])
+
+    (name, fp), live = change_contacts(p, local, remote)
+    digits = " ".join(fp[i : i + 4] for i in range(0, 64, 4))
+    out.write(f"Added {inert(name)} (unverified). Fingerprint {digits}\n")
+    out.write(
+        "Only their messages vouch for them: nothing proves who they are until you "
+        f"compare safety numbers in person: steppe contact verify {inert(repr(name))}\n"
+    )
+    if live:
+        out.write("The running daemon has the change now.\n")
+
+
 def cmd_contact_list(args: argparse.Namespace, out: TextIO) -> None:
     p = _open(args)
     if not p.contacts:
@@ -110,15 +137,13 @@ def cmd_contact_list(args: argparse.Namespace, out: TextIO) -> None:
     width = max(len(inert(c.name)) for c in p.contacts)
     for c in sorted(p.contacts, key=lambda c: c.name.casefold()):
         state = "KEY CHANGED" if c.key_changed else "verified" if c.verified else "unverified"
-        out.write(
-            f"{inert(c.name):<{width}}  {state:<11}  {_fp(c.card.identity.sign_public)[:24]}\n"
-        )
+        out.write(f"{inert(c.name):<{width}}  {state:<11}  {_fp(c.identity.sign_public)[:24]}\n")
 
 
 def cmd_contact_verify(args: argparse.Namespace, out: TextIO) -> None:
     p = _open(args)
     c = p.contact(args.name)
-    mine, theirs = p.identity.sign_public, c.card.identity.sign_public
+    mine, theirs = p.identity.sign_public, c.identity.sign_public
     out.write(f"Safety number with {inert(c.name)}:\n  {safety_digits(mine, theirs)}\n")
     out.write(f"  {' '.join(safety_words(mine, theirs))}\n")
     out.write(f"Compare it with the number on {inert(c.name)}'s screen, in person.\n")
@@ -130,11 +155,11 @@ def cmd_contact_verify(args: argparse.Namespace, out: TextIO) -> None:
             return
     from mesh.contact_change import change_contacts
 
-    shown = c.card.identity.fingerprint.hex()
+    shown = c.identity.fingerprint.hex()
 
     def local(q: prof.Profile) -> None:
         fresh = q.contact(c.name)
-        if fresh.card.identity.fingerprint.hex() != shown:
+        if fresh.identity.fingerprint.hex() != shown:
             raise CliError(
                 f"{c.name}'s key changed since the safety number was shown: compare again"
             )

@@ -1,5 +1,6 @@
 """Reading what a profile holds when no daemon runs for it: ``steppe inbox`` opens the
-encrypted history itself, with the passphrase, and only reads it.
+encrypted history itself, with the passphrase, and only reads it; so does ``steppe
+contact add-sender`` to find the identity of someone who wrote.
 
 The rows come out in the shape the daemon's ``messages`` request answers with, so the
 command prints both the same way.
@@ -12,7 +13,9 @@ import socket
 from pathlib import Path
 from typing import Any
 
+from crypto.identity import PublicIdentity
 from mesh import ipc
+from mesh.core.durable import strangers_in
 from mesh.daemon.history import HISTORY, History
 from mesh.profile import Profile
 
@@ -33,11 +36,11 @@ def daemon_answers(profile_dir: Path) -> bool:
 def messages(profile: Profile, contact: str, limit: int) -> list[dict[str, Any]]:
     """The last ``limit`` messages (with ``contact`` only, if given), oldest first. A
     profile whose daemon never ran has no history file, and none is created."""
-    key = profile.contact(contact).card.identity.sign_public if contact else None
+    key = profile.contact(contact).identity.sign_public if contact else None
     path = profile.path / HISTORY
     if not path.exists():
         return []
-    names = {c.card.identity.sign_public: c.name for c in profile.contacts}
+    names = {c.identity.sign_public: c.name for c in profile.contacts}
     history = History(path, profile.data_key, os.urandom)
     try:
         rows = history.messages(key, limit)
@@ -46,3 +49,15 @@ def messages(profile: Profile, contact: str, limit: int) -> list[dict[str, Any]]
     return [
         {"contact_name": names.get(m.contact, m.contact.hex()[:16]), **m.to_dict()} for m in rows
     ]
+
+
+def strangers(profile: Profile) -> list[PublicIdentity]:
+    """Who wrote without being a contact, as the node's saved state keeps them."""
+    path = profile.path / HISTORY
+    if not path.exists():
+        return []
+    history = History(path, profile.data_key, os.urandom)
+    try:
+        return strangers_in(history.load_rows() or {})
+    finally:
+        history.close()

@@ -22,7 +22,7 @@ import platformdirs
 
 from crypto import keystore
 from crypto.errors import BadPassphrase, CryptoError
-from crypto.identity import ContactCard, Identity
+from crypto.identity import ContactCard, Identity, PublicIdentity, clean_name
 from crypto.prekeys import PrekeyRing, card_prekey
 from crypto.primitives import Rng
 from crypto.wire import expect_bytes, expect_int, expect_list, pack, strict_unpack
@@ -72,25 +72,45 @@ def atomic_write(path: Path, data: bytes) -> None:
 @dataclass(slots=True)
 class Contact:
     name: str
-    card: ContactCard
+    card: ContactCard | None  # None: added from a message they sent (no card seen)
     verified: bool = False
     added: int = 0
     key_changed: bool = False  # the contact's key changed: frozen until re-verified
+    known_as: PublicIdentity | None = None  # the identity of a contact with no card
+
+    @property
+    def identity(self) -> PublicIdentity:
+        if self.card is not None:
+            return self.card.identity
+        assert self.known_as is not None, "a contact has a card or a known identity"
+        return self.known_as
 
     def to_list(self) -> list[object]:
-        return [self.name, self.card.encode(), self.verified, self.added, self.key_changed]
+        if self.card is not None:
+            return [self.name, self.card.encode(), self.verified, self.added, self.key_changed]
+        ident = self.identity.to_list()
+        return [self.name, "", self.verified, self.added, self.key_changed, ident]
 
     @classmethod
     def from_list(cls, obj: object) -> Contact:
-        items = expect_list(obj, 5, "contact")
+        if not isinstance(obj, list) or len(obj) not in (5, 6):
+            raise ProfileError("corrupt contact entry in keystore")
+        items = obj
         if not isinstance(items[0], str) or not isinstance(items[1], str):
             raise ProfileError("corrupt contact entry in keystore")
+        card = ContactCard.decode(items[1]) if items[1] else None
+        known_as = PublicIdentity.from_list(items[5]) if len(items) == 6 else None
+        if (card is None) == (known_as is None):
+            raise ProfileError("corrupt contact entry in keystore")
+        if known_as is not None:
+            known_as.verify()
         return cls(
             items[0],
-            ContactCard.decode(items[1]),
+            card,
             bool(items[2]),
             expect_int(items[3], "added"),
             bool(items[4]),
+            known_as,
         )
 
 
@@ -169,9 +189,7 @@ class Profile:
         if card.identity.sign_public == self.identity.sign_public:
             raise ProfileError("that is your own contact card")
         name = name or card.name
-        for c in self.contacts:
-            if c.card.identity.sign_public == card.identity.sign_public:
-                raise ProfileError(f"already a contact, as {c.name!r}")
+        self._not_yet(card.identity)
         for c in self.contacts:
             if c.name.casefold() == name.casefold():
                 if not replace:
@@ -179,11 +197,53 @@ class Profile:
                         f"{name!r} is already a contact with a different key; if they really "
                         "have a new key, verify it in person and add it with --replace"
                     )
-                c.card, c.verified, c.key_changed = card, False, True
+                c.card, c.known_as, c.verified, c.key_changed = card, None, False, True
                 return c
         contact = Contact(name, card, False, now)
         self.contacts.append(contact)
         return contact
+
+    def add_sender(self, identity: PublicIdentity, name: str, now: int) -> Contact:
+        """Add, unverified, someone known only from a message they sent (its seal proved
+        they hold this identity key; nothing proves who they are: verify in person)."""
+        try:
+            name = clean_name(name)
+        except CryptoError as exc:
+            raise ProfileError(str(exc)) from None
+        self._not_yet(identity)
+        if any(c.name.casefold() == name.casefold() for c in self.contacts):
+            raise ProfileError(f"{name!r} is already a contact: choose another name")
+        contact = Contact(name, None, False, now, known_as=identity)
+        self.contacts.append(contact)
+        return contact
+
+    def _not_yet(self, identity: PublicIdentity) -> None:
+        for c in self.contacts:
+            if c.identity.sign_public == identity.sign_public:
+                raise ProfileError(f"already a contact, as {c.name!r}")
+
+
+MIN_FINGERPRINT_DIGITS = 16  # hex digits of a fingerprint a user must give (64 bits)
+
+
+def match_sender(candidates: list[PublicIdentity], text: str) -> PublicIdentity:
+    """The one identity whose fingerprint starts with ``text`` (hex, spaces and colons
+    ignored, at least :data:`MIN_FINGERPRINT_DIGITS` digits); ProfileError otherwise."""
+    digits = "".join(ch for ch in text.lower() if ch not in " :")
+    if len(digits) < MIN_FINGERPRINT_DIGITS or any(ch not in "0123456789abcdef" for ch in digits):
+        raise ProfileError(
+            f"give the sender's fingerprint as the inbox shows it (at least "
+            f"{MIN_FINGERPRINT_DIGITS} hex digits)"
+        )
+    found = [who for who in candidates if who.fingerprint.hex().startswith(digits)]
+    if not found:
+        raise ProfileError(
+            "no unknown sender with that fingerprint (their session may have been dropped: "
+            "ask for their contact card)"
+        )
+    if len(found) > 1:
+        raise ProfileError("more than one sender has that fingerprint: give more digits")
+    return found[0]
 
 
 def new_profile(path: Path, name: str, now: int, rng: Rng) -> Profile:

@@ -350,7 +350,7 @@ def test_a_strangers_message_and_bulletin_print_inert(
     assert evil.sign_public.hex()[:16] not in inbox.stdout
     assert "    2024-01-05 10:00  from Alice (verified contact): meet at 5\\x0d2024" in inbox.stdout
     assert "\\x1b[2J\\x1b]0;owned\\x07\\x9b31m\\u202eevil\\u200b\\u2028x" in inbox.stdout
-    assert "ask for their contact card and add it with 'steppe contact add CARD'" in inbox.stdout
+    assert "add them: 'steppe contact add-sender FINGERPRINT --name NAME'" in inbox.stdout
     bulletins = steppe("--profile", str(prof.path), "bulletin", "list")
     assert bulletins.returncode == 0, bulletins.stderr
     _assert_inert(bulletins.stdout)

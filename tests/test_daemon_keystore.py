@@ -123,7 +123,7 @@ def test_contact_ops_refuse_bad_input_in_one_line_and_change_nothing(tmp_path: P
             d.op_contact_verify("Mallory", shown)
         saved = open_profile(me.path, PASS).contacts
         assert [(c.name, c.verified, c.key_changed) for c in saved] == [("Carol", False, True)]
-        assert saved[0].card.identity.sign_public == other.identity.sign_public
+        assert saved[0].identity.sign_public == other.identity.sign_public
         assert other.identity.sign_public not in d.node.contacts  # frozen until verified
         d.op_contact_verify("Carol", other.identity.public().fingerprint.hex())
         assert other.identity.sign_public in d.node.contacts

@@ -22,6 +22,7 @@ from enum import Enum
 from typing import assert_never
 
 from crypto.errors import DecodeError
+from crypto.identity import PublicIdentity
 from crypto.prekeys import PrekeyRecord
 from crypto.wire import expect_bytes, expect_int, expect_list, pack, strict_unpack
 from mesh.core.bulletin_slots import BulletinSlots
@@ -39,6 +40,7 @@ class RowKind(bytes, Enum):
     PENDING = b"q"  # receipt secret we release later -> [release at, expiry]
     DELIVERED = b"d"  # msg id -> expiry (the exactly-once guard)
     SLOT = b"b"  # bulletin slot -> its newest sequence (BulletinSlots)
+    STRANGER = b"i"  # identity key of someone not a contact who wrote -> PublicIdentity
 
 
 class Changes:
@@ -74,6 +76,9 @@ class Durable:
         self.known_secrets: set[bytes] = set()  # the secrets in receipts: skip re-hashing
         self.pending: dict[bytes, tuple[int, int]] = {}  # secret -> (release at, expiry)
         self.delivered: dict[bytes, int] = {}  # msg id -> expiry
+        # Who opened a session with us without being a contact (verified by the seal of
+        # their first contact): kept while a session of theirs is, so they can be added.
+        self.strangers: dict[bytes, PublicIdentity] = {}
         self.slots = BulletinSlots(max_ttl, self._touch_slot)
         self._prekey_of = prekey_of
 
@@ -112,6 +117,9 @@ class Durable:
                 return _packed(self.delivered.get(ident))
             case RowKind.SLOT:
                 return self.slots.row(ident)
+            case RowKind.STRANGER:
+                who = self.strangers.get(ident)
+                return None if who is None else pack(who.to_list())
         assert_never(kind)
 
     def _touch_slot(self, ident: bytes) -> None:
@@ -130,6 +138,7 @@ class Durable:
         ):
             keys += [kind.value + k for k in table]
         keys += [RowKind.SLOT.value + i for i in self.slots.row_ids()]
+        keys += [RowKind.STRANGER.value + k for k in self.strangers]
         rows = {k: self.row(k) for k in sorted(keys)}
         return {k: v for k, v in rows.items() if v is not None}
 
@@ -140,6 +149,7 @@ class Durable:
         :class:`DecodeError` if a row is malformed."""
         self.sessions.clear()
         self.own, self.receipts, self.pending, self.delivered = {}, {}, {}, {}
+        self.strangers = {}
         self.slots.load([])
         prekeys: list[tuple[bytes, bytes]] = []
         for key, value in rows.items():
@@ -168,6 +178,11 @@ class Durable:
                     self.delivered[ident] = expect_int(_unpack(value), "expiry")
                 case RowKind.SLOT:
                     self.slots.load_row(ident, _unpack(value))
+                case RowKind.STRANGER:
+                    who = PublicIdentity.from_list(_unpack(value))
+                    if who.sign_public != ident:
+                        raise DecodeError("a stranger's row is not theirs")
+                    self.strangers[ident] = who
         self.known_secrets = {s for s, _e in self.receipts.values()}
         return prekeys
 
@@ -182,6 +197,15 @@ class Durable:
     def drop_session(self, sid: bytes) -> None:
         self.sessions.pop(sid, None)
         self.changes.touch(RowKind.SESSION.value + sid)
+
+    def meet_stranger(self, who: PublicIdentity) -> None:
+        if self.strangers.get(who.sign_public) != who:
+            self.strangers[who.sign_public] = who
+            self.changes.touch(RowKind.STRANGER.value + who.sign_public)
+
+    def forget_stranger(self, key: bytes) -> None:
+        if self.strangers.pop(key, None) is not None:
+            self.changes.touch(RowKind.STRANGER.value + key)
 
     def touch_prekey(self, contact: bytes) -> None:
         self.changes.touch(RowKind.PREKEY.value + contact)
@@ -246,6 +270,17 @@ class Durable:
 
 def _packed(value: object | None) -> bytes | None:
     return None if value is None else pack(list(value) if isinstance(value, tuple) else value)
+
+
+def strangers_in(rows: Mapping[bytes, bytes]) -> list[PublicIdentity]:
+    """The strangers' identities among saved rows (read without a node: offline)."""
+    found = []
+    for key, value in rows.items():
+        if key[:1] == RowKind.STRANGER.value:
+            who = PublicIdentity.from_list(_unpack(value))
+            if who.sign_public == key[1:]:
+                found.append(who)
+    return found
 
 
 def rows_from_blob(data: bytes) -> dict[bytes, bytes]:

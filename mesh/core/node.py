@@ -263,8 +263,41 @@ class Node:
 
     def add_contact(self, identity: PublicIdentity, prekey: PrekeyRecord | None = None) -> None:
         identity.verify()
+        if prekey is None:  # someone added from a message: their prekey may be stored
+            prekey = self._stored_prekey(identity.sign_public, self._now)
         self.contacts[identity.sign_public] = Contact(identity, prekey)
         self._state.touch_prekey(identity.sign_public)
+        self._state.forget_stranger(identity.sign_public)
+
+    def stranger(self, identity_key: bytes) -> PublicIdentity | None:
+        """The identity of someone who is not a contact but opened a session with us
+        (their first contact's seal proved they hold it), while that session is kept."""
+        return self._state.strangers.get(identity_key)
+
+    def strangers(self) -> list[PublicIdentity]:
+        return list(self._state.strangers.values())
+
+    def _stored_prekey(self, identity_key: bytes, now: int) -> PrekeyRecord | None:
+        """The newest live prekey record of ``identity_key`` among the public envelopes
+        in the store (once, when a contact is added without one: a record that arrived
+        before it was a contact was not learned)."""
+        best: PrekeyRecord | None = None
+        for eid in self.store.ids_in_range(b"", None):
+            meta = self.store.meta(eid)
+            frame = self.store.get(eid) if meta and meta.priority >= PRIO_PUBLIC else None
+            env = E.decode(frame) if frame is not None else None
+            if env is None or env.kind is not E.Kind.PREKEY:
+                continue
+            try:
+                rec = M.read_prekey_envelope(env)
+                if rec.identity_key != identity_key:
+                    continue
+                rec.verify(identity_key, now)
+            except (CryptoError, E.EnvelopeError):
+                continue
+            if best is None or rec.created > best.created:
+                best = rec
+        return best
 
     def remove_contact(self, identity_key: bytes) -> None:
         """Forget a contact (say its key was replaced): nothing is sealed to that key any
@@ -1121,6 +1154,8 @@ class Node:
             )
             if sess.sid not in self.sessions:
                 self._state.add_session(sess)
+                if opened.sender.sign_public not in self.contacts:
+                    self._state.meet_stranger(opened.sender)
                 self._expect(sess, sess.expected_tags())
                 self._bound_stranger_sessions()
         self.store.protect(eid)
@@ -1145,6 +1180,8 @@ class Node:
             self._state.drop_session(sess.sid)
             self._tags = {t: v for t, v in self._tags.items() if v[0] != sess.sid}
             self._count("stranger_sessions_dropped")
+            if not any(x.peer == sess.peer for x in self.sessions.values()):
+                self._state.forget_stranger(sess.peer)
 
     def _try_deferred(self, now: int) -> list[Action]:
         """First contacts that waited for trial-decryption budget, as it returns."""

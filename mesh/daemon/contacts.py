@@ -21,6 +21,10 @@ on it is the only writer.
   refuses it) and the old key is no longer a contact of the node, so nothing more is
   sealed to it; a verification unfreezes it. Bulletin trust labels read the same
   profile, so they follow at once.
+- **Senders.** ``steppe contact add-sender FINGERPRINT --name NAME`` (op
+  ``contact_add_sender``) adds, unverified, someone who wrote without being a contact: the
+  node kept the identity their first contact's seal proved, with their session; their
+  prekey, if one is in the store, comes along so a reply can be sealed.
 - **Names.** :meth:`LiveProfile.name_of` names a key for the local API: a contact's name,
   or, for a replaced key not yet verified, its fingerprint with a ``KEY CHANGED`` warning
   (never the old conversation's bare name), or a stranger's fingerprint.
@@ -36,7 +40,7 @@ from crypto.errors import CryptoError
 from crypto.identity import ContactCard, fingerprint, short_fingerprint
 from crypto.prekeys import PrekeyRecord, prekey_from_card
 from mesh import ipc
-from mesh.profile import KEYSTORE, Contact, ProfileError
+from mesh.profile import KEYSTORE, Contact, ProfileError, match_sender
 
 if TYPE_CHECKING:
     from mesh.daemon.daemon import Daemon
@@ -90,7 +94,7 @@ class LiveProfile:
         except CryptoError as exc:
             raise ipc.IpcError(f"not a valid contact card: {exc}") from None
         old = next((c for c in self.profile.contacts if _same_name(c, name or parsed.name)), None)
-        old_key = old.card.identity.sign_public if old is not None else b""
+        old_key = old.identity.sign_public if old is not None else b""
         contact = self._change(
             lambda: self.profile.add_contact(
                 parsed, self.daemon.now(), name=name or None, replace=replace
@@ -103,6 +107,17 @@ class LiveProfile:
             self._tell_node(contact)
         return _row(contact)
 
+    def add_sender(self, fingerprint_text: str, name: str) -> dict[str, Any]:
+        """Add, unverified, someone who wrote to us without being a contact, from the
+        identity their first contact proved (kept by the node with their session)."""
+        try:
+            who = match_sender(self.daemon.node.strangers(), fingerprint_text)
+        except ProfileError as exc:
+            raise ipc.IpcError(str(exc)) from None
+        contact = self._change(lambda: self.profile.add_sender(who, name, self.daemon.now()))
+        self._tell_node(contact)
+        return _row(contact)
+
     def verify(self, name: str, fingerprint_hex: str) -> dict[str, Any]:
         """Mark verified the key whose safety number the user compared (its fingerprint
         comes along: a key replaced in between is not verified by mistake)."""
@@ -110,7 +125,7 @@ class LiveProfile:
             contact = self.profile.contact(name)
         except ProfileError as exc:
             raise ipc.IpcError(str(exc)) from None
-        if contact.card.identity.fingerprint.hex() != fingerprint_hex:
+        if contact.identity.fingerprint.hex() != fingerprint_hex:
             raise ipc.IpcError(
                 f"{contact.name}'s key changed since the safety number was shown: compare again"
             )
@@ -137,11 +152,12 @@ class LiveProfile:
         return contact
 
     def _tell_node(self, c: Contact) -> None:
-        self.daemon.node.add_contact(c.card.identity, card_prekey(c.card, self.daemon.now()))
+        prekey = card_prekey(c.card, self.daemon.now()) if c.card is not None else None
+        self.daemon.node.add_contact(c.identity, prekey)
 
     # ---- names --------------------------------------------------------------------------
     def contact_for(self, key: bytes) -> Contact | None:
-        return next((c for c in self.profile.contacts if c.card.identity.sign_public == key), None)
+        return next((c for c in self.profile.contacts if c.identity.sign_public == key), None)
 
     def name_of(self, key: bytes) -> str:
         """How the local API names the holder of ``key``. A replaced key not yet verified
@@ -168,7 +184,7 @@ class LiveProfile:
     def rows(self) -> list[dict[str, Any]]:
         now = self.daemon.now()
         return [
-            {**_row(c), "can_write": self.daemon.node.can_write(c.card.identity.sign_public, now)}
+            {**_row(c), "can_write": self.daemon.node.can_write(c.identity.sign_public, now)}
             for c in self.profile.contacts
         ]
 
@@ -178,7 +194,7 @@ def _row(c: Contact) -> dict[str, Any]:
         "name": c.name,
         "verified": c.verified,
         "key_changed": c.key_changed,
-        "fingerprint": c.card.identity.fingerprint.hex(),
+        "fingerprint": c.identity.fingerprint.hex(),
     }
 
 

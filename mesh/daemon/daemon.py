@@ -338,7 +338,7 @@ class Daemon:
             raise ipc.IpcError(str(exc)) from None
         if contact.key_changed:
             raise ipc.IpcError(f"{contact.name}'s key changed: verify it before writing")
-        key = contact.card.identity.sign_public
+        key = contact.identity.sign_public
         actions = self.feed(SendMessage(key, text.encode(), DEFAULT_TTL))
         result = next((a for a in actions if isinstance(a, MessageQueued | SendFailed)), None)
         if isinstance(result, SendFailed):
@@ -608,6 +608,9 @@ class Daemon:
     def op_contact_add(self, card: str, name: str = "", replace: bool = False) -> dict[str, Any]:
         return self.live.add(card, name, replace)
 
+    def op_contact_add_sender(self, fingerprint: str, name: str) -> dict[str, Any]:
+        return self.live.add_sender(fingerprint, name)
+
     def op_contact_verify(self, name: str, fingerprint: str) -> dict[str, Any]:
         return self.live.verify(name, fingerprint)
 
@@ -621,7 +624,7 @@ class Daemon:
         key: bytes | None = None
         if contact:
             try:
-                key = self.profile.contact(contact).card.identity.sign_public
+                key = self.profile.contact(contact).identity.sign_public
             except ProfileError as exc:
                 raise ipc.IpcError(str(exc)) from None
         return [
