@@ -21,6 +21,16 @@ A link that breaks the protocol (garbage, oversized or endless frames, a failed
 decryption) is closed by the node and counted in ``stats``; other links carry on. The
 timer task sleeps until ``node.next_deadline()`` and is woken when an event moves it.
 
+Flow control (:mod:`mesh.daemon.flow`): what the node sends on a link goes into that
+link's outbox, counted in bytes, which never makes a step wait. While a link's outbox
+holds 1 MiB or more, the peer's input is read but not fed to the node until the writer
+has drained it below half that: a peer that reads slowly is sent less, not cut off, and
+TCP pushes back once 1 MiB of its input waits. Only a link whose outbox would pass
+48 MiB (a peer that has stopped reading while other links and local sends keep offering
+to it), or the fullest link when all outboxes together would pass 64 MiB, is dropped as
+slow (``links_dropped_slow``); each pause counts ``backpressure_pauses``. Nothing waits
+on a slow link but that link's own input.
+
 Durability: the store commits an envelope before the node asks for the next one. Every
 step's changes to the node's durable state (a ratchet that moved, a receipt, a delivered
 id: a few rows, see :mod:`mesh.core.durable`) are written to the encrypted history with
@@ -68,6 +78,7 @@ from mesh.core.events import (
 )
 from mesh.core.node import Node, NodeConfig
 from mesh.core.store import Quotas
+from mesh.daemon import flow
 from mesh.daemon.config import Config, parse_host_port
 from mesh.daemon.contacts import LiveProfile
 from mesh.daemon.discovery import Discovery
@@ -80,7 +91,6 @@ from mesh.profile import Profile, ProfileError, atomic_write
 log = logging.getLogger(__name__)
 
 TCP_MTU = 4096  # unused on stream links beyond the link layer's bounds check
-SEND_QUEUE = 4096  # frames waiting for a slow peer before the link is dropped
 STATE_KEY = "node"  # the node state as one blob, before it was saved as rows
 DEFAULT_TTL = 7 * 86400
 LOCK_WAIT = 2.0  # seconds to wait for daemon.lock (a contact command holds it a moment)
@@ -92,11 +102,12 @@ class LinkInfo:
     kind: str  # "lan", "gateway" or "incoming"
     remote: str
     since: float
-    send: trio.MemorySendChannel[bytes]
     scope: trio.CancelScope
     opened: bool = False
     pin: bytes = b""  # the link key this peer must have (gateway.peers), b"": any
     label: str = ""  # how logs name the peer without its address
+    outbox: flow.ByteQueue = field(default_factory=flow.ByteQueue)  # frames to send
+    inbox: flow.ByteQueue = field(default_factory=flow.ByteQueue)  # read, not yet fed
 
     @property
     def host(self) -> str:
@@ -276,11 +287,7 @@ class Daemon:
                 info = self.links.get(act.link)
                 if info is None or info.scope.cancel_called:
                     continue
-                try:
-                    info.send.send_nowait(act.data)
-                except trio.WouldBlock:
-                    self._count("links_dropped_slow")
-                    self._drop(act.link)
+                self._queue(info, act.data)
             elif isinstance(act, CloseLink):
                 log.info("link %d closed: %s", act.link, act.reason)
                 self._count("links_closed_by_node")
@@ -312,10 +319,36 @@ class Daemon:
             log.debug("%s (%s) has link key %s", info.label, info.remote, act.peer_key.hex())
             info.scope.cancel()
 
+    def _queue(self, info: LinkInfo, frame: bytes) -> None:
+        """Put a frame on a link's outbox; never waits. A frame that would take the
+        link's outbox past ``flow.SLOW_CAP`` drops the link, and one that would take all
+        outboxes together past ``flow.ALL_LINKS_CAP`` drops the link holding the most
+        (this one, or another): their peers read too little of what they are sent."""
+        if info.outbox.bytes + len(frame) > flow.SLOW_CAP:
+            self._drop_slow(info)
+            return
+        while sum(x.outbox.bytes for x in self.links.values()) + len(frame) > flow.ALL_LINKS_CAP:
+            fullest = max(self.links.values(), key=lambda x: x.outbox.bytes)
+            self._drop_slow(fullest)
+            if fullest is info:
+                return
+        info.outbox.put(frame)
+
+    def _drop_slow(self, info: LinkInfo) -> None:
+        self._count("links_dropped_slow")
+        log.info(
+            "link %d dropped: its peer reads too slowly (%d bytes queued)",
+            info.id,
+            info.outbox.bytes,
+        )
+        self._drop(info.id)
+
     def _drop(self, link: int) -> None:
         info = self.links.pop(link, None)
         if info is not None:
             info.scope.cancel()
+            info.outbox.clear()  # nothing more is written: free it now
+            info.inbox.clear()
 
     def _save_state(self) -> None:
         """Node rows changed outside a step (a contact added or removed)."""
@@ -465,19 +498,21 @@ class Daemon:
     ) -> None:
         """Carry one link until either side closes it; frames in, frames out."""
         link = next(self._ids)
-        send, recv = trio.open_memory_channel[bytes](SEND_QUEUE)
         scope = trio.CancelScope()
-        info = LinkInfo(link, kind, remote, self.clock(), send, scope, pin=pin, label=label)
+        info = LinkInfo(link, kind, remote, self.clock(), scope, pin=pin, label=label)
         self.links[link] = info
         log.debug("link %d (%s) with %s", link, kind, remote)
         self._count(f"links_{kind}")
         try:
             with scope:
                 async with trio.open_nursery() as nursery:
-                    nursery.start_soon(self._writer, stream, recv)
+                    nursery.start_soon(flow.write_out, stream, info.outbox)
+                    nursery.start_soon(self._feeder, info)
                     up = LinkUp(link, initiator, TCP_MTU, True, self._source_label(remote))
                     self.feed(up)
-                    await self._reader(link, stream)
+                    await flow.read_in(stream, info.inbox, lambda: link in self.links)
+                    while info.inbox and link in self.links:  # the peer is done: feed the rest
+                        self.feed(FrameReceived(link, info.inbox.pop()))
                     nursery.cancel_scope.cancel()
         except* (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as group:
             log.info("link %d (%s) broke: %s", link, kind, _reason(group.exceptions[0]))
@@ -499,24 +534,14 @@ class Daemon:
         key = blake2b(b"steppe source labels", key=self.profile.data_key, digest_size=32)
         return blake2b(host.encode(), key=key, digest_size=16)
 
-    async def _reader(self, link: int, stream: trio.abc.ReceiveStream) -> None:
-        while link in self.links:
-            data = await stream.receive_some(65536)
-            if not data:
-                return
-            self.feed(FrameReceived(link, bytes(data)))
-
-    async def _writer(
-        self, stream: trio.abc.SendStream, recv: trio.MemoryReceiveChannel[bytes]
-    ) -> None:
-        async for frame in recv:
-            batch = [frame]
-            while len(batch) < 64:
-                try:
-                    batch.append(recv.receive_nowait())
-                except trio.WouldBlock:
-                    break
-            await stream.send_all(b"".join(batch))
+    async def _feeder(self, info: LinkInfo) -> None:
+        """The peer's input to the node, paused while the link's outbox is full."""
+        await flow.feed_in(
+            info.inbox,
+            info.outbox,
+            lambda data: self.feed(FrameReceived(info.id, data)),
+            lambda: self._count("backpressure_pauses"),
+        )
 
     async def dial(self, host: str, port: int, kind: str) -> bool:
         """Connect and run one link; False if the connection could not be made. A gateway
