@@ -140,6 +140,34 @@ def test_receipts_are_delayed_and_batched() -> None:
     assert net.nodes[b].stats["protocol_bytes_sent"] > sent_before
 
 
+def test_more_receipts_due_at_once_than_one_message_holds_all_arrive() -> None:
+    """Thousands of deliveries in one contact fall due together: the receipts go out in
+    messages of at most MAX_LIST (one message of them all was refused by the peer as a
+    protocol error, past ~3,700 it did not fit a record and stopped the daemon)."""
+    from mesh.core import protocol as P
+
+    n = P.MAX_LIST + 300
+    cfg = NodeConfig(
+        mint_difficulty=1,
+        base_difficulty=1,
+        receipt_delay=(30, 30),
+        link_rate=1e9,
+        link_burst=1e9,
+    )
+    net = Net(seed=19)
+    a, b = net.add(cfg), net.add(cfg)
+    net.introduce_all()
+    for k in range(n):
+        send(net, a, b, b"m%d" % k)
+    net.connect(a, b)
+    net.run(20)
+    assert len(net.delivered[b]) == n
+    net.run(30)
+    assert len(net.acked[a]) == n
+    assert net.nodes[a].stats.get("protocol_errors", 0) == 0
+    assert len(net.links_of(a)) == 1, "the link stayed up"
+
+
 def test_link_opened_reports_the_peer_link_key() -> None:
     from mesh.core.events import LinkOpened
 

@@ -1284,9 +1284,17 @@ class Node:
             if msg_id is not None:
                 actions.append(MessageAcked(msg_id))
         if fresh:  # pass validated receipts on at once: relays purge early
-            for other, ln in list(self.links.items()):
-                if other != link and ln.hello is not None:
-                    actions += self._send_msg(other, P.Receipts(fresh))
+            actions += self._pass_receipts(fresh, but=link)
+        return actions
+
+    def _pass_receipts(self, secrets: list[bytes], but: int = -1) -> list[Action]:
+        """Receipts to every open link (``but`` one), in messages of at most
+        ``P.MAX_LIST`` (thousands may fall due in one tick, or come in one bundle)."""
+        actions: list[Action] = []
+        for link, ln in list(self.links.items()):
+            if link != but and ln.hello is not None:
+                for i in range(0, len(secrets), P.MAX_LIST):
+                    actions += self._send_msg(link, P.Receipts(secrets[i : i + P.MAX_LIST]))
         return actions
 
     def _purge(self, eids: list[bytes], now: int) -> None:
@@ -1416,10 +1424,7 @@ class Node:
                 h = receipt_hash(secret)
                 self._state.add_receipt(h, secret, expiry)
                 self._purge(self.store.ids_with_receipt(h), now)  # our copy, at last
-            batch = P.Receipts([s for s, _e in due])
-            for link in list(self.links):
-                if self.links[link].hello is not None:
-                    actions += self._send_msg(link, batch)
+            actions += self._pass_receipts([s for s, _e in due])
         if now >= self._next_sweep:
             self.store.sweep(now)
             self._forget_expired(now)
