@@ -217,6 +217,25 @@ class Profile:
         self.contacts.append(contact)
         return contact
 
+    def remove_contact(self, name: str) -> Contact:
+        """Take a contact out (their messages stay in the history, from an unknown sender)."""
+        contact = self.contact(name)
+        self.contacts.remove(contact)
+        return contact
+
+    def rename_contact(self, name: str, new_name: str) -> Contact:
+        """Give a contact another name (only the name: the key and its verification stay)."""
+        contact = self.contact(name)
+        try:
+            new_name = clean_name(new_name)
+        except CryptoError as exc:
+            raise ProfileError(str(exc)) from None
+        for c in self.contacts:
+            if c is not contact and c.name.casefold() == new_name.casefold():
+                raise ProfileError(f"{new_name!r} is already a contact: choose another name")
+        contact.name = new_name
+        return contact
+
     def _not_yet(self, identity: PublicIdentity) -> None:
         for c in self.contacts:
             if c.identity.sign_public == identity.sign_public:

@@ -56,17 +56,17 @@ def test_courier_carries_mail_between_islands(tmp_path: Path) -> None:
             await n.start(a.run)
             await n.start(b.run)
             # Bob's prekey travels to Alice's island first, on a stick.
-            out = b.op_export(str(stick))
-            assert out["envelopes"] == 1
-            got = a.op_import(str(stick))
+            out = b.ops.export(str(stick))
+            assert out.envelopes == 1
+            got = a.ops.import_(str(stick))
             assert got["envelopes"] == got["stored"] == 1
             assert sum(got[k] for k in ("known", "expired", "over_quota", "invalid")) == 0
             assert a.node.contacts[bob.identity.sign_public].prekey is not None
             # Importing the same bundle again stores nothing twice.
-            again = a.op_import(str(stick))
+            again = a.ops.import_(str(stick))
             assert (again["known"], again["stored"], again["invalid"]) == (1, 0, 0)
             a.send_text("Bob", "carried by hand")
-            a.op_export(str(stick))
+            a.ops.export(str(stick))
             # A tampered copy of one envelope inside the bundle is refused and counted;
             # the rest of the bundle still counts.
             data = bundle.decode(stick.read_bytes(), 1 << 26, a.now())
@@ -74,13 +74,13 @@ def test_courier_carries_mail_between_islands(tmp_path: Path) -> None:
             forged[-40] ^= 1
             bad = bundle.Bundle(data.created, data.expires, [bytes(forged), *data.frames])
             stick.write_bytes(bad.encode())
-            got = b.op_import(str(stick))
+            got = b.ops.import_(str(stick))
             assert got["delivered"] == 1
             assert (got["invalid"], got["known"]) == (1, 0)
             assert [m.text for m in b.history.messages()] == ["carried by hand"]
             b.config = loopback_config(lan=False, bundle_max_bytes=100)
             with pytest.raises(ipc.IpcError, match="larger than the limit"):
-                b.op_import(str(stick))
+                b.ops.import_(str(stick))
             n.cancel_scope.cancel()
 
     trio.run(main)
@@ -103,16 +103,16 @@ def test_receipts_ride_back_on_the_stick_and_the_sender_sees_delivered(tmp_path:
         async with trio.open_nursery() as n:
             await n.start(a.run)
             await n.start(b.run)
-            b.op_export(str(stick))
-            a.op_import(str(stick))
+            b.ops.export(str(stick))
+            a.ops.import_(str(stick))
             a.send_text("Bob", "by hand")
-            assert a.op_export(str(stick))["receipts"] == 0
-            assert b.op_import(str(stick))["delivered"] == 1
+            assert a.ops.export(str(stick)).receipts == 0
+            assert b.ops.import_(str(stick))["delivered"] == 1
             with trio.fail_after(10):  # the receipt is released after 1-2 s
                 while not b.node.export_receipts(b.now())[0]:  # noqa: ASYNC110
                     await trio.sleep(0.1)
-            assert b.op_export(str(stick))["receipts"] == 1
-            got = a.op_import(str(stick))
+            assert b.ops.export(str(stick)).receipts == 1
+            got = a.ops.import_(str(stick))
             assert (got["receipts"], got["acked"]) == (1, 1)
             assert [m.state for m in a.history.messages()] == ["acked"]
             n.cancel_scope.cancel()

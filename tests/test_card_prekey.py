@@ -85,9 +85,9 @@ def test_first_message_right_after_swapping_cards_in_person(tmp_path: Path) -> N
             await n.start(a.run)
             await n.start(b.run)
             a.send_text("Bob", "we met at the market")
-            a.op_export(str(stick))
+            a.ops.export(str(stick))
             assert bundle.decode(stick.read_bytes(), 1 << 26, a.now()).frames
-            assert b.op_import(str(stick))["delivered"] == 1
+            assert b.ops.import_(str(stick))["delivered"] == 1
             assert [m.text for m in b.history.messages()] == ["we met at the market"]
             n.cancel_scope.cancel()
 

@@ -25,6 +25,7 @@ from mesh.daemon.config import Config
 from mesh.daemon.daemon import TCP_MTU, Backoff, Daemon, DaemonError
 from mesh.daemon.discovery import Discovery
 from mesh.daemon.sqlite_store import SQLiteStore
+from mesh.ipc.events import LinkChanged
 from mesh.profile import Profile
 from tests.daemon_helpers import befriend, loopback_config, make_profile
 
@@ -274,8 +275,8 @@ def test_local_api(tmp_path: Path) -> None:
                 n, bob, loopback_config(lan=False, peers=(f"127.0.0.1:{a.daemon.tcp_port}",))
             )
             event = await client.events()
-            assert event["event"] == "peer"
-            assert event["data"]["up"] is True
+            assert isinstance(event, LinkChanged)
+            assert event.up is True
             peers = await client.call("peers")
             assert [p["kind"] for p in peers] == ["incoming"]
             await client.aclose()
@@ -309,23 +310,23 @@ def test_bulletins_flood_and_show_who_signed(tmp_path: Path) -> None:
             a = await start(n, alice, cfg)
             b = await start(n, bob, cfg)
             c = await start(n, carol, cfg)
-            a.daemon.op_bulletin_post("Clinic on Abay open 9-17", topic="clinic")
-            await until("Bob's copy", lambda: bool(b.daemon.op_bulletin_list()))
-            await until("Carol's copy", lambda: bool(c.daemon.op_bulletin_list()))
-            assert [(x["signer"], x["text"]) for x in b.daemon.op_bulletin_list()] == [
+            a.daemon.ops.bulletin_post("Clinic on Abay open 9-17", topic="clinic")
+            await until("Bob's copy", lambda: bool(b.daemon.ops.bulletin_list()))
+            await until("Carol's copy", lambda: bool(c.daemon.ops.bulletin_list()))
+            assert [(x.signer, x.text) for x in b.daemon.ops.bulletin_list()] == [
                 ("Alice (verified contact)", "Clinic on Abay open 9-17")
             ]
-            seen_by_carol = c.daemon.op_bulletin_list()[0]["signer"]
+            seen_by_carol = c.daemon.ops.bulletin_list()[0].signer
             assert seen_by_carol.startswith("unknown key "), "a stranger's name is not trusted"
-            assert a.daemon.op_bulletin_list()[0]["signer"] == "you"
+            assert a.daemon.ops.bulletin_list()[0].signer == "you"
             await trio.sleep(1.1)  # a later sequence (seconds) supersedes
-            a.daemon.op_bulletin_post("Clinic closed today", topic="clinic")
+            a.daemon.ops.bulletin_post("Clinic closed today", topic="clinic")
             await until(
                 "the update to replace the old post",
-                lambda: [x["text"] for x in b.daemon.op_bulletin_list()] == ["Clinic closed today"],
+                lambda: [x.text for x in b.daemon.ops.bulletin_list()] == ["Clinic closed today"],
             )
             with pytest.raises(ipc.IpcError, match="between 1 hour and 7 days"):
-                a.daemon.op_bulletin_post("x", hours=1000)
+                a.daemon.ops.bulletin_post("x", hours=1000)
             n.cancel_scope.cancel()
 
     trio.run(main)
@@ -413,7 +414,7 @@ def test_peer_resetting_its_connection_costs_only_that_link(tmp_path: Path) -> N
                 await stream.aclose()
             await until("links gone", lambda: not r.daemon.links)
             assert r.daemon.stats.get("links_internal_error", 0) == 0
-            assert r.daemon.op_status()["links"] == 0  # still answering
+            assert r.daemon.ops.status().links == 0  # still answering
             n.cancel_scope.cancel()
 
     trio.run(main)

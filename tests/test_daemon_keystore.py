@@ -80,7 +80,7 @@ def test_a_rotated_prekey_survives_a_restart_and_a_pruned_one_leaves_the_keystor
 
             again = open_profile(bob.path, PASS)  # the restart
             r2 = await start(n, again, clock)
-            got = r2.daemon.op_import(str(mail))
+            got = r2.daemon.ops.import_(str(mail))
             assert got["delivered"] == 1
             texts = [m.text for m in r2.daemon.history.messages()]
             assert texts == ["to your new prekey"]
@@ -107,25 +107,25 @@ def test_contact_ops_refuse_bad_input_in_one_line_and_change_nothing(tmp_path: P
     d = Daemon(me, loopback_config(lan=False), me.path, handle_signals=False)
     try:
         with pytest.raises(ipc.IpcError, match="not a valid contact card"):
-            d.op_contact_add("STEPPE1:AAAA")
-        row = d.op_contact_add(carol.card.encode())
-        assert row["name"] == "Carol"
-        assert not row["key_changed"]
+            d.ops.contact_add("STEPPE1:AAAA")
+        row = d.ops.contact_add(carol.card.encode())
+        assert row.name == "Carol"
+        assert not row.key_changed
         assert carol.identity.sign_public in d.node.contacts
         shown = carol.identity.public().fingerprint.hex()
         with pytest.raises(ipc.IpcError, match="already a contact with a different key"):
-            d.op_contact_add(other.card.encode())
-        d.op_contact_add(other.card.encode(), replace=True)
+            d.ops.contact_add(other.card.encode())
+        d.ops.contact_add(other.card.encode(), replace=True)
         assert carol.identity.sign_public not in d.node.contacts
         with pytest.raises(ipc.IpcError, match="key changed since the safety number was shown"):
-            d.op_contact_verify("Carol", shown)
+            d.ops.contact_verify("Carol", shown)
         with pytest.raises(ipc.IpcError, match="no contact named"):
-            d.op_contact_verify("Mallory", shown)
+            d.ops.contact_verify("Mallory", shown)
         saved = open_profile(me.path, PASS).contacts
         assert [(c.name, c.verified, c.key_changed) for c in saved] == [("Carol", False, True)]
         assert saved[0].identity.sign_public == other.identity.sign_public
         assert other.identity.sign_public not in d.node.contacts  # frozen until verified
-        d.op_contact_verify("Carol", other.identity.public().fingerprint.hex())
+        d.ops.contact_verify("Carol", other.identity.public().fingerprint.hex())
         assert other.identity.sign_public in d.node.contacts
         assert open_profile(me.path, PASS).contacts[0].verified
     finally:

@@ -18,6 +18,7 @@ from crypto.wire import pack
 from mesh import ipc
 from mesh.core import node
 from mesh.daemon.daemon import Daemon
+from mesh.ipc.events import MessageReceived
 from tests.daemon_helpers import befriend, loopback_config, make_profile
 
 
@@ -62,16 +63,16 @@ def test_a_call_keeps_the_events_that_arrive_before_its_answer() -> None:
             async def daemon_side() -> None:
                 reader = ipc.FrameReader()
                 req = (reader.feed(await server.receive_some(65536)))[0]
-                events = [{"event": "message", "data": {"n": k}} for k in range(3)]
-                frames = [ipc.encode_frame(e) for e in events]
+                events = [MessageReceived(b"m%d" % k, b"k", "Bob", k, str(k)) for k in range(3)]
+                frames = [ipc.encode_frame(ipc.event_map(e)) for e in events]
                 frames.append(ipc.encode_frame({"id": req["id"], "ok": True, "result": 7}))
                 await server.send_all(b"".join(frames))
 
             n.start_soon(daemon_side)
             with trio.fail_after(5):
                 assert await client.call("status") == 7
-                got = [(await client.events())["data"]["n"] for _ in range(3)]
-            assert got == [0, 1, 2]
+                got = [await client.events() for _ in range(3)]
+            assert [e.created for e in got if isinstance(e, MessageReceived)] == [0, 1, 2]
         await client.aclose()
         await server.aclose()
 
@@ -227,8 +228,8 @@ def test_fuzz_the_local_api_of_a_running_daemon(tmp_path: Path) -> None:
                     fuzz.start_soon(fuzzer, r.randrange(1 << 30))
             while len(seen) < 150:
                 ev = await watcher.events()
-                if ev["event"] == "message":
-                    seen.append(int(ev["data"]["text"].split()[1]))
+                if isinstance(ev, MessageReceived):
+                    seen.append(int(ev.text.split()[1]))
         with trio.fail_after(5):
             status = await ipc.call_daemon(a.runtime_dir, "status")
         assert status["name"] == "Alice"

@@ -25,6 +25,13 @@ on it is the only writer.
   ``contact_add_sender``) adds, unverified, someone who wrote without being a contact: the
   node kept the identity their first contact's seal proved, with their session; their
   prekey, if one is in the store, comes along so a reply can be sealed.
+- **Removing and renaming.** ``steppe contact remove NAME`` (op ``contact_remove``) takes
+  the contact out of the keystore and the node forgets the key at once (nothing more is
+  sealed to it); the history keeps their messages, shown from an unknown sender (their
+  key's fingerprint). ``steppe contact rename OLD NEW`` (op ``contact_rename``) changes
+  only the name.
+- **Events.** Every change is told to subscribers as a
+  :class:`mesh.ipc.events.ContactChanged` once it is in the keystore.
 - **Names.** :meth:`LiveProfile.name_of` names a key for the local API: a contact's name,
   or, for a replaced key not yet verified, its fingerprint with a ``KEY CHANGED`` warning
   (never the old conversation's bare name), or a stranger's fingerprint.
@@ -34,12 +41,15 @@ from __future__ import annotations
 
 import copy
 import logging
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from crypto.errors import CryptoError
 from crypto.identity import ContactCard, fingerprint, short_fingerprint
 from crypto.prekeys import PrekeyRecord, prekey_from_card
 from mesh import ipc
+from mesh.ipc.calls import ContactRow
+from mesh.ipc.events import ContactChange, ContactChanged
 from mesh.profile import KEYSTORE, Contact, ProfileError, match_sender
 
 if TYPE_CHECKING:
@@ -88,7 +98,7 @@ class LiveProfile:
         log.info("keystore saved: %d prekeys", len(self.profile.ring.keys))
 
     # ---- contact changes (the contact_* ops) -------------------------------------------
-    def add(self, card: str, name: str = "", replace: bool = False) -> dict[str, Any]:
+    def add(self, card: str, name: str = "", replace: bool = False) -> ContactRow:
         try:
             parsed = ContactCard.decode(card)
         except CryptoError as exc:
@@ -103,11 +113,11 @@ class LiveProfile:
         if contact.key_changed:
             self.daemon.node.remove_contact(old_key)
             log.info("a contact's key was replaced: frozen until verified")
-        else:
-            self._tell_node(contact)
-        return _row(contact)
+            return self._told(ContactChange.REPLACED, contact)
+        self._tell_node(contact)
+        return self._told(ContactChange.ADDED, contact)
 
-    def add_sender(self, fingerprint_text: str, name: str) -> dict[str, Any]:
+    def add_sender(self, fingerprint_text: str, name: str) -> ContactRow:
         """Add, unverified, someone who wrote to us without being a contact, from the
         identity their first contact proved (kept by the node with their session)."""
         try:
@@ -116,15 +126,12 @@ class LiveProfile:
             raise ipc.IpcError(str(exc)) from None
         contact = self._change(lambda: self.profile.add_sender(who, name, self.daemon.now()))
         self._tell_node(contact)
-        return _row(contact)
+        return self._told(ContactChange.ADDED, contact)
 
-    def verify(self, name: str, fingerprint_hex: str) -> dict[str, Any]:
+    def verify(self, name: str, fingerprint_hex: str) -> ContactRow:
         """Mark verified the key whose safety number the user compared (its fingerprint
         comes along: a key replaced in between is not verified by mistake)."""
-        try:
-            contact = self.profile.contact(name)
-        except ProfileError as exc:
-            raise ipc.IpcError(str(exc)) from None
+        contact = self._named(name)
         if contact.identity.fingerprint.hex() != fingerprint_hex:
             raise ipc.IpcError(
                 f"{contact.name}'s key changed since the safety number was shown: compare again"
@@ -136,9 +143,40 @@ class LiveProfile:
 
         self._change(mark)
         self._tell_node(contact)
-        return _row(contact)
+        return self._told(ContactChange.VERIFIED, contact)
 
-    def _change(self, change: Any) -> Contact:
+    def remove(self, name: str) -> ContactRow:
+        """Forget a contact: out of the keystore, and the node seals nothing more to their
+        key. Their messages stay in the history, from an unknown sender. The answer is the
+        row they had."""
+        contact = self._named(name)
+        row = self.row(contact)
+        self._change(lambda: self.profile.remove_contact(contact.name))
+        self.daemon.node.remove_contact(contact.identity.sign_public)
+        self._publish(ContactChange.REMOVED, contact)
+        return row
+
+    def rename(self, name: str, new_name: str) -> ContactRow:
+        old = self._named(name).name
+        contact = self._change(lambda: self.profile.rename_contact(old, new_name))
+        return self._told(ContactChange.RENAMED, contact, old)
+
+    def _named(self, name: str) -> Contact:
+        try:
+            return self.profile.contact(name)
+        except ProfileError as exc:
+            raise ipc.IpcError(str(exc)) from None
+
+    def _told(self, change: ContactChange, c: Contact, old_name: str = "") -> ContactRow:
+        """Tell subscribers of a change that is in the keystore now; the contact's row."""
+        self._publish(change, c, old_name)
+        return self.row(c)
+
+    def _publish(self, change: ContactChange, c: Contact, old_name: str = "") -> None:
+        fp = c.identity.fingerprint.hex()
+        self.daemon.local_api.publish(ContactChanged(change, c.name, fp, old_name))
+
+    def _change(self, change: Callable[[], Contact]) -> Contact:
         """Apply a change to the contacts and save the keystore; if either fails, the
         contacts are as they were and the reason is one line."""
         before = [copy.copy(c) for c in self.profile.contacts]
@@ -181,21 +219,15 @@ class LiveProfile:
             return f"{c.name} (KEY CHANGED)"
         return f"{c.name} (verified contact)" if c.verified else f"{c.name} (unverified)"
 
-    def rows(self) -> list[dict[str, Any]]:
-        now = self.daemon.now()
-        return [
-            {**_row(c), "can_write": self.daemon.node.can_write(c.identity.sign_public, now)}
-            for c in self.profile.contacts
-        ]
+    def rows(self) -> list[ContactRow]:
+        return [self.row(c) for c in self.profile.contacts]
 
-
-def _row(c: Contact) -> dict[str, Any]:
-    return {
-        "name": c.name,
-        "verified": c.verified,
-        "key_changed": c.key_changed,
-        "fingerprint": c.identity.fingerprint.hex(),
-    }
+    def row(self, c: Contact) -> ContactRow:
+        key = c.identity.sign_public
+        can_write = self.daemon.node.can_write(key, self.daemon.now())
+        return ContactRow(
+            c.name, c.verified, c.key_changed, c.identity.fingerprint.hex(), can_write
+        )
 
 
 def _same_name(c: Contact, name: str) -> bool:

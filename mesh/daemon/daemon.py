@@ -50,16 +50,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import trio
 
-from crypto.bulletin import Bulletin
 from crypto.errors import DecodeError
-from crypto.noise import KeyPair
 from crypto.primitives import Rng, blake2b
 from mesh import ipc
-from mesh.core import bundle
 from mesh.core.events import (
     Action,
     CloseLink,
@@ -85,8 +81,10 @@ from mesh.daemon.discovery import Discovery
 from mesh.daemon.history import HISTORY, History, HistoryError
 from mesh.daemon.local_api import LocalApi
 from mesh.daemon.lock import ProfileLocked, lock_profile, unlock_profile
+from mesh.daemon.ops import Ops, stored_bulletins
 from mesh.daemon.sqlite_store import SQLiteStore
-from mesh.profile import Profile, ProfileError, atomic_write
+from mesh.ipc import events as api
+from mesh.profile import Profile, ProfileError
 
 log = logging.getLogger(__name__)
 
@@ -196,6 +194,7 @@ class Daemon:
             raise DaemonError(f"the saved node state in {profile.path} is damaged: {exc}") from None
         self.links: dict[int, LinkInfo] = {}
         self.stats: dict[str, int] = {}
+        self.ops = Ops(self)  # the local API's operations
         self.local_api = LocalApi(self, runtime_dir)
         self.tcp_port = 0
         self._ids = itertools.count(1)
@@ -296,14 +295,14 @@ class Daemon:
                 info = self.links.get(act.link)
                 if info is not None and not info.scope.cancel_called:
                     info.opened = True
-                    self._publish("peer", {"link": act.link, "kind": info.kind, "up": True})
+                    self._publish(api.LinkChanged(act.link, info.kind, True))
             elif isinstance(act, MessageDelivered):
-                self._publish(
-                    "message",
-                    {"contact": self._contact_name(act.sender), "text": _text(act.body)},
-                )
+                name, text = self._contact_name(act.sender), _text(act.body)
+                self._publish(api.MessageReceived(act.msg_id, act.sender, name, act.created, text))
             elif isinstance(act, MessageAcked):
-                self._publish("acked", {"msg_id": act.msg_id})
+                self._publish(api.MessageStateChanged(act.msg_id))
+        for event in stored_bulletins(self):
+            self._publish(event)
 
     def _check_pins(self, actions: list[Action]) -> None:
         """A link to a peer with a pinned key whose handshake revealed another key is cut
@@ -359,8 +358,8 @@ class Daemon:
     def _contact_name(self, key: bytes) -> str:
         return self.live.name_of(key)
 
-    def _publish(self, kind: str, data: dict[str, Any]) -> None:
-        self.local_api.publish(kind, data)
+    def _publish(self, event: api.Event) -> None:
+        self.local_api.publish(event)
 
     def send_text(self, contact_name: str, text: str) -> bytes:
         """Queue a message; returns its id once the envelope and the session state are
@@ -522,7 +521,7 @@ class Daemon:
         finally:
             if self.links.pop(link, None) is not None:
                 self.feed(LinkDown(link))
-                self._publish("peer", {"link": link, "kind": kind, "up": False})
+                self._publish(api.LinkChanged(link, kind, False))
             with trio.CancelScope(shield=True):
                 await trio.aclose_forcefully(stream)
 
@@ -593,151 +592,6 @@ class Daemon:
                 await trio.sleep(backoff.next_delay())
         finally:
             self._lan_dialing.discard(addr)
-
-    # ---- operations (the ipc.OPS table) --------------------------------------------------
-    def op_status(self) -> dict[str, Any]:
-        return {
-            "name": self.profile.name,
-            "fingerprint": self.profile.identity.public().fingerprint.hex(),
-            "mode": self.config.mode,
-            "link_key": (
-                KeyPair.from_private(relay_link_key(self.profile)).public.hex()
-                if self.config.mode == "relay"
-                else ""
-            ),
-            "uptime": int(self.clock() - self.started),
-            "tcp_port": self.tcp_port,
-            "links": len(self.links),
-            "open_links": sum(1 for x in self.links.values() if x.opened),
-            "envelopes": self.store.count(),
-            "store_bytes": self.store.total_bytes(),
-            "node_stats": dict(sorted(self.node.stats.items())),
-            "daemon_stats": dict(sorted(self.stats.items())),
-        }
-
-    def op_peers(self) -> list[dict[str, Any]]:
-        return [
-            {
-                "link": x.id,
-                "kind": x.kind,
-                "remote": x.remote,
-                "open": x.opened,
-                "seconds": int(self.clock() - x.since),
-            }
-            for x in sorted(self.links.values(), key=lambda x: x.id)
-        ]
-
-    def op_contacts(self) -> list[dict[str, Any]]:
-        return self.live.rows()
-
-    def op_contact_add(self, card: str, name: str = "", replace: bool = False) -> dict[str, Any]:
-        return self.live.add(card, name, replace)
-
-    def op_contact_add_sender(self, fingerprint: str, name: str) -> dict[str, Any]:
-        return self.live.add_sender(fingerprint, name)
-
-    def op_contact_verify(self, name: str, fingerprint: str) -> dict[str, Any]:
-        return self.live.verify(name, fingerprint)
-
-    def op_conversations(self) -> list[dict[str, Any]]:
-        return [
-            {"contact": self._contact_name(k), **m.to_dict()}
-            for k, m in self.history.conversations().items()
-        ]
-
-    def op_messages(self, contact: str = "", limit: int = 50) -> list[dict[str, Any]]:
-        key: bytes | None = None
-        if contact:
-            try:
-                key = self.profile.contact(contact).identity.sign_public
-            except ProfileError as exc:
-                raise ipc.IpcError(str(exc)) from None
-        return [
-            {"contact_name": self._contact_name(m.contact), **m.to_dict()}
-            for m in self.history.messages(key, limit)
-        ]
-
-    def op_send(self, contact: str, text: str) -> dict[str, Any]:
-        return {"msg_id": self.send_text(contact, text)}
-
-    def op_bulletin_post(self, text: str, topic: str = "", hours: int = 72) -> dict[str, Any]:
-        """Sign a public bulletin with this profile's identity key and flood it. A post on
-        an existing topic of ours supersedes the earlier one."""
-        now = self.now()
-        if not 1 <= hours <= 7 * 24:
-            raise ipc.IpcError("a bulletin lives between 1 hour and 7 days")
-        try:
-            b = Bulletin.create(
-                self.profile.identity.sign_seed,
-                type="post",
-                key=topic or self.rng(4).hex(),
-                sequence=now,
-                created=now,
-                expiry=now + 3600 * hours,
-                body=text.encode(),
-            )
-        except ValueError as exc:
-            raise ipc.IpcError(str(exc)) from None
-        actions = self.call_node(lambda now: self.node.publish_bulletin(b, now))
-        refused = next((a for a in actions if isinstance(a, SendFailed)), None)
-        if refused is not None:
-            raise ipc.IpcError(f"cannot post: {refused.reason}")
-        return {"topic": b.key, "expires": b.expiry}
-
-    def op_bulletin_list(self, limit: int = 50) -> list[dict[str, Any]]:
-        return [
-            {
-                "signer": self.live.trust(b.persona),
-                "topic": b.key,
-                "created": b.created,
-                "expiry": b.expiry,
-                "text": _text(b.body),
-            }
-            for b in self.node.bulletins(self.now())[:limit]
-        ]
-
-    def op_export(self, path: str, max_bytes: int = 0) -> dict[str, int]:
-        limit = max_bytes or self.config.bundle_max_bytes
-        receipts, until = self.node.export_receipts(self.now())
-        room = limit - 64 - (bundle.RECEIPT_BYTES * len(receipts))
-        frames, latest = self.node.export_frames(room, self.now())
-        data = bundle.Bundle(self.now(), max(latest, until), frames, receipts).encode()
-        try:
-            atomic_write(Path(path), data)
-        except OSError as exc:
-            raise ipc.IpcError(f"cannot write {path}: {exc.strerror}") from None
-        return {"envelopes": len(frames), "receipts": len(receipts), "bytes": len(data)}
-
-    def op_import(self, path: str) -> dict[str, int]:
-        limit = self.config.bundle_max_bytes
-        try:
-            with open(path, "rb") as f:
-                data = f.read(limit + 1)
-        except OSError as exc:
-            raise ipc.IpcError(f"cannot read {path}: {exc.strerror}") from None
-        try:
-            b = bundle.decode(data, limit, self.now())
-        except bundle.BundleError as exc:
-            raise ipc.IpcError(f"{path}: {exc}") from None
-        counts: dict[str, int] = {}
-
-        def step(now: int) -> list[Action]:
-            actions, summary = self.node.import_bundle(b.frames, b.receipts, b"file", now)
-            counts.update(summary)
-            return actions
-
-        self.call_node(step)
-        return {"envelopes": len(b.frames), **counts}
-
-    def op_panic(self) -> bool:
-        """Forget the keys in memory and stop at once, saving nothing (the CLI has already
-        shredded the key slots and deletes the files next)."""
-        self._panicked = True
-        self.profile.data_key = b""
-        self.node.forget_sessions()
-        if self._nursery is not None:
-            self._nursery.cancel_scope.cancel()
-        return True
 
 
 def relay_link_key(profile: Profile) -> bytes:

@@ -7,7 +7,8 @@ the daemon starts and removed when it stops. Each client that connects gets two 
 
 - a *reader* that cuts requests out of the stream (:class:`mesh.ipc.FrameReader`), checks
   each against the operation table (:func:`mesh.ipc.parse_request`: types, lengths and
-  ranges) and only then calls the daemon's ``op_<name>`` method;
+  ranges, giving a typed request) and only then hands it to the daemon's operations
+  (:meth:`mesh.daemon.ops.Ops.handle`), whose typed result travels as plain maps;
 - the one *writer* of that socket, fed by a bounded queue of encoded frames. Replies wait
   for room in the queue (a client that does not read stops being served, nobody else);
   events (after ``subscribe``) never wait: a subscriber whose queue is full is too slow
@@ -28,6 +29,9 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from mesh import ipc
+from mesh.ipc.events import Event, event_map
+from mesh.ipc.protocol import Answer, Failure, Reply, answer_map
+from mesh.ipc.schema import dump
 
 if TYPE_CHECKING:
     from mesh.daemon.daemon import Daemon
@@ -73,10 +77,14 @@ class LocalApi:
         finally:
             self.path.unlink(missing_ok=True)
 
-    def publish(self, kind: str, data: dict[str, Any]) -> None:
+    @property
+    def subscribed(self) -> bool:
+        return bool(self._subscribers)
+
+    def publish(self, event: Event) -> None:
         if not self._subscribers:
             return
-        frame = ipc.encode_frame({"event": kind, "data": data})
+        frame = ipc.encode_frame(event_map(event))
         for client in list(self._subscribers):
             try:
                 client.out.send_nowait(frame)
@@ -125,7 +133,7 @@ class LocalApi:
             except ipc.IpcError as exc:
                 self._count("ipc_protocol_errors")
                 log.info("a local API client broke the protocol: %s", exc)
-                await client.out.send(_encode({"id": 0, "ok": False, "error": str(exc)}))
+                await client.out.send(_encode(Failure(0, str(exc))))
                 return
             for obj in requests:
                 await client.out.send(_encode(self._call(obj, client)))
@@ -141,29 +149,28 @@ class LocalApi:
                     break
             await client.stream.send_all(b"".join(batch))
 
-    def _call(self, obj: dict[str, Any], client: _Client) -> dict[str, Any]:
-        req_id = obj.get("id") if type(obj.get("id")) is int else 0
+    def _call(self, obj: dict[str, Any], client: _Client) -> Answer:
+        given = obj.get("id")
+        req_id = given if type(given) is int else 0
         try:
             req = ipc.parse_request(obj)
-            if req.op == "subscribe":
-                if client not in self._subscribers:
-                    self._subscribers.append(client)
-                result: Any = True
-            else:
-                result = getattr(self.daemon, "op_" + req.op)(**req.args)
-            return {"id": req_id, "ok": True, "result": result}
+            result = self.daemon.ops.handle(req.call, lambda: self._subscribe(client))
+            return Reply(req_id, dump(result))
         except ipc.IpcError as exc:
-            return {"id": req_id, "ok": False, "error": str(exc)}
+            return Failure(req_id, str(exc))
         except Exception:  # a bug must not take the node down with the client's request
             self._count("ipc_internal_errors")
             op = obj.get("op")
             log.exception("local API request %r failed", op if op in ipc.OPS else "?")
-            return {"id": req_id, "ok": False, "error": "internal error (see the daemon log)"}
+            return Failure(req_id, "internal error (see the daemon log)")
+
+    def _subscribe(self, client: _Client) -> None:
+        if client not in self._subscribers:
+            self._subscribers.append(client)
 
 
-def _encode(reply: dict[str, Any]) -> bytes:
+def _encode(answer: Answer) -> bytes:
     try:
-        return ipc.encode_frame(reply)
+        return ipc.encode_frame(answer_map(answer))
     except ipc.IpcError as exc:  # an answer too large for one frame
-        error = {"id": reply.get("id", 0), "ok": False, "error": f"{exc}; ask for less"}
-        return ipc.encode_frame(error)
+        return ipc.encode_frame(answer_map(Failure(answer.id, f"{exc}; ask for less")))

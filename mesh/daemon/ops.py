@@ -1,0 +1,248 @@
+"""The daemon's side of the local API's operations: one typed method per operation of
+:mod:`mesh.ipc.calls`, on an object holding the daemon.
+
+:meth:`Ops.handle` is the one dispatch from a checked request (:func:`mesh.ipc.parse_request`
+made it) to its method, a ``match`` ending in ``assert_never``: an operation added to the
+table and not here is a type error. A method refuses with :class:`mesh.ipc.IpcError`
+and one readable line; the local API server sends it to the client as the reply's error.
+Tests and benchmarks call the methods directly (``daemon.ops.send(...)``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, assert_never
+
+from crypto.bulletin import Bulletin
+from crypto.errors import CryptoError
+from crypto.noise import KeyPair
+from mesh.core import bundle, envelope
+from mesh.core.events import Action, SendFailed
+from mesh.core.messages import read_bulletin_envelope
+from mesh.daemon.history import Message
+from mesh.ipc import IpcError
+from mesh.ipc import calls as c
+from mesh.ipc.events import BulletinStored
+from mesh.profile import ProfileError, atomic_write
+
+if TYPE_CHECKING:
+    from mesh.daemon.daemon import Daemon
+
+
+class Ops:
+    def __init__(self, daemon: Daemon) -> None:
+        self.daemon = daemon
+
+    def handle(self, call: c.AnyCall, subscribe: Callable[[], None]) -> Any:
+        """Carry out one request; ``subscribe`` makes the asking client a subscriber."""
+        match call:
+            case c.Status():
+                return self.status()
+            case c.Peers():
+                return self.peers()
+            case c.Contacts():
+                return self.contacts()
+            case c.ContactAdd(card, name, replace):
+                return self.contact_add(card, name, replace)
+            case c.ContactVerify(name, fingerprint):
+                return self.contact_verify(name, fingerprint)
+            case c.ContactAddSender(fingerprint, name):
+                return self.contact_add_sender(fingerprint, name)
+            case c.ContactRemove(name):
+                return self.contact_remove(name)
+            case c.ContactRename(name, new_name):
+                return self.contact_rename(name, new_name)
+            case c.Conversations():
+                return self.conversations()
+            case c.Messages(contact, limit):
+                return self.messages(contact, limit)
+            case c.Send(contact, text):
+                return self.send(contact, text)
+            case c.Subscribe():
+                subscribe()
+                return True
+            case c.BulletinPost(text, topic, hours):
+                return self.bulletin_post(text, topic, hours)
+            case c.BulletinList(limit):
+                return self.bulletin_list(limit)
+            case c.Export(path, max_bytes):
+                return self.export(path, max_bytes)
+            case c.Import(path):
+                return self.import_(path)
+            case c.Panic():
+                return self.panic()
+            case _:
+                assert_never(call)
+
+    # ---- the daemon and its links ------------------------------------------------------
+    def status(self) -> c.StatusInfo:
+        from mesh.daemon.daemon import relay_link_key
+
+        d = self.daemon
+        relay = d.config.mode == "relay"
+        return c.StatusInfo(
+            name=d.profile.name,
+            fingerprint=d.profile.identity.public().fingerprint.hex(),
+            mode=d.config.mode,
+            link_key=KeyPair.from_private(relay_link_key(d.profile)).public.hex() if relay else "",
+            uptime=int(d.clock() - d.started),
+            tcp_port=d.tcp_port,
+            links=len(d.links),
+            open_links=sum(1 for x in d.links.values() if x.opened),
+            envelopes=d.store.count(),
+            store_bytes=d.store.total_bytes(),
+            node_stats=dict(sorted(d.node.stats.items())),
+            daemon_stats=dict(sorted(d.stats.items())),
+        )
+
+    def peers(self) -> list[c.PeerRow]:
+        d = self.daemon
+        return [
+            c.PeerRow(x.id, x.kind, x.remote, x.opened, int(d.clock() - x.since))
+            for x in sorted(d.links.values(), key=lambda x: x.id)
+        ]
+
+    # ---- contacts (mesh.daemon.contacts) ------------------------------------------------
+    def contacts(self) -> list[c.ContactRow]:
+        return self.daemon.live.rows()
+
+    def contact_add(self, card: str, name: str = "", replace: bool = False) -> c.ContactRow:
+        return self.daemon.live.add(card, name, replace)
+
+    def contact_add_sender(self, fingerprint: str, name: str) -> c.ContactRow:
+        return self.daemon.live.add_sender(fingerprint, name)
+
+    def contact_verify(self, name: str, fingerprint: str) -> c.ContactRow:
+        return self.daemon.live.verify(name, fingerprint)
+
+    def contact_remove(self, name: str) -> c.ContactRow:
+        return self.daemon.live.remove(name)
+
+    def contact_rename(self, name: str, new_name: str) -> c.ContactRow:
+        return self.daemon.live.rename(name, new_name)
+
+    # ---- messages -----------------------------------------------------------------------
+    def _row(self, m: Message) -> c.MessageRow:
+        name = self.daemon.live.name_of(m.contact)
+        return c.MessageRow(m.contact, name, m.outgoing, m.msg_id, m.created, m.text, m.state)
+
+    def conversations(self) -> list[c.MessageRow]:
+        return [self._row(m) for m in self.daemon.history.conversations().values()]
+
+    def messages(self, contact: str = "", limit: int = 50) -> list[c.MessageRow]:
+        d = self.daemon
+        key: bytes | None = None
+        if contact:
+            try:
+                key = d.profile.contact(contact).identity.sign_public
+            except ProfileError as exc:
+                raise IpcError(str(exc)) from None
+        return [self._row(m) for m in d.history.messages(key, limit)]
+
+    def send(self, contact: str, text: str) -> c.Sent:
+        return c.Sent(self.daemon.send_text(contact, text))
+
+    # ---- bulletins ----------------------------------------------------------------------
+    def bulletin_post(self, text: str, topic: str = "", hours: int = 72) -> c.Posted:
+        """Sign a public bulletin with this profile's identity key and flood it. A post on
+        an existing topic of ours supersedes the earlier one."""
+        d = self.daemon
+        now = d.now()
+        if not 1 <= hours <= 7 * 24:
+            raise IpcError("a bulletin lives between 1 hour and 7 days")
+        try:
+            b = Bulletin.create(
+                d.profile.identity.sign_seed,
+                type="post",
+                key=topic or d.rng(4).hex(),
+                sequence=now,
+                created=now,
+                expiry=now + 3600 * hours,
+                body=text.encode(),
+            )
+        except ValueError as exc:
+            raise IpcError(str(exc)) from None
+        actions = d.call_node(lambda now: d.node.publish_bulletin(b, now))
+        refused = next((a for a in actions if isinstance(a, SendFailed)), None)
+        if refused is not None:
+            raise IpcError(f"cannot post: {refused.reason}")
+        return c.Posted(b.key, b.expiry)
+
+    def bulletin_list(self, limit: int = 50) -> list[c.BulletinRow]:
+        d = self.daemon
+        return [bulletin_row(d, b) for b in d.node.bulletins(d.now())[:limit]]
+
+    # ---- bundles (sneakernet) -----------------------------------------------------------
+    def export(self, path: str, max_bytes: int = 0) -> c.Exported:
+        d = self.daemon
+        limit = max_bytes or d.config.bundle_max_bytes
+        receipts, until = d.node.export_receipts(d.now())
+        room = limit - 64 - (bundle.RECEIPT_BYTES * len(receipts))
+        frames, latest = d.node.export_frames(room, d.now())
+        data = bundle.Bundle(d.now(), max(latest, until), frames, receipts).encode()
+        try:
+            atomic_write(Path(path), data)
+        except OSError as exc:
+            raise IpcError(f"cannot write {path}: {exc.strerror}") from None
+        return c.Exported(len(frames), len(receipts), len(data))
+
+    def import_(self, path: str) -> dict[str, int]:
+        d = self.daemon
+        limit = d.config.bundle_max_bytes
+        try:
+            with open(path, "rb") as f:
+                data = f.read(limit + 1)
+        except OSError as exc:
+            raise IpcError(f"cannot read {path}: {exc.strerror}") from None
+        try:
+            b = bundle.decode(data, limit, d.now())
+        except bundle.BundleError as exc:
+            raise IpcError(f"{path}: {exc}") from None
+        counts: dict[str, int] = {}
+
+        def step(now: int) -> list[Action]:
+            actions, summary = d.node.import_bundle(b.frames, b.receipts, b"file", now)
+            counts.update(summary)
+            return actions
+
+        d.call_node(step)
+        return {"envelopes": len(b.frames), **counts}
+
+    def panic(self) -> bool:
+        """Forget the keys in memory and stop at once, saving nothing (the CLI has already
+        shredded the key slots and deletes the files next)."""
+        d = self.daemon
+        d._panicked = True
+        d.profile.data_key = b""
+        d.node.forget_sessions()
+        if d._nursery is not None:
+            d._nursery.cancel_scope.cancel()
+        return True
+
+
+def bulletin_row(d: Daemon, b: Bulletin) -> c.BulletinRow:
+    """A bulletin as the API shows it: who signed it by trust, never by a name in it."""
+    text = b.body.decode("utf-8", errors="replace")
+    return c.BulletinRow(d.live.trust(b.persona), b.key, b.created, b.expiry, text, b.persona)
+
+
+def stored_bulletins(d: Daemon) -> list[BulletinStored]:
+    """The bulletins the last step stored (new ones, newer posts on a topic, ours), as
+    events; nothing is decoded while nobody subscribes."""
+    ids = d.store.take_new_public()
+    if not ids or not d.local_api.subscribed:
+        return []
+    out: list[BulletinStored] = []
+    for eid in ids:
+        frame = d.store.get(eid)  # None: superseded or evicted in the same step
+        try:
+            env = envelope.decode(frame) if frame is not None else None
+            if env is None or env.kind is not envelope.Kind.BULLETIN:
+                continue
+            b = read_bulletin_envelope(env)
+        except (envelope.EnvelopeError, CryptoError):
+            continue  # the node checked it on the way in; never a reason to stop
+        r = bulletin_row(d, b)
+        out.append(BulletinStored(b.persona, r.signer, r.topic, r.created, r.expiry, r.text))
+    return out

@@ -1,0 +1,100 @@
+"""What the daemon tells a subscriber as it happens (sans-I/O): frozen, slotted
+dataclasses, one per kind, each what a UI needs to update without asking again.
+
+On the wire an event is ``{"event": KIND, "data": {field: value, ...}}``. A client that
+meets a kind it does not know skips it (a newer daemon may say more), but a known kind
+whose data does not fit is the daemon breaking the protocol (:class:`IpcError`).
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from mesh.ipc.schema import IpcError, dump, load
+
+
+@dataclass(frozen=True, slots=True)
+class MessageReceived:
+    """A message was delivered to us (it is in the history already)."""
+
+    KIND: ClassVar[str] = "message"
+    msg_id: bytes
+    contact: bytes  # the sender's identity key
+    contact_name: str  # as ``messages`` names them (a fingerprint if not a contact)
+    created: int  # the sender's clock, seconds
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class MessageStateChanged:
+    """One of our messages reached its recipient (its history state is now ``acked``)."""
+
+    KIND: ClassVar[str] = "acked"
+    msg_id: bytes
+    state: str = "acked"
+
+
+@dataclass(frozen=True, slots=True)
+class BulletinStored:
+    """A bulletin that verifies was stored: new, or a newer post on its topic (ours too)."""
+
+    KIND: ClassVar[str] = "bulletin"
+    persona: bytes  # the signing key
+    signer: str  # the trust label, as ``bulletin_list`` gives it
+    topic: str
+    created: int
+    expiry: int
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class LinkChanged:
+    """A link to a neighbour finished its handshake (``up``) or closed."""
+
+    KIND: ClassVar[str] = "peer"
+    link: int
+    kind: str  # "lan", "gateway" or "incoming"
+    up: bool
+
+
+class ContactChange(enum.StrEnum):
+    ADDED = "added"
+    VERIFIED = "verified"
+    REPLACED = "replaced"  # a new key under a known name: frozen until verified
+    REMOVED = "removed"
+    RENAMED = "renamed"
+
+
+@dataclass(frozen=True, slots=True)
+class ContactChanged:
+    """The contacts changed through this daemon (the change is in the keystore)."""
+
+    KIND: ClassVar[str] = "contact"
+    change: ContactChange
+    name: str  # the contact's name now (a removed one: the name they had)
+    fingerprint: str  # hex, 64 digits
+    old_name: str = ""  # renamed: the name before
+
+
+Event = MessageReceived | MessageStateChanged | BulletinStored | LinkChanged | ContactChanged
+EVENTS: dict[str, type[Event]] = {
+    cls.KIND: cls
+    for cls in (MessageReceived, MessageStateChanged, BulletinStored, LinkChanged, ContactChanged)
+}
+
+
+def event_map(event: Event) -> dict[str, Any]:
+    return {"event": event.KIND, "data": dump(event)}
+
+
+def parse_event(obj: dict[str, Any]) -> Event | None:
+    """The event in a map from the daemon; None for a kind this client does not know."""
+    kind = obj.get("event")
+    cls = EVENTS.get(kind) if isinstance(kind, str) else None
+    if cls is None:
+        return None
+    if not isinstance(obj.get("data"), dict):
+        raise IpcError(f"event {kind!r} without a data map")
+    return load(cls, obj["data"], f"event {kind}")
