@@ -35,6 +35,8 @@ from mesh.cli_contacts import (
     cmd_contact_add,
     cmd_contact_add_sender,
     cmd_contact_list,
+    cmd_contact_remove,
+    cmd_contact_rename,
     cmd_contact_verify,
     cmd_id_new,
     cmd_id_show,
@@ -297,6 +299,15 @@ def build_parser() -> argparse.ArgumentParser:
     snd.add_argument("fingerprint", help="their fingerprint, as the inbox shows it")
     snd.add_argument("--name", required=True, help="your name for them")
     snd.set_defaults(func=cmd_contact_add_sender)
+    rem = contact.add_parser(
+        "remove", help="forget a contact (their messages stay, from an unknown sender)"
+    )
+    rem.add_argument("name")
+    rem.set_defaults(func=cmd_contact_remove)
+    ren = contact.add_parser("rename", help="give a contact another name")
+    ren.add_argument("old", help="their name now")
+    ren.add_argument("new", help="the new name")
+    ren.set_defaults(func=cmd_contact_rename)
     lst = contact.add_parser("list", help="list contacts and their verification state")
     lst.set_defaults(func=cmd_contact_list)
     ver = contact.add_parser("verify", help="compare safety numbers and mark verified")

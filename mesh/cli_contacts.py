@@ -129,6 +129,50 @@ def cmd_contact_add_sender(args: argparse.Namespace, out: TextIO) -> None:
         out.write("The running daemon has the change now.\n")
 
 
+def cmd_contact_remove(args: argparse.Namespace, out: TextIO) -> None:
+    """Forget a contact; their messages stay, shown from an unknown sender."""
+    from mesh.contact_change import change_contacts
+
+    p = _open(args)
+
+    def local(q: prof.Profile) -> tuple[str, str]:
+        c = q.remove_contact(args.name)
+        return c.name, c.identity.fingerprint.hex()
+
+    def remote() -> tuple[str, str]:
+        row = _ipc(args, "contact_remove", name=args.name)
+        return str(row["name"]), str(row["fingerprint"])
+
+    (name, fp), live = change_contacts(p, local, remote)
+    out.write(f"Removed {inert(name)}: nothing more is sealed to their key.\n")
+    short = " ".join(fp[i : i + 4] for i in range(0, 20, 4))  # as the inbox shows it
+    out.write(
+        f"Their messages stay in the inbox, from unknown sender {short}. "
+        "To write to them again, add their card.\n"
+    )
+    if live:
+        out.write("The running daemon has the change now.\n")
+
+
+def cmd_contact_rename(args: argparse.Namespace, out: TextIO) -> None:
+    from mesh.contact_change import change_contacts
+
+    p = _open(args)
+
+    def local(q: prof.Profile) -> tuple[str, str]:
+        old = q.contact(args.old).name
+        return old, q.rename_contact(old, args.new).name
+
+    def remote() -> tuple[str, str]:
+        row = _ipc(args, "contact_rename", name=args.old, new_name=args.new)
+        return args.old, str(row["name"])
+
+    (old, new), live = change_contacts(p, local, remote)
+    out.write(f"Renamed {inert(old)} to {inert(new)}.\n")
+    if live:
+        out.write("The running daemon has the change now.\n")
+
+
 def cmd_contact_list(args: argparse.Namespace, out: TextIO) -> None:
     p = _open(args)
     if not p.contacts:
