@@ -3,6 +3,7 @@ and nothing a client does (garbage, hang-ups, not reading) reaches past its conn
 
 from __future__ import annotations
 
+import contextlib
 import random
 import time
 from collections.abc import Awaitable, Callable
@@ -18,6 +19,7 @@ from crypto.wire import pack
 from mesh import ipc
 from mesh.core import node
 from mesh.daemon.daemon import Daemon
+from mesh.ipc import calls
 from mesh.ipc.events import MessageReceived
 from tests.daemon_helpers import befriend, loopback_config, make_profile
 
@@ -44,6 +46,10 @@ def test_the_text_bounds_are_the_node_s() -> None:
         ("import", {"path": ""}, "path may not be empty"),
         ("send", {"contact": "Bob", "text": b"bytes"}, "argument 'text' must be str"),
         ("messages", {"limit": True}, "argument 'limit' must be int"),
+        ("contact_remove", {}, "missing argument 'name'"),
+        ("contact_remove", {"name": ""}, "name may not be empty"),
+        ("contact_rename", {"name": "Bob", "new_name": "x" * 257}, "new_name is at most 256"),
+        ("contact_rename", {"name": "Bob", "to": "Rob"}, "unexpected argument 'to'"),
     ],
 )
 def test_requests_are_checked_before_they_reach_the_daemon(
@@ -135,7 +141,7 @@ def _random_request(r: random.Random) -> dict[str, object]:
 async def _behave(path: Path, r: random.Random) -> None:
     """One client doing one hostile or careless thing."""
     stream = await _raw(path)
-    kind = r.randrange(8)
+    kind = r.randrange(9)
     try:
         if kind == 0:  # raw garbage
             await stream.send_all(r.randbytes(r.randint(1, 3000)))
@@ -161,6 +167,8 @@ async def _behave(path: Path, r: random.Random) -> None:
         elif kind == 6:  # pipelines many requests, reads nothing, hangs up
             frame = ipc.encode_frame(ipc.request(1, "messages", limit=10_000))
             await stream.send_all(frame * r.randint(50, 400))
+        elif kind == 7:  # contact changes, typed, most of them refused
+            await _change_contacts(ipc.Client(stream), r)
         else:  # hang up in the middle of a frame
             frame = ipc.encode_frame(ipc.request(1, "status"))
             await stream.send_all(frame[: r.randint(1, len(frame) - 1)])
@@ -168,6 +176,22 @@ async def _behave(path: Path, r: random.Random) -> None:
         pass  # the daemon may hang up on a client that broke the protocol
     finally:
         await trio.aclose_forcefully(stream)
+
+
+async def _change_contacts(client: ipc.Client, r: random.Random) -> None:
+    """Rename Bob and back (his messages keep coming, under either name), and contact
+    changes the daemon refuses: unknown names, a bad card, a wrong fingerprint."""
+    tag = f"Bob-{r.randrange(1000)}"
+    for call in (
+        calls.ContactRename("Bob", tag),
+        calls.ContactRename(tag, "Bob"),
+        calls.ContactRemove(r.choice(["Mallory", "", "b" * 300])),
+        calls.ContactRename("Mallory", "Eve"),
+        calls.ContactAdd("STEPPE1:" + r.randbytes(20).hex()),
+        calls.ContactVerify("Bob", "0" * 64),
+    ):
+        with contextlib.suppress(ipc.IpcError):
+            await client.request(call)
 
 
 def _pair(tmp_path: Path) -> tuple[Daemon, Daemon]:
