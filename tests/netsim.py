@@ -15,6 +15,7 @@ from typing import Any
 from crypto.identity import Identity
 from crypto.prekeys import PrekeyRing
 from mesh.core import envelope as E
+from mesh.core._trade import Trader
 from mesh.core.events import (
     Action,
     CloseLink,
@@ -190,15 +191,23 @@ class Net:
         return [link for (n, link) in self._links if n == idx]
 
 
-class CarelessSender(Node):
-    """A peer that hands over whatever it holds, ignoring the stamp work its neighbour
-    asks for (a hostile or broken implementation): the receiver's own checks must hold."""
-
+class _CarelessTrader(Trader):
     def _stamped_for(self, envelope_id: bytes, ln: Any, budget: int) -> bytes | None:
-        return self._frame_of(envelope_id)
+        return self._index.frame_of(envelope_id)
 
     def _stamp_bits(self, envelope_id: bytes) -> int:
         return 255
+
+
+class CarelessSender(Node):
+    """A peer that hands over whatever it holds, ignoring the stamp work its neighbour
+    asks for (a hostile or broken implementation): the receiver's own checks must hold.
+    Being another implementation, it swaps the node's private trading part for one that
+    skips the stamp checks."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._trader.__class__ = _CarelessTrader
 
 
 @dataclass(frozen=True, slots=True)

@@ -455,7 +455,7 @@ def test_a_crash_between_storing_and_recording_a_message_loses_nothing(tmp_path:
             a = Daemon(alice, alice_cfg, alice.path, handle_signals=False)
             a.node.contacts[bob.identity.sign_public].prekey = bob.ring.keys[-1].record
             a.send_text("Bob", "survives")
-            first_contact = next(iter(a.node._own.values()))[0]
+            first_contact = next(iter(a.node.awaited_receipts().values()))
 
             def crash(*_args: object) -> int:
                 raise RuntimeError("power cut")

@@ -196,10 +196,10 @@ def test_in_memory_indexes_are_bounded_by_expiry() -> None:
     net.introduce_all()
     send(net, a, b, b"short-lived")
     node = net.nodes[a]
-    assert len(node._own) == 1
+    assert len(node.awaited_receipts()) == 1
     net.now += 8 * 86400
     net.run(2)
-    assert node._own == {}
+    assert node.awaited_receipts() == {}
     assert node.store.count() <= 1  # only our own (re-published) prekey, if any
 
 

@@ -136,7 +136,7 @@ def test_a_store_full_of_junk_still_admits_honest_mail_stamped_to_its_demand() -
     net.run(10)
     net.disconnect(flooder, lf)
     assert net.nodes[relay].store.count() == 20
-    assert net.nodes[relay]._required_difficulty() == 12
+    assert net.nodes[relay].required_difficulty() == 12
     msg = net.send(alice, bob, b"through the flood")
     la, _ = net.connect(alice, relay)
     net.run(10)

@@ -98,7 +98,7 @@ def test_no_store_row_tells_whose_envelopes_are_whose(tmp_path: Path) -> None:
         assert key in net.nodes[a].contacts
     for idx in (a, r, b):
         net.apply(idx, net.nodes[idx].publish_prekey(int(net.now)))
-    own_prekeys = set(net.nodes[a]._published)  # private: what the node keeps out of rows
+    own_prekeys = set(net.nodes[a].published_ids())  # what the node keeps out of rows
     for k in range(3):
         net.send(a, b, b"own %d" % k)  # Alice's own mail
         net.send(b, a, b"for alice %d" % k)  # mail Alice will receive

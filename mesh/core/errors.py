@@ -28,3 +28,7 @@ class PeerError(SteppeError):
 
 class LocalError(SteppeError):
     """The caller used the core wrongly (a bug of ours or a bad request)."""
+
+
+class ConfigError(LocalError, ValueError):
+    """A setting or argument out of range (also a :class:`ValueError`, as it was)."""

@@ -202,8 +202,8 @@ class Ops:
         counts: dict[str, int] = {}
 
         def step(now: int) -> list[Action]:
-            actions, summary = d.node.import_bundle(b.frames, b.receipts, b"file", now)
-            counts.update(summary)
+            actions, result = d.node.import_bundle(b.frames, b.receipts, b"file", now)
+            counts.update(result.as_dict())
             return actions
 
         d.call_node(step)

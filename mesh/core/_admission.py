@@ -1,0 +1,123 @@
+"""Admission (private to :mod:`mesh.core.node`): the checks every arriving envelope
+passes before it is stored, and the flood control around them.
+
+The chain (:meth:`Admission.check`): expiry, expiry cap, already receipted, the stamp's
+base work, then the kind's own check (:data:`mesh.core._kinds.POLICY`: bulletin and
+prekey signatures, bulletin slots). Under load, whether an envelope gets in is the store's
+eviction by rank (stamp work included), never a blanket refusal that would lock honest
+mail out too; the work the node demands of strangers (:meth:`required_difficulty`) rises
+with what the store would have to evict. Token buckets: one per source label, shared by
+its links and kept across reconnects (a flooder that reconnects does not start over).
+"""
+
+from __future__ import annotations
+
+from crypto.bulletin import Bulletin
+from crypto.errors import CryptoError
+from crypto.prekeys import PrekeyRecord
+from crypto.stamp import verify_stamp
+from mesh.core._context import Context
+from mesh.core._index import PRIO_PUBLIC, EnvelopeIndex
+from mesh.core._kinds import POLICY
+from mesh.core.config import MAX_DEMAND, MAX_SOURCES
+from mesh.core.envelope import MAX_FRAME, Envelope, EnvelopeError, encode
+from mesh.core.flood import TokenBucket
+from mesh.core.messages import read_bulletin_envelope
+from mesh.core.stats import PUT, PUT_OUTCOME, REFUSAL_OUTCOME, REFUSED, Outcome, Refusal, Stat
+from mesh.core.store import PutStatus
+
+
+class Admission:
+    def __init__(self, ctx: Context, index: EnvelopeIndex) -> None:
+        self._ctx = ctx
+        self._index = index
+        self._buckets: dict[bytes, TokenBucket] = {}  # source label -> bucket (LRU order)
+
+    # ---- the check chain --------------------------------------------------------------
+    def check(self, env: Envelope, eid: bytes, now: int) -> Refusal | None:
+        """Why an arriving envelope is refused (None if it is not)."""
+        cfg, store = self._ctx.config, self._ctx.store
+        if env.expiry <= now:
+            return Refusal.EXPIRED
+        if env.expiry > now + cfg.max_ttl + 3600:
+            return Refusal.EXPIRY_TOO_FAR
+        if env.receipt and env.receipt in self._ctx.state.receipts and cfg.purge_delivered:
+            store.mark_seen(eid, env.expiry, now)
+            return Refusal.ALREADY_RECEIPTED
+        if not verify_stamp(eid, env.stamp, cfg.base_difficulty):  # eid = env.id()
+            return Refusal.STAMP
+        try:
+            return POLICY[env.kind].verify(self, env, eid, now)
+        except (CryptoError, EnvelopeError):
+            return Refusal.BAD_SIGNATURE
+
+    def admit(
+        self, env: Envelope, eid: bytes, frame: bytes, source: bytes, ours: bool, now: int
+    ) -> tuple[Outcome, Envelope | None]:
+        """Check and store an arriving envelope (``frame`` its canonical encoding; ``ours``
+        protected at once); returns what became of it and, if stored, the envelope as
+        stored (its budget clamped)."""
+        reason = self.check(env, eid, now)
+        if reason is not None:
+            self._ctx.stats.count(REFUSED[reason])
+            return REFUSAL_OUTCOME[reason], None
+        max_budget = self._ctx.config.max_budget
+        if env.budget > max_budget:
+            env = env.with_budget(max_budget)
+            frame = encode(env)
+        result = self._index.register(env, eid, frame, source, ours, now)
+        self._ctx.stats.count(PUT[result.status])
+        if result.status is not PutStatus.STORED:
+            return PUT_OUTCOME[result.status], None
+        self._ctx.stats.count(Stat.EVICTED, len(result.evicted))
+        POLICY[env.kind].stored(self, env, eid, now)
+        return Outcome.STORED, env
+
+    # ---- the kinds' checks (mesh.core._kinds.Checks) ---------------------------------
+    def refuse_bulletin(self, b: Bulletin, eid: bytes, expiry: int, now: int) -> Refusal | None:
+        why = self._ctx.state.slots.refuse(b, now)
+        if not why:
+            return None
+        self._ctx.store.mark_seen(eid, expiry, now)
+        return Refusal(why)
+
+    def learn_prekey(self, rec: PrekeyRecord) -> None:
+        contact = self._ctx.contacts.get(rec.identity_key)
+        if contact is not None and (
+            contact.prekey is None or rec.created >= contact.prekey.created
+        ):
+            contact.prekey = rec
+            self._ctx.state.touch_prekey(rec.identity_key)
+
+    def supersede(self, env: Envelope, eid: bytes, now: int) -> None:
+        """A bulletin was stored: it is its slot's newest; delete the post it replaces."""
+        old = self._ctx.state.slots.stored(read_bulletin_envelope(env), eid, now)
+        if old is not None and old != eid and self._ctx.store.delete(old, now):
+            self._ctx.stats.count(Stat.BULLETINS_SUPERSEDED)
+
+    # ---- flood control ----------------------------------------------------------------
+    def required_difficulty(self) -> int:
+        """The stamp work an unprotected envelope needs to get in now, announced in HELLO:
+        the base while there is room; once the store is full, one bit more than the least
+        valuable envelope it would have to evict (lowest rank first), so the cost of a
+        flood grows with the work the flooder already spent and honest senders, told the
+        figure, stamp their own mail to it. Mail for us needs only the base."""
+        base = self._ctx.config.base_difficulty
+        lowest = self._ctx.store.lowest_rank(MAX_FRAME)
+        if lowest is None or lowest >= PRIO_PUBLIC:
+            return base
+        return min(MAX_DEMAND, max(base, lowest % PRIO_PUBLIC + 1))
+
+    def new_bucket(self) -> TokenBucket:
+        return TokenBucket(self._ctx.config.link_rate, self._ctx.config.link_burst)
+
+    def bucket_for(self, source: bytes) -> TokenBucket:
+        """One token bucket per source label, shared by its links and kept across
+        reconnects; a link without a label gets its own."""
+        if not source:
+            return self.new_bucket()
+        bucket = self._buckets.pop(source, None) or self.new_bucket()
+        self._buckets[source] = bucket  # most recently used last
+        while len(self._buckets) > MAX_SOURCES:
+            del self._buckets[next(iter(self._buckets))]
+        return bucket
