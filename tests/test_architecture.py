@@ -97,3 +97,74 @@ def test_the_check_catches_violations(tmp_path: Path) -> None:
         test_pure_modules_import_no_io(bad)
     with pytest.raises(AssertionError):
         test_pure_modules_keep_no_module_level_mutable_state(bad)
+
+
+# ---- the node's parts are private ------------------------------------------------------
+# Drivers use the node through its facade (mesh.core.node.Node) and the public modules of
+# mesh/core: the parts (mesh/core/_*.py) and the node's private attributes may change.
+DRIVERS = [ROOT / "mesh", ROOT / "simulations", ROOT / "bench", ROOT / "tui"]
+NODE = ROOT / "mesh" / "core" / "node.py"
+
+
+def _driver_files() -> list[Path]:
+    core = ROOT / "mesh" / "core"
+    return sorted(
+        f for d in DRIVERS for f in d.rglob("*.py") if core not in f.parents and f.exists()
+    )
+
+
+def _node_private_names() -> set[str]:
+    """Every ``_name`` the Node class defines: its private methods and attributes."""
+    tree = ast.parse(NODE.read_text())
+    cls = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "Node")
+    names = set()
+    for sub in ast.walk(cls):
+        if isinstance(sub, ast.FunctionDef) and sub.name.startswith("_"):
+            names.add(sub.name)
+        if (
+            isinstance(sub, ast.Attribute)
+            and isinstance(sub.value, ast.Name)
+            and sub.value.id == "self"
+            and sub.attr.startswith("_")
+        ):
+            names.add(sub.attr)
+    return {n for n in names if not n.startswith("__")}
+
+
+@pytest.mark.parametrize("path", _driver_files(), ids=lambda p: str(p.relative_to(ROOT)))
+def test_drivers_import_no_private_core_module(path: Path) -> None:
+    tree = ast.parse(path.read_text())
+    bad = []
+    for sub in ast.walk(tree):
+        names: list[str] = []
+        if isinstance(sub, ast.Import):
+            names = [a.name for a in sub.names]
+        elif isinstance(sub, ast.ImportFrom) and sub.module and sub.level == 0:
+            names = [sub.module] + [f"{sub.module}.{a.name}" for a in sub.names]
+        bad += [n for n in names if n.startswith("mesh.core._")]
+    assert bad == [], f"{path.name} imports the node's private parts {bad}"
+
+
+@pytest.mark.parametrize("path", _driver_files(), ids=lambda p: str(p.relative_to(ROOT)))
+def test_drivers_touch_no_private_node_state(path: Path) -> None:
+    private = _node_private_names()
+    tree = ast.parse(path.read_text())
+    bad = []
+    for sub in ast.walk(tree):
+        if (
+            isinstance(sub, ast.Attribute)
+            and sub.attr in private
+            and not (isinstance(sub.value, ast.Name) and sub.value.id in ("self", "cls"))
+        ):
+            bad.append(f"line {sub.lineno}: {ast.unparse(sub)}")
+    assert bad == [], f"{path.name} reaches into the node {bad}"
+
+
+def test_the_driver_checks_catch_violations(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.py"
+    bad.write_text("from mesh.core._peer import Peer\nnode._peers.links.clear()\n")
+    with pytest.raises(AssertionError):
+        test_drivers_import_no_private_core_module(bad)
+    with pytest.raises(AssertionError):
+        test_drivers_touch_no_private_node_state(bad)
+    assert "_peers" in _node_private_names()
