@@ -17,21 +17,79 @@ from crypto.errors import CryptoError
 from crypto.prekeys import PrekeyRecord
 from crypto.stamp import verify_stamp
 from mesh.core._context import Context
+from mesh.core._delivery import Delivery
 from mesh.core._index import PRIO_PUBLIC, EnvelopeIndex
 from mesh.core._kinds import POLICY
+from mesh.core._trade import Trader
 from mesh.core.config import MAX_DEMAND, MAX_SOURCES
-from mesh.core.envelope import MAX_FRAME, Envelope, EnvelopeError, encode
+from mesh.core.envelope import MAX_FRAME, Envelope, EnvelopeError, decode, encode
+from mesh.core.events import Action, MessageDelivered
 from mesh.core.flood import TokenBucket
 from mesh.core.messages import read_bulletin_envelope
-from mesh.core.stats import PUT, PUT_OUTCOME, REFUSAL_OUTCOME, REFUSED, Outcome, Refusal, Stat
+from mesh.core.stats import (
+    PUT,
+    PUT_OUTCOME,
+    REFUSAL_OUTCOME,
+    REFUSED,
+    ImportResult,
+    Outcome,
+    Refusal,
+    Stat,
+)
 from mesh.core.store import PutStatus
 
 
 class Admission:
-    def __init__(self, ctx: Context, index: EnvelopeIndex) -> None:
+    def __init__(
+        self, ctx: Context, index: EnvelopeIndex, delivery: Delivery, trader: Trader
+    ) -> None:
         self._ctx = ctx
         self._index = index
+        self._delivery = delivery
+        self._trader = trader
         self._buckets: dict[bytes, TokenBucket] = {}  # source label -> bucket (LRU order)
+
+    # ---- arrival ----------------------------------------------------------------------
+    def arrive(
+        self, env: Envelope, eid: bytes, frame: bytes, source: bytes, link: int, now: int
+    ) -> list[Action]:
+        """An envelope from a peer (asked for on ``link``)."""
+        return self._arrive(env, eid, frame, source, link, now)[0]
+
+    def _arrive(
+        self, env: Envelope, eid: bytes, frame: bytes, source: bytes, link: int, now: int
+    ) -> tuple[list[Action], Outcome]:
+        """Validate, store, deliver if ours, offer on the other links. ``frame`` is the
+        canonical encoding of ``env`` (strict decoding guarantees it). Mail for one of our
+        sessions is protected at once; a first contact only once it opens (junk can carry
+        anyone's public 1-byte hint)."""
+        ours = POLICY[env.kind].protect(self._delivery, env)
+        outcome, stored = self.admit(env, eid, frame, source, ours, now)
+        if stored is None:
+            return [], outcome
+        actions = self._delivery.maybe_deliver(stored, eid, now)
+        if self._ctx.store.has(eid):  # carried for others: offer it on our other links now
+            actions += self._trader.offer_everywhere([eid], skip=link)
+        return actions, outcome
+
+    def import_frames(
+        self, frames: list[bytes], source: bytes, now: int, result: ImportResult
+    ) -> list[Action]:
+        """Envelopes from a file bundle, as from a network peer; ``result`` counts what
+        became of them."""
+        actions: list[Action] = []
+        for frame in frames:
+            try:
+                env = decode(frame)
+            except EnvelopeError:
+                self._ctx.stats.count(Stat.BAD_ENVELOPES)
+                result.add(Outcome.INVALID)
+                continue
+            arrived, outcome = self._arrive(env, env.id(), frame, source, -1, now)
+            result.add(outcome)
+            result.delivered += sum(isinstance(a, MessageDelivered) for a in arrived)
+            actions += arrived
+        return actions
 
     # ---- the check chain --------------------------------------------------------------
     def check(self, env: Envelope, eid: bytes, now: int) -> Refusal | None:

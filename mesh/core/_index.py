@@ -15,11 +15,15 @@ from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
 
+from crypto.bulletin import Bulletin
+from crypto.errors import CryptoError
+from crypto.prekeys import PrekeyRecord
 from crypto.primitives import blake2b
 from crypto.stamp import leading_zero_bits
 from mesh.core._context import Context
 from mesh.core._kinds import POLICY
-from mesh.core.envelope import Envelope, Kind, decode, encode
+from mesh.core.envelope import Envelope, EnvelopeError, Kind, decode, encode
+from mesh.core.messages import read_bulletin_envelope, read_prekey_envelope
 from mesh.core.riblt import Symbols, encode_set
 from mesh.core.store import PUBLIC_RANK, Meta, PutResult, PutStatus, StoreItem
 from mesh.core.sync import Range
@@ -128,6 +132,37 @@ class EnvelopeIndex:
             env = decode(frame) if frame is not None else None
             if env is not None and env.kind is kind:
                 yield env
+
+    def bulletins(self, now: int) -> list[Bulletin]:
+        """The stored bulletins that verify and have not expired, only the newest of each
+        ``(persona, type, key)``, newest first."""
+        latest: dict[tuple[bytes, str, str], Bulletin] = {}
+        for env in self.public(Kind.BULLETIN):
+            try:
+                b = read_bulletin_envelope(env)
+                b.verify(now)
+            except (CryptoError, EnvelopeError):
+                continue
+            slot = (b.persona, b.type, b.key)
+            if slot not in latest or b.supersedes(latest[slot]):
+                latest[slot] = b
+        return sorted(latest.values(), key=lambda b: (-b.created, b.persona, b.key))
+
+    def newest_prekey(self, identity_key: bytes, now: int) -> PrekeyRecord | None:
+        """The newest live prekey record of ``identity_key`` among the stored public
+        envelopes (a record that arrived before it was a contact was not learned)."""
+        best: PrekeyRecord | None = None
+        for env in self.public(Kind.PREKEY):
+            try:
+                rec = read_prekey_envelope(env)
+                if rec.identity_key != identity_key:
+                    continue
+                rec.verify(identity_key, now)
+            except (CryptoError, EnvelopeError):
+                continue
+            if best is None or rec.created > best.created:
+                best = rec
+        return best
 
     def export_frames(self, max_bytes: int, now: int) -> tuple[list[bytes], int]:
         """Held, unexpired envelopes for a bundle, highest priority and soonest expiry

@@ -30,7 +30,6 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from crypto.noise import KeyPair
-from mesh.core._admission import Admission
 from mesh.core._context import Context
 from mesh.core.envelope import Envelope, EnvelopeError, decode
 from mesh.core.errors import PeerError
@@ -64,6 +63,7 @@ from mesh.core.stats import CLOSED, Stat
 from mesh.core.sync import MAX_SERVE, Decoder, Range
 
 if TYPE_CHECKING:
+    from mesh.core._admission import Admission
     from mesh.core._trade import Trader
 
 log = logging.getLogger(__name__)

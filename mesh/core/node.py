@@ -37,7 +37,7 @@ from types import MappingProxyType
 from typing import Any
 
 from crypto.bulletin import Bulletin
-from crypto.errors import CryptoError, DecodeError
+from crypto.errors import DecodeError
 from crypto.identity import Identity, PublicIdentity
 from crypto.prekeys import PrekeyRecord, PrekeyRing
 from crypto.primitives import Rng
@@ -45,7 +45,6 @@ from mesh.core._admission import Admission
 from mesh.core._context import ContactKeys, Context, Observer
 from mesh.core._delivery import Delivery
 from mesh.core._index import EnvelopeIndex
-from mesh.core._kinds import POLICY
 from mesh.core._outbox import Outbox
 from mesh.core._peer import Peer, Peers
 from mesh.core._receipts import Receipts
@@ -59,7 +58,7 @@ from mesh.core.config import (
     hint_for,
 )
 from mesh.core.durable import Durable, rows_from_blob
-from mesh.core.envelope import Envelope, EnvelopeError, Kind, decode
+from mesh.core.envelope import Envelope
 from mesh.core.events import (
     Action,
     Event,
@@ -67,14 +66,12 @@ from mesh.core.events import (
     LinkDown,
     LinkUp,
     MessageAcked,
-    MessageDelivered,
     SendMessage,
     Tick,
 )
-from mesh.core.messages import read_bulletin_envelope, read_prekey_envelope
 from mesh.core.routing import Strategy, by_name
 from mesh.core.session import Session
-from mesh.core.stats import ImportResult, Outcome, Stat
+from mesh.core.stats import ImportResult
 from mesh.core.store import PolicyStore
 
 __all__ = (
@@ -111,16 +108,16 @@ class Node:
         self._ctx = ctx
         self.stats: dict[str, int] = ctx.stats.values
         self._index = EnvelopeIndex(ctx)
-        self._admission = Admission(ctx, self._index)
         self._receipts = Receipts(ctx)
         self._delivery = Delivery(ctx, self._receipts)
         self._trader = Trader(ctx, self._index, self._delivery.is_mine)
+        self._admission = Admission(ctx, self._index, self._delivery, self._trader)
         self._peers = Peers(
             ctx,
             self._admission,
             self._trader,
             self._delivery.receive_keys,
-            self._admit,
+            self._admission.arrive,
             self._take_receipts,
         )
         self._outbox = Outbox(ctx, self._index, self._delivery, self._receipts, self._trader)
@@ -224,27 +221,6 @@ class Node:
             self.ring.prune(now)
         return actions
 
-    def _admit(
-        self, env: Envelope, eid: bytes, frame: bytes, source: bytes, link: int, now: int
-    ) -> list[Action]:
-        return self._admit_one(env, eid, frame, source, link, now)[0]
-
-    def _admit_one(
-        self, env: Envelope, eid: bytes, frame: bytes, source: bytes, link: int, now: int
-    ) -> tuple[list[Action], Outcome]:
-        """Validate, store, deliver if ours, offer on the other links. ``frame`` is the
-        canonical encoding of ``env`` (strict decoding guarantees it). Mail for one of our
-        sessions is protected at once; a first contact only once it opens (junk can carry
-        anyone's public 1-byte hint)."""
-        ours = POLICY[env.kind].protect(self._delivery, env)
-        outcome, stored = self._admission.admit(env, eid, frame, source, ours, now)
-        if stored is None:
-            return [], outcome
-        actions = self._delivery.maybe_deliver(stored, eid, now)
-        if self.store.has(eid):  # carried for others: offer it on our other links now
-            actions += self._trader.offer_everywhere([eid], skip=link)
-        return actions, outcome
-
     def _take_receipts(self, secrets: Iterable[bytes], link: int, now: int) -> list[Action]:
         """Released receipts from a neighbour (or a bundle, ``link`` -1): purge what they
         answer, tell the user about their own mail, pass the new ones on."""
@@ -257,7 +233,7 @@ class Node:
     def add_contact(self, identity: PublicIdentity, prekey: PrekeyRecord | None = None) -> None:
         identity.verify()
         if prekey is None:  # someone added from a message: their prekey may be stored
-            prekey = self._stored_prekey(identity.sign_public, self._now)
+            prekey = self._index.newest_prekey(identity.sign_public, self._now)
         self.contacts[identity.sign_public] = ContactKeys(identity, prekey)
         self._ctx.state.touch_prekey(identity.sign_public)
         self._ctx.state.forget_stranger(identity.sign_public)
@@ -277,22 +253,6 @@ class Node:
 
     def strangers(self) -> list[PublicIdentity]:
         return list(self._ctx.state.strangers.values())
-
-    def _stored_prekey(self, identity_key: bytes, now: int) -> PrekeyRecord | None:
-        """The newest live prekey record of ``identity_key`` among the public envelopes
-        in the store (a record that arrived before it was a contact was not learned)."""
-        best: PrekeyRecord | None = None
-        for env in self._index.public(Kind.PREKEY):
-            try:
-                rec = read_prekey_envelope(env)
-                if rec.identity_key != identity_key:
-                    continue
-                rec.verify(identity_key, now)
-            except (CryptoError, EnvelopeError):
-                continue
-            if best is None or rec.created > best.created:
-                best = rec
-        return best
 
     def _prekey_of(self, key: bytes) -> PrekeyRecord | None:
         contact = self.contacts.get(key)
@@ -323,17 +283,7 @@ class Node:
     def bulletins(self, now: int) -> list[Bulletin]:
         """The bulletins this node holds that verify and have not expired, only the newest
         of each ``(persona, type, key)``, newest first."""
-        latest: dict[tuple[bytes, str, str], Bulletin] = {}
-        for env in self._index.public(Kind.BULLETIN):
-            try:
-                b = read_bulletin_envelope(env)
-                b.verify(now)
-            except (CryptoError, EnvelopeError):
-                continue
-            slot = (b.persona, b.type, b.key)
-            if slot not in latest or b.supersedes(latest[slot]):
-                latest[slot] = b
-        return sorted(latest.values(), key=lambda b: (-b.created, b.persona, b.key))
+        return self._index.bulletins(now)
 
     def offer(self, ids: list[bytes], now: int) -> list[Action]:
         """Offer envelopes put into the store from outside to every open link now."""
@@ -435,24 +385,7 @@ class Node:
         """Envelopes from a file bundle: the same checks and quotas as from a network peer
         (strict decoding, stamp, expiry, signatures, per-source and global quotas), then
         delivered if ours and offered to open links."""
-        return self._import(frames, source, now, ImportResult())
-
-    def _import(
-        self, frames: list[bytes], source: bytes, now: int, result: ImportResult
-    ) -> list[Action]:
-        actions: list[Action] = []
-        for frame in frames:
-            try:
-                env = decode(frame)
-            except EnvelopeError:
-                self._ctx.stats.count(Stat.BAD_ENVELOPES)
-                result.add(Outcome.INVALID)
-                continue
-            admitted, outcome = self._admit_one(env, env.id(), frame, source, -1, now)
-            result.add(outcome)
-            result.delivered += sum(isinstance(a, MessageDelivered) for a in admitted)
-            actions += admitted
-        return self._peers.flush(actions)
+        return self._peers.flush(self._admission.import_frames(frames, source, now, ImportResult()))
 
     def import_bundle(
         self, frames: list[bytes], receipts: list[bytes], source: bytes, now: int
@@ -463,7 +396,7 @@ class Node:
         result = ImportResult()
         actions = self._take_receipts(receipts, -1, now)
         result.acked = sum(isinstance(a, MessageAcked) for a in actions)
-        actions += self._import(frames, source, now, result)
+        actions += self._peers.flush(self._admission.import_frames(frames, source, now, result))
         result.stored = max(0, result.stored - result.delivered)  # stored first
         result.receipts = self._receipts.held(receipts)
         return actions, result
