@@ -14,7 +14,19 @@ from crypto.noise import KeyPair
 from crypto.padding import BUCKETS
 from crypto.prekeys import PrekeyRing
 from mesh.core import envelope as E
-from mesh.core.events import Action, CloseLink, FrameReceived, LinkUp, Transmit
+from mesh.core.driver import carry_out
+from mesh.core.events import (
+    Action,
+    CloseLink,
+    FrameReceived,
+    LinkOpened,
+    LinkUp,
+    MessageAcked,
+    MessageDelivered,
+    MessageQueued,
+    SendFailed,
+    Transmit,
+)
 from mesh.core.link import LinkSession
 from mesh.core.memory_store import MemoryStore
 from mesh.core.node import Node, NodeConfig
@@ -54,24 +66,51 @@ def _node(rnd: random.Random, items: list[StoreItem]) -> Node:
     return Node(ident, ring, store, rnd.randbytes, cfg)
 
 
+class _Wire:
+    """One end of the pumped contact (an ``ActionSink``): frames go to the other end's
+    pending list; a closed link is a failed benchmark."""
+
+    def __init__(self, to_peer: list[bytes]) -> None:
+        self.to_peer = to_peer
+
+    def on_transmit(self, act: Transmit) -> None:
+        self.to_peer.append(act.data)
+
+    def on_close_link(self, act: CloseLink) -> None:
+        raise RuntimeError(f"link closed: {act.reason}")
+
+    def on_link_opened(self, act: LinkOpened) -> None:
+        return  # only bytes are measured
+
+    def on_message_delivered(self, act: MessageDelivered) -> None:
+        return
+
+    def on_message_queued(self, act: MessageQueued) -> None:
+        return
+
+    def on_message_acked(self, act: MessageAcked) -> None:
+        return
+
+    def on_send_failed(self, act: SendFailed) -> None:
+        return
+
+
 def _pump(a: Node, b: Node) -> tuple[int, int]:
     """Run a contact to quiescence, delivering frames in waves; (link bytes, waves)."""
     pending: dict[int, list[bytes]] = {0: [], 1: []}
     nodes = [a, b]
+    wires = [_Wire(pending[1]), _Wire(pending[0])]
 
     def take(idx: int, actions: list[Action]) -> None:
-        for act in actions:
-            if isinstance(act, Transmit):
-                pending[1 - idx].append(act.data)
-            elif isinstance(act, CloseLink):
-                raise RuntimeError(f"link closed: {act.reason}")
+        carry_out(actions, wires[idx])
 
     take(1, b.handle(LinkUp(1, initiator=False), NOW))
     take(0, a.handle(LinkUp(1, initiator=True), NOW))
     wire, waves = 0, 0
     while pending[0] or pending[1]:
         for idx in (0, 1):
-            frames, pending[idx] = pending[idx], []
+            frames = pending[idx][:]
+            pending[idx].clear()  # the same list: the other end's wire appends to it
             if frames:
                 waves += 1
             for f in frames:

@@ -27,16 +27,19 @@ from scipy.spatial import cKDTree
 
 from crypto.identity import Identity
 from crypto.prekeys import PrekeyRing
+from mesh.core.driver import carry_out
 from mesh.core.events import (
     Action,
     CloseLink,
     Event,
     FrameReceived,
     LinkDown,
+    LinkOpened,
     LinkUp,
     MessageAcked,
     MessageDelivered,
     MessageQueued,
+    SendFailed,
     SendMessage,
     Tick,
     Transmit,
@@ -84,6 +87,37 @@ class _Contact:
         return self.key[1]
 
 
+class _NodeActions:
+    """What the actions of one simulated node do to the world (an ``ActionSink``)."""
+
+    __slots__ = ("idx", "sim")
+
+    def __init__(self, sim: Simulation, idx: int) -> None:
+        self.sim = sim
+        self.idx = idx
+
+    def on_transmit(self, act: Transmit) -> None:
+        self.sim.transmit(self.idx, act.link, act.data)
+
+    def on_close_link(self, act: CloseLink) -> None:
+        self.sim.close_link(self.idx, act.link)
+
+    def on_link_opened(self, act: LinkOpened) -> None:
+        return  # a link key means nothing to the simulator
+
+    def on_message_delivered(self, act: MessageDelivered) -> None:
+        self.sim.metrics.delivered(act.msg_id, self.idx, self.sim.engine.now)
+
+    def on_message_queued(self, act: MessageQueued) -> None:
+        self.sim.metrics.queued(act.msg_id, act.envelope_id, self.idx, self.sim.engine.now)
+
+    def on_message_acked(self, act: MessageAcked) -> None:
+        self.sim.metrics.acked(act.msg_id, self.idx, self.sim.engine.now)
+
+    def on_send_failed(self, act: SendFailed) -> None:
+        return  # metrics follow what was queued: a refused send never was
+
+
 def quotas(group: Group) -> Quotas:
     """The store quotas of every node of ``group``."""
     return Quotas(max_total_bytes=group.buffer, max_source_bytes=max(group.buffer // 4, 64 * 1024))
@@ -121,6 +155,7 @@ class Simulation:
         self.progress = progress
         self.metrics = Metrics()
         self.nodes: list[Node] = []
+        self._sinks: list[_NodeActions] = []  # what each node's actions do
         self.group_of: list[Group] = []
         self.mobility: list[Mobility] = []
         self.contacts: dict[ContactKey, _Contact] = {}
@@ -180,6 +215,7 @@ class Simulation:
         if group.gateway:
             self.gateways.append(idx)
         self.nodes.append(node)
+        self._sinks.append(_NodeActions(self, idx))
         self.group_of.append(group)
 
     def _removed(self, idx: int, eid: bytes, why: str) -> None:
@@ -204,20 +240,7 @@ class Simulation:
         self._feed(idx, Tick())
 
     def _apply(self, idx: int, actions: list[Action]) -> None:
-        now = self.engine.now
-        for act in actions:
-            if isinstance(act, Transmit):
-                self._transmit(idx, act.link, act.data)
-            elif isinstance(act, CloseLink):
-                key = self.link_owner.get(act.link)
-                if key is not None:
-                    self._contact_down(key, by_node=idx)
-            elif isinstance(act, MessageQueued):
-                self.metrics.queued(act.msg_id, act.envelope_id, idx, now)
-            elif isinstance(act, MessageDelivered):
-                self.metrics.delivered(act.msg_id, idx, now)
-            elif isinstance(act, MessageAcked):
-                self.metrics.acked(act.msg_id, idx, now)
+        carry_out(actions, self._sinks[idx])
 
     def _observe(self, idx: int, event: str, eid: bytes, link: int, frame: bytes) -> None:
         key = self.link_owner.get(link)
@@ -284,7 +307,14 @@ class Simulation:
             if by_node != contact.b:
                 self._feed(contact.b, LinkDown(contact.link_b))
 
-    def _transmit(self, idx: int, link: int, data: bytes) -> None:
+    def close_link(self, idx: int, link: int) -> None:
+        """Node ``idx`` closed ``link``: the contact ends (the other end gets ``LinkDown``)."""
+        key = self.link_owner.get(link)
+        if key is not None:
+            self._contact_down(key, by_node=idx)
+
+    def transmit(self, idx: int, link: int, data: bytes) -> None:
+        """Node ``idx`` sends ``data`` on ``link``: it arrives after ``size / bitrate``."""
         key = self.link_owner.get(link)
         if key is None:
             return

@@ -73,14 +73,14 @@ class Outbox:
     def send(self, ev: SendMessage, now: int) -> list[Action]:
         why = self._refusal(ev, now)
         if why:
-            return [SendFailed(ev.recipient, why)]
+            return [SendFailed(ev.recipient, why, ev.ref)]
         msg_id = self._ctx.rng(16)
         env = stamped(self._seal(ev, msg_id, now), self._ctx.config.mint_difficulty, self._ctx.rng)
         status = self._index.store_local(env, now)
         if status is not PutStatus.STORED:  # cannot happen after the room check above
             raise LocalError(f"own envelope not stored: {status.value}")
         self._receipts.expect(env, msg_id)
-        return [MessageQueued(msg_id, env.id()), *self._trader.offer_everywhere([env.id()])]
+        return [MessageQueued(msg_id, env.id(), ev.ref), *self._trader.offer_everywhere([env.id()])]
 
     def _seal(self, ev: SendMessage, msg_id: bytes, now: int) -> Envelope:
         """The message sealed in a session with the recipient, or as a first contact."""

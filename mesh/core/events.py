@@ -38,6 +38,7 @@ class SendMessage:
     recipient: bytes  # the contact's Ed25519 identity key
     body: bytes
     ttl: int = 3 * 86400
+    ref: int = 0  # the caller's reference, echoed in the MessageQueued or SendFailed
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +84,7 @@ class MessageDelivered:
 class MessageQueued:
     msg_id: bytes
     envelope_id: bytes
+    ref: int = 0  # the SendMessage's ``ref``
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +96,7 @@ class MessageAcked:
 class SendFailed:
     recipient: bytes
     reason: str
+    ref: int = 0  # the SendMessage's ``ref`` (0 for a refused bulletin)
 
 
 Action = (

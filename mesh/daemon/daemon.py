@@ -56,6 +56,7 @@ import trio
 from crypto.errors import DecodeError
 from crypto.primitives import Rng, blake2b
 from mesh import ipc
+from mesh.core.driver import carry_out
 from mesh.core.events import (
     Action,
     CloseLink,
@@ -198,6 +199,8 @@ class Daemon:
         self.local_api = LocalApi(self, runtime_dir)
         self.tcp_port = 0
         self._ids = itertools.count(1)
+        self._refs = itertools.count(1)  # SendMessage.ref of send_text's messages
+        self._sends: dict[int, MessageQueued | SendFailed] = {}  # ref -> what became of it
         self._wake = trio.Event()
         self._lan_dialing: set[tuple[str, int]] = set()
         self._gateways: dict[str, tuple[str, bytes]] = {}  # host:port -> (log label, pin)
@@ -281,28 +284,41 @@ class Daemon:
     def _apply(self, actions: list[Action]) -> None:
         self._check_pins(actions)
         self._commit_step(actions)
-        for act in actions:
-            if isinstance(act, Transmit):
-                info = self.links.get(act.link)
-                if info is None or info.scope.cancel_called:
-                    continue
-                self._queue(info, act.data)
-            elif isinstance(act, CloseLink):
-                log.info("link %d closed: %s", act.link, act.reason)
-                self._count("links_closed_by_node")
-                self._drop(act.link)
-            elif isinstance(act, LinkOpened):
-                info = self.links.get(act.link)
-                if info is not None and not info.scope.cancel_called:
-                    info.opened = True
-                    self._publish(api.LinkChanged(act.link, info.kind, True))
-            elif isinstance(act, MessageDelivered):
-                name, text = self._contact_name(act.sender), _text(act.body)
-                self._publish(api.MessageReceived(act.msg_id, act.sender, name, act.created, text))
-            elif isinstance(act, MessageAcked):
-                self._publish(api.MessageStateChanged(act.msg_id))
+        carry_out(actions, self)
         for event in stored_bulletins(self):
             self._publish(event)
+
+    # ---- the node's actions (mesh.core.driver.ActionSink) -----------------------------
+    def on_transmit(self, act: Transmit) -> None:
+        info = self.links.get(act.link)
+        if info is not None and not info.scope.cancel_called:
+            self._queue(info, act.data)
+
+    def on_close_link(self, act: CloseLink) -> None:
+        log.info("link %d closed: %s", act.link, act.reason)
+        self._count("links_closed_by_node")
+        self._drop(act.link)
+
+    def on_link_opened(self, act: LinkOpened) -> None:
+        info = self.links.get(act.link)
+        if info is not None and not info.scope.cancel_called:
+            info.opened = True
+            self._publish(api.LinkChanged(act.link, info.kind, True))
+
+    def on_message_delivered(self, act: MessageDelivered) -> None:
+        name, text = self._contact_name(act.sender), _text(act.body)
+        self._publish(api.MessageReceived(act.msg_id, act.sender, name, act.created, text))
+
+    def on_message_queued(self, act: MessageQueued) -> None:
+        if act.ref:
+            self._sends[act.ref] = act  # send_text takes it
+
+    def on_message_acked(self, act: MessageAcked) -> None:
+        self._publish(api.MessageStateChanged(act.msg_id))
+
+    def on_send_failed(self, act: SendFailed) -> None:
+        if act.ref:
+            self._sends[act.ref] = act  # send_text takes it; a refused bulletin: the op reads it
 
     def _check_pins(self, actions: list[Action]) -> None:
         """A link to a peer with a pinned key whose handshake revealed another key is cut
@@ -371,8 +387,9 @@ class Daemon:
         if contact.key_changed:
             raise ipc.IpcError(f"{contact.name}'s key changed: verify it before writing")
         key = contact.identity.sign_public
-        actions = self.feed(SendMessage(key, text.encode(), DEFAULT_TTL))
-        result = next((a for a in actions if isinstance(a, MessageQueued | SendFailed)), None)
+        ref = next(self._refs)
+        self.feed(SendMessage(key, text.encode(), DEFAULT_TTL, ref))
+        result = self._sends.pop(ref, None)
         if isinstance(result, SendFailed):
             raise ipc.IpcError(f"cannot send to {contact.name}: {result.reason}")
         if not isinstance(result, MessageQueued):
