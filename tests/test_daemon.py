@@ -22,8 +22,11 @@ from mesh import ipc
 from mesh.core import envelope as E
 from mesh.core import link as L
 from mesh.daemon.config import Config
-from mesh.daemon.daemon import TCP_MTU, Backoff, Daemon, DaemonError
+from mesh.daemon.daemon import Daemon, DaemonError
 from mesh.daemon.discovery import Discovery
+from mesh.daemon.links import LinkKind
+from mesh.daemon.links.gateway import Backoff
+from mesh.daemon.links.tcp import TCP_MTU
 from mesh.daemon.sqlite_store import SQLiteStore
 from mesh.ipc.events import LinkChanged
 from mesh.profile import Profile
@@ -212,13 +215,15 @@ def test_gateway_redials_with_exponential_backoff(tmp_path: Path) -> None:
 
     async def main() -> None:
         d = Daemon(p, cfg, p.path, handle_signals=False, clock=lambda: 1.8e9 + trio.current_time())
-        original = d.dial
+        original = d.tcp.dial
 
-        async def counting(host: str, port: int, kind: str) -> bool:
+        async def counting(
+            host: str, port: int, kind: LinkKind, *, pin: bytes = b"", label: str = ""
+        ) -> bool:
             attempts.append(trio.current_time())
-            return await original(host, port, kind)
+            return await original(host, port, kind, pin=pin, label=label)
 
-        d.dial = counting  # type: ignore[method-assign]
+        d.tcp.dial = counting  # type: ignore[method-assign]
         with trio.move_on_after(200):
             await d.run()
 
@@ -355,7 +360,7 @@ def test_silent_peer_times_out_and_gateway_reconnects(tmp_path: Path) -> None:
                 "the gateway link", lambda: any(x.opened for x in a.links.values()), step=1.0
             )
             first = next(iter(a.links))
-            b._drop(next(iter(b.links)))  # the far end drops the link
+            b.tcp.drop(next(iter(b.links)))  # the far end drops the link
             await until(
                 "a new gateway link",
                 lambda: any(x.opened and x.id != first for x in a.links.values()),
@@ -378,19 +383,22 @@ def test_lan_redials_a_dead_neighbour_with_backoff(tmp_path: Path) -> None:
 
     async def main() -> None:
         d = Daemon(p, loopback_config(lan=False), p.path, handle_signals=False)
-        original = d.dial
+        original = d.tcp.dial
 
-        async def counting(host: str, port: int, kind: str) -> bool:
+        async def counting(
+            host: str, port: int, kind: LinkKind, *, pin: bytes = b"", label: str = ""
+        ) -> bool:
             attempts.append(trio.current_time())
-            return await original(host, port, kind)
+            return await original(host, port, kind, pin=pin, label=label)
 
-        d.dial = counting  # type: ignore[method-assign]
+        d.tcp.dial = counting  # type: ignore[method-assign]
         async with trio.open_nursery() as n:
             await n.start(d.run)
-            d._discovery = Discovery("239.0.0.1", 1, 1, 1.0, os.urandom, d._on_beacon)
-            d._discovery.instance = b"\x00" * 8  # we are the lower instance: we dial
+            d.lan.nursery = n  # LAN is off in the config: beacons are handed in below
+            d.lan.discovery = Discovery("239.0.0.1", 1, 1, 1.0, os.urandom, d.lan.on_beacon)
+            d.lan.discovery.instance = b"\x00" * 8  # we are the lower instance: we dial
             for _ in range(120):  # a beacon every second for two minutes
-                d._on_beacon("127.0.0.1", dead, b"\xff" * 8)
+                d.lan.on_beacon("127.0.0.1", dead, b"\xff" * 8)
                 await trio.sleep(1.0)
             n.cancel_scope.cancel()
 

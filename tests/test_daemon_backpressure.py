@@ -17,7 +17,9 @@ from mesh import ipc
 from mesh.core.events import SendMessage, Transmit
 from mesh.daemon import daemon as daemon_module
 from mesh.daemon import flow
-from mesh.daemon.daemon import Daemon, LinkInfo
+from mesh.daemon.daemon import Daemon
+from mesh.daemon.links import LinkKind
+from mesh.daemon.links.tcp import LinkInfo
 from mesh.profile import Profile
 from tests.daemon_helpers import befriend, loopback_config, make_profile
 from tests.test_daemon import start, until
@@ -232,8 +234,8 @@ def test_two_daemons_with_bulk_for_each_other_do_not_wait_on_each_other(
                 compose(d, to, [f"from {d.profile.name}: {k}" for k in range(n)])
                 await nursery.start(d.run)
             ours, theirs = trio.testing.lockstep_stream_pair()
-            nursery.start_soon(a.run_link, ours, True, "gateway", "127.0.0.2:1")
-            nursery.start_soon(b.run_link, theirs, False, "incoming", "127.0.0.3:1")
+            nursery.start_soon(a.tcp.run, ours, True, LinkKind.GATEWAY, "127.0.0.2:1")
+            nursery.start_soon(b.tcp.run, theirs, False, LinkKind.INCOMING, "127.0.0.3:1")
             await until(
                 "both have all",
                 lambda: a.node.stats.get("delivered") == n and b.node.stats.get("delivered") == n,
@@ -259,12 +261,13 @@ def test_the_caps_bound_what_waits_for_links_nobody_drains(
 
     async def main() -> None:  # cancel scopes want a trio run
         infos = [
-            LinkInfo(i, "incoming", f"127.0.0.{i}:1", 0.0, trio.CancelScope()) for i in range(6)
+            LinkInfo(i, LinkKind.INCOMING, f"127.0.0.{i}:1", 0.0, trio.CancelScope())
+            for i in range(6)
         ]
-        d.links = {x.id: x for x in infos[1:]}
+        d.links.update({x.id: x for x in infos[1:]})
 
         def send(link: int, size: int) -> dict[int, int]:
-            d._apply([Transmit(link, bytes(size))])
+            d.on_transmit(Transmit(link, bytes(size)))
             return {i: x.outbox.bytes for i, x in d.links.items() if x.outbox.bytes}
 
         assert send(1, 9_000) == {1: 9_000}
