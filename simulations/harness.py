@@ -58,12 +58,13 @@ from simulations.mobility import (
     TraceEvent,
     read_trace,
 )
-from simulations.scenario import Group, Scenario
+from simulations.scenario import Group, Movement, NetState, Role, Scenario
 
 EPOCH0 = 1_767_225_600  # 2026-01-01 00:00 UTC: simulated time 0 (nodes need wall dates)
 LINK_MTU = 1400
 RADIO, NET = "radio", "net"
 ContactKey = tuple[int, int, str]
+CARRIES = (NetState.UP, NetState.THROTTLED)  # internet states a gateway link runs in
 SCAN_REBUILD = 16  # radio updates between KD-tree rebuilds of the candidate pairs
 
 
@@ -188,12 +189,12 @@ class Simulation:
             self._trace = read_trace((base / sc.trace).read_text())
 
     def _mobility(self, group: Group, rng: random.Random) -> Mobility:
-        if group.movement == "static":
+        if group.movement is Movement.STATIC:
             return Static([p[0] for p in group.positions], [p[1] for p in group.positions])
         x0, y0, x1, y1 = group.area or (0.0, 0.0, self.sc.width, self.sc.height)
         legs = (group.count, x1 - x0, y1 - y0, group.speed, group.wait, rng)
         warmup, origin = self.sc.warmup, (x0, y0)
-        if group.movement == "gatherings":
+        if group.movement is Movement.GATHERINGS:
             squares = (list(group.squares), group.square_radius, group.p_square)
             return Gatherings(*legs, *squares, group.square_wait, warmup=warmup, origin=origin)
         return RandomWaypoint(*legs, warmup=warmup, origin=origin)
@@ -206,9 +207,9 @@ class Simulation:
         ring.create(ident, EPOCH0, r.randbytes)
         store = MemoryStore(quotas(group))
         node = Node(ident, ring, store, r.randbytes, node_config(self.sc, group))
-        if group.role == "blackhole":
+        if group.role is Role.BLACKHOLE:
             node.strategy = BlackHole()
-        if group.role == "observer":
+        if group.role is Role.OBSERVER:
             self.observers[idx] = Observer()
         node.observer = partial(self._observe, idx)
         store.on_remove = partial(self._removed, idx)
@@ -394,7 +395,7 @@ class Simulation:
             for b in self.gateways[x + 1 :]:
                 sa = states[self.group_of[a].region]
                 sb = states[self.group_of[b].region]
-                if sa[0] in ("up", "throttled") and sb[0] in ("up", "throttled"):
+                if sa[0] in CARRIES and sb[0] in CARRIES:
                     wanted[(a, b, NET)] = sc.internet_bitrate * min(sa[1], sb[1])
         for key in sorted(k for k in self.contacts if k[2] == NET):
             if key not in wanted or self.contacts[key].bitrate != wanted[key]:
@@ -453,7 +454,7 @@ class Simulation:
     # ---- run ---------------------------------------------------------------------------
     def run(self) -> Metrics:
         sc = self.sc
-        self._users = [i for i, g in enumerate(self.group_of) if g.role == "user"]
+        self._users = [i for i, g in enumerate(self.group_of) if g.role is Role.USER]
         if self._trace:
             for ev in self._trace:
                 if ev.time < sc.duration and max(ev.a, ev.b) < len(self.nodes):
@@ -463,7 +464,7 @@ class Simulation:
         if self.gateways and sc.regions:
             self.engine.at(0.0, self._net_check)
         for i, g in enumerate(self.group_of):
-            if g.role == "flooder":
+            if g.role is Role.FLOODER:
                 self.engine.at(self.rng.uniform(0, g.flood_interval), partial(self._flood, i))
         self.engine.at(sc.traffic.start + self.rng.uniform(*sc.traffic.interval), self._new_message)
         self.engine.at(0.0, self._sample)

@@ -11,6 +11,7 @@ import math
 import tomllib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -18,9 +19,38 @@ from mesh.core.node import OFFER_ORDERS
 from mesh.core.routing import STRATEGIES
 
 SCENARIO_DIR = Path(__file__).parent / "scenarios"
-MOVEMENTS = ("random_waypoint", "static", "gatherings")
-ROLES = ("user", "relay", "flooder", "blackhole", "observer")
-STATES = ("up", "down", "throttled", "dpi")
+
+
+class Movement(StrEnum):
+    """How a group's nodes move (the TOML spelling)."""
+
+    RANDOM_WAYPOINT = "random_waypoint"
+    STATIC = "static"
+    GATHERINGS = "gatherings"
+
+
+class Role(StrEnum):
+    """What a group's nodes are: people writing, relays, or an adversary model."""
+
+    USER = "user"
+    RELAY = "relay"
+    FLOODER = "flooder"
+    BLACKHOLE = "blackhole"
+    OBSERVER = "observer"
+
+
+class NetState(StrEnum):
+    """A region's internet: ``dpi`` blocks the Steppe link only, nothing else changes."""
+
+    UP = "up"
+    DOWN = "down"
+    THROTTLED = "throttled"
+    DPI = "dpi"
+
+
+MOVEMENTS = tuple(Movement)
+ROLES = tuple(Role)
+STATES = tuple(NetState)
 DELIVERED = ("drop", "keep")
 
 
@@ -84,7 +114,7 @@ class Radio:
 class Group:
     name: str
     count: int
-    movement: str
+    movement: Movement
     radio: str
     speed: tuple[float, float] = (0.5, 1.5)
     wait: tuple[float, float] = (0.0, 120.0)
@@ -98,7 +128,7 @@ class Group:
     copies: int = 8
     region: str = ""
     gateway: bool = False  # has an internet link while its region's internet allows
-    role: str = "user"
+    role: Role = Role.USER
     flood_interval: float = 1.0  # flooders: seconds between junk envelopes
     offer_order: str = "fifo"  # the order a node offers envelopes on a contact
     delivered_copies: str = "drop"  # "drop": receipts purge relays' copies; "keep": not
@@ -109,7 +139,7 @@ class Group:
 class Window:
     """An internet state for ``[start, end)`` seconds, or daily ``[from_hour, to_hour)``."""
 
-    state: str
+    state: NetState
     start: float = 0.0
     end: float = float("inf")
     daily: tuple[float, float] | None = None
@@ -119,11 +149,11 @@ class Window:
 @dataclass(frozen=True)
 class Region:
     name: str
-    default: str = "up"
+    default: NetState = NetState.UP
     windows: tuple[Window, ...] = ()
     default_factor: float = 1.0
 
-    def state(self, t: float, start_hour: float) -> tuple[str, float]:
+    def state(self, t: float, start_hour: float) -> tuple[NetState, float]:
         """The internet state and bit-rate factor at simulated time ``t``; later windows
         override earlier ones."""
         state, factor = self.default, self.default_factor
@@ -384,12 +414,12 @@ def _world_growth(world_nodes: int, count: int, groups: tuple[Group, ...], trace
 def _region(r: dict[str, Any], i: int) -> Region:
     w = f"regions[{i}]."
     _known(r, w, "regions")
-    default = _choice(r, "default", w, STATES, "up")
+    default = NetState(_choice(r, "default", w, STATES, "up"))
     windows = []
     for j, x in enumerate(_get(r, "timeline", w, list, [])):
         ww = f"{w}timeline[{j}]."
         _known(x, ww, "timeline")
-        state = _choice(x, "state", ww, STATES)
+        state = NetState(_choice(x, "state", ww, STATES))
         daily = _range(x, "daily", ww, None)
         if daily is not None and daily[1] > 24:
             raise ScenarioError(f"{ww}daily: hours are 0-24")
@@ -412,11 +442,11 @@ def _group(
     region = _get(g, "region", w, str, "")
     if region and region not in regions:
         raise ScenarioError(f"{w}region: no region named {region!r} in [[regions]]")
-    role = _choice(g, "role", w, ROLES, "user")
+    role = Role(_choice(g, "role", w, ROLES, "user"))
     gateway = _get(g, "gateway", w, bool, False)
     if gateway and not region:
         raise ScenarioError(f"{w}gateway: a gateway group needs a region")
-    movement = _choice(g, "movement", w, MOVEMENTS)
+    movement = Movement(_choice(g, "movement", w, MOVEMENTS))
     radio = _get(g, "radio", w, str)
     if radio not in radios:
         raise ScenarioError(f"{w}radio: no radio named {radio!r} in [[radios]]")
@@ -435,7 +465,7 @@ def _group(
         raise ScenarioError(f"{w}count: at least 1")
     positions = tuple(tuple(p) for p in _get(g, "positions", w, list, []))
     area = _area(g, w)
-    if movement == "static" and len(positions) != count:
+    if movement is Movement.STATIC and len(positions) != count:
         raise ScenarioError(f"{w}positions: static groups need one [x, y] per node")
     return Group(
         name=_get(g, "name", w, str),
