@@ -74,14 +74,20 @@ def test_delivery_receipt_and_expiry_each_touch_only_their_rows() -> None:
     assert all(v is None for k, v in later.items() if k[:1] != RowKind.SESSION.value)
 
 
-def test_rows_restore_the_same_state_and_the_simulator_keeps_no_change_set() -> None:
-    net = Net(seed=93)
+def _delivered(seed: int, n: int) -> tuple[Net, int]:
+    """Two contacts; ``n`` messages from the first delivered to the second (its index)."""
+    net = Net(seed=seed)
     a, b = net.add(), net.add()
     net.introduce_all()
-    for k in range(5):
+    for k in range(n):
         net.send(a, b, b"%d" % k)
     net.connect(a, b)
     net.run(3)
+    return net, b
+
+
+def test_rows_restore_the_same_state_and_the_simulator_keeps_no_change_set() -> None:
+    net, b = _delivered(seed=93, n=5)
     bob = net.nodes[b]
     assert bob.take_state_changes() == {}  # never tracked: nothing accumulates
     rows = bob.state_rows()
@@ -122,13 +128,7 @@ def _v3_blob(rows: dict[bytes, bytes]) -> bytes:
 
 def test_a_state_of_the_previous_version_becomes_the_same_rows() -> None:
     """A daemon upgraded from the single-blob format (version 3) loses nothing."""
-    net = Net(seed=94)
-    a, b = net.add(), net.add()
-    net.introduce_all()
-    for k in range(3):
-        net.send(a, b, b"%d" % k)
-    net.connect(a, b)
-    net.run(3)
+    net, b = _delivered(seed=94, n=3)
     rows = net.nodes[b].state_rows()
     kinds = {k[:1] for k in rows}
     assert {RowKind.PENDING.value, RowKind.DELIVERED.value, RowKind.SESSION.value} <= kinds
