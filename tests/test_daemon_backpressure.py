@@ -182,7 +182,7 @@ def test_a_peer_that_never_reads_is_dropped_at_the_cap_and_nothing_else_waits(
 
             def watched(queue: flow.ByteQueue, data: bytes) -> None:
                 put(queue, data)
-                for x in a.links.values():
+                for x in a.tcp.links.values():
                     if queue is x.outbox:
                         peaks[x.id] = max(peaks.get(x.id, 0), queue.bytes)
 
@@ -264,11 +264,11 @@ def test_the_caps_bound_what_waits_for_links_nobody_drains(
             LinkInfo(i, LinkKind.INCOMING, f"127.0.0.{i}:1", 0.0, trio.CancelScope())
             for i in range(6)
         ]
-        d.links.update({x.id: x for x in infos[1:]})
+        d.tcp.links.update({x.id: x for x in infos[1:]})
 
         def send(link: int, size: int) -> dict[int, int]:
             d.on_transmit(Transmit(link, bytes(size)))
-            return {i: x.outbox.bytes for i, x in d.links.items() if x.outbox.bytes}
+            return {i: x.outbox.bytes for i, x in d.tcp.links.items() if x.outbox.bytes}
 
         assert send(1, 9_000) == {1: 9_000}
         assert send(1, 1_001) == {}  # 10,001 > SLOW_CAP: link 1 dropped

@@ -70,11 +70,11 @@ from mesh.core.store import Quotas
 from mesh.daemon.config import Config
 from mesh.daemon.contacts import LiveProfile
 from mesh.daemon.history import HISTORY, History, HistoryError
-from mesh.daemon.links import FrameLink
+from mesh.daemon.links import FrameLink, LinkTable
 from mesh.daemon.links import tcp as tcp_links
 from mesh.daemon.links.gateway import Gateways, check_pins
 from mesh.daemon.links.lan import Lan
-from mesh.daemon.links.tcp import LinkInfo, TcpLinks
+from mesh.daemon.links.tcp import TcpLinks
 from mesh.daemon.local_api import LocalApi
 from mesh.daemon.lock import ProfileLocked, lock_profile, unlock_profile
 from mesh.daemon.ops import Ops, stored_bulletins
@@ -156,7 +156,9 @@ class Daemon:
         self.local_api = LocalApi(self, runtime_dir)
         self.tcp_port = 0
         self._jitter = random.Random(int.from_bytes(rng(8), "big"))
-        self.tcp = TcpLinks(self, clock)
+        self.table = LinkTable()  # every transport's links, one id space
+        self.tcp = TcpLinks(self, clock, self.table.next_id)
+        self.table.add(self.tcp)
         self.lan = Lan(self.tcp, self._jitter)
         self.gateways = Gateways(self.tcp, self._jitter)
         self._refs = itertools.count(1)  # SendMessage.ref of send_text's messages
@@ -199,10 +201,9 @@ class Daemon:
         return actions
 
     @property
-    def links(self) -> dict[int, LinkInfo]:
-        """The live links by id (:attr:`TcpLinks.links`; more tables when there are more
-        transports)."""
-        return self.tcp.links
+    def links(self) -> dict[int, FrameLink]:
+        """The live links of every transport by id (a snapshot)."""
+        return {x.id: x for x in self.table}
 
     def count(self, key: str) -> None:
         self.stats[key] = self.stats.get(key, 0) + 1
@@ -243,7 +244,7 @@ class Daemon:
             self.history.save_rows(changes)
 
     def _apply(self, actions: list[Action]) -> None:
-        check_pins(self.links, actions, self.count)
+        check_pins(self.tcp.links, actions, self.count)
         self._commit_step(actions)
         carry_out(actions, self)
         for event in stored_bulletins(self):
@@ -251,15 +252,15 @@ class Daemon:
 
     # ---- the node's actions (mesh.core.driver.ActionSink) -----------------------------
     def on_transmit(self, act: Transmit) -> None:
-        self.tcp.send(act.link, act.data)
+        self.table.send(act.link, act.data)
 
     def on_close_link(self, act: CloseLink) -> None:
         log.info("link %d closed: %s", act.link, act.reason)
         self.count("links_closed_by_node")
-        self.tcp.drop(act.link)
+        self.table.drop(act.link)
 
     def on_link_opened(self, act: LinkOpened) -> None:
-        info = self.links.get(act.link)
+        info = self.table.get(act.link)
         if info is not None and not info.closing:
             info.opened = True
             self._publish(api.LinkChanged(act.link, info.kind, True))

@@ -19,7 +19,6 @@ starts (:meth:`TcpLinks.refuse`): a flood of connections costs a Noise handshake
 
 from __future__ import annotations
 
-import itertools
 import logging
 import os
 from collections.abc import Callable
@@ -90,11 +89,13 @@ def source_label(remote: str, data_key: bytes) -> bytes:
 class TcpLinks:
     """The live TCP links, by the link id the node knows them by."""
 
-    def __init__(self, host: LinkHost, clock: Callable[[], float]) -> None:
+    def __init__(
+        self, host: LinkHost, clock: Callable[[], float], new_id: Callable[[], int]
+    ) -> None:
         self.host = host
         self.clock = clock
         self.links: dict[int, LinkInfo] = {}
-        self._ids = itertools.count(1)
+        self._new_id = new_id  # the daemon's LinkTable.next_id: one id space for all links
 
     # ---- frames out (from the node's actions; never waits) ------------------------------
     def send(self, link: int, frame: bytes) -> None:
@@ -189,7 +190,7 @@ class TcpLinks:
         label: str = "",
     ) -> None:
         """Carry one link until either side closes it; frames in, frames out."""
-        link = next(self._ids)
+        link = self._new_id()
         scope = trio.CancelScope()
         info = LinkInfo(link, kind, remote, self.clock(), scope, pin=pin, label=label)
         self.links[link] = info
