@@ -67,15 +67,15 @@ def run(n: int, window: int) -> None:
         sends = [_timed(lambda k=k: send(k)) for k in range(n)]  # type: ignore[misc]
 
         def deliver(frame: bytes) -> None:
-            b.call_node(lambda t: b.node.import_frames([frame], b"bench", t))
+            b.call_node(lambda t: b.node.courier.import_frames([frame], b"bench", t))
 
         deliveries = [_timed(lambda f=f: deliver(f)) for f in frames]  # type: ignore[misc]
         assert b.node.stats.get("delivered") == n, b.node.stats
-        old_send = [_timed(lambda: a.history.save_state("bench", a.node.export_state()))]
-        old_send += [_timed(lambda: a.history.save_state("bench", a.node.export_state()))]
-        old_recv = [_timed(lambda: b.history.save_state("bench", b.node.export_state()))]
-        old_recv += [_timed(lambda: b.history.save_state("bench", b.node.export_state()))]
-        rows = (len(a.node.state_rows()), len(b.node.state_rows()))
+        old_send = [_timed(lambda: a.history.save_state("bench", a.node.saved.export()))]
+        old_send += [_timed(lambda: a.history.save_state("bench", a.node.saved.export()))]
+        old_recv = [_timed(lambda: b.history.save_state("bench", b.node.saved.export()))]
+        old_recv += [_timed(lambda: b.history.save_state("bench", b.node.saved.export()))]
+        rows = (len(a.node.saved.rows()), len(b.node.saved.rows()))
         a.close()
         b.close()
     first, last = sends[:window], sends[-window:]

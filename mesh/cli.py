@@ -122,8 +122,8 @@ def _run_daemon(run: Callable[..., object], main: Callable[..., object]) -> None
 
 def _text(words: list[str], refused: str) -> str:
     """The words of a message or bulletin; nothing visible in them is one line, exit 2."""
+    from mesh.core.config import EMPTY_TEXT
     from mesh.core.messages import is_blank
-    from mesh.core.node import EMPTY_TEXT
 
     text = " ".join(words)
     if is_blank(text.encode("utf-8", "surrogateescape")):

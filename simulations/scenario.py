@@ -15,7 +15,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from mesh.core.node import OFFER_ORDERS
+from mesh.core.config import OFFER_ORDERS
 from mesh.core.routing import STRATEGIES
 
 SCENARIO_DIR = Path(__file__).parent / "scenarios"

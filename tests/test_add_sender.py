@@ -30,7 +30,7 @@ def test_the_node_keeps_a_strangers_proven_identity_with_their_session() -> None
             net.nodes[bob].identity.public(), net.nodes[bob].ring.keys[-1].record
         )
     node = net.nodes[bob]
-    node.track_state_changes()
+    node.saved.track()
     first = writers[0]
     net.send(first, bob, b"hello from a stranger")
     la, _ = net.connect(first, bob)
@@ -38,7 +38,7 @@ def test_the_node_keeps_a_strangers_proven_identity_with_their_session() -> None
     net.disconnect(first, la)
     key = net.nodes[first].identity.sign_public
     assert node.stranger(key) == net.nodes[first].identity.public()
-    changed = node.take_state_changes()
+    changed = node.saved.take_changes()
     assert changed[RowKind.STRANGER.value + key] is not None  # saved with the session
     # Two more strangers: the oldest session goes (stranger_sessions=2), its identity too.
     for w in writers[1:]:
@@ -47,7 +47,7 @@ def test_the_node_keeps_a_strangers_proven_identity_with_their_session() -> None
         net.run(3)
         net.disconnect(w, lw)
     assert node.stranger(key) is None
-    assert node.take_state_changes()[RowKind.STRANGER.value + key] is None
+    assert node.saved.take_changes()[RowKind.STRANGER.value + key] is None
     assert {s.sign_public for s in node.strangers()} == {
         net.nodes[w].identity.sign_public for w in writers[1:]
     }

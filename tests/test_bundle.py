@@ -109,7 +109,7 @@ def test_receipts_ride_back_on_the_stick_and_the_sender_sees_delivered(tmp_path:
             assert a.ops.export(str(stick)).receipts == 0
             assert b.ops.import_(str(stick))["delivered"] == 1
             with trio.fail_after(10):  # the receipt is released after 1-2 s
-                while not b.node.export_receipts(b.now())[0]:  # noqa: ASYNC110
+                while not b.node.courier.export_receipts(b.now())[0]:  # noqa: ASYNC110
                     await trio.sleep(0.1)
             assert b.ops.export(str(stick)).receipts == 1
             got = a.ops.import_(str(stick))

@@ -317,7 +317,7 @@ def _hostile_bundle(me: Profile, path: Path) -> Identity:
         body=HOSTILE.encode(),
     )
     node.publish_bulletin(b, now)
-    frames, latest = node.export_frames(1 << 20, now)
+    frames, latest = node.courier.export_frames(1 << 20, now)
     assert len(frames) == 2
     path.write_bytes(bundle.Bundle(now, latest, frames).encode())
     return evil

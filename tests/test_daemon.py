@@ -142,7 +142,7 @@ def test_history_and_sessions_survive_a_restart(tmp_path: Path) -> None:
             await a.stop()
             await b.stop()
             a = await start(n, alice, cfg)
-            assert a.daemon.node.sessions, "the session came back from the encrypted state"
+            assert a.daemon.node.saved.sessions, "the session came back from the encrypted state"
             a.daemon.node.contacts[key].prekey = None  # so only the session can be used
             a.daemon.send_text("Bob", "two")
             b = await start(n, bob, cfg)

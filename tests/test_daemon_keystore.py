@@ -47,7 +47,7 @@ def sealed_bundle(tmp: Path, bob: Profile, prekey_index: int, now: int, text: st
     node.add_contact(bob.identity.public(), bob.ring.keys[prekey_index].record)
     acts = node.handle(SendMessage(bob.identity.sign_public, text.encode(), 86400), now)
     assert any(isinstance(a, MessageQueued) for a in acts)
-    frames, latest = node.export_frames(1 << 20, now)
+    frames, latest = node.courier.export_frames(1 << 20, now)
     path = tmp / "from-alice.bundle"
     path.write_bytes(bundle.Bundle(now, latest, frames, []).encode())
     return path

@@ -5,6 +5,7 @@ keeps them: every row in its place, the set checked against a keyed summary."""
 from __future__ import annotations
 
 import os
+import random
 import sqlite3
 import time
 from pathlib import Path
@@ -14,6 +15,8 @@ import pytest
 
 from crypto.wire import pack, strict_unpack
 from mesh.core.durable import STATE_VERSION, RowKind, rows_from_blob
+from mesh.core.memory_store import MemoryStore
+from mesh.core.node import Node
 from mesh.daemon.daemon import STATE_KEY, Daemon
 from mesh.daemon.history import HISTORY, History, HistoryError
 from tests.daemon_helpers import befriend, loopback_config, make_profile
@@ -32,16 +35,16 @@ def test_a_send_changes_two_rows_however_much_state_there_is() -> None:
     a, b = net.add(), net.add()
     net.introduce_all()
     alice = net.nodes[a]
-    alice.track_state_changes()
+    alice.saved.track()
     net.send(a, b, b"first contact")
-    first = alice.take_state_changes()
+    first = alice.saved.take_changes()
     assert _kinds(first) == sorted([(RowKind.SESSION, True), (RowKind.OWN, True)])
     for k in range(300):
         net.send(a, b, b"%d" % k)
-    alice.take_state_changes()
-    assert len(alice.state_rows()) > 300  # the state the old code saved whole per send
+    alice.saved.take_changes()
+    assert len(alice.saved.rows()) > 300  # the state the old code saved whole per send
     net.send(a, b, b"one more")
-    last = alice.take_state_changes()
+    last = alice.saved.take_changes()
     assert _kinds(last) == sorted([(RowKind.SESSION, True), (RowKind.OWN, True)])
     assert sum(len(v or b"") for v in last.values()) < 1500
 
@@ -51,25 +54,25 @@ def test_delivery_receipt_and_expiry_each_touch_only_their_rows() -> None:
     a, b = net.add(), net.add()
     net.introduce_all()
     alice, bob = net.nodes[a], net.nodes[b]
-    alice.track_state_changes()
-    bob.track_state_changes()
+    alice.saved.track()
+    bob.saved.track()
     net.send(a, b, b"hello")
-    alice.take_state_changes()
+    alice.saved.take_changes()
     net.connect(a, b)
     net.run(2)
     assert [m.body for m in net.delivered[b]] == [b"hello"]
-    got = _kinds(bob.take_state_changes())
+    got = _kinds(bob.saved.take_changes())
     assert (RowKind.SESSION, True) in got
     assert (RowKind.DELIVERED, True) in got
     assert (RowKind.PENDING, True) in got  # the receipt waits for its random delay
     net.run(400)  # receipt released and carried back
-    assert (RowKind.PENDING, False) in _kinds(bob.take_state_changes())
-    gone = _kinds(alice.take_state_changes())
+    assert (RowKind.PENDING, False) in _kinds(bob.saved.take_changes())
+    gone = _kinds(alice.saved.take_changes())
     assert (RowKind.OWN, False) in gone
     assert (RowKind.RECEIPT, True) in gone
     # Far in the future everything has expired: the rows go, as deletions.
     net.run(8 * 86400, tick=3600)
-    later = bob.take_state_changes()
+    later = bob.saved.take_changes()
     assert (RowKind.DELIVERED, False) in _kinds(later)
     assert all(v is None for k, v in later.items() if k[:1] != RowKind.SESSION.value)
 
@@ -89,17 +92,14 @@ def _delivered(seed: int, n: int) -> tuple[Net, int]:
 def test_rows_restore_the_same_state_and_the_simulator_keeps_no_change_set() -> None:
     net, b = _delivered(seed=93, n=5)
     bob = net.nodes[b]
-    assert bob.take_state_changes() == {}  # never tracked: nothing accumulates
-    rows = bob.state_rows()
-    fresh = Net(seed=93)
-    fresh.add(), fresh.add()
-    again = fresh.nodes[1]
-    again.identity, again.ring = bob.identity, bob.ring
+    assert bob.saved.take_changes() == {}  # never tracked: nothing accumulates
+    rows = bob.saved.rows()
+    again = Node(bob.identity, bob.ring, MemoryStore(), random.Random(1).randbytes, bob.config)
     for c in bob.contacts.values():
         again.add_contact(c.identity, c.prekey)
-    again.restore_rows(rows, int(net.now))
-    assert again.state_rows() == rows
-    assert again.export_state() == bob.export_state()
+    again.saved.restore_rows(rows, int(net.now))
+    assert again.saved.rows() == rows
+    assert again.saved.export() == bob.saved.export()
 
 
 def _v3_blob(rows: dict[bytes, bytes]) -> bytes:
@@ -129,7 +129,7 @@ def _v3_blob(rows: dict[bytes, bytes]) -> bytes:
 def test_a_state_of_the_previous_version_becomes_the_same_rows() -> None:
     """A daemon upgraded from the single-blob format (version 3) loses nothing."""
     net, b = _delivered(seed=94, n=3)
-    rows = net.nodes[b].state_rows()
+    rows = net.nodes[b].saved.rows()
     kinds = {k[:1] for k in rows}
     assert {RowKind.PENDING.value, RowKind.DELIVERED.value, RowKind.SESSION.value} <= kinds
     assert rows[RowKind.VERSION.value] == pack(STATE_VERSION)
@@ -142,7 +142,7 @@ def test_the_daemon_rewrites_an_older_state_as_rows(tmp_path: Path) -> None:
     befriend(alice, bob, now)
     d = Daemon(alice, loopback_config(lan=False), alice.path, handle_signals=False)
     d.send_text("Bob", "sealed before the upgrade")
-    rows = d.node.state_rows()
+    rows = d.node.saved.rows()
     d.close()
     h = History(alice.path / HISTORY, alice.data_key, os.urandom)
     with h.transaction():  # as a daemon of the previous version left it
@@ -151,7 +151,7 @@ def test_the_daemon_rewrites_an_older_state_as_rows(tmp_path: Path) -> None:
         h.save_state(STATE_KEY, _v3_blob(rows))
     h.close()
     d = Daemon(alice, loopback_config(lan=False), alice.path, handle_signals=False)
-    assert d.node.state_rows() == rows
+    assert d.node.saved.rows() == rows
     d.close()
     h = History(alice.path / HISTORY, alice.data_key, os.urandom)
     assert h.load_state(STATE_KEY) is None

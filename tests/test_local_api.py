@@ -17,7 +17,7 @@ import trio
 from crypto import bulletin
 from crypto.wire import pack
 from mesh import ipc
-from mesh.core import node
+from mesh.core import config as node_config
 from mesh.daemon.daemon import Daemon
 from mesh.ipc import calls
 from mesh.ipc.events import MessageReceived
@@ -25,7 +25,7 @@ from tests.daemon_helpers import befriend, loopback_config, make_profile
 
 
 def test_the_text_bounds_are_the_node_s() -> None:
-    assert node.MAX_BODY == ipc.MAX_TEXT
+    assert node_config.MAX_BODY == ipc.MAX_TEXT
     assert bulletin.MAX_BODY == ipc.MAX_TEXT
 
 

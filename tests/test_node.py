@@ -206,18 +206,18 @@ def test_in_memory_indexes_are_bounded_by_expiry() -> None:
 def test_empty_messages_and_bulletins_are_refused() -> None:
     """Nothing visible in the text: refused before anything is sealed, stored or flooded."""
     from crypto.bulletin import Bulletin
-    from mesh.core.node import EMPTY_TEXT
+    from mesh.core.config import EMPTY_TEXT
 
     net = Net(seed=7)
     a, b = net.add(), net.add()
     net.introduce_all()
     node, bob = net.nodes[a], net.nodes[b].identity.sign_public
     now = int(net.now)
-    sessions_before = dict(node.sessions)
+    sessions_before = dict(node.saved.sessions)
     for body in (b"", b"   ", b" \n\t\r ", "\u200b\u3000\ufeff\u00a0".encode()):
         assert node.handle(SendMessage(bob, body), now) == [SendFailed(bob, EMPTY_TEXT)]
     assert node.store.count() == 0
-    assert node.sessions == sessions_before  # no session was opened for nothing
+    assert node.saved.sessions == sessions_before  # no session was opened for nothing
     seed = node.identity.sign_seed
 
     def post(body: bytes) -> Bulletin:

@@ -51,7 +51,7 @@ def test_trial_decryptions_of_first_contacts_are_rate_limited() -> None:
     store = net.nodes[a].store
     frames = [f for i in store.ids_in_range(b"", None) if (f := store.get(i))]
     node_b = net.nodes[b]
-    net.apply(b, node_b.import_frames(frames, b"file", int(net.now)))
+    net.apply(b, node_b.courier.import_frames(frames, b"file", int(net.now)))
     assert len(net.delivered[b]) == 3  # the burst
     assert node_b.stats.get("trials_deferred") == 7
     net.run(5)  # two a second
@@ -72,10 +72,10 @@ def test_sessions_opened_by_strangers_are_bounded() -> None:
             for i in net.nodes[s].store.ids_in_range(b"", None)
             if (f := net.nodes[s].store.get(i))
         ]
-        net.apply(b, bob.import_frames(frames, b"file", int(net.now)))
+        net.apply(b, bob.courier.import_frames(frames, b"file", int(net.now)))
         net.now += 10
     assert len(net.delivered[b]) == 6  # their messages still arrive
-    assert len(bob.sessions) == 3
+    assert len(bob.saved.sessions) == 3
     assert bob.stats.get("stranger_sessions_dropped") == 3
     assert bob.expected_tags() <= 3 * 512  # the dropped sessions' tags went with them
 

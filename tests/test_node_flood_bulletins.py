@@ -167,7 +167,7 @@ def test_a_superseded_bulletin_never_comes_back() -> None:
     net.disconnect(a, la)
     assert [b.sequence for b in net.nodes[c].bulletins(int(net.now))] == [1]
     _inject(net, r, old)  # a relay that keeps the old post
-    net.apply(a, net.nodes[a].import_frames([E.encode(new)], b"file", int(net.now)))
+    net.apply(a, net.nodes[a].courier.import_frames([E.encode(new)], b"file", int(net.now)))
     la, _ = net.connect(a, c)
     net.run(5)
     net.disconnect(a, la)

@@ -48,9 +48,9 @@ def test_junk_with_a_copied_session_tag_does_not_hide_the_real_envelope() -> Non
     now = int(net.now)
     # The junk and the real session envelopes arrive before the first contact that sets
     # up the session; the junk last.
-    net.apply(b, node_b.import_frames(sessions + junk, b"file", now))
+    net.apply(b, node_b.courier.import_frames(sessions + junk, b"file", now))
     assert net.delivered[b] == []
-    net.apply(b, node_b.import_frames(first, b"file", now))
+    net.apply(b, node_b.courier.import_frames(first, b"file", now))
     got = sorted(m.body for m in net.delivered[b])
     assert got == [b"first", b"later 0", b"later 1", b"later 2"]
 
@@ -63,8 +63,8 @@ def test_junk_with_a_copied_receipt_hash_does_not_stop_the_purge() -> None:
     (real,) = _frames(net, a, E.Kind.FIRST_CONTACT)
     junk = _junk_like(real, random.Random(2), keep_tag=False, keep_receipt=True)
     relay = net.nodes[r]
-    net.apply(r, relay.import_frames([real], b"file", int(net.now)))
-    net.apply(r, relay.import_frames([junk], b"file", int(net.now)))  # the junk comes last
+    net.apply(r, relay.courier.import_frames([real], b"file", int(net.now)))
+    net.apply(r, relay.courier.import_frames([junk], b"file", int(net.now)))  # the junk comes last
     assert relay.store.count() >= 2
     net.connect(r, b)
     net.run(400)  # Bob receives, releases the receipt, the relay purges

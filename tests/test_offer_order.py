@@ -34,7 +34,7 @@ def _sent_order(order: str, seed: int = 1) -> tuple[list[bytes], list[bytes]]:
     a, b = net.add(cfg), net.add()
     frames = _foreign(random.Random(7))
     node = net.nodes[a]
-    node.import_frames(frames, b"usb", int(net.now))
+    node.courier.import_frames(frames, b"usb", int(net.now))
     sent: list[bytes] = []
     node.observer = lambda ev, eid, _link, _frame: sent.append(eid) if ev == "sent" else None
     net.connect(a, b)

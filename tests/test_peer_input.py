@@ -225,9 +225,9 @@ def test_a_small_order_prekey_learned_before_the_fix_is_forgotten_on_restore() -
     old.contacts[cn.identity.sign_public].prekey = _signed_prekey(
         cn.identity, SMALL_ORDER[0], int(net.now)
     )
-    state = old.export_state()
+    state = old.saved.export()
     fresh = Node(old.identity, old.ring, old.store, old.rng, old.config)
     fresh.add_contact(cn.identity.public())
-    fresh.restore_state(state, int(net.now))
+    fresh.saved.restore(state, int(net.now))
     assert fresh.contacts[cn.identity.sign_public].prekey is None
     assert fresh.can_write(cn.identity.sign_public, int(net.now)) is False

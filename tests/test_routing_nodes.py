@@ -10,7 +10,8 @@ from collections import Counter
 
 from crypto.prekeys import PrekeyRing
 from mesh.core import envelope as E
-from mesh.core.node import Node, NodeConfig, hint_for
+from mesh.core.config import hint_for
+from mesh.core.node import Node, NodeConfig
 from mesh.core.routing import Prophet
 from mesh.core.wirecodec import pack_routing
 from tests.netsim import Net
@@ -58,7 +59,8 @@ def share_hint(net: Net, idx: int, other: int, seed: int) -> None:
         key = ring.create(node.identity, int(net.now), r.randbytes)
         if hint_for(key.record.public) == target:
             break
-    node.ring = ring
+    assert node.store.count() == 0  # nothing of the node it replaces is lost
+    net.nodes[idx] = Node(node.identity, ring, node.store, node.rng, node.config)
 
 
 def delivered(net: Net, idx: int) -> list[bytes]:

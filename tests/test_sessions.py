@@ -75,9 +75,9 @@ def test_session_messages_before_first_contact_wait_and_then_deliver() -> None:
     frames = [f for f in _frames(net, a) if E.decode(f).kind is E.Kind.SESSION]
     frames += [f for f in _frames(net, a) if E.decode(f).kind is E.Kind.FIRST_CONTACT]
     node_b = net.nodes[b]
-    net.apply(b, node_b.import_frames(frames[:2], b"file", int(net.now)))
+    net.apply(b, node_b.courier.import_frames(frames[:2], b"file", int(net.now)))
     assert net.delivered[b] == []
-    net.apply(b, node_b.import_frames(frames[2:], b"file", int(net.now)))
+    net.apply(b, node_b.courier.import_frames(frames[2:], b"file", int(net.now)))
     assert sorted(m.body for m in net.delivered[b]) == [b"0", b"1", b"2"]
 
 
@@ -102,7 +102,7 @@ def test_delivery_in_any_order_far_beyond_the_window() -> None:
     random.Random(4).shuffle(frames)
     node_b = net.nodes[b]
     for k in range(0, len(frames), 50):
-        net.apply(b, node_b.import_frames(frames[k : k + 50], b"file", int(net.now)))
+        net.apply(b, node_b.courier.import_frames(frames[k : k + 50], b"file", int(net.now)))
     got = [m.body for m in net.delivered[b]]
     assert sorted(got) == sorted(b"%d" % k for k in range(n))
 
@@ -141,12 +141,12 @@ def test_a_message_delayed_five_days_is_delivered() -> None:
 def restart(net: Net, idx: int) -> None:
     """Replace a node by a fresh one with the same keys and store, fed its saved state."""
     old = net.nodes[idx]
-    state = old.export_state()
+    state = old.saved.export()
     fresh = Node(old.identity, old.ring, old.store, old.rng, old.config)
     for key, contact in old.contacts.items():
         fresh.add_contact(contact.identity)  # prekeys come back from the state
         assert key in fresh.contacts
-    fresh.restore_state(state, int(net.now))
+    fresh.saved.restore(state, int(net.now))
     net.nodes[idx] = fresh
 
 
@@ -180,11 +180,11 @@ def test_corrupt_state_is_refused() -> None:
     a = net.add()
     node = net.nodes[a]
     with pytest.raises(DecodeError):
-        node.restore_state(b"\x93\x01\x02\x03", int(net.now))
-    state = bytearray(node.export_state())
+        node.saved.restore(b"\x93\x01\x02\x03", int(net.now))
+    state = bytearray(node.saved.export())
     state[1] ^= 0x7F
     with pytest.raises(DecodeError):
-        node.restore_state(bytes(state), int(net.now))
+        node.saved.restore(bytes(state), int(net.now))
 
 
 def test_a_relay_forwards_at_once_between_two_open_links() -> None:
@@ -202,8 +202,8 @@ def test_a_relay_forwards_at_once_between_two_open_links() -> None:
 
 
 def test_longest_message_fits_every_kind_and_longer_is_refused() -> None:
+    from mesh.core.config import MAX_BODY
     from mesh.core.events import SendFailed, SendMessage
-    from mesh.core.node import MAX_BODY
 
     net = Net(seed=37)
     a, b = net.add(), net.add()

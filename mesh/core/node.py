@@ -26,7 +26,12 @@ sharing one :class:`~mesh.core._context.Context`):
   delivered once and its receipt secret released after a random delay;
 - :mod:`mesh.core._receipts`: receipts as anti-packets (a receipt purges the copies it
   answers unless ``purge_delivered`` is off; one that matches nothing is ignored);
-- :mod:`mesh.core._outbox`: what we originate (messages, our prekey, bulletins).
+- :mod:`mesh.core._outbox`: what we originate (messages, our prekey, bulletins);
+- :mod:`mesh.core._contacts`: contacts and strangers with a session.
+
+Two public facets group what drivers do besides handling events: ``node.saved``
+(:mod:`mesh.core.saved`: the durable state as rows, tracked by change, and loading it)
+and ``node.courier`` (:mod:`mesh.core.courier`: bundles in and out).
 """
 
 from __future__ import annotations
@@ -37,11 +42,11 @@ from types import MappingProxyType
 from typing import Any
 
 from crypto.bulletin import Bulletin
-from crypto.errors import DecodeError
 from crypto.identity import Identity, PublicIdentity
 from crypto.prekeys import PrekeyRecord, PrekeyRing
 from crypto.primitives import Rng
 from mesh.core._admission import Admission
+from mesh.core._contacts import Contacts
 from mesh.core._context import ContactKeys, Context, Observer
 from mesh.core._delivery import Delivery
 from mesh.core._index import EnvelopeIndex
@@ -49,42 +54,16 @@ from mesh.core._outbox import Outbox
 from mesh.core._peer import Peer, Peers
 from mesh.core._receipts import Receipts
 from mesh.core._trade import Trader
-from mesh.core.config import (
-    ASK_TIMEOUT,
-    EMPTY_TEXT,
-    MAX_BODY,
-    OFFER_ORDERS,
-    NodeConfig,
-    hint_for,
-)
-from mesh.core.durable import Durable, rows_from_blob
+from mesh.core.config import NodeConfig
+from mesh.core.courier import Courier
+from mesh.core.durable import Durable
 from mesh.core.envelope import Envelope
-from mesh.core.events import (
-    Action,
-    Event,
-    FrameReceived,
-    LinkDown,
-    LinkUp,
-    MessageAcked,
-    SendMessage,
-    Tick,
-)
+from mesh.core.events import Action, Event, FrameReceived, LinkDown, LinkUp, SendMessage, Tick
 from mesh.core.routing import Strategy, by_name
-from mesh.core.session import Session
-from mesh.core.stats import ImportResult
+from mesh.core.saved import SavedState
 from mesh.core.store import PolicyStore
 
-__all__ = (
-    "ASK_TIMEOUT",
-    "EMPTY_TEXT",
-    "MAX_BODY",
-    "OFFER_ORDERS",
-    "ContactKeys",
-    "ImportResult",
-    "Node",
-    "NodeConfig",
-    "hint_for",
-)
+__all__ = ("Node", "NodeConfig")
 
 log = logging.getLogger(__name__)
 
@@ -121,6 +100,13 @@ class Node:
             self._take_receipts,
         )
         self._outbox = Outbox(ctx, self._index, self._delivery, self._receipts, self._trader)
+        self._contacts = Contacts(
+            ctx, self._index.newest_prekey, self._delivery.bound_stranger_sessions
+        )
+        self.courier = Courier(
+            self._admission, self._index, self._receipts, self._take_receipts, self._peers.flush
+        )
+        self.saved = SavedState(state, self._contact_keys, self._loaded, self._index_store)
         self._next_sweep = 0
         self._now = 0  # the time of the event being handled
         self._dispatch: Mapping[type, Callable[[Any, int], list[Action]]] = MappingProxyType(
@@ -133,22 +119,14 @@ class Node:
             }
         )
 
-    # ---- what drivers may replace ----------------------------------------------------
+    # ---- what the node runs with (a driver may replace strategy and observer) ---------
     @property
     def identity(self) -> Identity:
         return self._ctx.identity
 
-    @identity.setter
-    def identity(self, identity: Identity) -> None:
-        self._ctx.identity = identity
-
     @property
     def ring(self) -> PrekeyRing:
         return self._ctx.ring
-
-    @ring.setter
-    def ring(self, ring: PrekeyRing) -> None:
-        self._ctx.ring = ring
 
     @property
     def store(self) -> PolicyStore:
@@ -169,10 +147,6 @@ class Node:
     @property
     def config(self) -> NodeConfig:
         return self._ctx.config
-
-    @config.setter
-    def config(self, config: NodeConfig) -> None:
-        self._ctx.config = config
 
     @property
     def observer(self) -> Observer | None:
@@ -231,32 +205,28 @@ class Node:
 
     # ---- contacts ---------------------------------------------------------------------
     def add_contact(self, identity: PublicIdentity, prekey: PrekeyRecord | None = None) -> None:
-        identity.verify()
-        if prekey is None:  # someone added from a message: their prekey may be stored
-            prekey = self._index.newest_prekey(identity.sign_public, self._now)
-        self.contacts[identity.sign_public] = ContactKeys(identity, prekey)
-        self._ctx.state.touch_prekey(identity.sign_public)
-        self._ctx.state.forget_stranger(identity.sign_public)
+        """Seal to this identity from now on (``prekey``: theirs, else the newest stored)."""
+        self._contacts.add(identity, prekey, self._now)
 
     def remove_contact(self, identity_key: bytes) -> None:
         """Forget a contact (say its key was replaced): nothing is sealed to that key any
         more. Its sessions stay, counted as a stranger's, so what it still sends arrives
         as from that key."""
-        self.contacts.pop(identity_key, None)
-        self._ctx.state.touch_prekey(identity_key)
-        self._delivery.bound_stranger_sessions()
+        self._contacts.remove(identity_key)
 
     def stranger(self, identity_key: bytes) -> PublicIdentity | None:
         """The identity of someone who is not a contact but opened a session with us
         (their first contact's seal proved they hold it), while that session is kept."""
-        return self._ctx.state.strangers.get(identity_key)
+        return self._contacts.stranger(identity_key)
 
     def strangers(self) -> list[PublicIdentity]:
-        return list(self._ctx.state.strangers.values())
+        return self._contacts.strangers()
 
     def _prekey_of(self, key: bytes) -> PrekeyRecord | None:
-        contact = self.contacts.get(key)
-        return None if contact is None else contact.prekey
+        return self._contacts.prekey_of(key)
+
+    def _contact_keys(self) -> list[bytes]:
+        return list(self.contacts)
 
     def can_write(self, peer: bytes, now: int) -> bool:
         """Could a message to this contact be sealed now (a session, or a live prekey)?"""
@@ -285,18 +255,6 @@ class Node:
         of each ``(persona, type, key)``, newest first."""
         return self._index.bulletins(now)
 
-    def offer(self, ids: list[bytes], now: int) -> list[Action]:
-        """Offer envelopes put into the store from outside to every open link now."""
-        return self._peers.flush(self._trader.offer_everywhere(ids))
-
-    def my_hints(self) -> frozenset[bytes]:
-        return self._delivery.my_hints()
-
-    def is_mine(self, tag: bytes) -> bool:
-        """Is an envelope with this routing tag addressed to us (a session tag we expect),
-        or maybe (one of our 1-byte first-contact hints)?"""
-        return self._delivery.is_mine(tag)
-
     # ---- introspection (tests, status) ------------------------------------------------
     def awaited_receipts(self) -> dict[bytes, bytes]:
         """Receipt hash -> message id of our own mail not yet acknowledged."""
@@ -314,100 +272,24 @@ class Node:
         """The ids of our own prekey envelopes, kept in memory beside the store."""
         return list(self._index.published)
 
-    # ---- persistence ------------------------------------------------------------------
-    @property
-    def sessions(self) -> Mapping[bytes, Session]:
-        return self._ctx.state.sessions
-
+    # ---- persistence (node.saved holds the rest) ----------------------------------------
     def forget_sessions(self) -> None:
         """Drop every end-to-end session from memory (a panic; the next message to each
         contact is a first contact again)."""
         self._delivery.forget_sessions()
 
-    def track_state_changes(self) -> None:
-        """Start marking changes to the durable state, for :meth:`take_state_changes`."""
-        self._ctx.state.track()
+    def _loaded(self, prekeys: list[tuple[bytes, bytes]], now: int) -> None:
+        self._contacts.learned(prekeys)
+        self._index_store(now)
 
-    def take_state_changes(self) -> dict[bytes, bytes | None]:
-        """The rows of the durable state changed since the last call (after
-        :meth:`track_state_changes`): key -> value, ``None`` for a deleted row. A driver
-        that saves them before carrying out the step's actions keeps "commit before
-        acknowledge" at a cost that grows with the change, not with the state."""
-        return self._ctx.state.take_changes()
-
-    def state_rows(self) -> dict[bytes, bytes]:
-        """Every row of the durable state (a first save, a migration)."""
-        return self._ctx.state.rows(self.contacts)
-
-    def export_state(self) -> bytes:
-        """Everything besides the store that must survive a restart, as one blob:
-        end-to-end sessions, learned prekeys, receipts (ours, released, pending), the
-        exactly-once guard and bulletin slots. It holds secrets: keep it encrypted.
-        Routing-strategy tables are not kept (they rebuild from new contacts)."""
-        return self._ctx.state.export(self.contacts)
-
-    def restore_state(self, data: bytes, now: int) -> None:
-        """Load :meth:`export_state` output (this version's or the one before). Raises
-        :class:`~crypto.errors.DecodeError` if the state is malformed."""
-        self.restore_rows(rows_from_blob(data), now)
-
-    def restore_rows(self, rows: Mapping[bytes, bytes], now: int) -> None:
-        """Load saved rows (after adding contacts) and re-index the store. Raises
-        :class:`~crypto.errors.DecodeError` if a row is malformed."""
-        for key, rec in self._ctx.state.load(rows):
-            contact = self.contacts.get(key)
-            if contact is not None:
-                try:
-                    learned = PrekeyRecord.decode(rec)
-                except DecodeError:  # learned before the decoder refused its kind: forget it
-                    log.warning("forgetting a learned prekey that no longer decodes")
-                    continue
-                if contact.prekey is None or learned.created >= contact.prekey.created:
-                    contact.prekey = learned  # a newer one from the card stays
-        self.index_store(now)
-
-    def index_store(self, now: int) -> None:
-        """After a start: which stored envelopes are ours or for us (kept in memory only,
-        so the store file does not say), from the saved state and the store's indexes."""
+    def _index_store(self, now: int) -> None:
         self._delivery.index_store(now)  # wakes stored session envelopes that are for us
         self._receipts.protect_stored()
         self._delivery.find_first_contacts()
 
     def deliver_stored(self, now: int) -> list[Action]:
         """Open and deliver envelopes for us that are still in the store (after a restart:
-        a crash may have come between storing and delivering); call :meth:`index_store`
-        (or :meth:`restore_state`) first. The exactly-once guard keeps anything delivered
+        a crash may have come between storing and delivering); load ``saved`` (or
+        index the store) first. The exactly-once guard keeps anything delivered
         before from being delivered again."""
         return self._peers.flush(self._delivery.deliver_stored(now))
-
-    # ---- bundles (sneakernet) ---------------------------------------------------------
-    def import_frames(self, frames: list[bytes], source: bytes, now: int) -> list[Action]:
-        """Envelopes from a file bundle: the same checks and quotas as from a network peer
-        (strict decoding, stamp, expiry, signatures, per-source and global quotas), then
-        delivered if ours and offered to open links."""
-        return self._peers.flush(self._admission.import_frames(frames, source, now, ImportResult()))
-
-    def import_bundle(
-        self, frames: list[bytes], receipts: list[bytes], source: bytes, now: int
-    ) -> tuple[list[Action], ImportResult]:
-        """A file bundle: its receipts first (so what they answer is not stored again),
-        then its envelopes as :meth:`import_frames`. Returns the actions and what the
-        bundle did (:class:`~mesh.core.stats.ImportResult`)."""
-        result = ImportResult()
-        actions = self._take_receipts(receipts, -1, now)
-        result.acked = sum(isinstance(a, MessageAcked) for a in actions)
-        actions += self._peers.flush(self._admission.import_frames(frames, source, now, result))
-        result.stored = max(0, result.stored - result.delivered)  # stored first
-        result.receipts = self._receipts.held(receipts)
-        return actions, result
-
-    def export_receipts(self, now: int) -> tuple[list[bytes], int]:
-        """The released receipts this node passes on, for a bundle, and the latest expiry
-        among them (a receipt is kept as long as what it answers can be alive)."""
-        live = self._receipts.live(now)
-        return [s for s, _e in live], max((e for _s, e in live), default=0)
-
-    def export_frames(self, max_bytes: int, now: int) -> tuple[list[bytes], int]:
-        """Stored, unexpired envelopes for a bundle, highest priority and soonest expiry
-        first, up to ``max_bytes`` of frames; and the latest expiry among them."""
-        return self._index.export_frames(max_bytes, now)

@@ -213,24 +213,24 @@ class Daemon:
         rewritten as rows (one transaction); then changes are tracked from here."""
         rows = self.history.load_rows()
         if rows is not None:
-            self.node.restore_rows(rows, now)
+            self.node.saved.restore_rows(rows, now)
         else:
             saved = self.history.load_state(STATE_KEY)
             if saved is not None:
-                self.node.restore_state(saved, now)
+                self.node.saved.restore(saved, now)
             else:
-                self.node.index_store(now)
+                self.node.saved.index_store(now)
             with self.history.transaction():
-                self.history.save_rows(self.node.state_rows())
+                self.history.save_rows(self.node.saved.rows())
                 self.history.delete_state(STATE_KEY)
-        self.node.track_state_changes()
+        self.node.saved.track()
 
     def _commit_step(self, actions: list[Action]) -> None:
         """Before anything of a step is sent or told and before the store commits: the
         messages it delivered, the acknowledgements and the node rows it changed (a
         ratchet that moved, a receipt), in one history commit. Delivered exactly once,
         and no message key is ever used twice after a crash."""
-        changes = self.node.take_state_changes()
+        changes = self.node.saved.take_changes()
         delivered = [a for a in actions if isinstance(a, MessageDelivered)]
         acked = [a for a in actions if isinstance(a, MessageAcked)]
         if not (changes or delivered or acked) or self._panicked:
@@ -292,7 +292,7 @@ class Daemon:
         """Node rows changed outside a step (a contact added or removed)."""
         if self._panicked or self.broken:
             return
-        self.history.save_rows(self.node.take_state_changes())
+        self.history.save_rows(self.node.saved.take_changes())
 
     def _contact_name(self, key: bytes) -> str:
         return self.live.name_of(key)

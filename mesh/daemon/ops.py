@@ -177,9 +177,9 @@ class Ops:
     def export(self, path: str, max_bytes: int = 0) -> c.Exported:
         d = self.daemon
         limit = max_bytes or d.config.bundle_max_bytes
-        receipts, until = d.node.export_receipts(d.now())
+        receipts, until = d.node.courier.export_receipts(d.now())
         room = limit - 64 - (bundle.RECEIPT_BYTES * len(receipts))
-        frames, latest = d.node.export_frames(room, d.now())
+        frames, latest = d.node.courier.export_frames(room, d.now())
         data = bundle.Bundle(d.now(), max(latest, until), frames, receipts).encode()
         try:
             atomic_write(Path(path), data)
@@ -202,7 +202,7 @@ class Ops:
         counts: dict[str, int] = {}
 
         def step(now: int) -> list[Action]:
-            actions, result = d.node.import_bundle(b.frames, b.receipts, b"file", now)
+            actions, result = d.node.courier.import_bundle(b.frames, b.receipts, b"file", now)
             counts.update(result.as_dict())
             return actions
 

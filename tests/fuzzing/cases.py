@@ -39,8 +39,9 @@ from mesh.core import link as L
 from mesh.core import messages as M
 from mesh.core import protocol as P
 from mesh.core import session as S
+from mesh.core.config import ASK_TIMEOUT
 from mesh.core.events import FrameReceived, LinkDown, SendMessage, Tick
-from mesh.core.node import ASK_TIMEOUT, Node
+from mesh.core.node import Node
 from mesh.core.session import ROUTE_KEY_LEN
 from mesh.core.wirecodec import pack_routing
 from tests.fuzzing import craft
@@ -391,7 +392,9 @@ def _peer_sessions(ctx: Ctx) -> list[S.Session]:
     v = ctx.v
     mine = v.identity.sign_public
     return [
-        s for s in ctx.a.sessions.values() if s.peer == mine and s.can_send and s.sid in v.sessions
+        s
+        for s in ctx.a.saved.sessions.values()
+        if s.peer == mine and s.can_send and s.sid in v.saved.sessions
     ]
 
 
@@ -545,7 +548,7 @@ def aftermath(ctx: Ctx) -> None:
     if r.random() < 0.2:  # to the peer (sessions) or the offline contact (its prekey)
         p.feed(SendMessage(r.choice(sorted(v.contacts)), b"after"), crafted=False)
         p.call("bulletins", lambda: v.bulletins(p.now))
-        p.call("export_state", v.export_state)
+        p.call("export_state", v.saved.export)
         p.call("next_deadline", v.next_deadline)
     if r.random() < 0.2:
         p.feed(LinkDown(ctx.step.link), crafted=False)

@@ -27,7 +27,7 @@ from mesh.core import link as L
 from mesh.core import messages as M
 from mesh.core import protocol as P
 from mesh.core import session as S
-from mesh.core.node import hint_for
+from mesh.core.config import hint_for
 from tests.fuzzing.honest import Framing
 from tests.fuzzing.mutate import (
     flip_bits,

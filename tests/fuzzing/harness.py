@@ -248,7 +248,9 @@ def _bundle_case(bundle: bytes, probe: Probe, r: random.Random) -> str:
     if r.random() < 0.3:  # straight into import_frames, as a driver with its own reader would
         frames = list(unpack(bundle)[4])
         frames = [craft.envelope_variant(f, r, DIFFICULTY)[1] for f in frames]
-        probe.check(probe.call("import_frames", lambda: node.import_frames(frames, b"f", now)))
+        probe.check(
+            probe.call("import_frames", lambda: node.courier.import_frames(frames, b"f", now))
+        )
         return "frames-" + name
     limit = r.choice((len(data), len(data) - 1, 1 << 20, 64))
     try:
@@ -259,7 +261,7 @@ def _bundle_case(bundle: bytes, probe: Probe, r: random.Random) -> str:
         raise
     assert isinstance(decoded, B.Bundle)
     fs = decoded.frames
-    probe.check(probe.call("import_frames", lambda: node.import_frames(fs, b"bundle", now)))
+    probe.check(probe.call("import_frames", lambda: node.courier.import_frames(fs, b"bundle", now)))
     return name
 
 

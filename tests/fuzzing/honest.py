@@ -307,8 +307,8 @@ def honest_run(
     run.to_a(SendMessage(w.v.identity.sign_public, b"between contacts, from A"))
     run.to_v(SendMessage(w.a.identity.sign_public, b"between contacts, from V"))
     r = random.Random(w.now)
-    w.a.import_frames(relayed(r, 4, w.now), b"relay", w.now)
-    w.v.import_frames(relayed(r, 4, w.now), b"relay", w.now)
+    w.a.courier.import_frames(relayed(r, 4, w.now), b"relay", w.now)
+    w.v.courier.import_frames(relayed(r, 4, w.now), b"relay", w.now)
     run.tick(1)
     run.contact_(2, v_dials=True)
     w.now += 30

@@ -102,9 +102,9 @@ def build_world(seed: int, strategy: str) -> World:
     now = T0
     c.publish_prekey(now)
     c.handle(SendMessage(v.identity.sign_public, b"from C"), now)
-    frames, latest = c.export_frames(1 << 20, now)
+    frames, latest = c.courier.export_frames(1 << 20, now)
     bundle = B.make(frames, [latest], now).encode()
-    a.import_frames(B.decode(bundle, 1 << 20, now).frames, b"bundle", now)
+    a.courier.import_frames(B.decode(bundle, 1 << 20, now).frames, b"bundle", now)
     persona_a = r.randbytes(32)
     a.publish_prekey(now)
     a.publish_bulletin(_bulletin(persona_a, "a", now), now)
@@ -114,8 +114,8 @@ def build_world(seed: int, strategy: str) -> World:
     v.publish_prekey(now)
     v.publish_bulletin(_bulletin(r.randbytes(32), "v", now), now)
     common = relayed(r, 3, now)
-    a.import_frames(common + relayed(r, 5, now), b"relay", now)
-    v.import_frames(common + relayed(r, 5, now), b"relay", now)
+    a.courier.import_frames(common + relayed(r, 5, now), b"relay", now)
+    v.courier.import_frames(common + relayed(r, 5, now), b"relay", now)
     return World(v, a, c, persona_a, bundle, now)
 
 
