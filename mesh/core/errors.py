@@ -30,5 +30,9 @@ class LocalError(SteppeError):
     """The caller used the core wrongly (a bug of ours or a bad request)."""
 
 
+class MalformedInput(PeerError, ValueError):
+    """Bytes from a peer that do not parse (also a :class:`ValueError`, as it was)."""
+
+
 class ConfigError(LocalError, ValueError):
     """A setting or argument out of range (also a :class:`ValueError`, as it was)."""

@@ -47,7 +47,7 @@ from enum import Enum
 from crypto.errors import CryptoError
 from crypto.noise import CipherState, HandshakeState, KeyPair
 from crypto.primitives import Rng
-from mesh.core.errors import PeerError
+from mesh.core.errors import ConfigError, LocalError, PeerError
 
 PROLOGUE = b"steppe/link/v1"
 HEADER = 6
@@ -196,7 +196,7 @@ def record_bucket(size: int) -> int:
     for b in RECORD_BUCKETS:
         if size <= b:
             return b
-    raise ValueError("record too large")
+    raise ConfigError("record too large")
 
 
 def fragment(record: bytes, record_no: int, mtu: int) -> list[bytes]:
@@ -226,7 +226,7 @@ class LinkSession:
         stream: bool = False,
     ) -> None:
         if not MIN_MTU <= mtu <= MAX_MTU:
-            raise ValueError(f"MTU must be in [{MIN_MTU}, {MAX_MTU}]")
+            raise ConfigError(f"MTU must be in [{MIN_MTU}, {MAX_MTU}]")
         self.initiator = initiator
         self.mtu = mtu
         self.stream = stream
@@ -355,9 +355,9 @@ class LinkSession:
     def send(self, message: bytes) -> LinkOutput:
         """Encrypt and fragment one message (the link must be open)."""
         if self.state is not LinkState.OPEN:
-            raise RuntimeError("link is not open")
+            raise LocalError("link is not open")
         if len(message) > MAX_RECORD - 64:
-            raise ValueError("message too large for one record")
+            raise ConfigError("message too large for one record")
         out = LinkOutput()
         self._emit(out, self._seal(_REC_DATA, message))
         return out

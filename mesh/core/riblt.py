@@ -34,6 +34,8 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from mesh.core.errors import ConfigError, MalformedInput
+
 ID_LEN = 32
 CHECK_LEN = 8
 SYMBOL_LEN = ID_LEN + CHECK_LEN
@@ -283,16 +285,16 @@ class Sketch:
 
     def symbols(self, count: int) -> Symbols:
         if count > self.size:
-            raise ValueError("grow the sketch first")
+            raise ConfigError("grow the sketch first")
         self._flush()
         return self._sym.prefix(count)
 
 
 def decode_symbols(data: bytes, counts: list[int]) -> Symbols:
-    """Parse ``len(counts)`` symbols sent by the peer (raises ValueError if malformed)."""
+    """Parse ``len(counts)`` symbols sent by the peer (:class:`MalformedInput` if bad)."""
     m = len(counts)
     if len(data) != SYMBOL_LEN * m:
-        raise ValueError("symbol block has the wrong length")
+        raise MalformedInput("symbol block has the wrong length")
     block = np.frombuffer(data, dtype=">u8").reshape(m, 5).astype(np.uint64)
     return Symbols(
         np.ascontiguousarray(block[:, :4]), block[:, 4].copy(), np.array(counts, dtype=np.int64)
@@ -318,7 +320,7 @@ def subtract_and_peel(remote: Symbols, local: Symbols) -> Difference | None:
     out at least one id never seen before."""
     m = len(remote)
     if len(local) < m:
-        raise ValueError("local symbols must cover the remote ones")
+        raise ConfigError("local symbols must cover the remote ones")
     if m == 0:
         return None  # no symbols tell nothing yet
     sums = remote.sums ^ local.sums[:m]

@@ -38,7 +38,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from mesh.core.errors import PeerError
+from mesh.core.errors import MalformedInput, PeerError
 from mesh.core.riblt import Difference, Symbols, decode_symbols, subtract_and_peel
 
 FANOUT_BITS = 4
@@ -129,7 +129,7 @@ class Decoder:
             raise SyncError("more SYMBOLS than asked for")
         try:
             self.remote = self.remote.extend(decode_symbols(blob, counts))
-        except ValueError as exc:
+        except MalformedInput as exc:
             raise SyncError(f"bad SYMBOLS: {exc}") from None
         m = len(self.remote)
         if m < self.expect:

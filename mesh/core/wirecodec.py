@@ -13,6 +13,7 @@ import math
 from typing import Any
 
 from crypto.wire import pack
+from mesh.core.errors import ConfigError, MalformedInput
 from mesh.core.session import ROUTE_KEY_LEN
 
 LOG_SCALE = 4096
@@ -22,7 +23,7 @@ MAX_Q = 1 << 20  # p >= 2 ** -256: far below any predictability a table keeps
 def encode_p(p: float) -> int:
     """A predictability in (0, 1] as its logarithmic fixed point."""
     if not 0.0 < p <= 1.0:
-        raise ValueError("predictability out of (0, 1]")
+        raise ConfigError("predictability out of (0, 1]")
     return min(MAX_Q, round(-math.log2(p) * LOG_SCALE))
 
 
@@ -37,22 +38,22 @@ def pack_routing(own: list[bytes], table: list[tuple[bytes, float]]) -> bytes:
 
 def _key(obj: Any) -> bytes:
     if not isinstance(obj, bytes) or len(obj) != ROUTE_KEY_LEN:
-        raise ValueError(f"routing info: route keys are {ROUTE_KEY_LEN} bytes")
+        raise MalformedInput(f"routing info: route keys are {ROUTE_KEY_LEN} bytes")
     return obj
 
 
 def unpack_routing(
     obj: Any, max_own: int, max_table: int
 ) -> tuple[list[bytes], dict[bytes, float]]:
-    """Check a decoded ``[own, table]``; raises ValueError for anything else, including
+    """Check a decoded ``[own, table]``; raises :class:`MalformedInput` for anything else, including
     more than ``max_own`` own keys or ``max_table`` entries."""
     if not isinstance(obj, list) or len(obj) != 2:
-        raise ValueError("routing info: expected [own, table]")
+        raise MalformedInput("routing info: expected [own, table]")
     own, table = obj
     if not isinstance(own, list) or len(own) > max_own:
-        raise ValueError("routing info: own keys")
+        raise MalformedInput("routing info: own keys")
     if not isinstance(table, list) or len(table) > max_table:
-        raise ValueError("routing info: table")
+        raise MalformedInput("routing info: table")
     out: dict[bytes, float] = {}
     for entry in table:
         if (
@@ -61,6 +62,6 @@ def unpack_routing(
             or type(entry[1]) is not int
             or not 0 <= entry[1] <= MAX_Q
         ):
-            raise ValueError("routing info: table entry")
+            raise MalformedInput("routing info: table entry")
         out[_key(entry[0])] = decode_p(entry[1])
     return [_key(k) for k in own], out

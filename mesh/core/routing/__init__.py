@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from types import MappingProxyType
 
+from mesh.core.errors import ConfigError
 from mesh.core.routing.base import EnvView, Handoff, Strategy, destination, exact
 from mesh.core.routing.direct import DirectDelivery
 from mesh.core.routing.epidemic import Epidemic
@@ -48,5 +49,5 @@ STRATEGIES: MappingProxyType[str, type[Strategy]] = MappingProxyType(
 def by_name(name: str, **kwargs: int) -> Strategy:
     """A fresh strategy instance: ``direct``, ``epidemic``, ``spray`` or ``prophet``."""
     if name not in STRATEGIES:
-        raise ValueError(f"unknown routing strategy {name!r}: choose {', '.join(STRATEGIES)}")
+        raise ConfigError(f"unknown routing strategy {name!r}: choose {', '.join(STRATEGIES)}")
     return STRATEGIES[name](**kwargs)

@@ -66,6 +66,7 @@ from dataclasses import dataclass
 
 from crypto.errors import CryptoError
 from crypto.wire import strict_unpack
+from mesh.core.errors import MalformedInput
 from mesh.core.routing.base import NO, EnvView, Handoff, Strategy
 from mesh.core.session import ROUTE_KEY_LEN, TAG_LEN, route_key
 from mesh.core.wirecodec import pack_routing, unpack_routing
@@ -179,7 +180,7 @@ class Prophet(Strategy):
         try:
             raw = strict_unpack(info, max_size=MAX_INFO, max_array_len=max(MAX_OWN, MAX_TABLE))
             announced, table = unpack_routing(raw, MAX_OWN, MAX_TABLE)
-        except (ValueError, CryptoError):
+        except (MalformedInput, CryptoError):
             return
         own = [k for k in dict.fromkeys(announced) if k not in self.own]
         for key in own:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from mesh.core.errors import ConfigError
 from mesh.core.routing.base import NO, EnvView, Handoff, Strategy, exact
 
 
@@ -40,7 +41,7 @@ class SprayAndWait(Strategy):
 
     def __init__(self, copies: int = 8) -> None:
         if copies < 1:
-            raise ValueError("spray-and-wait needs at least one copy")
+            raise ConfigError("spray-and-wait needs at least one copy")
         self.INITIAL_BUDGET = copies
 
     def decide(self, env: EnvView, peer: bytes, peer_is_destination: bool, now: int) -> Handoff:
