@@ -18,8 +18,7 @@ from crypto.identity import Identity
 from crypto.padding import BUCKETS, pad
 from crypto.prekeys import PrekeyRing
 from crypto.seal import OVERHEAD, open_first_contact, seal_first_contact
-from mesh.core import envelope as E
-from mesh.core import messages as M
+from mesh.core import envelope, messages
 from mesh.core.store import StoreItem
 from mesh.daemon.sqlite_store import SQLiteStore
 
@@ -97,10 +96,12 @@ def bench_seal() -> None:
 
 def bench_envelope() -> None:
     print("\nEnvelope codec (2 KiB body)")
-    env = E.make(E.Kind.FIRST_CONTACT, NOW // 3600 + 24, b"", os.urandom(BUCKETS[1]), 8)
+    env = envelope.make(
+        envelope.Kind.FIRST_CONTACT, NOW // 3600 + 24, b"", os.urandom(BUCKETS[1]), 8
+    )
 
     def roundtrip() -> None:
-        E.decode(E.encode(env))
+        envelope.decode(envelope.encode(env))
 
     r = rate(roundtrip)
     line("encode + decode (target >= 100000 /s)", f"{r:9.0f} /s")
@@ -111,8 +112,10 @@ def bench_store() -> None:
     print("\nSQLite store (WAL, synchronous=FULL)")
     frames = []
     for _ in range(20000):
-        env = E.make(E.Kind.FIRST_CONTACT, NOW // 3600 + 24, b"", os.urandom(BUCKETS[1]), 8)
-        frames.append(StoreItem(env.id(), E.encode(env), env.expiry, 0, b"peer"))
+        env = envelope.make(
+            envelope.Kind.FIRST_CONTACT, NOW // 3600 + 24, b"", os.urandom(BUCKETS[1]), 8
+        )
+        frames.append(StoreItem(env.id(), envelope.encode(env), env.expiry, 0, b"peer"))
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "bench.db"
         store = SQLiteStore(path)
@@ -141,16 +144,18 @@ def bench_sizes() -> None:
     ring = PrekeyRing()
     ring.create(bob, NOW, os.urandom)
     for n in (1, 200):
-        env = M.first_contact_envelope(
+        env = messages.first_contact_envelope(
             alice, bob.public(), ring.keys[-1].record, b"x" * n, now=NOW, ttl=86400, rng=os.urandom
         )
         unpadded = len(env.body) - _padding(env, bob, ring)
         line(f"{n:3d}-byte message: sealed before padding", f"{unpadded:5d} B")
         line(f"{n:3d}-byte message: body after padding (bucket)", f"{len(env.body):5d} B")
-        line(f"{n:3d}-byte message: envelope frame on the wire", f"{len(E.encode(env)):5d} B")
+        line(
+            f"{n:3d}-byte message: envelope frame on the wire", f"{len(envelope.encode(env)):5d} B"
+        )
 
 
-def _padding(env: E.Envelope, bob: Identity, ring: PrekeyRing) -> int:
+def _padding(env: envelope.Envelope, bob: Identity, ring: PrekeyRing) -> int:
     """Zero bytes of padding inside the sealed payload (we can see them: we are Bob)."""
     from crypto.noise import HandshakeState, KeyPair
     from crypto.seal import PROLOGUE

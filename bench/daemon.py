@@ -47,7 +47,7 @@ from crypto.identity import ContactCard
 from crypto.padding import BUCKETS
 from crypto.stamp import leading_zero_bits
 from mesh import ipc
-from mesh.core import envelope as E
+from mesh.core import envelope
 from mesh.core.store import Quotas, StoreItem
 from mesh.daemon.config import Config
 from mesh.daemon.daemon import Daemon
@@ -88,15 +88,15 @@ def mint(envelope_id: bytes, bits: int) -> bytes:
         counter += 1
 
 
-def junk_envelopes(n: int, body: int = BUCKETS[1]) -> list[E.Envelope]:
+def junk_envelopes(n: int, body: int = BUCKETS[1]) -> list[envelope.Envelope]:
     """Valid session envelopes stamped at the relay's base difficulty, each with its own
     random tag, receipt hash and body (2 KiB unless told)."""
     now = int(time.time())
     out = []
     for _ in range(n):
-        env = E.make(
-            E.Kind.SESSION,
-            E.coarse_expiry(now, 86400),
+        env = envelope.make(
+            envelope.Kind.SESSION,
+            envelope.coarse_expiry(now, 86400),
             os.urandom(8),
             os.urandom(body),
             8,
@@ -106,16 +106,18 @@ def junk_envelopes(n: int, body: int = BUCKETS[1]) -> list[E.Envelope]:
     return out
 
 
-def row(env: E.Envelope, source: bytes) -> StoreItem:
+def row(env: envelope.Envelope, source: bytes) -> StoreItem:
     """The store row a node writes for an envelope it relays: tag, receipt hash and budget
     for the index, and a rank of public facts (for mail: the stamp work it carries, which
     is what a node reads back before it offers the envelope to a peer demanding work)."""
     eid = env.id()
     rank = min(255, leading_zero_bits(eid, env.stamp))
-    return StoreItem(eid, E.encode(env), env.expiry, rank, source, env.tag, env.receipt, env.budget)
+    return StoreItem(
+        eid, envelope.encode(env), env.expiry, rank, source, env.tag, env.receipt, env.budget
+    )
 
 
-def fill(store: SQLiteStore, envs: list[E.Envelope]) -> None:
+def fill(store: SQLiteStore, envs: list[envelope.Envelope]) -> None:
     now = int(time.time())
     items = [row(e, b"bench") for e in envs]
     for k in range(0, len(items), 1000):
@@ -284,7 +286,7 @@ def bench_store_baseline(n: int) -> float:
         now = int(time.time())
         start = time.perf_counter()
         for e in envs:
-            store.put(StoreItem(e.id(), E.encode(e), e.expiry, 0, b"x"), now)
+            store.put(StoreItem(e.id(), envelope.encode(e), e.expiry, 0, b"x"), now)
         took = time.perf_counter() - start
         store.close()
         return n / took
@@ -453,7 +455,7 @@ def print_fit(
     memory) over what it holds with 1,000 per label."""
     mib = 2**20
     cfg, limit = Config(), memory_max()
-    smallest = len(E.encode(junk_envelopes(1, BUCKETS[0])[0]))
+    smallest = len(envelope.encode(junk_envelopes(1, BUCKETS[0])[0]))
     by_bytes = cfg.store_max_bytes // smallest
     print(
         f"  shipped limits (mesh/daemon/config.py): store.max_envelopes "

@@ -13,7 +13,7 @@ from crypto.identity import Identity
 from crypto.noise import KeyPair
 from crypto.padding import BUCKETS
 from crypto.prekeys import PrekeyRing
-from mesh.core import envelope as E
+from mesh.core import envelope
 from mesh.core.driver import carry_out
 from mesh.core.events import (
     Action,
@@ -44,15 +44,15 @@ def _envelopes(n: int, rnd: random.Random) -> list[StoreItem]:
     out = []
     hour = NOW // 3600 + 48
     for _ in range(n):
-        env = E.make(
-            E.Kind.SESSION,
+        env = envelope.make(
+            envelope.Kind.SESSION,
             hour,
             rnd.randbytes(8),
             rnd.randbytes(BUCKETS[1]),
             8,
             receipt=rnd.randbytes(16),
         )
-        out.append(StoreItem(env.id(), E.encode(env), env.expiry, 0, b"seed"))
+        out.append(StoreItem(env.id(), envelope.encode(env), env.expiry, 0, b"seed"))
     return out
 
 

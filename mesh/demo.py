@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from mesh import ipc
-from mesh.core import envelope as E
+from mesh.core import envelope
 
 TEXT = "Internet is cut. Meet at Republic Square, 18:00. Bring water."
 TIMEOUT = 60.0
@@ -95,14 +95,14 @@ class Device:
         return int(self.status()["open_links"])
 
 
-def relay_view(relay: Device) -> list[E.Envelope]:
+def relay_view(relay: Device) -> list[envelope.Envelope]:
     """The relay's envelope store, read the way anyone holding the device could."""
     db = sqlite3.connect(f"file:{relay.path / 'envelopes.db'}?mode=ro", uri=True)
     try:
         rows = db.execute("SELECT data FROM envelopes").fetchall()
     finally:
         db.close()
-    return [E.decode(bytes(r[0])) for r in rows]
+    return [envelope.decode(bytes(r[0])) for r in rows]
 
 
 def main() -> int:
@@ -145,7 +145,7 @@ def run(alice: Device, relay: Device, bob: Device) -> None:
     bob.start()
     took = wait_for(
         "Bob's prekey on the relay",
-        lambda: sum(e.kind is E.Kind.PREKEY for e in relay_view(relay)) >= 1,
+        lambda: sum(e.kind is envelope.Kind.PREKEY for e in relay_view(relay)) >= 1,
     )
     say(f"    found each other and synced in {took:.1f} s; the relay now carries")
     say("    Bob's signed prekey announcement (public, signed, needed for a first message)")
@@ -163,7 +163,7 @@ def run(alice: Device, relay: Device, bob: Device) -> None:
     say("    " + alice.steppe("send", "Bob", TEXT).strip())
     took = wait_for(
         "the relay to take the envelope",
-        lambda: any(e.kind is E.Kind.FIRST_CONTACT for e in relay_view(relay)),
+        lambda: any(e.kind is envelope.Kind.FIRST_CONTACT for e in relay_view(relay)),
     )
     say(f"    the relay holds the sealed envelope {took:.1f} s later; Alice goes offline.")
     alice.stop()
@@ -187,7 +187,7 @@ def run(alice: Device, relay: Device, bob: Device) -> None:
         say(f"    Bob's inbox: from {m['contact_name']}: {m['text']!r}  ({took:.1f} s)")
     took = wait_for(
         "the receipt to purge the relay's copy",
-        lambda: all(e.kind is not E.Kind.FIRST_CONTACT for e in relay_view(relay)),
+        lambda: all(e.kind is not envelope.Kind.FIRST_CONTACT for e in relay_view(relay)),
     )
     counters = relay.status()["node_stats"]
     say(

@@ -16,8 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from crypto.padding import BUCKETS
-from mesh.core import envelope as E
-from mesh.core import messages as M
+from mesh.core import envelope, messages
 from mesh.core.events import Action
 from mesh.core.node import Node
 from mesh.core.routing.base import NO, EnvView, Handoff, Strategy
@@ -38,8 +37,10 @@ def flood_once(node: Node, now: int, ttl: int, difficulty: int, rng: Rng) -> lis
     """Originate one junk SESSION envelope with a valid stamp: the flooder keeps it like
     its own mail and offers it to its neighbours."""
     body = rng(BUCKETS[1])  # the bucket most real messages fall in
-    env = E.make(E.Kind.SESSION, E.coarse_expiry(now, ttl), rng(8), body, 16, receipt=rng(16))
-    return node.publish_envelope(M.stamped(env, difficulty, rng), now)
+    env = envelope.make(
+        envelope.Kind.SESSION, envelope.coarse_expiry(now, ttl), rng(8), body, 16, receipt=rng(16)
+    )
+    return node.publish_envelope(messages.stamped(env, difficulty, rng), now)
 
 
 @dataclass
@@ -62,8 +63,8 @@ class Observer:
 
     def record(self, frame: bytes, now: float, via: int = 0) -> None:
         try:
-            env = E.decode(frame)
-        except E.EnvelopeError:
+            env = envelope.decode(frame)
+        except envelope.EnvelopeError:
             return
         eid = env.id()
         if eid in self.ids:

@@ -16,7 +16,7 @@ from crypto.primitives import Rng
 from crypto.receipts import SECRET_LEN, receipt_hash
 from crypto.seal import MSG_ID_LEN, Opened, open_first_contact, seal_first_contact
 from crypto.stamp import mint_stamp, verify_stamp
-from mesh.core import envelope as E
+from mesh.core import envelope
 from mesh.core.session import Inner, Session
 
 DEFAULT_BUDGET = 8
@@ -34,43 +34,47 @@ def is_blank(body: bytes) -> bool:
     return all(ch.isspace() or unicodedata.category(ch) == "Cf" for ch in text)
 
 
-def stamped(env: E.Envelope, difficulty: int, rng: Rng) -> E.Envelope:
+def stamped(env: envelope.Envelope, difficulty: int, rng: Rng) -> envelope.Envelope:
     """The envelope with a hashcash stamp of ``difficulty`` bits over its id."""
     start = int.from_bytes(rng(8), "big")
     return env.with_stamp(mint_stamp(env.id(), difficulty, start=start))
 
 
-def stamp_ok(env: E.Envelope, difficulty: int) -> bool:
+def stamp_ok(env: envelope.Envelope, difficulty: int) -> bool:
     return verify_stamp(env.id(), env.stamp, difficulty)
 
 
-def prekey_envelope(record: PrekeyRecord, budget: int = DEFAULT_BUDGET) -> E.Envelope:
+def prekey_envelope(record: PrekeyRecord, budget: int = DEFAULT_BUDGET) -> envelope.Envelope:
     raw = record.encode()
-    return E.make(
-        E.Kind.PREKEY, record.expires // 3600, b"", pad(raw, bucket_for(len(raw) + 4)), budget
-    )
-
-
-def read_prekey_envelope(env: E.Envelope) -> PrekeyRecord:
-    if env.kind is not E.Kind.PREKEY:
-        raise E.MalformedEnvelope("not a prekey envelope")
-    return PrekeyRecord.decode(unpad(env.body))
-
-
-def bulletin_envelope(bulletin: Bulletin, budget: int = DEFAULT_BUDGET) -> E.Envelope:
-    raw = bulletin.encode()
-    return E.make(
-        E.Kind.BULLETIN,
-        E.coarse_expiry(bulletin.expiry, 0),
+    return envelope.make(
+        envelope.Kind.PREKEY,
+        record.expires // 3600,
         b"",
         pad(raw, bucket_for(len(raw) + 4)),
         budget,
     )
 
 
-def read_bulletin_envelope(env: E.Envelope) -> Bulletin:
-    if env.kind is not E.Kind.BULLETIN:
-        raise E.MalformedEnvelope("not a bulletin envelope")
+def read_prekey_envelope(env: envelope.Envelope) -> PrekeyRecord:
+    if env.kind is not envelope.Kind.PREKEY:
+        raise envelope.MalformedEnvelope("not a prekey envelope")
+    return PrekeyRecord.decode(unpad(env.body))
+
+
+def bulletin_envelope(bulletin: Bulletin, budget: int = DEFAULT_BUDGET) -> envelope.Envelope:
+    raw = bulletin.encode()
+    return envelope.make(
+        envelope.Kind.BULLETIN,
+        envelope.coarse_expiry(bulletin.expiry, 0),
+        b"",
+        pad(raw, bucket_for(len(raw) + 4)),
+        budget,
+    )
+
+
+def read_bulletin_envelope(env: envelope.Envelope) -> Bulletin:
+    if env.kind is not envelope.Kind.BULLETIN:
+        raise envelope.MalformedEnvelope("not a bulletin envelope")
     return Bulletin.decode(unpad(env.body))
 
 
@@ -89,14 +93,14 @@ def first_contact_envelope(
     msg_id: bytes | None = None,
     receipt_secret: bytes | None = None,
     secret_out: list[bytes] | None = None,
-) -> E.Envelope:
+) -> envelope.Envelope:
     """Seal ``body`` to ``recipient``'s prekey inside a FIRST_CONTACT envelope (unstamped),
     with a delivery-receipt hash in the header and its secret inside the seal.
     The expiry never outlives the prekey, which may be deleted after it."""
-    expiry_hour = E.coarse_expiry(now, min(ttl, max(prekey.expires - now, 0)))
+    expiry_hour = envelope.coarse_expiry(now, min(ttl, max(prekey.expires - now, 0)))
     secret = rng(SECRET_LEN) if receipt_secret is None else receipt_secret
     receipt = receipt_hash(secret)
-    header = E.header_bytes(E.Kind.FIRST_CONTACT, expiry_hour, tag, receipt)
+    header = envelope.header_bytes(envelope.Kind.FIRST_CONTACT, expiry_hour, tag, receipt)
     sealed = seal_first_contact(
         sender,
         recipient,
@@ -110,14 +114,16 @@ def first_contact_envelope(
         receipt_secret=secret,
         secret_out=secret_out,
     )
-    return E.make(E.Kind.FIRST_CONTACT, expiry_hour, tag, sealed, budget, receipt=receipt)
+    return envelope.make(
+        envelope.Kind.FIRST_CONTACT, expiry_hour, tag, sealed, budget, receipt=receipt
+    )
 
 
 def open_first_contact_envelope(
-    recipient: Identity, ring: PrekeyRing, env: E.Envelope, now: int
+    recipient: Identity, ring: PrekeyRing, env: envelope.Envelope, now: int
 ) -> Opened:
-    if env.kind is not E.Kind.FIRST_CONTACT:
-        raise E.MalformedEnvelope("not a first-contact envelope")
+    if env.kind is not envelope.Kind.FIRST_CONTACT:
+        raise envelope.MalformedEnvelope("not a first-contact envelope")
     return open_first_contact(recipient, ring, env.body, header_ad=env.header(), now=now)
 
 
@@ -132,15 +138,15 @@ def session_envelope(
     content_type: int = CONTENT_TEXT,
     budget: int = DEFAULT_BUDGET,
     route: bytes = b"",
-) -> E.Envelope:
+) -> envelope.Envelope:
     """A SESSION envelope: a fresh per-message tag, a receipt hash, the ratchet message
     sealed under the session's envelope key (unstamped). ``route`` (a routing strategy's
     destination key, :func:`mesh.core.session.route_key`) follows the per-message tag."""
     tag = session.next_tag() + route
     secret = rng(SECRET_LEN)
     receipt = receipt_hash(secret)
-    expiry_hour = E.coarse_expiry(now, ttl)
-    header = E.header_bytes(E.Kind.SESSION, expiry_hour, tag, receipt)
+    expiry_hour = envelope.coarse_expiry(now, ttl)
+    header = envelope.header_bytes(envelope.Kind.SESSION, expiry_hour, tag, receipt)
     inner = Inner(msg_id, now, content_type, body, secret)
     sealed = session.seal(inner, header, rng)
-    return E.make(E.Kind.SESSION, expiry_hour, tag, sealed, budget, receipt=receipt)
+    return envelope.make(envelope.Kind.SESSION, expiry_hour, tag, sealed, budget, receipt=receipt)

@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
-from mesh.core import envelope as E
+from mesh.core import envelope
 from mesh.core.session import TAG_LEN
 from mesh.core.store import PUBLIC_RANK, Meta, PolicyStore, Quotas, StoreItem
 
@@ -58,8 +58,8 @@ def _v3(db: sqlite3.Connection) -> None:
     db.execute("ALTER TABLE envelopes ADD COLUMN budget INTEGER NOT NULL DEFAULT 0")
     for eid, frame in db.execute("SELECT id, data FROM envelopes").fetchall():
         try:
-            env = E.decode(bytes(frame))
-        except E.EnvelopeError:
+            env = envelope.decode(bytes(frame))
+        except envelope.EnvelopeError:
             db.execute("DELETE FROM envelopes WHERE id = ?", (eid,))
             continue
         db.execute(
