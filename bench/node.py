@@ -17,6 +17,7 @@ from mesh.core import envelope
 from mesh.core.driver import carry_out
 from mesh.core.events import (
     Action,
+    BulletinStored,
     CloseLink,
     FrameReceived,
     LinkOpened,
@@ -92,6 +93,9 @@ class _Wire:
         return
 
     def on_send_failed(self, act: SendFailed) -> None:
+        return
+
+    def on_bulletin_stored(self, act: BulletinStored) -> None:
         return
 
 

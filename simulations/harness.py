@@ -30,6 +30,7 @@ from crypto.prekeys import PrekeyRing
 from mesh.core.driver import carry_out
 from mesh.core.events import (
     Action,
+    BulletinStored,
     CloseLink,
     Event,
     FrameReceived,
@@ -117,6 +118,9 @@ class _NodeActions:
 
     def on_send_failed(self, act: SendFailed) -> None:
         return  # metrics follow what was queued: a refused send never was
+
+    def on_bulletin_stored(self, act: BulletinStored) -> None:
+        return  # bulletins are measured as envelopes (the observer hook)
 
 
 def quotas(group: Group) -> Quotas:

@@ -19,6 +19,7 @@ from mesh.core._trade import Trader
 from mesh.core.driver import carry_out
 from mesh.core.events import (
     Action,
+    BulletinStored,
     CloseLink,
     Event,
     FrameReceived,
@@ -56,6 +57,7 @@ class Net:
     nodes: list[Node] = field(default_factory=list)
     delivered: dict[int, list[MessageDelivered]] = field(default_factory=dict)
     acked: dict[int, list[bytes]] = field(default_factory=dict)
+    bulletins: dict[int, list[BulletinStored]] = field(default_factory=dict)
     closes: list[tuple[int, str]] = field(default_factory=list)
     frames: int = 0
     bandwidth: float | None = None  # bytes per second per link direction (None: instant)
@@ -92,6 +94,7 @@ class Net:
         idx = len(self.nodes) - 1
         self.delivered[idx] = []
         self.acked[idx] = []
+        self.bulletins[idx] = []
         return idx
 
     def introduce_all(self) -> None:
@@ -219,6 +222,9 @@ class _NodeActions:
 
     def on_send_failed(self, act: SendFailed) -> None:
         return  # Net.send asserts the message was queued
+
+    def on_bulletin_stored(self, act: BulletinStored) -> None:
+        self.net.bulletins[self.idx].append(act)
 
 
 class _CarelessTrader(Trader):

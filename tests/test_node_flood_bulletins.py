@@ -5,7 +5,7 @@ from __future__ import annotations
 from crypto.bulletin import Bulletin
 from mesh.core import envelope as E
 from mesh.core import messages as M
-from mesh.core.events import SendMessage
+from mesh.core.events import BulletinStored, SendMessage
 from mesh.core.flood import TokenBucket
 from tests.netsim import CarelessSender, Net
 
@@ -221,3 +221,30 @@ def test_one_persona_key_may_post_only_so_fast() -> None:
     net.run(20)
     assert len(net.nodes[r].bulletins(int(net.now))) == int(BURST)
     assert net.nodes[r].stats.get("rejected_bulletin_rate") == 10
+
+
+def test_the_node_says_which_bulletins_it_stored() -> None:
+    """A bulletin stored from a peer, from a bundle or posted by us is one BulletinStored
+    action with the verified post (a UI shows it from that); one refused (forged,
+    already held, superseded by what is held) is none."""
+    net = Net(seed=47)
+    a, b = net.add(), net.add()
+    now = int(net.now)
+    first, second = _post(net, b"p" * 32, 1, "water"), _post(net, b"p" * 32, 2, "water")
+    got = net.nodes[a].courier.import_frames([E.encode(second)], b"file", now)
+    stored = [x for x in got if isinstance(x, BulletinStored)]
+    assert stored == [BulletinStored(second.id(), M.read_bulletin_envelope(second))]
+    again = net.nodes[a].courier.import_frames([E.encode(second), E.encode(first)], b"f", now)
+    assert not [x for x in again if isinstance(x, BulletinStored)]  # held; superseded
+    forged = _bulletin_env(net, 3, b"x", forge=True)
+    refused = net.nodes[a].courier.import_frames([E.encode(forged)], b"file", now)
+    assert not [x for x in refused if isinstance(x, BulletinStored)]
+    mine = Bulletin.create(
+        b"q" * 32, type="post", key="", sequence=1, created=now, expiry=now + 3600, body=b"hi"
+    )
+    posted = net.nodes[b].publish_bulletin(mine, now)
+    assert [x.bulletin for x in posted if isinstance(x, BulletinStored)] == [mine]
+    net.connect(a, b)
+    net.run(5)  # over the link: each learns the other's post, as the actions say
+    assert [x.bulletin for x in net.bulletins[a]] == [mine]
+    assert [x.envelope_id for x in net.bulletins[b]] == [second.id()]

@@ -23,7 +23,7 @@ from mesh.core._kinds import POLICY
 from mesh.core._trade import Trader
 from mesh.core.config import MAX_DEMAND, MAX_SOURCES
 from mesh.core.envelope import MAX_FRAME, Envelope, EnvelopeError, decode, encode
-from mesh.core.events import Action, MessageDelivered
+from mesh.core.events import Action, BulletinStored, MessageDelivered
 from mesh.core.flood import TokenBucket
 from mesh.core.messages import read_bulletin_envelope
 from mesh.core.stats import (
@@ -64,10 +64,10 @@ class Admission:
         sessions is protected at once; a first contact only once it opens (junk can carry
         anyone's public 1-byte hint)."""
         ours = POLICY[env.kind].protect(self._delivery, env)
-        outcome, stored = self.admit(env, eid, frame, source, ours, now)
+        outcome, stored, actions = self.admit(env, eid, frame, source, ours, now)
         if stored is None:
             return [], outcome
-        actions = self._delivery.maybe_deliver(stored, eid, now)
+        actions += self._delivery.maybe_deliver(stored, eid, now)
         if self._ctx.store.has(eid):  # carried for others: offer it on our other links now
             actions += self._trader.offer_everywhere([eid], skip=link)
         return actions, outcome
@@ -111,14 +111,14 @@ class Admission:
 
     def admit(
         self, env: Envelope, eid: bytes, frame: bytes, source: bytes, ours: bool, now: int
-    ) -> tuple[Outcome, Envelope | None]:
+    ) -> tuple[Outcome, Envelope | None, list[Action]]:
         """Check and store an arriving envelope (``frame`` its canonical encoding; ``ours``
-        protected at once); returns what became of it and, if stored, the envelope as
-        stored (its budget clamped)."""
+        protected at once); returns what became of it, if stored the envelope as stored
+        (its budget clamped), and what its kind does once stored."""
         reason = self.check(env, eid, now)
         if reason is not None:
             self._ctx.stats.count(REFUSED[reason])
-            return REFUSAL_OUTCOME[reason], None
+            return REFUSAL_OUTCOME[reason], None, []
         max_budget = self._ctx.config.max_budget
         if env.budget > max_budget:
             env = env.with_budget(max_budget)
@@ -126,10 +126,9 @@ class Admission:
         result = self._index.register(env, eid, frame, source, ours, now)
         self._ctx.stats.count(PUT[result.status])
         if result.status is not PutStatus.STORED:
-            return PUT_OUTCOME[result.status], None
+            return PUT_OUTCOME[result.status], None, []
         self._ctx.stats.count(Stat.EVICTED, len(result.evicted))
-        POLICY[env.kind].stored(self, env, eid, now)
-        return Outcome.STORED, env
+        return Outcome.STORED, env, POLICY[env.kind].stored(self, env, eid, now)
 
     # ---- the kinds' checks (mesh.core._kinds.Checks) ---------------------------------
     def refuse_bulletin(self, b: Bulletin, eid: bytes, expiry: int, now: int) -> Refusal | None:
@@ -147,11 +146,13 @@ class Admission:
             contact.prekey = rec
             self._ctx.state.touch_prekey(rec.identity_key)
 
-    def supersede(self, env: Envelope, eid: bytes, now: int) -> None:
+    def supersede(self, env: Envelope, eid: bytes, now: int) -> list[Action]:
         """A bulletin was stored: it is its slot's newest; delete the post it replaces."""
-        old = self._ctx.state.slots.stored(read_bulletin_envelope(env), eid, now)
+        bulletin = read_bulletin_envelope(env)
+        old = self._ctx.state.slots.stored(bulletin, eid, now)
         if old is not None and old != eid and self._ctx.store.delete(old, now):
             self._ctx.stats.count(Stat.BULLETINS_SUPERSEDED)
+        return [BulletinStored(eid, bulletin)]
 
     # ---- flood control ----------------------------------------------------------------
     def required_difficulty(self) -> int:

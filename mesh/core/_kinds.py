@@ -36,7 +36,7 @@ class Checks(Protocol):
 
     def learn_prekey(self, rec: PrekeyRecord) -> None: ...
 
-    def supersede(self, env: Envelope, eid: bytes, now: int) -> None: ...
+    def supersede(self, env: Envelope, eid: bytes, now: int) -> list[Action]: ...
 
 
 class Opener(Protocol):
@@ -59,7 +59,7 @@ class KindPolicy:
     verify: Verify
     protect: Callable[[Opener, Envelope], bool]
     open: Open
-    stored: Callable[[Checks, Envelope, bytes, int], None]
+    stored: Callable[[Checks, Envelope, bytes, int], list[Action]]
 
 
 def _no_check(_c: Checks, _env: Envelope, _eid: bytes, _now: int) -> Refusal | None:
@@ -99,12 +99,12 @@ def _open_first_contact(o: Opener, env: Envelope, eid: bytes, now: int) -> list[
     return o.open_first_contact(env, eid, now)
 
 
-def _nothing_after(_c: Checks, _env: Envelope, _eid: bytes, _now: int) -> None:
-    return None
+def _nothing_after(_c: Checks, _env: Envelope, _eid: bytes, _now: int) -> list[Action]:
+    return []
 
 
-def _supersede(c: Checks, env: Envelope, eid: bytes, now: int) -> None:
-    c.supersede(env, eid, now)
+def _supersede(c: Checks, env: Envelope, eid: bytes, now: int) -> list[Action]:
+    return c.supersede(env, eid, now)
 
 
 POLICY: Mapping[Kind, KindPolicy] = MappingProxyType(

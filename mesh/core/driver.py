@@ -15,6 +15,7 @@ from typing import Protocol, assert_never
 
 from mesh.core.events import (
     Action,
+    BulletinStored,
     CloseLink,
     LinkOpened,
     MessageAcked,
@@ -42,6 +43,8 @@ class ActionSink(Protocol):
 
     def on_send_failed(self, act: SendFailed, /) -> None: ...
 
+    def on_bulletin_stored(self, act: BulletinStored, /) -> None: ...
+
 
 def carry_out(actions: Iterable[Action], sink: ActionSink) -> None:
     """Hand each action, in order, to the sink's method for its kind."""
@@ -61,5 +64,7 @@ def carry_out(actions: Iterable[Action], sink: ActionSink) -> None:
                 sink.on_message_acked(act)
             case SendFailed():
                 sink.on_send_failed(act)
+            case BulletinStored():
+                sink.on_bulletin_stored(act)
             case _:
                 assert_never(act)

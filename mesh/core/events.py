@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from crypto.bulletin import Bulletin
+
 # ---- events (driver -> node) ------------------------------------------------------------
 
 
@@ -99,6 +101,22 @@ class SendFailed:
     ref: int = 0  # the SendMessage's ``ref`` (0 for a refused bulletin)
 
 
+@dataclass(frozen=True, slots=True)
+class BulletinStored:
+    """A bulletin entered the store, verified (from a peer, a bundle or our own post):
+    the newest of its ``(persona, type, key)`` slot, which it superseded."""
+
+    envelope_id: bytes
+    bulletin: Bulletin
+
+
 Action = (
-    Transmit | CloseLink | LinkOpened | MessageDelivered | MessageQueued | MessageAcked | SendFailed
+    Transmit
+    | CloseLink
+    | LinkOpened
+    | MessageDelivered
+    | MessageQueued
+    | MessageAcked
+    | SendFailed
+    | BulletinStored
 )

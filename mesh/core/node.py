@@ -246,8 +246,8 @@ class Node:
         """Store a signed bulletin as a BULLETIN envelope and offer it to every peer; a
         post with no visible text is refused (:class:`SendFailed` to its persona)."""
         actions, env = self._outbox.publish_bulletin(bulletin, now)
-        if env is not None:
-            self._admission.supersede(env, env.id(), now)  # our own earlier post on this topic
+        if env is not None:  # our own earlier post on this topic goes
+            actions += self._admission.supersede(env, env.id(), now)
         return self._peers.flush(actions)
 
     def bulletins(self, now: int) -> list[Bulletin]:

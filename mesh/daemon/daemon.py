@@ -54,6 +54,7 @@ from mesh import ipc
 from mesh.core.driver import carry_out
 from mesh.core.events import (
     Action,
+    BulletinStored,
     CloseLink,
     Event,
     LinkOpened,
@@ -77,7 +78,7 @@ from mesh.daemon.links.lan import Lan
 from mesh.daemon.links.tcp import TcpLinks
 from mesh.daemon.local_api import LocalApi
 from mesh.daemon.lock import ProfileLocked, lock_profile, unlock_profile
-from mesh.daemon.ops import Ops, stored_bulletins
+from mesh.daemon.ops import Ops, bulletin_event
 from mesh.daemon.sqlite_store import SQLiteStore
 from mesh.ipc import events as api
 from mesh.profile import Profile, ProfileError
@@ -247,8 +248,6 @@ class Daemon:
         check_pins(self.tcp.links, actions, self.count)
         self._commit_step(actions)
         carry_out(actions, self)
-        for event in stored_bulletins(self):
-            self._publish(event)
 
     # ---- the node's actions (mesh.core.driver.ActionSink) -----------------------------
     def on_transmit(self, act: Transmit) -> None:
@@ -279,6 +278,10 @@ class Daemon:
     def on_send_failed(self, act: SendFailed) -> None:
         if act.ref:
             self._sends[act.ref] = act  # send_text takes it; a refused bulletin: the op reads it
+
+    def on_bulletin_stored(self, act: BulletinStored) -> None:
+        if self.local_api.subscribed:  # nothing is worked out while nobody listens
+            self._publish(bulletin_event(self, act.bulletin))
 
     # ---- what links need of the driver (mesh.daemon.links.tcp.LinkHost) ----------------
     def link_gone(self, info: FrameLink) -> None:

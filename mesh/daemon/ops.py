@@ -15,11 +15,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, assert_never
 
 from crypto.bulletin import Bulletin
-from crypto.errors import CryptoError
 from crypto.noise import KeyPair
-from mesh.core import bundle, envelope
+from mesh.core import bundle
 from mesh.core.events import Action, SendFailed
-from mesh.core.messages import read_bulletin_envelope
 from mesh.daemon.history import Message
 from mesh.ipc import IpcError
 from mesh.ipc import calls as c
@@ -227,22 +225,8 @@ def bulletin_row(d: Daemon, b: Bulletin) -> c.BulletinRow:
     return c.BulletinRow(d.live.trust(b.persona), b.key, b.created, b.expiry, text, b.persona)
 
 
-def stored_bulletins(d: Daemon) -> list[BulletinStored]:
-    """The bulletins the last step stored (new ones, newer posts on a topic, ours), as
-    events; nothing is decoded while nobody subscribes."""
-    ids = d.store.take_new_public()
-    if not ids or not d.local_api.subscribed:
-        return []
-    out: list[BulletinStored] = []
-    for eid in ids:
-        frame = d.store.get(eid)  # None: superseded or evicted in the same step
-        try:
-            env = envelope.decode(frame) if frame is not None else None
-            if env is None or env.kind is not envelope.Kind.BULLETIN:
-                continue
-            b = read_bulletin_envelope(env)
-        except (envelope.EnvelopeError, CryptoError):
-            continue  # the node checked it on the way in; never a reason to stop
-        r = bulletin_row(d, b)
-        out.append(BulletinStored(b.persona, r.signer, r.topic, r.created, r.expiry, r.text))
-    return out
+def bulletin_event(d: Daemon, b: Bulletin) -> BulletinStored:
+    """A bulletin the node stored (new, a newer post on a topic, ours) as an event: its
+    signer's trust as ``steppe bulletins`` shows it."""
+    r = bulletin_row(d, b)
+    return BulletinStored(b.persona, r.signer, r.topic, r.created, r.expiry, r.text)

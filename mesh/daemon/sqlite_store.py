@@ -133,7 +133,6 @@ class SQLiteStore(PolicyStore):
         except sqlite3.DatabaseError as exc:
             raise StoreFileError(f"{self.path}: {exc}") from exc
         self._depth = 0
-        self._new_public: list[bytes] = []  # stored since take_new_public (bulletin events)
         self._load_mirror()
 
     def _load_mirror(self) -> None:
@@ -225,12 +224,6 @@ class SQLiteStore(PolicyStore):
         self._bytes += delta
         return True
 
-    def take_new_public(self) -> list[bytes]:
-        """The ids of public envelopes (bulletins, prekeys) stored since the last call, so
-        the daemon can tell its subscribers of new bulletins without scanning the store."""
-        ids, self._new_public = self._new_public, []
-        return ids
-
     def close(self) -> None:
         self._db.close()
 
@@ -299,7 +292,6 @@ class SQLiteStore(PolicyStore):
         self._count += 1
         if item.priority >= PUBLIC_RANK:
             self._public += item.size
-            self._new_public.append(item.id)
         self._bytes += item.size
 
     def _remove(self, envelope_id: bytes) -> None:
