@@ -26,9 +26,9 @@ from mesh.cli_bundles import (
 from mesh.cli_common import (
     EXIT_USAGE,
     CliError,
-    _ipc,
     _open,
     _profile_dir,
+    _request,
     ask,
 )
 from mesh.cli_contacts import (
@@ -41,6 +41,7 @@ from mesh.cli_contacts import (
     cmd_id_new,
     cmd_id_show,
 )
+from mesh.ipc import calls
 from mesh.render import inert, inert_block
 
 
@@ -133,8 +134,8 @@ def _text(words: list[str], refused: str) -> str:
 
 def cmd_send(args: argparse.Namespace, out: TextIO) -> None:
     text = _text(args.text, f"cannot send to {args.contact}")
-    result = _ipc(args, "send", contact=args.contact, text=text)
-    out.write(f"queued for {args.contact} (message {result['msg_id'].hex()[:12]})\n")
+    result = _request(args, calls.Send(contact=args.contact, text=text))
+    out.write(f"queued for {args.contact} (message {result.msg_id.hex()[:12]})\n")
 
 
 def _limit(value: int) -> int:
@@ -148,13 +149,10 @@ def cmd_inbox(args: argparse.Namespace, out: TextIO) -> None:
 
     limit = _limit(args.limit)
     if offline.daemon_answers(_profile_dir(args)):
-        kwargs: dict[str, object] = {"limit": limit}
-        if args.contact:
-            kwargs["contact"] = args.contact
-        rows = _ipc(args, "messages", **kwargs)
-        contacts = _ipc(args, "contacts") if rows else []
-        known = {bytes.fromhex(c["fingerprint"]) for c in contacts}
-        changed = {bytes.fromhex(c["fingerprint"]) for c in contacts if c["key_changed"]}
+        rows = _request(args, calls.Messages(contact=args.contact or "", limit=limit))
+        contacts = _request(args, calls.Contacts()) if rows else []
+        known = {bytes.fromhex(c.fingerprint) for c in contacts}
+        changed = {bytes.fromhex(c.fingerprint) for c in contacts if c.key_changed}
     else:  # no daemon: read the history ourselves, with the passphrase
         profile = _open(args)
         rows = offline.messages(profile, args.contact or "", limit)
@@ -164,21 +162,21 @@ def cmd_inbox(args: argparse.Namespace, out: TextIO) -> None:
         out.write("no messages yet\n")
     strangers = False
     for m in rows:
-        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(m["created"]))
-        if fingerprint(m["contact"]) in known:
-            who = inert(m["contact_name"])
+        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(m.created))
+        if fingerprint(m.contact) in known:
+            who = inert(m.contact_name)
         else:  # not a contact: the key is all we know, never a name
-            who, strangers = f"unknown sender {short_fingerprint(m['contact'])}", True
-        arrow = f"to {who}" if m["outgoing"] else f"from {who}"
-        state = f" [{inert(m['state'])}]" if m["outgoing"] else ""
-        out.write(f"{when}  {arrow}{state}: {inert_block(m['text'], INDENT)}\n")
+            who, strangers = f"unknown sender {short_fingerprint(m.contact)}", True
+        arrow = f"to {who}" if m.outgoing else f"from {who}"
+        state = f" [{inert(m.state)}]" if m.outgoing else ""
+        out.write(f"{when}  {arrow}{state}: {inert_block(m.text, INDENT)}\n")
     if strangers:
         out.write(
             "To answer an unknown sender, add them: 'steppe contact add-sender "
             "FINGERPRINT --name NAME' (unverified until you compare safety numbers in "
             "person), or add their contact card if they give you one.\n"
         )
-    if any(fingerprint(m["contact"]) in changed for m in rows):
+    if any(fingerprint(m.contact) in changed for m in rows):
         out.write(
             "KEY CHANGED: those messages come from a contact's new key, which nobody has "
             "verified; compare safety numbers in person first: 'steppe contact verify NAME'.\n"
@@ -189,43 +187,41 @@ INDENT = "    "  # continuation lines of peer text: never at the left margin, wh
 
 
 def cmd_peers(args: argparse.Namespace, out: TextIO) -> None:
-    rows = _ipc(args, "peers")
+    rows = _request(args, calls.Peers())
     if not rows:
         out.write("no links\n")
     for r in rows:
-        state = "open" if r["open"] else "handshake"
-        out.write(
-            f"link {r['link']:<4} {r['kind']:<8} {r['remote']:<22} {state:<9} {r['seconds']} s\n"
-        )
+        state = "open" if r.open else "handshake"
+        out.write(f"link {r.link:<4} {r.kind:<8} {r.remote:<22} {state:<9} {r.seconds} s\n")
 
 
 def cmd_status(args: argparse.Namespace, out: TextIO) -> None:
-    st = _ipc(args, "status")
-    out.write(f"{st['name']} ({st['mode']}), up {st['uptime']} s, TCP port {st['tcp_port']}\n")
-    if st.get("link_key"):
-        out.write(f"link key: {st['link_key']} (users may pin it in gateway.peers)\n")
-    out.write(f"links: {st['open_links']} open of {st['links']}\n")
-    out.write(f"store: {st['envelopes']} envelopes, {st['store_bytes']} bytes\n")
-    counters = {**st["node_stats"], **st["daemon_stats"]}
+    st = _request(args, calls.Status())
+    out.write(f"{st.name} ({st.mode}), up {st.uptime} s, TCP port {st.tcp_port}\n")
+    if st.link_key:
+        out.write(f"link key: {st.link_key} (users may pin it in gateway.peers)\n")
+    out.write(f"links: {st.open_links} open of {st.links}\n")
+    out.write(f"store: {st.envelopes} envelopes, {st.store_bytes} bytes\n")
+    counters = {**st.node_stats, **st.daemon_stats}
     if counters:
         out.write("counters: " + ", ".join(f"{k}={v}" for k, v in counters.items()) + "\n")
 
 
 def cmd_bulletin_post(args: argparse.Namespace, out: TextIO) -> None:
     text = _text(args.text, "cannot post")
-    r = _ipc(args, "bulletin_post", text=text, topic=args.topic, hours=args.hours)
-    out.write(f"posted on topic {r['topic']}, signed with your identity key, ")
-    out.write(f"expires {time.strftime('%Y-%m-%d %H:%M', time.localtime(r['expires']))}\n")
+    r = _request(args, calls.BulletinPost(text=text, topic=args.topic, hours=args.hours))
+    out.write(f"posted on topic {r.topic}, signed with your identity key, ")
+    out.write(f"expires {time.strftime('%Y-%m-%d %H:%M', time.localtime(r.expires))}\n")
 
 
 def cmd_bulletin_list(args: argparse.Namespace, out: TextIO) -> None:
-    rows = _ipc(args, "bulletin_list", limit=_limit(args.limit))
+    rows = _request(args, calls.BulletinList(limit=_limit(args.limit)))
     if not rows:
         out.write("no bulletins\n")
     for b in rows:
-        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(b["created"]))
-        head = f"{when}  {inert(b['signer'])}  [{inert(b['topic'])}]"
-        out.write(f"{head}\n{INDENT}{inert_block(b['text'], INDENT)}\n")
+        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(b.created))
+        head = f"{when}  {inert(b.signer)}  [{inert(b.topic)}]"
+        out.write(f"{head}\n{INDENT}{inert_block(b.text, INDENT)}\n")
 
 
 def cmd_panic(args: argparse.Namespace, out: TextIO) -> None:

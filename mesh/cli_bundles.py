@@ -8,8 +8,9 @@ from typing import TextIO
 
 from mesh.cli_common import (
     CliError,
-    _ipc,
+    _request,
 )
+from mesh.ipc import calls
 
 
 def cmd_export(args: argparse.Namespace, out: TextIO) -> None:
@@ -27,9 +28,9 @@ def cmd_export(args: argparse.Namespace, out: TextIO) -> None:
         raise CliError(f"{target} is a directory: name the bundle file to write")
     if existed and not args.force:
         raise CliError(f"{target} already exists: pass --force to replace it")
-    r = _ipc(args, "export", path=str(target), max_bytes=args.max_bytes)
-    if r["envelopes"] == 0 and args.max_bytes:
-        carried = _ipc(args, "status")["envelopes"]
+    r = _request(args, calls.Export(path=str(target), max_bytes=args.max_bytes))
+    if r.envelopes == 0 and args.max_bytes:
+        carried = _request(args, calls.Status()).envelopes
         if carried:
             if not existed:
                 target.unlink(missing_ok=True)
@@ -38,8 +39,8 @@ def cmd_export(args: argparse.Namespace, out: TextIO) -> None:
                 f"{args.max_bytes}: no bundle written; raise the limit"
             )
     out.write(
-        f"wrote {r['envelopes']} sealed envelopes and {r['receipts']} delivery receipts "
-        f"({r['bytes']} bytes) to {target}\n"
+        f"wrote {r.envelopes} sealed envelopes and {r.receipts} delivery receipts "
+        f"({r.bytes} bytes) to {target}\n"
     )
 
 
@@ -58,7 +59,7 @@ BUNDLE_OVERHEAD = 64  # the bundle's own header and list framing (the daemon res
 
 def cmd_import(args: argparse.Namespace, out: TextIO) -> None:
     source = str(Path(args.path).expanduser().resolve())
-    r = _ipc(args, "import", path=source)
+    r = _request(args, calls.Import(path=source))
     out.write(
         f"{r['envelopes']} envelopes in the bundle: {r['stored']} new to carry, "
         f"{r['delivered']} for you\n"

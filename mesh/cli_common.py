@@ -8,14 +8,17 @@ import getpass
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TypeVar
 
 from crypto.identity import (
     fingerprint,
 )
 from mesh import profile as prof
+from mesh.ipc.calls import Call
 
 EXIT_USAGE = 2
+
+R = TypeVar("R")
 
 
 class CliError(Exception):
@@ -106,11 +109,11 @@ def _profile_dir(args: argparse.Namespace) -> Path:
     return prof.resolve_profile_dir(args.profile)
 
 
-def _ipc(args: argparse.Namespace, op: str, **kwargs: object) -> Any:
-    """One request to the running daemon of this profile."""
+def _request(args: argparse.Namespace, call: Call[R]) -> R:
+    """One typed request to the running daemon of this profile."""
     from mesh import ipc
 
     try:
-        return ipc.call_daemon_sync(_profile_dir(args), op, **kwargs)
+        return ipc.request_sync(_profile_dir(args), call)
     except ipc.IpcError as exc:
         raise CliError(str(exc)) from None

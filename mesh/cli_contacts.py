@@ -19,12 +19,13 @@ from mesh.cli_common import (
     TERMINAL_WIDTH,
     CliError,
     _fp,
-    _ipc,
     _now,
     _open,
     _read_passphrase,
+    _request,
     ask,
 )
+from mesh.ipc import calls
 from mesh.plain_errors import card_problem
 from mesh.render import inert
 
@@ -90,9 +91,9 @@ def cmd_contact_add(args: argparse.Namespace, out: TextIO) -> None:
         return c.name, c.key_changed
 
     def remote() -> tuple[str, bool]:
-        kwargs = {"card": args.card, "name": args.name or "", "replace": args.replace}
-        row = _ipc(args, "contact_add", **kwargs)
-        return str(row["name"]), bool(row["key_changed"])
+        call = calls.ContactAdd(card=args.card, name=args.name or "", replace=args.replace)
+        row = _request(args, call)
+        return row.name, row.key_changed
 
     (name, changed), live = change_contacts(p, local, remote)
     state = "key changed, verify again before messaging" if changed else "unverified"
@@ -115,8 +116,9 @@ def cmd_contact_add_sender(args: argparse.Namespace, out: TextIO) -> None:
         return c.name, c.identity.fingerprint.hex()
 
     def remote() -> tuple[str, str]:
-        row = _ipc(args, "contact_add_sender", fingerprint=args.fingerprint, name=args.name)
-        return str(row["name"]), str(row["fingerprint"])
+        call = calls.ContactAddSender(fingerprint=args.fingerprint, name=args.name)
+        row = _request(args, call)
+        return row.name, row.fingerprint
 
     (name, fp), live = change_contacts(p, local, remote)
     digits = " ".join(fp[i : i + 4] for i in range(0, 64, 4))
@@ -140,8 +142,8 @@ def cmd_contact_remove(args: argparse.Namespace, out: TextIO) -> None:
         return c.name, c.identity.fingerprint.hex()
 
     def remote() -> tuple[str, str]:
-        row = _ipc(args, "contact_remove", name=args.name)
-        return str(row["name"]), str(row["fingerprint"])
+        row = _request(args, calls.ContactRemove(name=args.name))
+        return row.name, row.fingerprint
 
     (name, fp), live = change_contacts(p, local, remote)
     out.write(f"Removed {inert(name)}: nothing more is sealed to their key.\n")
@@ -164,8 +166,8 @@ def cmd_contact_rename(args: argparse.Namespace, out: TextIO) -> None:
         return old, q.rename_contact(old, args.new).name
 
     def remote() -> tuple[str, str]:
-        row = _ipc(args, "contact_rename", name=args.old, new_name=args.new)
-        return args.old, str(row["name"])
+        row = _request(args, calls.ContactRename(name=args.old, new_name=args.new))
+        return args.old, row.name
 
     (old, new), live = change_contacts(p, local, remote)
     out.write(f"Renamed {inert(old)} to {inert(new)}.\n")
@@ -210,7 +212,7 @@ def cmd_contact_verify(args: argparse.Namespace, out: TextIO) -> None:
         fresh.verified, fresh.key_changed = True, False
 
     def remote() -> None:
-        _ipc(args, "contact_verify", name=c.name, fingerprint=shown)
+        _request(args, calls.ContactVerify(name=c.name, fingerprint=shown))
 
     _done, live = change_contacts(p, local, remote)
     out.write(f"{inert(c.name)} is now verified.\n")

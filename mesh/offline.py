@@ -11,12 +11,12 @@ from __future__ import annotations
 import os
 import socket
 from pathlib import Path
-from typing import Any
 
 from crypto.identity import PublicIdentity
 from mesh import ipc
 from mesh.core.durable import strangers_in
 from mesh.daemon.history import HISTORY, History
+from mesh.ipc.calls import MessageRow
 from mesh.profile import Profile
 
 
@@ -33,7 +33,7 @@ def daemon_answers(profile_dir: Path) -> bool:
     return True
 
 
-def messages(profile: Profile, contact: str, limit: int) -> list[dict[str, Any]]:
+def messages(profile: Profile, contact: str, limit: int) -> list[MessageRow]:
     """The last ``limit`` messages (with ``contact`` only, if given), oldest first. A
     profile whose daemon never ran has no history file, and none is created."""
     key = profile.contact(contact).identity.sign_public if contact else None
@@ -47,7 +47,16 @@ def messages(profile: Profile, contact: str, limit: int) -> list[dict[str, Any]]
     finally:
         history.close()
     return [
-        {"contact_name": names.get(m.contact, m.contact.hex()[:16]), **m.to_dict()} for m in rows
+        MessageRow(
+            m.contact,
+            names.get(m.contact, m.contact.hex()[:16]),
+            m.outgoing,
+            m.msg_id,
+            m.created,
+            m.text,
+            m.state,
+        )
+        for m in rows
     ]
 
 
