@@ -45,6 +45,7 @@ import signal
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TextIO
 
 import trio
 
@@ -101,17 +102,7 @@ class Daemon:
         clock: Callable[[], float] = time.time,
         handle_signals: bool = True,
     ) -> None:
-        try:
-            self._lock = lock_profile(profile.path, wait=LOCK_WAIT)
-        except ProfileLocked:
-            raise DaemonError(
-                f"another daemon is already running for the profile in {profile.path}"
-            ) from None
-        try:
-            profile.reload()  # what is on disk now: a command may have changed it meanwhile
-        except ProfileError as exc:
-            unlock_profile(self._lock, profile.path)
-            raise DaemonError(str(exc)) from None
+        self._lock = _lock(profile)
         self.handle_signals = handle_signals
         self.profile = profile
         self.config = config
@@ -119,39 +110,14 @@ class Daemon:
         self.rng = rng
         self.clock = clock
         self.started = clock()
-        quotas = Quotas(
-            max_total_bytes=config.store_max_bytes,
-            max_total_count=config.store_max_envelopes,
-            max_source_bytes=max(config.store_max_bytes // 8, 1 << 20),
-        )
-        self.store = SQLiteStore(profile.store_path, quotas)
+        self.store = SQLiteStore(profile.store_path, store_quotas(config))
         self.history = History(profile.path / HISTORY, profile.data_key, rng)
         self.node = Node(
-            profile.identity,
-            profile.ring,
-            self.store,
-            rng,
-            NodeConfig(
-                strategy=config.strategy,
-                receipt_delay=(config.receipt_delay[0], config.receipt_delay[1]),
-                link_rate=config.link_rate,
-                link_burst=config.link_burst,
-                idle_timeout=config.idle_timeout,
-                sync_symbols=config.sync_symbols,
-                trial_rate=config.trial_rate,
-                stranger_sessions=config.stranger_sessions,
-                long_term_link_key=relay_link_key(profile) if config.mode == "relay" else None,
-            ),
+            profile.identity, profile.ring, self.store, rng, node_config(config, profile)
         )
         self.live = LiveProfile(self)
         self.live.add_to_node()
-        try:
-            self._load_state(int(clock()))
-        except (HistoryError, DecodeError) as exc:
-            self.history.close()
-            self.store.close()
-            unlock_profile(self._lock, profile.path)
-            raise DaemonError(f"the saved node state in {profile.path} is damaged: {exc}") from None
+        self._start_state()
         self.stats: dict[str, int] = {}
         self.ops = Ops(self)  # the local API's operations
         self.local_api = LocalApi(self, runtime_dir)
@@ -208,6 +174,16 @@ class Daemon:
 
     def count(self, key: str) -> None:
         self.stats[key] = self.stats.get(key, 0) + 1
+
+    def _start_state(self) -> None:
+        try:
+            self._load_state(self.now())
+        except (HistoryError, DecodeError) as exc:
+            self.history.close()
+            self.store.close()
+            unlock_profile(self._lock, self.profile.path)
+            where = self.profile.path
+            raise DaemonError(f"the saved node state in {where} is damaged: {exc}") from None
 
     def _load_state(self, now: int) -> None:
         """The node's saved rows; or the single blob an older daemon saved, then
@@ -384,6 +360,46 @@ class Daemon:
                 await self._wake.wait()
             if deadline is not None and self.clock() >= deadline:
                 self.feed(Tick())
+
+
+def _lock(profile: Profile) -> TextIO:
+    """Take the profile's daemon.lock and re-read the profile from disk (a command may
+    have changed it meanwhile)."""
+    try:
+        lock = lock_profile(profile.path, wait=LOCK_WAIT)
+    except ProfileLocked:
+        raise DaemonError(
+            f"another daemon is already running for the profile in {profile.path}"
+        ) from None
+    try:
+        profile.reload()
+    except ProfileError as exc:
+        unlock_profile(lock, profile.path)
+        raise DaemonError(str(exc)) from None
+    return lock
+
+
+def store_quotas(config: Config) -> Quotas:
+    return Quotas(
+        max_total_bytes=config.store_max_bytes,
+        max_total_count=config.store_max_envelopes,
+        max_source_bytes=max(config.store_max_bytes // 8, 1 << 20),
+    )
+
+
+def node_config(config: Config, profile: Profile) -> NodeConfig:
+    """What the node runs with, from the daemon's configuration (the rest: defaults)."""
+    return NodeConfig(
+        strategy=config.strategy,
+        receipt_delay=(config.receipt_delay[0], config.receipt_delay[1]),
+        link_rate=config.link_rate,
+        link_burst=config.link_burst,
+        idle_timeout=config.idle_timeout,
+        sync_symbols=config.sync_symbols,
+        trial_rate=config.trial_rate,
+        stranger_sessions=config.stranger_sessions,
+        long_term_link_key=relay_link_key(profile) if config.mode == "relay" else None,
+    )
 
 
 def relay_link_key(profile: Profile) -> bytes:
