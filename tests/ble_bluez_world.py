@@ -60,14 +60,19 @@ class World:
         return (self.directory / "bluezoo.log").read_text(errors="replace")
 
 
-def _spawn(args: list[str], log: Path, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+def _spawn(
+    args: list[str], log: Path, env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
     with log.open("wb") as out:
         return subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env=env)
 
 
 @contextlib.contextmanager
-def mock_bluez(adapters: tuple[str, ...] = ADDRESSES, powered: bool = True) -> Iterator[World]:
-    """Start dbus-daemon and bluezoo; stop both whatever happens."""
+def mock_bluez(
+    adapters: tuple[str, ...] = ADDRESSES, powered: bool = True, run_bluezoo: bool = True
+) -> Iterator[World]:
+    """Start dbus-daemon and bluezoo (unless not ``run_bluezoo``); stop both whatever
+    happens."""
     directory = Path(tempfile.mkdtemp(prefix="steppe-bz-", dir="/tmp"))
     address = f"unix:path={directory / 'bus'}"
     world = World(directory, address)
@@ -79,6 +84,9 @@ def mock_bluez(adapters: tuple[str, ...] = ADDRESSES, powered: bool = True) -> I
             )
         )
         _wait_for(lambda: (directory / "bus").exists(), "dbus-daemon's socket")
+        if not run_bluezoo:
+            yield world
+            return
         args = [sys.executable, "-c", BLUEZOO_MAIN, "--scan-interval", "1", "-v"]
         if powered:
             args.append("--auto-enable")
@@ -104,7 +112,7 @@ async def _wait_for_bluez(address: str, adapters: int) -> None:
     bus = await MessageBus(bus_address=address).connect()
     try:
         async with asyncio.timeout(READY_TIMEOUT):
-            while not await _adapters_exported(bus, adapters):
+            while not await _adapters_exported(bus, adapters):  # noqa: ASYNC110 (polling)
                 await asyncio.sleep(0.05)
     finally:
         bus.disconnect()

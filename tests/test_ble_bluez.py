@@ -24,10 +24,14 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import pytest
+from bleak import BleakClient, BleakScanner
+from dbus_fast import BusType, Message, MessageType, Variant
+from dbus_fast.aio import MessageBus
 
-from mesh.daemon.links.ble import gatt
+from mesh.daemon.links.ble import bluez, gatt
 from mesh.daemon.links.ble.backend import BackendError, Timing
 from mesh.daemon.links.ble.bluez import BluezBackend
+from mesh.daemon.links.ble.bluez_gatt import ADV_PATH, Advertisement
 from tests.ble_bluez_world import ADDRESSES, World, missing_tools, mock_bluez
 
 pytestmark = pytest.mark.skipif(missing_tools() is not None, reason=str(missing_tools()))
@@ -58,17 +62,19 @@ class Recorder:
         self.changed.set()
 
     def frame(self, link: int, data: bytes, /) -> None:
-        assert link in self.ups and link not in self.downs
+        assert link in self.ups
+        assert link not in self.downs
         self.frames[link].append(data)
         self.changed.set()
 
     def link_down(self, link: int, reason: str, /) -> None:
-        assert link in self.ups and link not in self.downs
+        assert link in self.ups
+        assert link not in self.downs
         self.downs[link] = reason
         self.changed.set()
 
-    async def until(self, done: Callable[[], bool], timeout: float = WAIT) -> None:
-        async with asyncio.timeout(timeout):
+    async def until(self, done: Callable[[], bool], within: float = WAIT) -> None:
+        async with asyncio.timeout(within):
             while not done():
                 self.changed.clear()
                 await self.changed.wait()
@@ -82,7 +88,9 @@ def world(monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
 
 
 def frames_of(size: int, count: int, tag: int) -> list[bytes]:
-    return [bytes([tag, i % 256, i // 256]) + bytes([(i * 7) % 256]) * (size - 3) for i in range(count)]
+    return [
+        bytes([tag, i % 256, i // 256]) + bytes([(i * 7) % 256]) * (size - 3) for i in range(count)
+    ]
 
 
 async def _pair() -> tuple[BluezBackend, Recorder, BluezBackend, Recorder]:
@@ -121,11 +129,193 @@ def test_connect_and_exchange_frames_both_ways(world: World) -> None:
     asyncio.run(main())
 
 
-def test_no_bus_is_one_line(monkeypatch: pytest.MonkeyPatch, tmp_path: object) -> None:
-    monkeypatch.setenv("DBUS_SYSTEM_BUS_ADDRESS", "unix:path=/nonexistent/steppe-bus")
+async def _linked() -> tuple[BluezBackend, Recorder, int, BluezBackend, Recorder, int]:
+    """hci0 serving, hci1 dialled in: (peripheral, its events, its link, central, ...)."""
+    p, pe, c, ce = await _pair()
+    await ce.until(lambda: PERIPHERAL in ce.seen_addresses)
+    await c.dial(PERIPHERAL)
+    await pe.until(lambda: len(pe.ups) == 1)
+    return p, pe, next(iter(pe.ups)), c, ce, next(iter(ce.ups))
+
+
+def test_peripheral_close_is_link_down(world: World) -> None:
+    """The peripheral closing a link calls Device1.Disconnect on the central's device.
+    (bluezoo does not carry a disconnection asked for on the peripheral's side over to
+    the central's adapter, so only the peripheral's side is checked here; a real BlueZ
+    drops the LE connection, which both sides see.)"""
 
     async def main() -> None:
-        with pytest.raises(BackendError, match="no D-Bus system bus"):
-            await BluezBackend().start(Recorder(), TIMING)
+        p, pe, plink, c, _ce, _clink = await _linked()
+        try:
+            await p.close(plink)
+            await pe.until(lambda: plink in pe.downs)
+            await p.send(plink, frames_of(509, 1, 3))  # a link that is gone: returns
+        finally:
+            await c.stop()
+            await p.stop()
+
+    asyncio.run(main())
+
+
+def test_a_full_socket_waits_and_drops_nothing(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """2,000 notifications (1 MB) written at once: bluezoo relays each one over D-Bus,
+    far slower than we write, so the TX socket fills and send waits for it (counted by
+    a spy on the backend's writability wake-up, which it leaves working)."""
+    wakes: list[None] = []
+    real_wake = bluez._wake
+
+    def counting_wake(fut: asyncio.Future[None]) -> None:
+        wakes.append(None)
+        real_wake(fut)
+
+    monkeypatch.setattr(bluez, "_wake", counting_wake)
+
+    async def main() -> None:
+        p, pe, plink, c, ce, clink = await _linked()
+        try:
+            burst = frames_of(509, 2000, 4)
+            await p.send(plink, burst)
+            await ce.until(lambda: len(ce.frames[clink]) == len(burst), within=60)
+            assert ce.frames[clink] == burst
+            assert plink not in pe.downs
+            assert wakes, "the socket never filled: the test did not test backpressure"
+        finally:
+            await c.stop()
+            await p.stop()
+
+    asyncio.run(main())
+
+
+def test_a_wrong_sized_write_is_passed_up_as_it_is(world: World) -> None:
+    """A peer that ignores the frame size (a raw bleak client on hci1): the backend hands
+    its packets to the link layer unchanged, for the core to refuse, and carries on."""
+
+    async def main() -> None:
+        p, pe = BluezBackend("hci0"), Recorder()
+        await p.start(pe, TIMING)
+        try:
+            device = await BleakScanner.find_device_by_address(
+                PERIPHERAL, timeout=WAIT, bluez={"adapter": "hci1"}
+            )
+            assert device is not None
+            async with BleakClient(device, bluez={"adapter": "hci1"}) as raw:
+                await raw.start_notify(str(gatt.TX_UUID), lambda _c, _d: None)
+                await pe.until(lambda: len(pe.ups) == 1)
+                (plink,) = pe.ups
+                for size in (7, 509, 300):
+                    await raw.write_gatt_char(str(gatt.RX_UUID), bytes(size), response=False)
+                await pe.until(lambda: len(pe.frames[plink]) == 3)
+                assert [len(f) for f in pe.frames[plink]] == [7, 509, 300]
+            await pe.until(lambda: plink in pe.downs)
+        finally:
+            await p.stop()
+
+    asyncio.run(main())
+
+
+def test_the_advertisement_names_no_one(world: World) -> None:
+    """bluezoo builds no advertising bytes, so read what BlueZ builds them from: our
+    LEAdvertisement1's properties, as BlueZ reads them over D-Bus."""
+
+    async def main() -> None:
+        p, pe = BluezBackend("hci0"), Recorder()
+        await p.start(pe, TIMING)
+        bus = await MessageBus(bus_type=BusType.SYSTEM).connect()
+        try:
+            props = await _get_all(bus, p, ADV_PATH, "org.bluez.LEAdvertisement1")
+            assert {k: v.value for k, v in props.items()} == {
+                "Type": "peripheral",
+                "ServiceUUIDs": [str(gatt.SERVICE_UUID)],
+                "Includes": [],
+                "Discoverable": True,
+            }
+            # What BlueZ makes of that: flags + the complete 128-bit UUID list, 21 bytes.
+            data = gatt.advertising_data()
+            assert len(data) == 21 <= gatt.LEGACY_ADV_MAX
+            assert data[3:5] == bytes([17, 0x07])
+            assert data[5:] == gatt.SERVICE_UUID.bytes[::-1]
+        finally:
+            bus.disconnect()
+            await p.stop()
+
+    asyncio.run(main())
+
+
+async def _get_all(bus: MessageBus, p: BluezBackend, path: str, iface: str) -> dict[str, Variant]:
+    assert p._bus is not None  # the backend's own connection: its unique name serves the tree
+    reply = await bus.call(
+        Message(
+            destination=p._bus.unique_name,
+            path=path,
+            interface="org.freedesktop.DBus.Properties",
+            member="GetAll",
+            signature="s",
+            body=[iface],
+        )
+    )
+    assert reply.message_type == MessageType.METHOD_RETURN, reply.body
+    result: dict[str, Variant] = reply.body[0]
+    return result
+
+
+def test_no_bus_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DBUS_SYSTEM_BUS_ADDRESS", "unix:path=/nonexistent/steppe-bus")
+    _refused(BluezBackend(), "^no D-Bus system bus: ")
+
+
+def test_no_adapter_is_one_line(world: World) -> None:
+    _refused(BluezBackend("hci7"), "^no Bluetooth adapter hci7 ")
+
+
+def test_adapter_off_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    with mock_bluez(powered=False) as w:
+        monkeypatch.setenv("DBUS_SYSTEM_BUS_ADDRESS", w.address)
+        _refused(BluezBackend("hci0"), r"^Bluetooth adapter hci0 is off \(bluetoothctl power on")
+
+
+def test_no_bluez_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    with mock_bluez(adapters=(), run_bluezoo=False) as w:
+        monkeypatch.setenv("DBUS_SYSTEM_BUS_ADDRESS", w.address)
+        _refused(BluezBackend("hci0"), r"^BlueZ is not running \(no org.bluez on the system bus\)$")
+
+
+def test_bluez_refusing_the_advertisement_is_one_line(world: World) -> None:
+    """bluezoo has 15 advertising instances per adapter; take them all first."""
+
+    async def main() -> None:
+        bus = await MessageBus(bus_type=BusType.SYSTEM).connect()
+        try:
+            for i in range(15):
+                bus.export(f"/test/adv{i}", Advertisement(lambda: None))
+                reply = await bus.call(
+                    Message(
+                        destination="org.bluez",
+                        path="/org/bluez/hci0",
+                        interface="org.bluez.LEAdvertisingManager1",
+                        member="RegisterAdvertisement",
+                        signature="oa{sv}",
+                        body=[f"/test/adv{i}", {}],
+                    )
+                )
+                assert reply.message_type == MessageType.METHOD_RETURN
+            p = BluezBackend("hci0")
+            with pytest.raises(BackendError) as refused:
+                await p.start(Recorder(), TIMING)
+            assert str(refused.value).startswith("BlueZ refused RegisterAdvertisement on hci0: ")
+            assert "\n" not in str(refused.value)
+            assert p._bus is None  # stopped: nothing left registered or connected
+        finally:
+            bus.disconnect()
+
+    asyncio.run(main())
+
+
+def _refused(backend: BluezBackend, pattern: str) -> None:
+    async def main() -> None:
+        with pytest.raises(BackendError, match=pattern) as refused:
+            await backend.start(Recorder(), TIMING)
+        assert "\n" not in str(refused.value)
 
     asyncio.run(main())

