@@ -60,6 +60,7 @@ BLUEZ = "org.bluez"
 PROPERTIES = "org.freedesktop.DBus.Properties"
 DEVICE = "org.bluez.Device1"
 _RECV = 4096  # larger than any frame: an oversized packet arrives whole, for the core
+_REMOTE_LINGER = 1.0  # seconds BlueZ's socket end stays open here after its link is gone
 _MTU_SETTLE = 0.5  # seconds to wait for BlueZ to publish the exchanged MTU (central)
 _NO_SERVICE = (
     "org.freedesktop.DBus.Error.ServiceUnknown",
@@ -204,6 +205,7 @@ class BluezBackend:
         self._seen: dict[str, BLEDevice] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._registered: list[tuple[str, str, str]] = []  # (interface, method, path)
+        self._lingering: set[socket.socket] = set()  # BlueZ's ends of links gone
 
     # -- Backend -----------------------------------------------------------------------
 
@@ -231,15 +233,17 @@ class BluezBackend:
             await self.close(link)
         for task in list(self._tasks):
             task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
         bus, self._bus = self._bus, None
-        if bus is None:
-            return
-        for interface, method, path in reversed(self._registered):
-            unregister = method.replace("Register", "Unregister")
-            with contextlib.suppress(DBusFastError, OSError, EOFError):
-                await _call(bus, self.adapter_path, interface, unregister, "o", [path])
+        if bus is not None:
+            for interface, method, path in reversed(self._registered):
+                unregister = method.replace("Register", "Unregister")
+                with contextlib.suppress(_CallError, DBusFastError, OSError, EOFError):
+                    await _call(bus, self.adapter_path, interface, unregister, "o", [path])
+            bus.disconnect()
         self._registered.clear()
-        bus.disconnect()
+        for sock in list(self._lingering):
+            self._unlinger(sock)
 
     async def dial(self, address: str) -> None:
         if self._bus is None:
@@ -284,7 +288,7 @@ class BluezBackend:
             with contextlib.suppress(BleakError, DBusFastError, OSError, EOFError):
                 await entry.client.disconnect()
         elif self._bus is not None:
-            with contextlib.suppress(DBusFastError, OSError, EOFError):
+            with contextlib.suppress(_CallError, DBusFastError, OSError, EOFError):
                 await _call(self._bus, entry.device, DEVICE, "Disconnect", "", [])
         self._drop(link, "closed")
 
@@ -422,13 +426,18 @@ class BluezBackend:
             for seq in (entry.tx, entry.rx):
                 if seq is not None:
                     seq.close()
-            for sock in entry.remote.values():
-                sock.close()
+            for sock in entry.remote.values():  # after any reply still carrying it is out
+                self._lingering.add(sock)
+                asyncio.get_running_loop().call_later(_REMOTE_LINGER, self._unlinger, sock)
         elif entry.client.is_connected:
             self._spawn(_disconnect(entry.client))
         if entry.up:
             log.info("%s link %d to %s down: %s", self.adapter, link, entry.address, reason)
             self._ev.link_down(link, reason)
+
+    def _unlinger(self, sock: socket.socket) -> None:
+        self._lingering.discard(sock)
+        sock.close()
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(coro)
@@ -476,15 +485,18 @@ class BluezBackend:
             "member='InterfacesRemoved'",
         ]
         for rule in rules:
-            await _call(
-                self._bus,
-                "/org/freedesktop/DBus",
-                "org.freedesktop.DBus",
-                "AddMatch",
-                "s",
-                [rule],
-                destination="org.freedesktop.DBus",
-            )
+            try:
+                await _call(
+                    self._bus,
+                    "/org/freedesktop/DBus",
+                    "org.freedesktop.DBus",
+                    "AddMatch",
+                    "s",
+                    [rule],
+                    destination="org.freedesktop.DBus",
+                )
+            except _CallError as e:
+                raise BackendError(f"the system bus refused to watch BlueZ: {e.text}") from e
         self._bus.add_message_handler(self._on_signal)
 
     async def _start_scan(self) -> None:
