@@ -31,7 +31,7 @@ from dbus_fast import BusType, Message, MessageType, Variant
 from dbus_fast.aio import MessageBus
 
 from mesh.core.events import SendMessage
-from mesh.daemon.links.ble import bluez, gatt
+from mesh.daemon.links.ble import bluez_io, gatt
 from mesh.daemon.links.ble.backend import BackendError, Timing
 from mesh.daemon.links.ble.bluez import BluezBackend
 from mesh.daemon.links.ble.bluez_gatt import ADV_PATH, Advertisement
@@ -170,13 +170,13 @@ def test_a_full_socket_waits_and_drops_nothing(
     far slower than we write, so the TX socket fills and send waits for it (counted by
     a spy on the backend's writability wake-up, which it leaves working)."""
     wakes: list[None] = []
-    real_wake = bluez._wake
+    real_wake = bluez_io._wake
 
     def counting_wake(fut: asyncio.Future[None]) -> None:
         wakes.append(None)
         real_wake(fut)
 
-    monkeypatch.setattr(bluez, "_wake", counting_wake)
+    monkeypatch.setattr(bluez_io, "_wake", counting_wake)
 
     async def main() -> None:
         p, pe, plink, c, ce, clink = await _linked()

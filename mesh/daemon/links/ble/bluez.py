@@ -36,7 +36,7 @@ from bleak.backends.characteristic import BleakGATTCharacteristic
 from bleak.backends.device import BLEDevice
 from bleak.backends.scanner import AdvertisementData
 from bleak.exc import BleakError
-from dbus_fast import BusType, Message, MessageType, Variant
+from dbus_fast import Message, MessageType, Variant
 from dbus_fast.aio import MessageBus
 from dbus_fast.errors import DBusFastError
 
@@ -53,13 +53,12 @@ from .bluez_gatt import (
     RxCharacteristic,
     TxCharacteristic,
 )
+from .bluez_io import BLUEZ, CallError, SeqSocket, call, connect_system_bus, device_address
 
 log = logging.getLogger(__name__)
 
-BLUEZ = "org.bluez"
 PROPERTIES = "org.freedesktop.DBus.Properties"
 DEVICE = "org.bluez.Device1"
-_RECV = 4096  # larger than any frame: an oversized packet arrives whole, for the core
 _REMOTE_LINGER = 1.0  # seconds BlueZ's socket end stays open here after its link is gone
 _MTU_SETTLE = 0.5  # seconds to wait for BlueZ to publish the exchanged MTU (central)
 _NO_SERVICE = (
@@ -71,89 +70,8 @@ GATT_MANAGER = "org.bluez.GattManager1"
 ADV_MANAGER = "org.bluez.LEAdvertisingManager1"
 
 
-class _Seq:
-    """One acquired SOCK_SEQPACKET end, non-blocking: a packet is a frame."""
-
-    def __init__(
-        self,
-        sock: socket.socket,
-        on_packet: Callable[[bytes], None],
-        on_close: Callable[[str], None],
-    ) -> None:
-        sock.setblocking(False)
-        self.sock = sock
-        self.on_packet = on_packet
-        self.on_close = on_close
-        self.closed = False
-        self.reading = False
-        self._writable: asyncio.Future[None] | None = None
-
-    def start(self) -> None:
-        if not self.closed and not self.reading:
-            self.reading = True
-            asyncio.get_running_loop().add_reader(self.sock.fileno(), self._readable)
-
-    def _readable(self) -> None:
-        while not self.closed:
-            try:
-                data = self.sock.recv(_RECV)
-            except BlockingIOError:
-                return
-            except OSError as e:
-                self.on_close(f"socket error: {e.strerror}")
-                return
-            if not data:
-                self.on_close("socket closed")
-                return
-            self.on_packet(data)
-
-    async def send(self, data: bytes) -> None:
-        """Send one packet, waiting while the socket is full (backpressure)."""
-        loop = asyncio.get_running_loop()
-        while True:
-            if self.closed:
-                raise ConnectionError("socket closed")
-            try:
-                self.sock.send(data)
-                return
-            except BlockingIOError:
-                pass
-            fut: asyncio.Future[None] = loop.create_future()
-            self._writable = fut
-            loop.add_writer(self.sock.fileno(), _wake, fut)
-            try:
-                await fut
-            finally:
-                self._writable = None
-                if not self.closed:
-                    loop.remove_writer(self.sock.fileno())
-
-    def close(self) -> None:
-        if self.closed:
-            return
-        self.closed = True
-        loop = asyncio.get_running_loop()
-        if self.reading:
-            loop.remove_reader(self.sock.fileno())
-        if self._writable is not None:
-            loop.remove_writer(self.sock.fileno())
-            if not self._writable.done():
-                self._writable.set_exception(ConnectionError("socket closed"))
-        self.sock.close()
-
-
-def _wake(fut: asyncio.Future[None]) -> None:
-    if not fut.done():
-        fut.set_result(None)
-
-
 def _ignore(_data: bytes) -> None:
     """BlueZ writes to a notify socket only to confirm indications (we notify)."""
-
-
-def device_address(path: str) -> str:
-    """``/org/bluez/hci0/dev_AA_BB_CC_DD_EE_FF`` -> ``AA:BB:CC:DD:EE:FF``."""
-    return path.rsplit("/", 1)[-1].removeprefix("dev_").replace("_", ":")
 
 
 @dataclass(eq=False)
@@ -165,8 +83,8 @@ class _Served:
     address: str
     mtu: int
     up: bool = False
-    tx: _Seq | None = None
-    rx: _Seq | None = None
+    tx: SeqSocket | None = None
+    rx: SeqSocket | None = None
     remote: dict[bool, socket.socket] = field(default_factory=dict)  # rx? -> BlueZ's end
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
@@ -211,7 +129,7 @@ class BluezBackend:
 
     async def start(self, events: BackendEvents, timing: Timing) -> None:
         self._events, self._timing = events, timing
-        bus = await _connect_system_bus()
+        bus = await connect_system_bus()
         self._bus = bus
         try:
             await self._check_adapter()
@@ -238,8 +156,8 @@ class BluezBackend:
         if bus is not None:
             for interface, method, path in reversed(self._registered):
                 unregister = method.replace("Register", "Unregister")
-                with contextlib.suppress(_CallError, DBusFastError, OSError, EOFError):
-                    await _call(bus, self.adapter_path, interface, unregister, "o", [path])
+                with contextlib.suppress(CallError, DBusFastError, OSError, EOFError):
+                    await call(bus, self.adapter_path, interface, unregister, "o", [path])
             bus.disconnect()
         self._registered.clear()
         for sock in list(self._lingering):
@@ -288,8 +206,8 @@ class BluezBackend:
             with contextlib.suppress(BleakError, DBusFastError, OSError, EOFError):
                 await entry.client.disconnect()
         elif self._bus is not None:
-            with contextlib.suppress(_CallError, DBusFastError, OSError, EOFError):
-                await _call(self._bus, entry.device, DEVICE, "Disconnect", "", [])
+            with contextlib.suppress(CallError, DBusFastError, OSError, EOFError):
+                await call(self._bus, entry.device, DEVICE, "Disconnect", "", [])
         self._drop(link, "closed")
 
     # -- peripheral ----------------------------------------------------------------------
@@ -309,7 +227,9 @@ class BluezBackend:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         link.remote[rx] = theirs
         lid = link.id
-        seq = _Seq(ours, self._rx_packet(link) if rx else _ignore, lambda why: self._drop(lid, why))
+        seq = SeqSocket(
+            ours, self._rx_packet(link) if rx else _ignore, lambda why: self._drop(lid, why)
+        )
         if rx:
             link.rx = seq
         else:
@@ -456,10 +376,10 @@ class BluezBackend:
     async def _check_adapter(self) -> None:
         assert self._bus is not None
         try:
-            powered = await _call(
+            powered = await call(
                 self._bus, self.adapter_path, PROPERTIES, "Get", "ss", [ADAPTER, "Powered"]
             )
-        except _CallError as e:
+        except CallError as e:
             if e.name in _NO_SERVICE:
                 raise BackendError("BlueZ is not running (no org.bluez on the system bus)") from e
             raise BackendError(f"no Bluetooth adapter {self.adapter} ({e.text})") from e
@@ -471,8 +391,8 @@ class BluezBackend:
     async def _register(self, interface: str, method: str, path: str) -> None:
         assert self._bus is not None
         try:
-            await _call(self._bus, self.adapter_path, interface, method, "oa{sv}", [path, {}])
-        except _CallError as e:
+            await call(self._bus, self.adapter_path, interface, method, "oa{sv}", [path, {}])
+        except CallError as e:
             raise BackendError(f"BlueZ refused {method} on {self.adapter}: {e.text}") from e
         self._registered.append((interface, method, path))
 
@@ -486,7 +406,7 @@ class BluezBackend:
         ]
         for rule in rules:
             try:
-                await _call(
+                await call(
                     self._bus,
                     "/org/freedesktop/DBus",
                     "org.freedesktop.DBus",
@@ -495,7 +415,7 @@ class BluezBackend:
                     [rule],
                     destination="org.freedesktop.DBus",
                 )
-            except _CallError as e:
+            except CallError as e:
                 raise BackendError(f"the system bus refused to watch BlueZ: {e.text}") from e
         self._bus.add_message_handler(self._on_signal)
 
@@ -507,48 +427,6 @@ class BluezBackend:
             await self._scanner.start()
         except (BleakError, DBusFastError, OSError) as e:
             raise BackendError(f"cannot scan on {self.adapter}: {e}") from e
-
-
-class _CallError(Exception):
-    """A D-Bus error reply: its name and text."""
-
-    def __init__(self, name: str, text: str) -> None:
-        super().__init__(f"{name}: {text}")
-        self.name, self.text = name, text
-
-
-async def _call(
-    bus: MessageBus,
-    path: str,
-    interface: str,
-    member: str,
-    signature: str,
-    body: list[Any],
-    destination: str = BLUEZ,
-) -> list[Any]:
-    """One method call; an error reply raises :class:`_CallError`."""
-    reply = await bus.call(
-        Message(
-            destination=destination,
-            path=path,
-            interface=interface,
-            member=member,
-            signature=signature,
-            body=body,
-        )
-    )
-    if reply.message_type == MessageType.ERROR:
-        text = reply.body[0] if reply.body and isinstance(reply.body[0], str) else ""
-        raise _CallError(reply.error_name or "unknown", text)
-    return list(reply.body)
-
-
-async def _connect_system_bus() -> MessageBus:
-    """The system bus (``DBUS_SYSTEM_BUS_ADDRESS`` if set), able to pass file descriptors."""
-    try:
-        return await MessageBus(bus_type=BusType.SYSTEM, negotiate_unix_fd=True).connect()
-    except (OSError, DBusFastError, EOFError) as e:
-        raise BackendError(f"no D-Bus system bus: {e}") from e
 
 
 async def _settled_mtu(rx: BleakGATTCharacteristic) -> int:
