@@ -99,9 +99,9 @@ def frames_of(size: int, count: int, tag: int) -> list[bytes]:
     ]
 
 
-async def _pair() -> tuple[BluezBackend, Recorder, BluezBackend, Recorder]:
-    p, pe = BluezBackend("hci0"), Recorder()
-    c, ce = BluezBackend("hci1"), Recorder()
+async def _pair(one_central: bool = False) -> tuple[BluezBackend, Recorder, BluezBackend, Recorder]:
+    p, pe = BluezBackend("hci0", one_central), Recorder()
+    c, ce = BluezBackend("hci1", one_central), Recorder()
     await p.start(pe, TIMING)
     await c.start(ce, TIMING)
     return p, pe, c, ce
@@ -135,9 +135,11 @@ def test_connect_and_exchange_frames_both_ways(world: World) -> None:
     asyncio.run(main())
 
 
-async def _linked() -> tuple[BluezBackend, Recorder, int, BluezBackend, Recorder, int]:
+async def _linked(
+    one_central: bool = False,
+) -> tuple[BluezBackend, Recorder, int, BluezBackend, Recorder, int]:
     """hci0 serving, hci1 dialled in: (peripheral, its events, its link, central, ...)."""
-    p, pe, c, ce = await _pair()
+    p, pe, c, ce = await _pair(one_central)
     await ce.until(lambda: PERIPHERAL in ce.seen_addresses)
     await c.dial(PERIPHERAL)
     await pe.until(lambda: len(pe.ups) == 1)
@@ -161,6 +163,45 @@ def test_peripheral_close_is_link_down(world: World) -> None:
             await p.stop()
 
     asyncio.run(main())
+
+
+def test_one_central_at_a_time_pauses_advertising_while_serving(world: World) -> None:
+    """For a BlueZ that shares one socket among centrals: no advertisement while a
+    central is served, advertising again once it has gone (bluezoo's ActiveInstances)."""
+
+    async def main() -> None:
+        p, pe, plink, c, _ce, clink = await _linked(one_central=True)
+        bus = await MessageBus(bus_type=BusType.SYSTEM).connect()
+        try:
+            await _until_instances(bus, 0)
+            await c.close(clink)
+            await pe.until(lambda: plink in pe.downs)
+            await _until_instances(bus, 1)
+        finally:
+            bus.disconnect()
+            await c.stop()
+            await p.stop()
+
+    asyncio.run(main())
+
+
+async def _until_instances(bus: MessageBus, wanted: int) -> None:
+    """Poll hci0's count of registered advertisements until it is ``wanted``."""
+    async with asyncio.timeout(WAIT):
+        while True:
+            reply = await bus.call(
+                Message(
+                    destination="org.bluez",
+                    path="/org/bluez/hci0",
+                    interface="org.freedesktop.DBus.Properties",
+                    member="Get",
+                    signature="ss",
+                    body=["org.bluez.LEAdvertisingManager1", "ActiveInstances"],
+                )
+            )
+            if reply.body[0].value == wanted:
+                return
+            await asyncio.sleep(0.05)
 
 
 def test_a_full_socket_waits_and_drops_nothing(

@@ -15,9 +15,12 @@ Central: bleak. A scan filtered on our service UUID reports ``seen(address)``; a
 connects, reads the ATT MTU from the RX characteristic's ``MTU`` property (BlueZ 5.62+),
 subscribes to TX and writes RX without response, one frame per write, in order.
 
-Per-device sockets need a BlueZ with the fix of bluez/bluez#460 (July 2023, BlueZ 5.70
-and later): older ones give every central of a characteristic the same socket, so there
-a peripheral can serve one central at a time (deploy/ble-bluez.md).
+Per-device sockets need BlueZ's fixes of bluez/bluez#460 (2023) and #820 (2024): older
+ones give every central of a characteristic one shared socket. With ``one_central`` (the
+default when ``bluetoothctl --version`` is older than :data:`PER_DEVICE_BLUEZ`, or
+unknown) the peripheral serves one central at a time: it withdraws its advertisement
+while a central is served and advertises again when that link is down
+(deploy/ble-bluez.md).
 """
 
 from __future__ import annotations
@@ -53,7 +56,15 @@ from .bluez_gatt import (
     RxCharacteristic,
     TxCharacteristic,
 )
-from .bluez_io import BLUEZ, CallError, SeqSocket, call, connect_system_bus, device_address
+from .bluez_io import (
+    BLUEZ,
+    CallError,
+    SeqSocket,
+    bluez_version,
+    call,
+    connect_system_bus,
+    device_address,
+)
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +79,7 @@ _NO_SERVICE = (
 ADAPTER = "org.bluez.Adapter1"
 GATT_MANAGER = "org.bluez.GattManager1"
 ADV_MANAGER = "org.bluez.LEAdvertisingManager1"
+PER_DEVICE_BLUEZ = (5, 77)  # a release with both per-device socket fixes (#460, #820)
 
 
 def _ignore(_data: bytes) -> None:
@@ -110,8 +122,9 @@ class _Dialled:
 class BluezBackend:
     """BlueZ on one adapter, both roles (see the module docstring)."""
 
-    def __init__(self, adapter: str = "hci0") -> None:
+    def __init__(self, adapter: str = "hci0", one_central: bool | None = None) -> None:
         self.adapter = adapter
+        self.one_central = one_central  # None: from BlueZ's version, at start
         self.adapter_path = f"/org/bluez/{adapter}"
         self._events: BackendEvents | None = None
         self._timing = Timing()
@@ -124,15 +137,21 @@ class BluezBackend:
         self._tasks: set[asyncio.Task[None]] = set()
         self._registered: list[tuple[str, str, str]] = []  # (interface, method, path)
         self._lingering: set[socket.socket] = set()  # BlueZ's ends of links gone
+        self._adv_lock = asyncio.Lock()
+        self._stopping = False
 
     # -- Backend -----------------------------------------------------------------------
 
     async def start(self, events: BackendEvents, timing: Timing) -> None:
-        self._events, self._timing = events, timing
+        self._events, self._timing, self._stopping = events, timing, False
         bus = await connect_system_bus()
         self._bus = bus
         try:
             await self._check_adapter()
+            if self.one_central is None:
+                version = await bluez_version()
+                self.one_central = version is None or version < PER_DEVICE_BLUEZ
+                log.info("BlueZ %s: one central at a time: %s", version, self.one_central)
             self._export(bus)
             await self._register(GATT_MANAGER, "RegisterApplication", APP_PATH)
             await self._register(ADV_MANAGER, "RegisterAdvertisement", ADV_PATH)
@@ -143,6 +162,7 @@ class BluezBackend:
             raise
 
     async def stop(self) -> None:
+        self._stopping = True
         if self._scanner is not None:
             with contextlib.suppress(BleakError, DBusFastError, OSError):
                 await self._scanner.stop()
@@ -262,6 +282,8 @@ class BluezBackend:
         for seq in (link.tx, link.rx):
             if seq is not None:
                 seq.start()
+        if self.one_central:
+            self._spawn(self._sync_advertising())
 
     def _on_signal(self, msg: Message) -> None:
         """A device's ``Connected`` going false, or the device removed: its link is down."""
@@ -349,6 +371,8 @@ class BluezBackend:
             for sock in entry.remote.values():  # after any reply still carrying it is out
                 self._lingering.add(sock)
                 asyncio.get_running_loop().call_later(_REMOTE_LINGER, self._unlinger, sock)
+            if self.one_central and entry.up:
+                self._spawn(self._sync_advertising())
         elif entry.client.is_connected:
             self._spawn(_disconnect(entry.client))
         if entry.up:
@@ -369,6 +393,35 @@ class BluezBackend:
         bus.export(RX_PATH, RxCharacteristic(self))
         bus.export(TX_PATH, TxCharacteristic(self))
         bus.export(ADV_PATH, Advertisement(lambda: self._registered_gone(ADV_PATH)))
+
+    async def _sync_advertising(self) -> None:
+        """One central at a time: advertise exactly while no central is served."""
+        async with self._adv_lock:
+            bus = self._bus
+            wanted = not any(link.up for link in self._served.values())
+            advertising = any(path == ADV_PATH for _i, _m, path in self._registered)
+            if bus is None or self._stopping or wanted == advertising:
+                return
+            try:
+                if wanted:
+                    await self._register(ADV_MANAGER, "RegisterAdvertisement", ADV_PATH)
+                else:
+                    await call(
+                        bus,
+                        self.adapter_path,
+                        ADV_MANAGER,
+                        "UnregisterAdvertisement",
+                        "o",
+                        [ADV_PATH],
+                    )
+                    self._registered_gone(ADV_PATH)
+            except (BackendError, CallError, DBusFastError, OSError, EOFError) as e:
+                log.warning(
+                    "%s: could not %s advertising: %s",
+                    self.adapter,
+                    "resume" if wanted else "pause",
+                    e,
+                )
 
     def _registered_gone(self, path: str) -> None:
         self._registered = [r for r in self._registered if r[2] != path]
