@@ -237,6 +237,8 @@ class BluezBackend:
         if self._bus is None:
             raise ValueError("not serving")
         link = self._served.get(device)
+        if self.one_central and any(s.up and s is not link for s in self._served.values()):
+            raise ValueError("serving another central")  # one at a time
         if link is None:
             link = _Served(next(self._ids), device, device_address(device), mtu)
             gatt.frame_size(mtu)  # refuse an MTU below the minimum before anything exists
