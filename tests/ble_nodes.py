@@ -13,6 +13,7 @@ from typing import Any
 from mesh.core.driver import carry_out
 from mesh.core.events import (
     Action,
+    BulletinStored,
     CloseLink,
     Event,
     FrameReceived,
@@ -104,6 +105,9 @@ class BleNode:
 
     def on_message_acked(self, act: MessageAcked, /) -> None:
         self.acked.append(act.msg_id)
+
+    def on_bulletin_stored(self, act: BulletinStored, /) -> None:
+        return  # no bulletins in these tests
 
     def on_send_failed(self, act: SendFailed, /) -> None:
         raise AssertionError(f"send failed: {act}")
