@@ -11,9 +11,10 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from simulations.adversaries import BlackHole
 from simulations.harness import node_config, quotas
 from simulations.metrics import Metrics
-from simulations.scenario import Scenario
+from simulations.scenario import Group, Role, Scenario
 
 
 def report_dict(
@@ -29,16 +30,21 @@ def report_dict(
         "overrides": _plain(overrides or {}),
         "effective_scenario": effective_scenario(sc),
         "node_config": [
-            {
-                "group": g.name,
-                "node": _plain(asdict(node_config(sc, g))),
-                "store": _plain(asdict(quotas(g))),
-            }
+            {"group": g.name, "node": ran_with(sc, g), "store": _plain(asdict(quotas(g)))}
             for g in sc.groups
         ],
         "stats": m.summary,
         "buffer_occupancy": [[round(t, 1), b] for t, b in m.occupancy],
     }
+
+
+def ran_with(sc: Scenario, group: Group) -> dict[str, Any]:
+    """The node configuration of a group's nodes as they ran: a black hole's strategy is
+    the adversary's, whatever the group's ``strategy`` says."""
+    node: dict[str, Any] = _plain(asdict(node_config(sc, group)))
+    if group.role is Role.BLACKHOLE:
+        node["strategy"], node["strategy_args"] = BlackHole.NAME, []
+    return node
 
 
 def effective_scenario(sc: Scenario) -> dict[str, Any]:

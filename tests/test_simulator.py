@@ -494,3 +494,15 @@ def test_sweep_seed_ranges_and_progress(tmp_path: Path) -> None:
     assert [ln.split()[:2] for ln in table[1:]] == [
         [strategy, str(seed)] for strategy in ("epidemic", "spray") for seed in (1, 2, 3)
     ]
+
+
+def test_a_black_hole_group_is_recorded_with_the_strategy_it_runs() -> None:
+    """The harness gives black holes the adversary's strategy: report.json used to say
+    they ran the group's ``strategy`` (epidemic) instead."""
+    from simulations.report import ran_with
+    from simulations.scenario import load_with
+
+    sc = load_with("dpi-block", {"groups.0.role": "blackhole", "groups.0.strategy": "spray"})
+    node = ran_with(sc, sc.groups[0])
+    assert (node["strategy"], node["strategy_args"]) == ("blackhole", [])
+    assert ran_with(sc, sc.groups[1])["strategy"] == sc.groups[1].strategy
