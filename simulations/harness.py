@@ -76,6 +76,7 @@ class _Contact:
     link_b: int
     bitrate: float
     loss: float
+    mtu: int = LINK_MTU
     up: bool = False  # LinkUp delivered (after the set-up time)
     busy: dict[int, float] = field(default_factory=dict)  # node -> sending until
     in_flight: dict[int, set[bytes]] = field(default_factory=dict)  # sender -> envelope ids
@@ -264,10 +265,12 @@ class Simulation:
                 observer.record(frame, self.engine.now, link)
 
     # ---- links -------------------------------------------------------------------------
-    def _contact_up(self, key: ContactKey, bitrate: float, loss: float, setup: float) -> None:
+    def _contact_up(
+        self, key: ContactKey, bitrate: float, loss: float, setup: float, mtu: int = LINK_MTU
+    ) -> None:
         la, lb = self._next_link, self._next_link + 1
         self._next_link += 2
-        contact = _Contact(key, la, lb, bitrate, loss)
+        contact = _Contact(key, la, lb, bitrate, loss, mtu)
         self.contacts[key] = contact
         if key[2] == RADIO:
             self._radio_pairs.add(key[0] * len(self.nodes) + key[1])
@@ -284,6 +287,7 @@ class Simulation:
             min(ra.bitrate, rb.bitrate),
             max(ra.loss, rb.loss),
             max(ra.setup, rb.setup),
+            min(ra.mtu, rb.mtu),
         )
 
     def _link_up(self, contact: _Contact) -> None:
@@ -293,8 +297,8 @@ class Simulation:
         # The source label a node's driver gives a link is the device at the other end
         # (as the daemon labels a remote address): quotas and buckets follow it.
         a_label, b_label = contact.a.to_bytes(4, "big"), contact.b.to_bytes(4, "big")
-        self._feed(contact.b, LinkUp(contact.link_b, False, LINK_MTU, source=a_label))
-        self._feed(contact.a, LinkUp(contact.link_a, True, LINK_MTU, source=b_label))
+        self._feed(contact.b, LinkUp(contact.link_b, False, contact.mtu, source=a_label))
+        self._feed(contact.a, LinkUp(contact.link_a, True, contact.mtu, source=b_label))
 
     def _contact_down(self, key: ContactKey, by_node: int | None = None) -> None:
         contact = self.contacts.pop(key, None)

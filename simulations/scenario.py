@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from mesh.core.config import OFFER_ORDERS
+from mesh.core.link import MAX_MTU, MIN_MTU
 from mesh.core.routing import STRATEGIES
 
 SCENARIO_DIR = Path(__file__).parent / "scenarios"
@@ -67,7 +68,7 @@ KEYS: dict[str, tuple[str, ...]] = {
         "stamp_bits", "start_hour", "trace",
     ),
     "world": ("width", "height", "nodes"),
-    "radios": ("name", "range", "bitrate", "setup", "loss"),
+    "radios": ("name", "range", "bitrate", "setup", "loss", "mtu"),
     "regions": ("name", "default", "timeline"),
     "timeline": ("state", "daily", "start", "end", "factor"),
     "internet": ("bitrate", "check_interval"),
@@ -108,6 +109,7 @@ class Radio:
     bitrate: float  # bytes per second
     setup: float = 0.0
     loss: float = 0.0
+    mtu: int = 1400  # every frame of the link has this size (Bluetooth LE: ATT_MTU - 3)
 
 
 @dataclass(frozen=True)
@@ -340,9 +342,12 @@ def parse_data(data: dict[str, Any], source: str = "<string>") -> Scenario:
             _positive(_get(r, "bitrate", w, float), w + "bitrate"),
             _get(r, "setup", w, float, 0.0),
             _get(r, "loss", w, float, 0.0),
+            _get(r, "mtu", w, int, 1400),
         )
         if not 0 <= radio.loss < 1:
             raise ScenarioError(f"{w}loss: must be in [0, 1)")
+        if not MIN_MTU <= radio.mtu <= MAX_MTU:
+            raise ScenarioError(f"{w}mtu: must be in [{MIN_MTU}, {MAX_MTU}]")
         radios[radio.name] = radio
     regions = {
         r.name: r

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from mesh.core.events import FrameReceived
 from simulations import report
 from simulations.engine import Engine
 from simulations.harness import Simulation
@@ -506,3 +507,23 @@ def test_a_black_hole_group_is_recorded_with_the_strategy_it_runs() -> None:
     node = ran_with(sc, sc.groups[0])
     assert (node["strategy"], node["strategy_args"]) == ("blackhole", [])
     assert ran_with(sc, sc.groups[1])["strategy"] == sc.groups[1].strategy
+
+
+def test_a_radio_s_mtu_is_the_size_of_every_frame_on_it() -> None:
+    """A Bluetooth preset's frames are ATT_MTU - 3 bytes, as the daemon's BLE link sends
+    them; the simulator used to give every link 1,400-byte frames."""
+    sizes: set[int] = set()
+    sim = Simulation(parse(small().replace("setup = 0.2", "setup = 0.2\nmtu = 244")))
+    feed = sim._feed
+
+    def watched(idx: int, event: object) -> None:
+        if isinstance(event, FrameReceived):
+            sizes.add(len(event.data))
+        feed(idx, event)  # type: ignore[arg-type]
+
+    sim._feed = watched  # type: ignore[method-assign]
+    m = sim.run()
+    assert sizes == {244}
+    assert m.summary["delivered"] > 0
+    with pytest.raises(ScenarioError, match="mtu"):
+        parse(small().replace("setup = 0.2", "setup = 0.2\nmtu = 10"))
