@@ -14,6 +14,7 @@ from crypto.identity import Identity
 from crypto.noise import HandshakeState, KeyPair
 from crypto.prekeys import PrekeyRecord
 from crypto.ratchet import MAX_SKIP, Header, Ratchet
+from crypto.stamp import leading_zero_bits
 from mesh.core import envelope as E
 from mesh.core import link as L
 from mesh.core import messages as M
@@ -203,8 +204,10 @@ def test_a_relayed_small_order_prekey_is_refused_and_the_contact_stays_writable(
     assert real is not None
     bad = _signed_prekey(cn.identity, SMALL_ORDER[2], real.created + 60)
     env = M.stamped(M.prekey_envelope(bad), 8, random.Random(2).randbytes)
-    # the relay does not run our checks: the record goes straight into its store
-    item = StoreItem(env.id(), E.encode(env), env.expiry, 1, b"x", budget=env.budget)
+    # the relay does not run our checks: the record goes straight into its store (ranked
+    # by its real stamp work, as any store ranks it, so the relay offers it)
+    rank = leading_zero_bits(env.id(), env.stamp)
+    item = StoreItem(env.id(), E.encode(env), env.expiry, rank, b"x", budget=env.budget)
     net.nodes[relay].store.put(item, NOW)
     net.connect(relay, v)
     net.run(5)

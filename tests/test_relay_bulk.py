@@ -11,7 +11,7 @@ from tests.netsim import Net, bulk_wire_bytes
 
 def _away_and_back(n: int, cfg: NodeConfig, contact_seconds: float, seed: int) -> Net:
     """Alice writes ``n`` messages to Bob, who is away; a relay carries them; Bob comes
-    back and meets only the relay."""
+    back and dials the relay, the only node he meets."""
     net = Net(seed=seed)
     a, r, b = net.add(cfg), net.add(cfg), net.add(cfg)
     net.introduce_all()
@@ -21,7 +21,7 @@ def _away_and_back(n: int, cfg: NodeConfig, contact_seconds: float, seed: int) -
     net.run(contact_seconds)
     net.disconnect(a, la)
     assert net.nodes[r].store.count() >= n
-    net.connect(r, b)
+    net.connect(b, r)  # Bob dials: he reconciles, the relay serves
     net.run(contact_seconds)
     return net
 

@@ -9,6 +9,10 @@ link with the phase's :data:`REFUSAL`):
 
 - ``HANDSHAKE``: the link session is not open yet; no messages.
 - ``GREETING``: the session is open and our HELLO went out; only the peer's HELLO is legal.
+  Both HELLOs travel inside the Noise XX handshake (the responder's in the second
+  message, the initiator's in the third), encrypted and before either side has a link
+  open, so a contact trades one round trip sooner; the session's first record handed up
+  is the peer's HELLO, and a handshake without one closes the link.
 - ``TRADING``: both HELLOs are in; reconciliation (SYMBOLS, MORE), TRADE, ENVELOPE and
   RECEIPTS (:mod:`mesh.core._trade`). A second HELLO is illegal.
 
@@ -205,12 +209,15 @@ class Peers:
         cfg = self._ctx.config
         key = cfg.long_term_link_key
         static = KeyPair.from_private(key) if key else KeyPair.generate(self._ctx.rng)
+        hello = batch([encode(self._hello(now))])[0]  # rides in our handshake message
+        self._ctx.stats.count(Stat.PROTOCOL_BYTES_SENT, len(hello))
         session = LinkSession(
             initiator=ev.initiator,
             static=static,
             mtu=ev.mtu,
             rng=self._ctx.rng,
             now=now,
+            hello=hello,
             stream=ev.stream,
         )
         self.links[ev.link] = Peer(
@@ -252,13 +259,13 @@ class Peers:
             self.forget(ev.link, now)
             self._ctx.stats.count(CLOSED[out.closed])
             return [*actions, CloseLink(ev.link, out.closed.value)]
-        if out.opened:
+        records = out.messages
+        if out.opened:  # the peer's HELLO came in its handshake message, ours in ours
             actions.append(LinkOpened(ev.link, ln.peer))
-            strategy = self._ctx.strategy
-            info = strategy.routing_info(self._receive_keys(), now)
-            hello = Hello(VERSION, strategy.NAME, info, self._admission.required_difficulty())
-            queue(self._ctx, self.links.get(ev.link), hello)
-        for raw in out.messages:
+            if not ln.session.peer_hello:
+                return [*actions, *self.close(ev.link, "no HELLO in the handshake", now)]
+            records = [ln.session.peer_hello, *records]
+        for raw in records:
             # The parse boundary of the message layer: a PeerError raised while decoding
             # or checking a message closes this link and nothing else. Handlers raise it
             # only before they change any state.
@@ -275,6 +282,11 @@ class Peers:
             if ev.link not in self.links:
                 break
         return actions
+
+    def _hello(self, now: int) -> Hello:
+        strategy = self._ctx.strategy
+        info = strategy.routing_info(self._receive_keys(), now)
+        return Hello(VERSION, strategy.NAME, info, self._admission.required_difficulty())
 
     def _on_message(self, link: int, msg: Message, now: int) -> list[Action]:
         ln = self.links[link]

@@ -1,6 +1,6 @@
 """Reconciliation and trade on a link in its ``TRADING`` phase (private to the node).
 
-The link responder pulls rateless-IBLT symbols of the initiator's envelope ids (MORE,
+The link initiator pulls rateless-IBLT symbols of the responder's envelope ids (MORE,
 SYMBOLS; :mod:`mesh.core.sync`) and peels out the symmetric difference; then both sides
 TRADE: each offers ``(id, tag)`` of what the other lacks, each asks only for what it
 wants (not held, not in its seen-set, not asked for on another link), and the routing
@@ -48,10 +48,10 @@ class Trader:
 
     # ---- reconciliation ---------------------------------------------------------------
     def start_sync(self, link: int, ln: Peer, now: int) -> list[Action]:
-        """The link responder pulls a reconciliation of everything (at HELLO, and again
-        every ``resync_every`` seconds unless one is still running)."""
+        """The link initiator pulls a reconciliation of everything (at HELLO, which came in
+        the handshake, and again every ``resync_every`` seconds unless one is running)."""
         ln.last_sync = now
-        if ln.session.initiator:
+        if not ln.session.initiator:
             return []
         return self.request(link, ln.decoder.start())
 

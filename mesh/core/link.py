@@ -313,8 +313,10 @@ class LinkSession:
             if n > len(record) - 2:
                 raise ProtocolViolation(CloseReason.BAD_FRAME, "bad handshake length")
             payload = self._hs.read_message(record[2 : 2 + n])
-            if payload:
-                self.peer_hello = payload
+            if self.initiator or self._hs.finished:  # the second or third message
+                self.peer_hello = payload or None
+            elif payload:  # the first message travels in clear: it carries nothing
+                raise ProtocolViolation(CloseReason.BAD_FRAME, "payload in handshake message 1")
             if not self._hs.finished:
                 self._emit_handshake(out, self.hello)
             self._maybe_open(out)

@@ -6,8 +6,12 @@ Rateless IBLT (:mod:`mesh.core.riblt`) over *ranges* of the id space, pulled by 
 decoder. A :class:`Range` ``(depth, prefix)`` is the set of ids whose first ``depth`` bits
 equal ``prefix``; ``(0, 0)`` is every id.
 
-- The link responder decodes, the link initiator serves (a stray request the other way is
+- The link initiator decodes, the link responder serves (a stray request the other way is
   served too: serving is stateless and costs the asker as much bandwidth as it costs us).
+  The initiator has the responder's HELLO from the handshake's second message, so its
+  first MORE leaves with the third: mail waiting on the responder (a relay holding
+  someone's mail) is offered two one-way trips sooner than when the responder pulled; a
+  relay, usually dialled, serves symbols and leaves the decoding to who dials it.
 - The decoder asks ``MORE(range, start, upto)``; the server answers ``SYMBOLS(range, start,
   blob, counts)`` with coded symbols ``[start, upto)`` of the ids it held in the range when
   it was first asked for it (``start`` 0): the store marks that moment and keeps the

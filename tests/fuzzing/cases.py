@@ -52,7 +52,9 @@ from tests.fuzzing.world import DIFFICULTY
 
 FAMILIES = ("frame", "record", "message", "envelope", "inner", "attacker")
 _WEIGHTS = {"frame": 2.0, "record": 1.5, "message": 3.0, "envelope": 1.5, "inner": 2.5}
-_WEIGHTS["attacker"] = 1.0
+# The handshake also carries the HELLOs, which only the attacker (who writes its own
+# handshake messages) can vary: it gets the handshake stage's cases most often.
+_WEIGHTS["attacker"] = 4.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -455,13 +457,23 @@ def _noise(record: bytes | None) -> bytes | None:
 
 def _write(ctx: Ctx, hs: HandshakeState, record_no: int) -> str:
     """Write our next handshake message: honest, or with a small-order static or ephemeral
-    key, an odd payload, or a record length that lies."""
+    key, an odd payload, or a record length that lies. Our last message (the second as
+    responder, the third as initiator) carries our HELLO, as an honest peer's does: A's,
+    sometimes mutated; or the odd payload."""
     r = ctx.r
     names = []
     if hs.s is not None and r.random() < 0.1:
         hs.s = KeyPair(hs.s.private, r.choice(craft.LOW_ORDER))
         names.append("low-order-s")
     payload = r.choice((b"", b"", b"", r.randbytes(r.randrange(1, 200)), r.randbytes(2000)))
+    last = not (hs.initiator and hs.e is None)
+    hellos = [m for label, m in ctx.trace.messages if label == "hello"]
+    if last and hellos and r.random() < 0.8:
+        hello = r.choice(hellos)
+        if r.random() < 0.7:
+            name, hello = _mutated_message(ctx, hello)
+            names.append(name)
+        payload = P.batch([hello])[0]
     starts_with_e = hs.e is None  # XX messages 1 and 2 open with the ephemeral key
     message = hs.write_message(payload)
     if starts_with_e and r.random() < 0.1:
@@ -506,8 +518,7 @@ def run_attacker(ctx: Ctx) -> str:
         return "att-diverged"  # our lie made the transcripts differ: the victim decides
     if hs.finished and ctx.probe.open:
         send, _recv = hs.split()
-        hellos = [m for label, m in ctx.trace.messages if label == "hello"]
-        msgs = [r.choice(hellos)] + [_honest_message(ctx) for _ in range(r.randrange(3))]
+        msgs = [_honest_message(ctx) for _ in range(r.randrange(1, 4))]  # HELLO: in _write
         send_messages(ctx, send, [_mutated_message(ctx, m)[1] for m in msgs])
     return "att-" + name
 

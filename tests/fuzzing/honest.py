@@ -227,7 +227,13 @@ class _Run:
         for step in self.pending:
             self.trace.steps.append(_relabel(step, label, index))
         self.pending = []
+        opening = ln.session.state is L.LinkState.HANDSHAKE
         self._step(Step(ev, self.w.now, self.contact, ev.link, label, boundary, hello, index))
+        if opening and ln.session.state is L.LinkState.OPEN and ln.session.peer_hello:
+            # A's HELLO came inside its handshake message: traced as a message, so the
+            # cases that send messages (and the attacker's handshake) can use it
+            for msg in P.decode_record(ln.session.peer_hello):
+                self.trace.messages.append((_NAMES[type(msg)], P.encode(msg)))
 
     def _snap(self, index: int) -> None:
         if index in self.want:
