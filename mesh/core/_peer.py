@@ -13,8 +13,9 @@ link with the phase's :data:`REFUSAL`):
   message, the initiator's in the third), encrypted and before either side has a link
   open, so a contact trades one round trip sooner; the session's first record handed up
   is the peer's HELLO, and a handshake without one closes the link.
-- ``TRADING``: both HELLOs are in; reconciliation (SYMBOLS, MORE), TRADE, ENVELOPE and
-  RECEIPTS (:mod:`mesh.core._trade`). A second HELLO is illegal.
+- ``TRADING``: both HELLOs are in; reconciliation (SYMBOLS, MORE), TRADE, ENVELOPE,
+  RECEIPTS (:mod:`mesh.core._trade`) and LINKS, the proofs that find a second link to
+  the same node (:mod:`mesh.core._duplicates`). A second HELLO is illegal.
 
 Both roles accept the same messages in each phase: which side reconciles is the
 decoder's business (a MORE or SYMBOLS the decoder does not expect is refused there, as a
@@ -35,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 from crypto.noise import KeyPair
 from mesh.core._context import Context
+from mesh.core._duplicates import tags_for, twin_of
 from mesh.core.envelope import Envelope, EnvelopeError, decode
 from mesh.core.errors import PeerError
 from mesh.core.events import (
@@ -54,6 +56,7 @@ from mesh.core.protocol import (
     VERSION,
     EnvelopeMsg,
     Hello,
+    Links,
     Message,
     More,
     Receipts,
@@ -84,7 +87,7 @@ class PeerPhase(Enum):
     TRADING = "trading"
 
 
-_TRADING = frozenset({SymbolsMsg, More, Trade, EnvelopeMsg, Receipts})
+_TRADING = frozenset({SymbolsMsg, More, Trade, EnvelopeMsg, Receipts, Links})
 LEGAL: Mapping[tuple[Role, PeerPhase], frozenset[type]] = MappingProxyType(
     {
         (role, phase): allowed
@@ -198,6 +201,7 @@ class Peers:
                     Trade: trader.on_trade,
                     EnvelopeMsg: self._on_envelope,
                     Receipts: self._on_receipts,
+                    Links: self._on_links,
                 }
             )
         )
@@ -264,6 +268,8 @@ class Peers:
             actions.append(LinkOpened(ev.link, ln.peer))
             if not ln.session.peer_hello:
                 return [*actions, *self.close(ev.link, "no HELLO in the handshake", now)]
+            if self._to_ourselves(ev.link, ln, now, actions):
+                return actions
             records = [ln.session.peer_hello, *records]
         for raw in records:
             # The parse boundary of the message layer: a PeerError raised while decoding
@@ -282,6 +288,40 @@ class Peers:
             if ev.link not in self.links:
                 break
         return actions
+
+    # ---- duplicate links (mesh.core._duplicates) ---------------------------------------
+    def _open_hashes(self, but: int) -> dict[int, bytes]:
+        return {
+            k: p.session.handshake_hash
+            for k, p in self.links.items()
+            if k != but and p.session.state is LinkState.OPEN
+        }
+
+    def _to_ourselves(self, link: int, ln: Peer, now: int, actions: list[Action]) -> bool:
+        """A link just opened: if its other end is ours too (the same handshake hash on
+        another of our links), close both; else send LINKS proofs (on it, of our other
+        open links; on each of those, of it)."""
+        this, others = ln.session.handshake_hash, self._open_hashes(link)
+        twin = next((k for k, h in others.items() if h == this), None)
+        if twin is not None:
+            self._ctx.stats.count(Stat.LINKS_CLOSED_SELF, 2)
+            actions += self.close(twin, "a link to ourselves", now)
+            actions += self.close(link, "a link to ourselves", now)
+            return True
+        queue(self._ctx, ln, Links(tags_for(this, others.values())))
+        for k, h in others.items():
+            queue(self._ctx, self.links[k], Links(tags_for(h, [this])))
+        return False
+
+    def _on_links(self, link: int, ln: Peer, msg: Links, now: int) -> list[Action]:
+        this = ln.session.handshake_hash
+        others = self._open_hashes(link)
+        twin = twin_of(this, msg.tags, others)
+        if twin is None:
+            return []
+        self._ctx.stats.count(Stat.LINKS_CLOSED_DUPLICATE)  # both ends close the same one
+        loser = link if this > others[twin] else twin
+        return self.close(loser, "a second link to the same node", now)
 
     def _hello(self, now: int) -> Hello:
         strategy = self._ctx.strategy

@@ -18,6 +18,8 @@ anything malformed, and the node closes the link when a peer sends one.
     ``ask`` ids the sender lacks (from reconciliation) and would like offered.
 - ``ENVELOPE [4, frame]``                one envelope (only ever in answer to a ``want``)
 - ``RECEIPTS [5, [secret...]]``          released delivery-receipt secrets
+- ``LINKS   [6, [tag...]]``   8-byte proofs of the sender's other open links
+    (:mod:`mesh.core._duplicates`): at most 64, sent when a link opens
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from typing import Any
 from crypto.errors import CryptoError
 from crypto.stamp import MAX_DIFFICULTY as MAX_STAMP
 from crypto.wire import pack, strict_unpack
+from mesh.core._duplicates import MAX_TAGS, TAG_LEN
 from mesh.core.envelope import MAX_TAG
 from mesh.core.errors import PeerError
 from mesh.core.riblt import SYMBOL_LEN
@@ -91,7 +94,12 @@ class Receipts:
     secrets: list[bytes]
 
 
-Message = Hello | SymbolsMsg | More | Trade | EnvelopeMsg | Receipts
+@dataclass(frozen=True, slots=True)
+class Links:
+    tags: list[bytes]
+
+
+Message = Hello | SymbolsMsg | More | Trade | EnvelopeMsg | Receipts | Links
 
 
 _ENCODERS: MappingProxyType[type, Callable[[Any], list[Any]]] = MappingProxyType(
@@ -102,6 +110,7 @@ _ENCODERS: MappingProxyType[type, Callable[[Any], list[Any]]] = MappingProxyType
         Trade: lambda m: [3, [[i, t] for i, t in m.offer], m.need_dest, m.want, m.mine, m.ask],
         EnvelopeMsg: lambda m: [4, m.frame],
         Receipts: lambda m: [5, m.secrets],
+        Links: lambda m: [6, m.tags],
     }
 )
 
@@ -187,8 +196,16 @@ def _receipts(f: list[Any]) -> Message:
     return Receipts(f[1])
 
 
+def _links(f: list[Any]) -> Message:
+    if len(f) != 2 or not isinstance(f[1], list) or len(f[1]) > MAX_TAGS:
+        raise ProtocolError("bad LINKS")
+    if not all(isinstance(t, bytes) and len(t) == TAG_LEN for t in f[1]):
+        raise ProtocolError(f"LINKS: tags are {TAG_LEN} bytes")
+    return Links(f[1])
+
+
 _DECODERS: MappingProxyType[int, Callable[[list[Any]], Message]] = MappingProxyType(
-    {0: _hello, 1: _symbols, 2: _more, 3: _trade, 4: _envelope, 5: _receipts}
+    {0: _hello, 1: _symbols, 2: _more, 3: _trade, 4: _envelope, 5: _receipts, 6: _links}
 )
 
 

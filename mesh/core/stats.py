@@ -48,6 +48,8 @@ class Stat(StrEnum):
     LINKS_CLOSED_BAD_FRAME = "links_closed_bad_frame"
     LINKS_CLOSED_LIMIT = "links_closed_limit"
     LINKS_CLOSED_TIMEOUT = "links_closed_timeout"
+    LINKS_CLOSED_DUPLICATE = "links_closed_duplicate"  # a second link to the same node
+    LINKS_CLOSED_SELF = "links_closed_self"  # both ends were ours
     # what the store did with an admitted envelope
     PUT_STORED = "put_stored"
     PUT_DUPLICATE = "put_duplicate"

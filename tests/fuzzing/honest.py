@@ -43,6 +43,7 @@ from tests.fuzzing.world import World, relayed, restore, snapshot
 LinkParams = Mapping[str, Any]  # LinkUp fields besides link and initiator (mtu, ...)
 _NAMES = {
     P.Hello: "hello",
+    P.Links: "links",
     P.SymbolsMsg: "symbols",
     P.More: "more",
     P.Trade: "trade",
