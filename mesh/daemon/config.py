@@ -57,6 +57,13 @@ class Config:
     sync_symbols: int = 4096  # reconciliation symbols one link may hold (48 B each)
     trial_rate: float = 20.0  # first contacts with our hint opened per second
     stranger_sessions: int = 64  # sessions opened by people who are not contacts
+    ble: bool = False  # Bluetooth LE links
+    ble_backend: str = "auto"  # auto (bluez on Linux, corebluetooth on macOS), or named
+    ble_adapter: str = ""  # bluez: "hci0"; bumble: a transport spec ("usb:0"); "": default
+    ble_max_links: int = 8  # Bluetooth LE links at once, both roles
+    ble_advertise_interval: int = 100  # milliseconds between advertisements
+    ble_scan_interval: int = 100  # milliseconds: the scan duty cycle is window / interval
+    ble_scan_window: int = 50
 
 
 _SCHEMA: dict[str, dict[str, tuple[str, type]]] = {
@@ -82,6 +89,15 @@ _SCHEMA: dict[str, dict[str, tuple[str, type]]] = {
         "bundle_max_bytes": ("bundle_max_bytes", int),
     },
     "routing": {"strategy": ("strategy", str), "receipt_delay": ("receipt_delay", list)},
+    "ble": {
+        "enabled": ("ble", bool),
+        "backend": ("ble_backend", str),
+        "adapter": ("ble_adapter", str),
+        "max_links": ("ble_max_links", int),
+        "advertise_interval": ("ble_advertise_interval", int),
+        "scan_interval": ("ble_scan_interval", int),
+        "scan_window": ("ble_scan_window", int),
+    },
     "limits": {
         "link_rate": ("link_rate", float),
         "link_burst": ("link_burst", float),
@@ -185,6 +201,7 @@ def _check(cfg: Config, source: str) -> None:
         _check_daemon(cfg),
         _check_lan(cfg),
         _check_peers(cfg.peers),
+        _check_ble(cfg),
         _check_sizes(cfg),
     ):
         if problem:
@@ -244,6 +261,21 @@ def _check_peers(peers: tuple[str, ...]) -> str:
     return ""
 
 
+BLE_BACKENDS = ("auto", "bluez", "corebluetooth", "bumble")
+
+
+def _check_ble(cfg: Config) -> str:
+    if cfg.ble_backend not in BLE_BACKENDS:
+        return f"ble.backend must be one of {', '.join(BLE_BACKENDS)}, not {cfg.ble_backend!r}"
+    if not 20 <= cfg.ble_advertise_interval <= 10_240:
+        return "ble.advertise_interval must be between 20 and 10240 milliseconds"
+    if not 3 <= cfg.ble_scan_interval <= 10_240:
+        return "ble.scan_interval must be between 3 and 10240 milliseconds"
+    if not 3 <= cfg.ble_scan_window <= cfg.ble_scan_interval:
+        return "ble.scan_window must be between 3 milliseconds and ble.scan_interval"
+    return ""
+
+
 _POSITIVE = (
     ("lan.beacon_interval", "beacon_interval"),
     ("gateway.backoff_max", "backoff_max"),
@@ -256,6 +288,7 @@ _AT_LEAST: tuple[tuple[str, str, int], ...] = (
     ("store.bundle_max_bytes", "bundle_max_bytes", 1 << 16),
     ("limits.link_burst", "link_burst", 1),
     ("limits.max_links", "max_links", 1),
+    ("ble.max_links", "ble_max_links", 1),
     ("limits.max_links_per_address", "max_links_per_address", 1),
     ("limits.max_handshakes", "max_handshakes", 1),
     ("limits.idle_timeout", "idle_timeout", 30),
