@@ -74,6 +74,7 @@ from mesh.daemon.contacts import LiveProfile
 from mesh.daemon.history import HISTORY, History, HistoryError
 from mesh.daemon.links import FrameLink, LinkTable
 from mesh.daemon.links import tcp as tcp_links
+from mesh.daemon.links.ble.link import BleLinks
 from mesh.daemon.links.gateway import Gateways, check_pins
 from mesh.daemon.links.lan import Lan
 from mesh.daemon.links.tcp import TcpLinks
@@ -126,6 +127,8 @@ class Daemon:
         self.table = LinkTable()  # every transport's links, one id space
         self.tcp = TcpLinks(self, clock, self.table.next_id)
         self.table.add(self.tcp)
+        self.ble = BleLinks(self, clock, self.table.next_id, self._jitter)  # run if ble.enabled
+        self.table.add(self.ble)
         self.lan = Lan(self.tcp, self._jitter)
         self.gateways = Gateways(self.tcp, self._jitter)
         self._refs = itertools.count(1)  # SendMessage.ref of send_text's messages
@@ -318,6 +321,8 @@ class Daemon:
                 self.call_node(lambda now: self.node.publish_prekey(now))
                 if self.config.lan:
                     await self.lan.start(nursery, self.tcp_port, self.rng)
+                if self.config.ble:
+                    await nursery.start(self.ble.run)
                 gateways = self.gateways.start(nursery)
                 log.info("daemon up: TCP port %d, %d gateway peers", self.tcp_port, gateways)
                 task_status.started(self)
