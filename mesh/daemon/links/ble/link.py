@@ -27,10 +27,14 @@ stops feeding the peer's input while the outbox is full, and the inbox fills up 
 
 Dialling: on ``seen``, after a random delay of up to :data:`DIAL_DELAY` seconds, unless
 a link to that address is up or being dialled, ``ble.max_links`` links are up or being
-made, or the address is backing off: a failed dial, or a link the node closed, backs
-off the address (``gateway.Backoff``). Duplicate links between two devices are
-tolerated: fresh link keys hide who a peer is, and reconciliation is idempotent.
-Links that come up beyond ``ble.max_links`` are closed (``links_refused_total``).
+made, or the address is backing off: a failed dial, a link the node closed, or a link
+we dialled that lasted less than ``gateway.LIVED`` backs off the address
+(``gateway.Backoff``); one that lasted longer resets it. Duplicate links between two
+devices are tolerated: fresh link keys hide who a peer is, and reconciliation is
+idempotent.
+Links that come up beyond ``ble.max_links``, or while ``limits.max_handshakes`` BLE
+links are in their handshake, are closed (``links_refused_total``,
+``links_refused_handshakes``).
 """
 
 from __future__ import annotations
@@ -39,7 +43,7 @@ import asyncio
 import logging
 import random
 from collections import deque
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -60,6 +64,7 @@ BACKLOG = 256  # frames one link may hold on the asyncio side without a credit
 SEEN_CREDITS = 32  # advertisements on their way to trio (more are ignored: they repeat)
 SEND_BATCH = 32  # frames handed to the backend in one call
 DIAL_DELAY = 0.5  # seconds: the most a dial waits after an advertisement
+DIAL_BACKOFF = 5.0  # seconds: the first back-off of an address (then doubling)
 STOP_TIMEOUT = 5.0  # seconds the backend has to stop
 BACKOFF_KEPT = 1024  # addresses remembered for back-off before expired ones go
 
@@ -96,6 +101,7 @@ class BleLink:
     pin: bytes = b""
     label: str = ""
     down: bool = False  # the backend said the link is gone
+    began: float = field(default_factory=trio.current_time)  # trio's clock, for back-off
     outbox: flow.ByteQueue = field(default_factory=flow.ByteQueue)
     inbox: flow.ByteQueue = field(default_factory=flow.ByteQueue)
 
@@ -209,22 +215,46 @@ class BleLinks:
             self._events.give_back(None)
         if not self.running or self._nursery is None or not self._may_dial(address):
             return
-        self._dialling.add(address)
-        self._nursery.start_soon(self._dial, address)
+        if self._start(self._dial, address):
+            self._dialling.add(address)
 
     def on_link_up(self, backend_link: int, central: bool, frame: int, address: str) -> None:
-        if not self.running or self._nursery is None:
-            return
-        if len(self.links) >= self.host.config.ble_max_links:
-            self.host.count("links_refused_total")
+        refused = self._refuse()
+        if refused:
+            self.host.count(f"links_refused_{refused}")
             self._close_backend_link(backend_link)
             return
         send, receive = trio.open_memory_channel[bytes](CHANNEL)
         link = self._new_id()
         info = BleLink(link, address, self.clock(), backend_link, central, frame, send, receive)
+        if not self._start(self._run_link, info):
+            self._close_backend_link(backend_link)
+            return
         self.links[link] = info
         self._by_backend[backend_link] = info
-        self._nursery.start_soon(self._run_link, info)
+
+    def _refuse(self) -> str:
+        """Why a link that came up must be closed ("" if it may stay): the caps on BLE
+        links and on links still in their handshake (each costs a Noise handshake)."""
+        cfg = self.host.config
+        if not self.running:
+            return "stopping"
+        if len(self.links) >= cfg.ble_max_links:
+            return "total"
+        if sum(1 for x in self.links.values() if not x.opened) >= cfg.max_handshakes:
+            return "handshakes"
+        return ""
+
+    def _start(self, task: Callable[[Any], Awaitable[None]], arg: Any) -> bool:
+        """A task in the transport's nursery, unless it is closing (these handlers run
+        from ``run_sync_soon``, where an exception would stop trio)."""
+        if self._nursery is None:
+            return False
+        try:
+            self._nursery.start_soon(task, arg)
+        except RuntimeError:  # closed to new arrivals: shutting down
+            return False
+        return True
 
     def on_frame(self, backend_link: int, data: bytes) -> None:
         info = self._by_backend.get(backend_link)
@@ -273,8 +303,10 @@ class BleLinks:
             self._by_backend.pop(info.backend_link, None)
             if not info.down:
                 self._close_backend_link(info.backend_link)
-            if info.central and self.clock() - info.since > LIVED:
+            if info.central and trio.current_time() - info.began > LIVED:
                 self._backoff.pop(info.remote, None)
+            elif info.central and info.id in self.links:  # short-lived: the peer refused?
+                self._back_off(info.remote)
             if self.links.pop(info.id, None) is not None:
                 feed(LinkDown(info.id))
                 self.host.link_gone(info)
@@ -341,7 +373,7 @@ class BleLinks:
             self._backoff = {a: h for a, h in self._backoff.items() if h[1] > now}
         backoff = self._backoff.get(address, (None, 0.0))[0]
         if backoff is None:
-            backoff = Backoff(cap=self.host.config.backoff_max, rng=self._rng)
+            backoff = Backoff(DIAL_BACKOFF, self.host.config.backoff_max, self._rng)
         self._backoff[address] = (backoff, now + backoff.next_delay())
 
 
