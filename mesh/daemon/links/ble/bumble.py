@@ -125,6 +125,7 @@ class _Radio:
     local: LocalLink | None = None
     links: dict[int, _Link] = field(default_factory=dict)  # by connection handle
     connecting: asyncio.Lock = field(default_factory=asyncio.Lock)
+    awaiting: str = ""  # the address a dial is connecting to now
 
 
 class BumbleBackend:
@@ -217,8 +218,9 @@ class BumbleBackend:
         for radio in self.radios:
             for what in (radio.device.stop_scanning(), radio.device.stop_advertising()):
                 await self._quietly(what)
-        for link in list(self.links.values()):
-            await self._quietly(self._disconnect(link))
+        links = list(self.links.values())
+        await self._quietly(asyncio.gather(*(self._disconnect(x) for x in links)))
+        for link in links:
             self._gone(link, "stopped")
         for task in list(self._tasks):
             task.cancel()
@@ -243,7 +245,11 @@ class BumbleBackend:
         radio.links[conn.handle] = link
         self.links[link.id] = link
         conn.on("disconnection", lambda reason: self._gone(link, f"disconnected ({reason})"))
-        if not central and not self._stopping:
+        if central and _bare(conn.peer_address) != radio.awaiting:
+            # A connection completing after its dial gave up (the virtual controller cannot
+            # cancel a connect): nobody will set it up, so it must not hold the pair.
+            self._spawn(self._disconnect(link))
+        elif not central and not self._stopping:
             # Legacy advertising stopped when this central connected: advertise again.
             self._spawn(self._readvertise(radio))
 
@@ -314,12 +320,15 @@ class BumbleBackend:
             raise BackendError("no radio has seen that address")
         timeout = self._timing.connect_timeout
         async with radio.connecting:
+            radio.awaiting = address
             try:
                 conn = await asyncio.wait_for(
                     radio.device.connect(hci.Address(address), timeout=timeout), timeout + 1
                 )
             except (TimeoutError, BaseBumbleError) as exc:
                 raise BackendError(f"connect failed: {exc!r}") from None
+            finally:
+                radio.awaiting = ""
         link = radio.links.get(conn.handle)
         if link is None:
             raise BackendError("the connection went at once")
