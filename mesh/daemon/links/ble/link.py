@@ -23,7 +23,8 @@ node's frames in the link's outbox and never waits (a link whose outbox would pa
 ``flow.SLOW_CAP`` is dropped, ``links_dropped_slow``); a writer task hands the backend
 batches of up to :data:`SEND_BATCH` frames and waits for its flow control; the feeder
 stops feeding the peer's input while the outbox is full, and the inbox fills up to
-``flow.INBOX_MAX`` before the credits run out.
+``flow.INBOX_MAX`` before the credits run out. One node step takes every frame waiting
+(up to ``flow.READ_BYTES``), as one TCP read does.
 
 Dialling: on ``seen``, after a random delay of up to :data:`DIAL_DELAY` seconds, unless
 a link to that address is up or being dialled, ``ble.max_links`` links are up or being
@@ -40,6 +41,7 @@ links are in their handshake, are closed (``links_refused_total``,
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import random
 from collections import deque
@@ -49,7 +51,8 @@ from typing import Any, Protocol
 
 import trio
 
-from mesh.core.events import Event, FrameReceived, LinkDown, LinkUp
+from mesh.core.events import Action, Event, FrameReceived, LinkDown, LinkUp
+from mesh.core.node import Node
 from mesh.daemon import flow
 from mesh.daemon.config import Config
 from mesh.daemon.links import FrameLink, LinkKind
@@ -74,7 +77,11 @@ class BleHost(Protocol):
 
     config: Config
 
+    node: Node
+
     def feed(self, event: Event, /) -> object: ...
+
+    def call_node(self, step: Callable[[int], list[Action]], /) -> list[Action]: ...
 
     def count(self, key: str, /) -> None: ...
 
@@ -321,12 +328,20 @@ class BleLinks:
                 self._events.give_back(info.backend_link)
 
     async def _feeder(self, info: BleLink) -> None:
-        await flow.feed_in(
-            info.inbox,
-            info.outbox,
-            lambda data: self.host.feed(FrameReceived(info.id, data)),
-            lambda: self.host.count("backpressure_pauses"),
-        )
+        """The peer's input to the node, paused while the outbox is full (as
+        ``flow.feed_in``), but one step takes every frame waiting, up to
+        ``flow.READ_BYTES``: frames are small (20 bytes at the minimum MTU) and each step
+        costs a store transaction."""
+        node = self.host.node
+        while True:
+            await info.inbox.wait_until(lambda: len(info.inbox) > 0)
+            if info.outbox.bytes >= flow.HIGH_WATER:
+                self.host.count("backpressure_pauses")
+                await info.outbox.wait_until(lambda: info.outbox.bytes < flow.LOW_WATER)
+                continue  # look again: the link may have been dropped (its inbox emptied)
+            frames = [FrameReceived(info.id, x) for x in info.inbox.peek(flow.READ_BYTES)]
+            info.inbox.drop(len(frames))
+            self.host.call_node(functools.partial(_handle_all, node, frames))
 
     async def _writer(self, info: BleLink) -> None:
         """The outbox to the backend in batches; a frame leaves it once sent."""
@@ -439,6 +454,11 @@ class _Inflow:
     credits: bridge.Credits = field(default_factory=lambda: bridge.Credits(CHANNEL))
     backlog: deque[bytes] = field(default_factory=deque)
     overflowed: bool = False
+
+
+def _handle_all(node: Node, events: list[FrameReceived], now: int) -> list[Action]:
+    """One node step for several events, their actions in order."""
+    return [action for event in events for action in node.handle(event, now)]
 
 
 async def _bounded(coro: Coroutine[Any, Any, None], seconds: float) -> None:
