@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-tools lint bench clean
+.PHONY: demo demo-ble test test-tools lint bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,6 +14,9 @@ $(STAMP): pyproject.toml
 
 demo: $(STAMP)
 	$(BIN)/python -m mesh.demo
+
+demo-ble: $(STAMP)
+	$(BIN)/python -m mesh.demo_ble
 
 # The BlueZ backend's tests run a private dbus-daemon (and bluezoo, from the dev extra).
 # As root on Debian, install it if missing; otherwise those tests say why they skip.
