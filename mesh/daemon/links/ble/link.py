@@ -10,12 +10,14 @@ asyncio side, to handlers here, posted in order with ``TrioToken.run_sync_soon``
 - ``link_up``: a link in either role, MTU settled: a :class:`BleLink` (kind
   ``LinkKind.BLE``, an id from the daemon's ``LinkTable``) and a task that feeds the node
   ``LinkUp(initiator=central, mtu=frame, stream=False)``, every frame, then ``LinkDown``;
-- ``frame``: into the link's bounded channel. Each link has :data:`CHANNEL` credits on
-  the asyncio side, one per channel slot, given back once the frame is in the link's
-  inbox, so the channel is never full and nothing is dropped. Without a credit a frame
-  waits on the asyncio side, up to :data:`BACKLOG` frames; one more closes the link
-  (``ble_overflow``): ATT cannot tell a peer to slow down, and the core closes a link on
-  any lost frame anyway;
+- ``frame``: kept in the link's backlog on the asyncio side, and moved to trio in
+  batches (one ``run_sync_soon`` for all the frames that arrived in one turn of the
+  asyncio loop) into the link's bounded channel. Each link has :data:`CHANNEL` credits,
+  one per frame, taken when a frame is posted and given back once it is in the link's
+  inbox; a batch holds at least one frame, so the channel (sized in batches) is never
+  full and nothing is dropped. A backlog of more than :data:`BACKLOG_BYTES` closes the
+  link (``ble_overflow``): ATT cannot tell a peer to slow down, and the core closes a
+  link on any lost frame anyway;
 - ``link_down``: the channel is closed; the task feeds what is left, then ``LinkDown``.
 
 Flow control is :mod:`mesh.daemon.flow`'s, as on TCP: :meth:`BleLinks.send` puts the
@@ -29,10 +31,10 @@ stops feeding the peer's input while the outbox is full, and the inbox fills up 
 Dialling: on ``seen``, after a random delay of up to :data:`DIAL_DELAY` seconds, unless
 a link to that address is up or being dialled, ``ble.max_links`` links are up or being
 made, or the address is backing off: a failed dial, a link the node closed, or a link
-we dialled that lasted less than ``gateway.LIVED`` backs off the address
-(``gateway.Backoff``); one that lasted longer resets it. Duplicate links between two
-devices are tolerated: fresh link keys hide who a peer is, and reconciliation is
-idempotent.
+we dialled that ended within ``gateway.LIVED`` before its handshake finished backs off
+the address (``gateway.Backoff``); a link that opened, or lasted, resets it. Duplicate
+links between two devices are tolerated: fresh link keys hide who a peer is, and
+reconciliation is idempotent.
 Links that come up beyond ``ble.max_links``, or while ``limits.max_handshakes`` BLE
 links are in their handshake, are closed (``links_refused_total``,
 ``links_refused_handshakes``).
@@ -41,6 +43,7 @@ links are in their handshake, are closed (``links_refused_total``,
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import random
@@ -62,8 +65,8 @@ from mesh.daemon.links.gateway import LIVED, Backoff
 
 log = logging.getLogger(__name__)
 
-CHANNEL = 64  # frames of one link between the asyncio side and its inbox (credits)
-BACKLOG = 256  # frames one link may hold on the asyncio side without a credit
+CHANNEL = 256  # frames of one link between the asyncio side and its inbox (credits)
+BACKLOG_BYTES = 256 * 1024  # bytes one link may hold on the asyncio side for trio
 SEEN_CREDITS = 32  # advertisements on their way to trio (more are ignored: they repeat)
 SEND_BATCH = 32  # frames handed to the backend in one call
 DIAL_DELAY = 0.5  # seconds: the most a dial waits after an advertisement
@@ -100,8 +103,8 @@ class BleLink:
     backend_link: int
     central: bool
     frame: int
-    channel: trio.MemorySendChannel[bytes]
-    arrivals: trio.MemoryReceiveChannel[bytes]
+    channel: trio.MemorySendChannel[list[bytes]]
+    arrivals: trio.MemoryReceiveChannel[list[bytes]]
     kind: LinkKind = LinkKind.BLE
     scope: trio.CancelScope = field(default_factory=trio.CancelScope)
     opened: bool = False
@@ -219,7 +222,7 @@ class BleLinks:
     # ---- what the backend reports (posted by _Events; run on the trio thread) ----------
     def on_seen(self, address: str) -> None:
         if self._events is not None:
-            self._events.give_back(None)
+            self._events.give_back(None, 1)
         if not self.running or self._nursery is None or not self._may_dial(address):
             return
         if self._start(self._dial, address):
@@ -231,7 +234,7 @@ class BleLinks:
             self.host.count(f"links_refused_{refused}")
             self._close_backend_link(backend_link)
             return
-        send, receive = trio.open_memory_channel[bytes](CHANNEL)
+        send, receive = trio.open_memory_channel[list[bytes]](CHANNEL)
         link = self._new_id()
         info = BleLink(link, address, self.clock(), backend_link, central, frame, send, receive)
         if not self._start(self._run_link, info):
@@ -263,10 +266,10 @@ class BleLinks:
             return False
         return True
 
-    def on_frame(self, backend_link: int, data: bytes) -> None:
+    def on_frames(self, backend_link: int, frames: list[bytes]) -> None:
         info = self._by_backend.get(backend_link)
         if info is not None:
-            info.channel.send_nowait(data)  # a credit was taken for it: there is room
+            info.channel.send_nowait(frames)  # credits were taken for them: there is room
 
     def on_link_down(self, backend_link: int, reason: str) -> None:
         info = self._by_backend.pop(backend_link, None)
@@ -310,22 +313,23 @@ class BleLinks:
             self._by_backend.pop(info.backend_link, None)
             if not info.down:
                 self._close_backend_link(info.backend_link)
-            if info.central and trio.current_time() - info.began > LIVED:
-                self._backoff.pop(info.remote, None)
-            elif info.central and info.id in self.links:  # short-lived: the peer refused?
+            if info.central and (info.opened or trio.current_time() - info.began > LIVED):
+                self._backoff.pop(info.remote, None)  # a peer that works
+            elif info.central and info.id in self.links:  # short, never opened: refused?
                 self._back_off(info.remote)
             if self.links.pop(info.id, None) is not None:
                 feed(LinkDown(info.id))
                 self.host.link_gone(info)
 
     async def _reader(self, info: BleLink) -> None:
-        """Frames from the channel into the inbox, a credit given back for each; waits
-        while the inbox is full (the feeder is paused), until the link is down."""
-        async for data in info.arrivals:
+        """Frames from the channel into the inbox, their credits given back; waits while
+        the inbox is full (the feeder is paused), until the link is down."""
+        async for frames in info.arrivals:
             await info.inbox.wait_until(lambda: info.inbox.bytes < flow.INBOX_MAX)
-            info.inbox.put(data)
+            for data in frames:
+                info.inbox.put(data)
             if self._events is not None:
-                self._events.give_back(info.backend_link)
+                self._events.give_back(info.backend_link, len(frames))
 
     async def _feeder(self, info: BleLink) -> None:
         """The peer's input to the node, paused while the outbox is full (as
@@ -414,37 +418,57 @@ class _Events:
         inflow = self.inflow.get(link)
         if inflow is None or inflow.overflowed:
             return
-        if inflow.credits.take():
-            self.to_trio.post(self.links.on_frame, link, data)
-        elif len(inflow.backlog) < BACKLOG:
-            inflow.backlog.append(data)
-        else:
+        if inflow.held + len(data) > BACKLOG_BYTES:
             inflow.overflowed = True
             inflow.backlog.clear()
             self.to_trio.post(self.links.on_overflow, link)
             if self.links.backend is not None:
                 bridge.asyncio_spawn(self._closing, self.links.backend.close(link))
+            return
+        inflow.backlog.append(data)
+        inflow.held += len(data)
+        self._flush_soon(link, inflow)
+
+    def _flush_soon(self, link: int, inflow: _Inflow) -> None:
+        if not inflow.flushing and inflow.backlog and inflow.credits.left > 0:
+            inflow.flushing = True
+            asyncio.get_running_loop().call_soon(self._flush, link)
+
+    def _flush(self, link: int) -> None:
+        """Post what waits, as far as the credits go, in one batch."""
+        inflow = self.inflow.get(link)
+        if inflow is None:
+            return
+        inflow.flushing = False
+        batch: list[bytes] = []
+        while inflow.backlog and inflow.credits.take():
+            batch.append(inflow.backlog.popleft())
+        if batch:
+            inflow.held -= sum(len(x) for x in batch)
+            self.to_trio.post(self.links.on_frames, link, batch)
 
     def link_down(self, link: int, reason: str, /) -> None:
+        self._flush(link)  # what arrived before the link went down goes first
         self.inflow.pop(link, None)
         self.to_trio.post(self.links.on_link_down, link, reason)
 
-    def give_back(self, link: int | None) -> None:
-        """From the trio thread: one credit back (``None``: an advertisement's)."""
+    def give_back(self, link: int | None, count: int) -> None:
+        """From the trio thread: credits back (``None``: an advertisement's)."""
         loop = self.links._aio.loop if self.links._aio is not None else None
         if loop is not None and not loop.is_closed():
-            loop.call_soon_threadsafe(self._credit, link)
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+                loop.call_soon_threadsafe(self._credit, link, count)
 
-    def _credit(self, link: int | None) -> None:
+    def _credit(self, link: int | None, count: int) -> None:
         if link is None:
             self.seen_credits.give_back()
             return
         inflow = self.inflow.get(link)
         if inflow is None:
             return
-        inflow.credits.give_back()
-        if inflow.backlog and inflow.credits.take():
-            self.to_trio.post(self.links.on_frame, link, inflow.backlog.popleft())
+        for _ in range(count):
+            inflow.credits.give_back()
+        self._flush_soon(link, inflow)
 
 
 @dataclass(slots=True)
@@ -453,6 +477,8 @@ class _Inflow:
 
     credits: bridge.Credits = field(default_factory=lambda: bridge.Credits(CHANNEL))
     backlog: deque[bytes] = field(default_factory=deque)
+    held: int = 0  # bytes in the backlog
+    flushing: bool = False  # a flush is scheduled
     overflowed: bool = False
 
 
