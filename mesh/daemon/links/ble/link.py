@@ -313,10 +313,11 @@ class BleLinks:
             self._by_backend.pop(info.backend_link, None)
             if not info.down:
                 self._close_backend_link(info.backend_link)
-            if info.central and (info.opened or trio.current_time() - info.began > LIVED):
-                self._backoff.pop(info.remote, None)  # a peer that works
-            elif info.central and info.id in self.links:  # short, never opened: refused?
-                self._back_off(info.remote)
+            if info.central and info.id in self.links:  # not dropped (that backed off)
+                if info.opened or trio.current_time() - info.began > LIVED:
+                    self._backoff.pop(info.remote, None)  # a peer that works
+                else:  # short, and never opened: refused?
+                    self._back_off(info.remote)
             if self.links.pop(info.id, None) is not None:
                 feed(LinkDown(info.id))
                 self.host.link_gone(info)
