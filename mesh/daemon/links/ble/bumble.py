@@ -47,7 +47,7 @@ from bumble import hci
 from bumble.att import AttributeValue
 from bumble.controller import Controller
 from bumble.core import UUID, AdvertisingData, BaseBumbleError
-from bumble.device import Advertisement, Connection, Device, Peer
+from bumble.device import Advertisement, Connection, Device, DeviceConfiguration, Peer
 from bumble.gatt import Characteristic, Service
 from bumble.gatt_client import CharacteristicProxy
 from bumble.host import Host
@@ -77,6 +77,15 @@ def local_link(name: str) -> LocalLink:
     if link is None:
         link = _LocalLinks.links[name] = LocalLink()  # type: ignore[no-untyped-call]
     return link
+
+
+def _nameless() -> DeviceConfiguration:
+    """A device configuration with an empty name (Bumble's default is "Bumble", and
+    ``Device(name="")`` keeps it): the GAP device name and the controller's local name
+    say nothing."""
+    config = DeviceConfiguration()
+    config.name = ""
+    return config
 
 
 def random_static_address() -> str:
@@ -175,12 +184,13 @@ class BumbleBackend:
             if self.acl_length:
                 ctrl.le_acl_data_packet_length = self.acl_length
             host = Host(ctrl, AsyncPipeSink(ctrl))
-            device = Device(name="", address=hci.Address(address), host=host)
+            device = Device(address=hci.Address(address), config=_nameless(), host=host)
             radio = self._serve(device, address)
             radio.controller, radio.local = ctrl, link
             return radio
         transport = await open_transport(spec)
-        device = Device.with_hci("", hci.Address(address), transport.source, transport.sink)
+        host = Host(controller_source=transport.source, controller_sink=transport.sink)
+        device = Device(address=hci.Address(address), config=_nameless(), host=host)
         radio = self._serve(device, address)
         radio.transport = transport
         return radio
