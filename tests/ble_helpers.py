@@ -13,7 +13,12 @@ from bumble.att import AttributeValue
 from bumble.controller import Controller
 from bumble.core import UUID, BaseBumbleError
 from bumble.device import Advertisement, Connection, Device, Peer
-from bumble.gatt import Characteristic, Service
+from bumble.gatt import (
+    GATT_DEVICE_NAME_CHARACTERISTIC,
+    GATT_GENERIC_ACCESS_SERVICE,
+    Characteristic,
+    Service,
+)
 from bumble.host import Host
 from bumble.transport.common import AsyncPipeSink
 
@@ -63,6 +68,8 @@ class RawPeer:
         self.connections: list[Connection] = []
         self.disconnected = 0
         self.serving = False
+        self.heard: list[tuple[str, bytes]] = []  # what find_steppe heard on air
+        self.device_name = b"?"  # the GAP device name the peer we connected to serves
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def power_on(self) -> None:
@@ -118,7 +125,10 @@ class RawPeer:
         found: asyncio.Future[hci.Address] = asyncio.get_running_loop().create_future()
 
         def heard(adv: Advertisement) -> None:
-            if not found.done() and advertises_steppe(adv):
+            if adv.is_scan_response:
+                self.heard.append(("scan response", adv.data_bytes))
+            elif not found.done() and advertises_steppe(adv):
+                self.heard.append(("advertisement", adv.data_bytes))
                 found.set_result(adv.address)
 
         self.device.on("advertisement", heard)
@@ -142,6 +152,11 @@ class RawPeer:
         rx = service.get_characteristics_by_uuid(UUID(str(gatt.RX_UUID)))[0]
         tx = service.get_characteristics_by_uuid(UUID(str(gatt.TX_UUID)))[0]
         await tx.subscribe(lambda value: self.notified.append(bytes(value)), prefer_notify=True)
+        await peer.discover_service(GATT_GENERIC_ACCESS_SERVICE)
+        gap = peer.get_services_by_uuid(GATT_GENERIC_ACCESS_SERVICE)[0]
+        await gap.discover_characteristics()
+        name = gap.get_characteristics_by_uuid(GATT_DEVICE_NAME_CHARACTERISTIC)[0]
+        self.device_name = bytes(await name.read_value())
         for frame in frames:
             if conn.handle not in self.device.connections:
                 break

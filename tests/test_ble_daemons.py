@@ -18,7 +18,7 @@ from mesh.core.link import HANDSHAKE_TIMEOUT
 from mesh.daemon.config import Config
 from mesh.daemon.daemon import Daemon
 from mesh.daemon.links import LinkKind
-from mesh.daemon.links.ble import bridge
+from mesh.daemon.links.ble import bridge, gatt
 from mesh.daemon.links.ble.bumble import BumbleBackend
 from mesh.daemon.links.ble.link import BleLink
 from mesh.profile import Profile
@@ -242,6 +242,12 @@ def test_a_peer_writing_garbage_is_dropped_and_counted(tmp_path: Path) -> None:
                     junk = [os.urandom(size) for _ in range(30)]  # full-sized, then short
                     await bridge.call(aio, rogue.connect_and_write(target, junk))
                 await until("both rogues cut off", lambda: all(r.disconnected for r in rogues))
+                # What the air showed them: flags and our service UUID, nothing else (Bumble
+                # reports a scan response with the advertisement's data prepended: the
+                # response itself is empty).
+                assert ("advertisement", gatt.advertising_data()) in rogues[0].heard
+                assert {data for _kind, data in rogues[0].heard} == {gatt.advertising_data()}
+                assert rogues[0].device_name == b""  # no name over GATT either
                 await until("and counted", lambda: closed() >= before + 2)
                 await both_ways(a, b, alice, bob, "after")
                 n.cancel_scope.cancel()
