@@ -11,6 +11,7 @@ import contextlib
 import importlib.util
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -83,7 +84,7 @@ def mock_bluez(
                 directory / "dbus.log",
             )
         )
-        _wait_for(lambda: (directory / "bus").exists(), "dbus-daemon's socket")
+        _wait_for(lambda: _accepts(directory / "bus"), "dbus-daemon's socket")
         if not run_bluezoo:
             yield world
             return
@@ -98,6 +99,17 @@ def mock_bluez(
         yield world
     finally:
         world.stop()
+
+
+def _accepts(path: Path) -> bool:
+    """The socket file exists and dbus-daemon listens on it (the file comes first: a
+    connection in between is refused)."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        try:
+            probe.connect(str(path))
+        except OSError:
+            return False
+    return True
 
 
 def _wait_for(ready: Callable[[], bool], what: str) -> None:
