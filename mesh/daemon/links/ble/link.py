@@ -33,8 +33,9 @@ a link to that address is up or being dialled, ``ble.max_links`` links are up or
 made, or the address is backing off: a failed dial, a link the node closed, or a link
 we dialled that ended within ``gateway.LIVED`` before its handshake finished backs off
 the address (``gateway.Backoff``); a link that opened, or lasted, resets it. Duplicate
-links between two devices are tolerated: fresh link keys hide who a peer is, and
-reconciliation is idempotent.
+links between two devices still happen (fresh link keys and rotating addresses hide who
+a peer is): once both are open the node finds the pair and closes one
+(:mod:`mesh.core._duplicates`), and meanwhile reconciliation is idempotent.
 Links that come up beyond ``ble.max_links``, or while ``limits.max_handshakes`` BLE
 links are in their handshake, are closed (``links_refused_total``,
 ``links_refused_handshakes``).
