@@ -271,18 +271,23 @@ def test_ten_devices_at_once(tmp_path: Path) -> None:
             running = []
             for p in profiles:
                 running.append(await start(n, p, cfg))
-                await trio.sleep(0.2)  # staggered: the virtual stack dislikes a rush
+                await trio.sleep(0.5)  # staggered: the virtual stack dislikes a rush
             await until(
                 "every device on an open link",
                 lambda: all(opened(r.daemon) for r in running),
-                limit=30,
+                limit=60,
             )
             ups = sum(r.daemon.stats.get("links_ble", 0) for r in running)
             assert ups >= 10
             assert all(len(ble(r.daemon)) <= 4 for r in running)
             await knows_prekey(running[0], last)
             running[0].daemon.send_text(last.name, "across the crowd")
-            await until("delivered", lambda: "across the crowd" in received(running[-1].daemon))
+            # Several hops through ten daemons sharing this process and its cores (and
+            # Bumble's virtual controller, which loses a connection now and then under a
+            # crowd: the link layer redials): slow under load, so a generous limit
+            await until(
+                "delivered", lambda: "across the crowd" in received(running[-1].daemon), 120
+            )
             n.cancel_scope.cancel()
 
     trio.run(main)
