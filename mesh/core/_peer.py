@@ -268,7 +268,7 @@ class Peers:
             actions.append(LinkOpened(ev.link, ln.peer))
             if not ln.session.peer_hello:
                 return [*actions, *self.close(ev.link, "no HELLO in the handshake", now)]
-            if self._to_ourselves(ev.link, ln, now, actions):
+            if self._ourselves_or_proofs(ev.link, ln, now, actions):  # closed both ends
                 return actions
             records = [ln.session.peer_hello, *records]
         for raw in records:
@@ -297,7 +297,7 @@ class Peers:
             if k != but and p.session.state is LinkState.OPEN
         }
 
-    def _to_ourselves(self, link: int, ln: Peer, now: int, actions: list[Action]) -> bool:
+    def _ourselves_or_proofs(self, link: int, ln: Peer, now: int, actions: list[Action]) -> bool:
         """A link just opened: if its other end is ours too (the same handshake hash on
         another of our links), close both; else send LINKS proofs (on it, of our other
         open links; on each of those, of it)."""
