@@ -68,7 +68,7 @@ from mesh.daemon.links.lan import Lan
 from mesh.profile import Profile
 from tests.ble_helpers import ble_config, radio_name
 from tests.daemon_helpers import befriend, loopback_config, make_profile
-from tests.test_daemon import Running, until
+from tests.test_daemon import Running, knows_prekey, until
 
 MARKS = (1, 10, 100)
 
@@ -193,11 +193,6 @@ def _received(d: Daemon) -> int:
     return d.node.stats.get("delivered", 0)
 
 
-async def _prekey(x: Running, y: Profile) -> None:
-    key = y.identity.sign_public
-    await until("the prekey", lambda: x.daemon.node.contacts[key].prekey is not None, 60)
-
-
 async def _watch(d: Daemon, want: int, began: list[float]) -> list[float]:
     """When each of ``want`` messages arrived, from the first link (polled)."""
     times: list[float] = []
@@ -217,8 +212,8 @@ async def _run(root: Path, carrier: Carrier, n: int, size: int, both: bool) -> R
     befriend(alice, bob, now)
     async with trio.open_nursery() as nursery:
         a, b = await _start(nursery, alice, carrier), await _start(nursery, bob, carrier)
-        await _prekey(a, bob)
-        await _prekey(b, alice)
+        await knows_prekey(a, bob, 60)
+        await knows_prekey(b, alice, 60)
         met = (_timed(a).sightings, _timed(b).sightings)
         await until("a link", lambda: all(s.ups for s in met), 60)
         setups = [_setup(*met)]

@@ -24,7 +24,7 @@ from mesh.daemon.links.ble.link import BleLink
 from mesh.profile import Profile
 from tests.ble_helpers import RawPeer, ble_config, radio_name
 from tests.daemon_helpers import befriend, make_profile
-from tests.test_daemon import Running, until
+from tests.test_daemon import Running, knows_prekey, until
 
 
 async def start(
@@ -54,11 +54,6 @@ def ble(d: Daemon) -> list[BleLink]:
 def opened(d: Daemon) -> bool:
     """The daemon has a BLE link whose Noise handshake finished."""
     return any(x.opened for x in ble(d))
-
-
-async def knows_prekey(a: Running, b: Profile) -> None:
-    key = b.identity.sign_public
-    await until("the prekey", lambda: a.daemon.node.contacts[key].prekey is not None)
 
 
 async def both_ways(a: Running, b: Running, alice: Profile, bob: Profile, text: str) -> None:

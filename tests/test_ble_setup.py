@@ -21,7 +21,7 @@ from mesh.daemon.links.ble.backend import BackendError
 from mesh.daemon.links.ble.bumble import BumbleBackend
 from tests.daemon_helpers import befriend, loopback_config, make_profile
 from tests.test_ble_daemons import received
-from tests.test_daemon import start, until
+from tests.test_daemon import knows_prekey, start, until
 
 
 def test_ble_config_keys() -> None:
@@ -93,8 +93,7 @@ def test_a_stack_that_refuses_us_is_one_line_and_the_daemon_runs_on(
         async with trio.open_nursery() as n:
             a = await start(n, alice, cfg)
             b = await start(n, bob, cfg)
-            key = bob.identity.sign_public
-            await until("prekey", lambda: a.daemon.node.contacts[key].prekey is not None)
+            await knows_prekey(a, bob)
             a.daemon.send_text("Bob", "no radio, still mail")
             await until("delivered", lambda: "no radio, still mail" in received(b.daemon))
             assert not a.daemon.ble.running

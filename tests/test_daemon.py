@@ -70,6 +70,12 @@ async def until(
     raise AssertionError(f"timed out waiting for {what}")
 
 
+async def knows_prekey(a: Running, b: Profile, limit: float = 20.0) -> None:
+    """Wait until ``a``'s daemon holds ``b``'s prekey (it can seal to ``b``)."""
+    key = b.identity.sign_public
+    await until("the prekey", lambda: a.daemon.node.contacts[key].prekey is not None, limit)
+
+
 def kinds(d: Daemon) -> list[E.Kind]:
     out = []
     for i in d.store.ids_in_range(b"", None):
@@ -135,15 +141,16 @@ def test_history_and_sessions_survive_a_restart(tmp_path: Path) -> None:
         async with trio.open_nursery() as n:
             a = await start(n, alice, cfg)
             b = await start(n, bob, cfg)
-            key = bob.identity.sign_public
-            await until("prekey", lambda: a.daemon.node.contacts[key].prekey is not None)
+            await knows_prekey(a, bob)
             a.daemon.send_text("Bob", "one")
             await until("one", lambda: len(b.daemon.history.messages()) == 1)
             await a.stop()
             await b.stop()
             a = await start(n, alice, cfg)
             assert a.daemon.node.saved.sessions, "the session came back from the encrypted state"
-            a.daemon.node.contacts[key].prekey = None  # so only the session can be used
+            a.daemon.node.contacts[
+                bob.identity.sign_public
+            ].prekey = None  # so only the session can be used
             a.daemon.send_text("Bob", "two")
             b = await start(n, bob, cfg)
             await until("two", lambda: len(b.daemon.history.messages()) == 2)
@@ -180,8 +187,7 @@ def test_hostile_peers_are_cut_off_and_others_keep_working(tmp_path: Path) -> No
         async with trio.open_nursery() as n:
             a = await start(n, alice, cfg)
             b = await start(n, bob, cfg)
-            key = bob.identity.sign_public
-            await until("prekey", lambda: a.daemon.node.contacts[key].prekey is not None)
+            await knows_prekey(a, bob)
             port = b.daemon.tcp_port
             before = b.daemon.stats.get("links_closed_by_node", 0)
             # a well-framed record with an impossible handshake length, one huge blob, and

@@ -14,7 +14,7 @@ import trio
 from crypto.noise import HandshakeState, KeyPair
 from mesh.core import link as L
 from tests.daemon_helpers import befriend, loopback_config, make_profile
-from tests.test_daemon import start, until
+from tests.test_daemon import knows_prekey, start, until
 
 
 async def _read_record(stream: trio.SocketStream, buf: bytearray) -> bytes:
@@ -85,8 +85,7 @@ def test_truncated_handshakes_close_the_link_and_the_daemon_keeps_serving(tmp_pa
         async with trio.open_nursery() as n:
             b = await start(n, bob, replace(cfg, peers=(f"127.0.0.1:{trap_port}",)))
             a = await start(n, alice, cfg)
-            key = bob.identity.sign_public
-            await until("prekey", lambda: a.daemon.node.contacts[key].prekey is not None)
+            await knows_prekey(a, bob)
             port = b.daemon.tcp_port
             for _ in range(5):
                 assert await truncated_msg3(port), "the daemon kept a broken link open"
