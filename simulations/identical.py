@@ -3,9 +3,10 @@ the same seed on this tree and on a base revision, gives a byte-identical ``repo
 and ``messages.csv``.
 
 Run: ``.venv/bin/python -m simulations.identical`` (base ``main``; ``--base REV``;
-``--full`` for the scenarios' own durations instead of the small size; scenario names to
-check only those). The base is checked out into a temporary git worktree and run with the
-same interpreter (its own code first on the path); both sides run in parallel processes.
+``--full`` for the scenarios' own durations instead of the small size; ``--keep DIR`` to
+keep both sides' outputs in DIR/base and DIR/here; scenario names to check only those).
+The base is checked out into a temporary git worktree and run with the same interpreter
+(its own code first on the path); both sides run in parallel processes.
 Exit status 0 if every pair matches, 1 with the differing files named otherwise.
 
 Small size: the scenario's duration capped at :data:`SMALL_SECONDS` and each group a
@@ -17,6 +18,7 @@ traffic, regions and adversaries, so every code path still runs, in a minute or 
 from __future__ import annotations
 
 import argparse
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -59,7 +61,9 @@ def _small(name: str) -> list[str]:
     return sets
 
 
-def check(base: str, names: list[str], full: bool, jobs: int) -> list[str]:
+def check(
+    base: str, names: list[str], full: bool, jobs: int, keep: Path | None = None
+) -> list[str]:
     """The problems found (empty: every file is byte-identical)."""
     problems: list[str] = []
     with tempfile.TemporaryDirectory(prefix="steppe-identical-") as tmp:
@@ -87,6 +91,13 @@ def check(base: str, names: list[str], full: bool, jobs: int) -> list[str]:
                     a, b = root / "base" / name / f, root / "here" / name / f
                     if a.exists() and b.exists() and a.read_bytes() != b.read_bytes():
                         problems.append(f"{name}/{f} differs from {base}")
+            if keep is not None:
+                for side in ("base", "here"):
+                    for name in names:
+                        if (root / side / name).exists():
+                            shutil.copytree(
+                                root / side / name, keep / side / name, dirs_exist_ok=True
+                            )
         finally:
             subprocess.run(
                 ["git", "-C", str(REPO), "worktree", "remove", "--force", str(worktree)],
@@ -101,9 +112,10 @@ def main() -> None:
     ap.add_argument("--base", default="main", help="the revision to compare with")
     ap.add_argument("--full", action="store_true", help="the scenarios' own durations")
     ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--keep", type=Path, help="copy both sides' outputs into this directory")
     args = ap.parse_args()
     names = args.names or scenarios()
-    problems = check(args.base, names, args.full, args.jobs)
+    problems = check(args.base, names, args.full, args.jobs, args.keep)
     size = "full size" if args.full else f"at most {SMALL_SECONDS} s each"
     if problems:
         print("\n".join(problems))
