@@ -140,3 +140,24 @@ def test_the_bridge_cancels_across_and_stops_with_its_last_user() -> None:
         assert aio.loop.is_closed()
 
     trio.run(main)
+
+
+def test_a_coroutine_cancelled_on_the_asyncio_side_is_a_backend_error() -> None:
+    """Bumble aborts a wait by cancelling it (a connection gone, a flush): across the
+    bridge that is a BackendError the link layer handles, not a CancelledError that
+    would stop the daemon."""
+
+    async def aborted() -> None:
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        asyncio.get_running_loop().call_soon(waiter.cancel)
+        await waiter
+
+    async def main() -> None:
+        aio = bridge.acquire()
+        try:
+            with pytest.raises(BackendError, match="cancelled on the asyncio loop"):
+                await bridge.call(aio, aborted())
+        finally:
+            await bridge.release(aio)
+
+    trio.run(main)

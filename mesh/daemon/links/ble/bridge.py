@@ -10,7 +10,10 @@ because daemons that tests run side by side in one process must share one Bumble
 
 - Out of trio, :func:`call`: ``asyncio.run_coroutine_threadsafe`` and a done-callback
   that wakes the trio task through its ``TrioToken``; no worker thread blocks on a
-  result. Cancelling the trio task cancels the asyncio task. Timeouts of Bluetooth
+  result. Cancelling the trio task cancels the asyncio task; an asyncio task cancelled
+  by anything else (a library aborting its own wait, the loop stopping) is
+  :class:`Abandoned`, a :class:`.backend.BackendError`, for the caller to handle like
+  any failed Bluetooth operation. Timeouts of Bluetooth
   operations belong on the asyncio side (``asyncio.wait_for``): trio is idle while it
   waits on the thread, and a mock clock with autojump would fire trio-side timeouts at
   once.
@@ -37,9 +40,16 @@ from typing import Any, TypeVar
 
 import trio
 
+from mesh.daemon.links.ble.backend import BackendError
+
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+
+class Abandoned(BackendError):
+    """The coroutine :func:`call` ran was cancelled on the asyncio side, not by its
+    caller (Bumble aborts its waits by cancelling them)."""
 
 
 class AsyncioThread:
@@ -124,6 +134,8 @@ async def call(aio: AsyncioThread, coro: Coroutine[Any, Any, T]) -> T:
     except trio.Cancelled:
         future.cancel()
         raise
+    if future.cancelled():
+        raise Abandoned("the Bluetooth operation was cancelled on the asyncio loop")
     return future.result()
 
 
