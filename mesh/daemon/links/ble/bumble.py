@@ -26,11 +26,17 @@ above bounds what it holds and closes a link that overflows. Sending waits on th
 host's ACL queue (``connection.data_packet_queue``): once more than :data:`ACL_HIGH`
 packets are pending, for this connection's packets to complete.
 
+A radio stops advertising while it dials: Bumble's ``Device.connect`` takes the next
+connection that completes for its own, whichever its role and peer, so a central that
+connected to us meanwhile would be taken for the one dialled (and the one dialled,
+completing later, trips an assertion in Bumble and is never released by the controller).
+A radio makes one connection at a time, each bounded by ``Timing.connect_timeout``.
+
 Two workarounds for the virtual controller, harmless on a real one: a radio reports
 (``seen``) only advertisers whose address is above its own, so of two radios that see
 each other one dials (the virtual controller refuses a second connection between two
-addresses and then leaves the loser's connect pending for ever); and a radio makes one
-connection at a time, each bounded by ``Timing.connect_timeout``.
+addresses and then leaves the loser's connect pending for ever); and ``local:`` radios
+use :class:`VirtualController`, whose connect can be cancelled.
 """
 
 from __future__ import annotations
@@ -77,6 +83,42 @@ def local_link(name: str) -> LocalLink:
     if link is None:
         link = _LocalLinks.links[name] = LocalLink()  # type: ignore[no-untyped-call]
     return link
+
+
+class VirtualController(Controller):
+    """Bumble's virtual controller with LE Create Connection Cancel done as the core
+    specification says (Vol 4 Part E 7.8.13): the pending connection is dropped and an LE
+    Connection Complete with Unknown Connection Identifier follows. Bumble's (0.0.236)
+    answers success and leaves the connection pending: it completes at the peer's next
+    advertisement, after the host gave up, and that trips an assertion in Bumble's host,
+    leaving the controller with a connection no host knows, which blocks every later
+    connect between the two addresses."""
+
+    def on_hci_le_create_connection_cancel_command(
+        self, command: hci.HCI_LE_Create_Connection_Cancel_Command
+    ) -> hci.HCI_StatusReturnParameters:
+        pending = self.pending_le_connection
+        if pending is None:
+            return hci.HCI_StatusReturnParameters(hci.HCI_ErrorCode.COMMAND_DISALLOWED_ERROR)
+        self.pending_le_connection = None
+        # After this command's Command Complete, which the caller sends when we return.
+        asyncio.get_running_loop().call_soon(self._connect_cancelled, pending.peer_address)
+        return hci.HCI_StatusReturnParameters(hci.HCI_ErrorCode.SUCCESS)
+
+    def _connect_cancelled(self, peer: hci.Address) -> None:
+        self.send_hci_packet(
+            hci.HCI_LE_Connection_Complete_Event(
+                status=hci.HCI_ErrorCode.UNKNOWN_CONNECTION_IDENTIFIER_ERROR,
+                connection_handle=0,
+                role=hci.Role.CENTRAL,
+                peer_address_type=peer.address_type,
+                peer_address=peer,
+                connection_interval=0,
+                peripheral_latency=0,
+                supervision_timeout=0,
+                central_clock_accuracy=0,
+            )
+        )
 
 
 def _nameless() -> DeviceConfiguration:
@@ -134,7 +176,8 @@ class _Radio:
     local: LocalLink | None = None
     links: dict[int, _Link] = field(default_factory=dict)  # by connection handle
     connecting: asyncio.Lock = field(default_factory=asyncio.Lock)
-    awaiting: str = ""  # the address a dial is connecting to now
+    advertising: asyncio.Lock = field(default_factory=asyncio.Lock)
+    awaiting: str = ""  # the address a dial is connecting to now (not advertising)
 
 
 class BumbleBackend:
@@ -180,7 +223,7 @@ class BumbleBackend:
         address = random_static_address()
         if spec.startswith(LOCAL):
             link = local_link(spec[len(LOCAL) :])
-            ctrl = Controller(f"steppe-{address}", link=link, public_address=address)
+            ctrl = VirtualController(f"steppe-{address}", link=link, public_address=address)
             if self.acl_length:
                 ctrl.le_acl_data_packet_length = self.acl_length
             host = Host(ctrl, AsyncPipeSink(ctrl))
@@ -265,10 +308,20 @@ class BumbleBackend:
 
     async def _readvertise(self, radio: _Radio) -> None:
         await asyncio.sleep(0.05)  # let the controller end the advertising set first
-        try:
-            await self._advertise(radio)
-        except BaseBumbleError as exc:
-            log.info("Bumble: advertising again failed: %r", exc)
+        await self._sync_advertising(radio)
+
+    async def _sync_advertising(self, radio: _Radio) -> None:
+        """Advertise unless stopping or dialling (see the module doc), one change at a
+        time (starting takes several commands)."""
+        async with radio.advertising:
+            want = not self._stopping and not radio.awaiting
+            try:
+                if want and not radio.device.is_advertising:
+                    await self._advertise(radio)
+                elif not want and radio.device.is_advertising:
+                    await radio.device.stop_advertising()
+            except BaseBumbleError as exc:
+                log.info("Bumble: changing advertising failed: %r", exc)
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.get_running_loop().create_task(coro)
@@ -332,6 +385,7 @@ class BumbleBackend:
         async with radio.connecting:
             radio.awaiting = address
             try:
+                await self._sync_advertising(radio)
                 conn = await asyncio.wait_for(
                     radio.device.connect(hci.Address(address), timeout=timeout), timeout + 1
                 )
@@ -339,6 +393,7 @@ class BumbleBackend:
                 raise BackendError(f"connect failed: {exc!r}") from None
             finally:
                 radio.awaiting = ""
+                self._spawn(self._sync_advertising(radio))
         link = radio.links.get(conn.handle)
         if link is None:
             raise BackendError("the connection went at once")
