@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo demo-ble test test-tools test-stress lint bench clean
+.PHONY: demo demo-ble test test-tools lint bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,12 +30,8 @@ test-tools:
 	  else echo "no dbus-daemon: the BlueZ tests will be skipped"; fi; }
 
 test: $(STAMP) test-tools
-	$(BIN)/python -m pytest -q -n auto -p no:cacheprovider -m "not stress"
+	$(BIN)/python -m pytest -q -n auto -p no:cacheprovider
 	$(MAKE) lint
-
-# Tests too flaky on virtual radios under load for CI (see their docstrings).
-test-stress: $(STAMP)
-	$(BIN)/python -m pytest -q -p no:cacheprovider -m stress
 
 lint: $(STAMP)
 	$(BIN)/ruff check mesh crypto tui simulations tests bench

@@ -28,8 +28,9 @@ def test_ble_config_keys() -> None:
     assert Config().ble is False
     cfg = parse(
         "[ble]\nenabled = true\nbackend = 'bumble'\nadapter = 'usb:0'\nmax_links = 3\n"
-        "advertise_interval = 200\nscan_interval = 120\nscan_window = 60\n"
+        "advertise_interval = 200\nscan_interval = 120\nscan_window = 60\nrotate_after = 30\n"
     )
+    assert (cfg.ble_rotate_after, Config().ble_rotate_after) == (30, 60)
     assert (cfg.ble, cfg.ble_backend, cfg.ble_adapter, cfg.ble_max_links) == (
         True,
         "bumble",
@@ -48,6 +49,7 @@ def test_ble_config_keys() -> None:
     [
         ("[ble]\nbackend = 'bleak'", "ble.backend must be one of auto, bluez, corebluetooth"),
         ("[ble]\nmax_links = 0", "ble.max_links must be at least 1"),
+        ("[ble]\nrotate_after = -1", "ble.rotate_after must be at least 0"),
         ("[ble]\nscan_window = 500", "ble.scan_window must be between 3 milliseconds"),
         ("[ble]\nadvertise_interval = 5", "ble.advertise_interval must be between 20"),
         ("[ble]\nenable = true", "unknown key ble.enable; did you mean ble.enabled?"),

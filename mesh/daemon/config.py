@@ -61,6 +61,7 @@ class Config:
     ble_backend: str = "auto"  # auto (bluez on Linux, corebluetooth on macOS), or named
     ble_adapter: str = ""  # bluez: "hci0"; bumble: a transport spec ("usb:0"); "": default
     ble_max_links: int = 8  # Bluetooth LE links at once, both roles
+    ble_rotate_after: int = 60  # seconds: at the cap, a quiet link this old makes room; 0: never
     ble_advertise_interval: int = 100  # milliseconds between advertisements
     ble_scan_interval: int = 100  # milliseconds: the scan duty cycle is window / interval
     ble_scan_window: int = 50
@@ -94,6 +95,7 @@ _SCHEMA: dict[str, dict[str, tuple[str, type]]] = {
         "backend": ("ble_backend", str),
         "adapter": ("ble_adapter", str),
         "max_links": ("ble_max_links", int),
+        "rotate_after": ("ble_rotate_after", int),
         "advertise_interval": ("ble_advertise_interval", int),
         "scan_interval": ("ble_scan_interval", int),
         "scan_window": ("ble_scan_window", int),
@@ -289,6 +291,7 @@ _AT_LEAST: tuple[tuple[str, str, int], ...] = (
     ("limits.link_burst", "link_burst", 1),
     ("limits.max_links", "max_links", 1),
     ("ble.max_links", "ble_max_links", 1),
+    ("ble.rotate_after", "ble_rotate_after", 0),
     ("limits.max_links_per_address", "max_links_per_address", 1),
     ("limits.max_handshakes", "max_handshakes", 1),
     ("limits.idle_timeout", "idle_timeout", 30),

@@ -38,7 +38,10 @@ a peer is): once both are open the node finds the pair and closes one
 (:mod:`mesh.core._duplicates`), and meanwhile reconciliation is idempotent.
 Links that come up beyond ``ble.max_links``, or while ``limits.max_handshakes`` BLE
 links are in their handshake, are closed (``links_refused_total``,
-``links_refused_handshakes``).
+``links_refused_handshakes``). At the cap, a device asking for a link (an advertiser we
+may not dial for the cap, a link refused for it) makes a quiet link rotate out
+(:mod:`.rotation`, ``ble_links_rotated``), whose address is then held off (not dialled,
+its links refused: ``links_refused_held``).
 """
 
 from __future__ import annotations
@@ -62,6 +65,7 @@ from mesh.daemon.config import Config
 from mesh.daemon.links import FrameLink, LinkKind
 from mesh.daemon.links.ble import bridge, open_backend
 from mesh.daemon.links.ble.backend import Backend, BackendError, Timing
+from mesh.daemon.links.ble.rotation import Rotation
 from mesh.daemon.links.gateway import LIVED, Backoff
 
 log = logging.getLogger(__name__)
@@ -113,6 +117,7 @@ class BleLink:
     label: str = ""
     down: bool = False  # the backend said the link is gone
     began: float = field(default_factory=trio.current_time)  # trio's clock, for back-off
+    last_frame: float = field(default_factory=trio.current_time)  # one either way (rotation)
     outbox: flow.ByteQueue = field(default_factory=flow.ByteQueue)
     inbox: flow.ByteQueue = field(default_factory=flow.ByteQueue)
 
@@ -156,6 +161,7 @@ class BleLinks:
         self._by_backend: dict[int, BleLink] = {}
         self._dialling: set[str] = set()
         self._backoff: dict[str, tuple[Backoff, float]] = {}  # address -> (its, not before)
+        self._rotation = Rotation(host.config.ble_rotate_after)
         self._nursery: trio.Nursery | None = None
         self._aio: bridge.AsyncioThread | None = None
         self._events: _Events | None = None
@@ -224,16 +230,41 @@ class BleLinks:
     def on_seen(self, address: str) -> None:
         if self._events is not None:
             self._events.give_back(None, 1)
-        if not self.running or self._nursery is None or not self._may_dial(address):
+        if not self.running or self._nursery is None:
             return
-        if self._start(self._dial, address):
-            self._dialling.add(address)
+        if self._may_dial(address):
+            if self._start(self._dial, address):
+                self._dialling.add(address)
+        elif self._at_cap() and self._unlinked(address):
+            self._make_room()
+
+    def _at_cap(self) -> bool:
+        return len(self.links) + len(self._dialling) >= self.host.config.ble_max_links
+
+    def _unlinked(self, address: str) -> bool:
+        """Neither linked, nor being dialled, nor held off after a rotation."""
+        if address in self._dialling or any(x.remote == address for x in self.links.values()):
+            return False
+        return not self._rotation.holds(address, trio.current_time())
+
+    def _make_room(self) -> None:
+        """Someone wants a link we have no room for: rotate out a quiet one, if any (its
+        task feeds the node LinkDown)."""
+        now = trio.current_time()
+        self._rotation.want(now)
+        chosen = self._rotation.pick(self.links.values(), now)
+        if chosen is not None:
+            self.host.count("ble_links_rotated")
+            log.debug("BLE link %d rotated out to make room", chosen.id)
+            chosen.scope.cancel()
 
     def on_link_up(self, backend_link: int, central: bool, frame: int, address: str) -> None:
-        refused = self._refuse()
+        refused = self._refuse(address)
         if refused:
             self.host.count(f"links_refused_{refused}")
             self._close_backend_link(backend_link)
+            if refused == "total":
+                self._make_room()
             return
         send, receive = trio.open_memory_channel[list[bytes]](CHANNEL)
         link = self._new_id()
@@ -244,12 +275,15 @@ class BleLinks:
         self.links[link] = info
         self._by_backend[backend_link] = info
 
-    def _refuse(self) -> str:
+    def _refuse(self, address: str) -> str:
         """Why a link that came up must be closed ("" if it may stay): the caps on BLE
-        links and on links still in their handshake (each costs a Noise handshake)."""
+        links and on links still in their handshake (each costs a Noise handshake), and
+        an address held off after a rotation."""
         cfg = self.host.config
         if not self.running:
             return "stopping"
+        if self._rotation.holds(address, trio.current_time()):
+            return "held"
         if len(self.links) >= cfg.ble_max_links:
             return "total"
         if sum(1 for x in self.links.values() if not x.opened) >= cfg.max_handshakes:
@@ -327,6 +361,7 @@ class BleLinks:
         """Frames from the channel into the inbox, their credits given back; waits while
         the inbox is full (the feeder is paused), until the link is down."""
         async for frames in info.arrivals:
+            info.last_frame = trio.current_time()
             await info.inbox.wait_until(lambda: info.inbox.bytes < flow.INBOX_MAX)
             for data in frames:
                 info.inbox.put(data)
@@ -358,6 +393,7 @@ class BleLinks:
             batch = info.outbox.peek(SEND_BATCH * info.frame)
             await bridge.call(self._aio, self.backend.send(info.backend_link, batch))
             info.outbox.drop(len(batch))
+            info.last_frame = trio.current_time()
 
     def _close_backend_link(self, backend_link: int) -> None:
         if self.backend is not None and self._aio is not None:
@@ -368,7 +404,7 @@ class BleLinks:
     def _may_dial(self, address: str) -> bool:
         if address in self._dialling or any(x.remote == address for x in self.links.values()):
             return False
-        if len(self.links) + len(self._dialling) >= self.host.config.ble_max_links:
+        if self._at_cap() or self._rotation.holds(address, trio.current_time()):
             return False
         held = self._backoff.get(address)
         return held is None or held[1] <= trio.current_time()
