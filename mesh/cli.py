@@ -245,8 +245,18 @@ def cmd_panic(args: argparse.Namespace, out: TextIO) -> None:
     out.write(f"wiped {path} in {took:.2f} s: the passphrase opens nothing now\n")
 
 
+def cmd_ui(args: argparse.Namespace, out: TextIO) -> None:
+    """The terminal UI, over the profile's running daemon."""
+    from tui.app import SteppeApp  # Textual loads only for the UI
+
+    SteppeApp(_profile_dir(args)).run()
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="steppe", description="Offline-first mesh messenger.")
+    parser = argparse.ArgumentParser(
+        prog="steppe",
+        description="Offline-first mesh messenger. With no command: the terminal UI.",
+    )
     parser.add_argument(
         "--profile",
         metavar="DIR",
@@ -256,7 +266,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--passphrase-file", metavar="FILE", help="read the passphrase from the first line of FILE"
     )
     parser.add_argument("--version", action="version", version="steppe 0.1.0")
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser.set_defaults(func=cmd_ui)
+    sub = parser.add_subparsers(dest="command")
 
     ident = sub.add_parser("id", help="your identity").add_subparsers(dest="sub", required=True)
     new = ident.add_parser("new", help="create a profile and identity")

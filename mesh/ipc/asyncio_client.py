@@ -67,6 +67,10 @@ class AsyncioClient:
             await self._receive()
         return event
 
+    def close(self) -> None:
+        """Close at once, without waiting (where a task may be cancelled again)."""
+        self._writer.close()
+
     async def aclose(self) -> None:
         self._writer.close()
         with contextlib.suppress(OSError):  # the daemon went first

@@ -1,0 +1,144 @@
+"""The terminal UI (tui/) driven with Textual's Pilot against real daemons started by the
+test (loopback LAN links, real local API sockets; tests/tui_helpers.py): no mock of the
+daemon."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import time
+from pathlib import Path
+
+from rich.console import Console, RenderableType
+from textual.pilot import Pilot
+
+from mesh.ipc.calls import Messages, Send
+from mesh.profile import Profile
+from tests.daemon_helpers import befriend, loopback_config, make_profile
+from tests.tui_helpers import Daemons, ask, eventually
+from tui.app import SteppeApp
+from tui.widgets.compose import Compose
+from tui.widgets.conversations import ConversationList
+from tui.widgets.thread import Thread, bubble
+
+SIZE = (100, 30)
+
+
+def on_screen(renderable: RenderableType, width: int) -> list[str]:
+    """The lines a renderable takes in a terminal ``width`` columns wide."""
+    console = Console(width=width, record=True, color_system=None, file=io.StringIO())
+    console.print(renderable)
+    return [x.rstrip() for x in console.export_text().splitlines()]
+
+
+def styles_of(renderable: RenderableType) -> list[object]:
+    console = Console(width=80, file=io.StringIO())
+    return [seg.style for seg in console.render(renderable) if seg.style is not None]
+
+
+def pair(tmp_path: Path) -> tuple[Profile, Profile]:
+    now = int(time.time())
+    alice, bob = make_profile(tmp_path, "Alice", now), make_profile(tmp_path, "Bob", now)
+    befriend(alice, bob, now)
+    return alice, bob
+
+
+async def type_text(pilot: Pilot[None], text: str) -> None:
+    """Keys as a person types them."""
+    keys = {" ": "space", "\n": "enter", ",": "comma", ".": "full_stop"}
+    await pilot.press(*(keys.get(ch, ch) for ch in text))
+
+
+async def open_conversation(pilot: Pilot[None], app: SteppeApp, name: str) -> None:
+    convs = app.query_one(ConversationList)
+    await eventually(f"{name} listed", lambda: name in convs.conversations)
+    await pilot.press("f2")
+    convs.highlighted = convs.get_option_index(name)
+    await pilot.press("enter")
+    await eventually("the conversation open", lambda: app.query_one(Thread).contact == name)
+
+
+def test_a_message_typed_in_the_ui_is_delivered_and_says_so(tmp_path: Path) -> None:
+    alice, bob = pair(tmp_path)
+
+    async def main() -> None:
+        app = SteppeApp(alice.path)
+        async with app.run_test(size=SIZE) as pilot:
+            await open_conversation(pilot, app, "Bob")
+            assert app.focused is app.query_one(Compose)
+            await type_text(pilot, "hello bob, from the ui")
+            await pilot.press("ctrl+s")
+            thread = app.query_one(Thread)
+            await eventually("shown as queued", lambda: len(thread.rows) == 1)
+            [mine] = thread.rows.values()
+            assert mine.outgoing
+            assert mine.text == "hello bob, from the ui"
+            assert app.query_one(Compose).text == ""  # taken by the daemon
+            bobs = await ask(bob, Messages(contact="Alice"))
+            for _ in range(400):
+                if any(m.text == "hello bob, from the ui" for m in bobs):
+                    break
+                await asyncio.sleep(0.05)
+                bobs = await ask(bob, Messages(contact="Alice"))
+            assert [m.text for m in bobs if not m.outgoing] == ["hello bob, from the ui"]
+            await eventually(
+                "delivered", lambda: thread.state_of(mine.msg_id) == "delivered", limit=30
+            )
+            # and back: Bob writes (as his own UI or CLI would), Alice's screen shows it
+            await ask(bob, Send(contact="Alice", text="got it"))
+            await eventually(
+                "Bob's answer", lambda: any(m.text == "got it" for m in thread.rows.values())
+            )
+
+    with Daemons([alice, bob], loopback_config()):
+        asyncio.run(main())
+
+
+def test_strings_from_the_mesh_are_never_markup_or_escapes(tmp_path: Path) -> None:
+    alice, bob = pair(tmp_path)
+    hostile = "[bold red]BIG[/] \x1b[2J\x1b]0;pwned\x07 \u202eevil\nsecond line"
+
+    async def main() -> None:
+        app = SteppeApp(alice.path)
+        async with app.run_test(size=SIZE) as pilot:
+            await open_conversation(pilot, app, "Bob")
+            await ask(bob, Send(contact="Alice", text=hostile))
+            thread = app.query_one(Thread)
+            await eventually("the message", lambda: bool(thread.rows))
+            [row] = thread.rows.values()
+            lines = on_screen(bubble(row), width=30)
+            plain = "\n".join(lines)
+            assert "[bold red]BIG[/]" in plain  # the characters, not a style
+            assert "\\x1b[2J" in plain
+            assert "\x1b" not in plain
+            assert "\\x07" in plain
+            assert "\\u202e" in plain
+            assert "\u202e" not in plain
+            # every line of the body, wrapped ones too, set in from our header's margin
+            assert len(lines) > 3
+            assert all(x.startswith("  ") for x in lines[1:])
+            assert not any("red" in str(style) for style in styles_of(bubble(row)))
+            assert app.title == "Steppe"  # no message text in the terminal title
+            await pilot.pause()
+
+    with Daemons([alice, bob], loopback_config()):
+        asyncio.run(main())
+
+
+def test_without_a_daemon_a_banner_says_so_and_nothing_typed_is_lost(tmp_path: Path) -> None:
+    alice, _bob = pair(tmp_path)
+
+    async def main() -> None:
+        app = SteppeApp(alice.path)
+        async with app.run_test(size=SIZE) as pilot:
+            banner = app.query_one("#banner")
+            await eventually("the banner", lambda: "no daemon is running" in str(banner.render()))
+            assert banner.display
+            compose = app.query_one(Compose)
+            compose.focus()
+            await type_text(pilot, "kept")
+            await pilot.press("ctrl+s")
+            await pilot.pause()
+            assert compose.text == "kept"
+
+    asyncio.run(main())

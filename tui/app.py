@@ -1,0 +1,161 @@
+"""The Steppe terminal UI: conversations with contacts, over the profile's daemon.
+
+Theory of operation
+-------------------
+The app holds no state of its own that matters: the daemon has the history, contacts and
+delivery states; the app shows them and asks for changes over the local API
+(:class:`~tui.daemon_link.DaemonLink`). On :class:`~tui.messages.DaemonUp` it loads the
+contacts and the latest message of each; events then keep the screen current (a message
+received, one of ours delivered, a contact changed). On
+:class:`~tui.messages.DaemonDown` a banner says so and the link reconnects by itself;
+the compose box keeps its text until the daemon has taken it.
+
+A conversation whose contact's key changed is frozen: the warning bar says so and
+nothing can be sent until the contact is verified again (``steppe contact verify``).
+No message text goes to the terminal title.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from textual import on, work
+from textual.app import App, ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.widgets import Footer, Header, OptionList, Static
+
+from mesh.ipc import events as ev
+from mesh.ipc.calls import Contacts, Conversations, MessageRow, Messages, Send
+from mesh.ipc.schema import IpcError
+from tui.daemon_link import DaemonLink
+from tui.messages import DaemonDown, DaemonUp, MeshEvent
+from tui.text import line
+from tui.widgets.compose import Compose
+from tui.widgets.conversations import ConversationList
+from tui.widgets.thread import SHOWN, Thread
+
+
+class SteppeApp(App[None]):
+    CSS_PATH = "steppe.tcss"
+    TITLE = "Steppe"
+    BINDINGS = [  # noqa: RUF012 - Textual's declaration
+        Binding("ctrl+q", "quit", "Quit"),
+        Binding("f2", "focus_list", "Conversations"),
+    ]
+
+    def __init__(self, profile_dir: Path) -> None:
+        super().__init__()
+        self.daemon = DaemonLink(profile_dir, self.post_message)
+
+    def compose(self) -> ComposeResult:
+        yield Header(show_clock=False)
+        yield Static("connecting to the daemon...", id="banner")
+        with Horizontal():
+            yield ConversationList(id="conversations")
+            with Vertical(id="conversation"):
+                yield Static("", id="warning")
+                yield Thread(id="thread")
+                yield Compose(id="compose")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#warning").display = False
+        self.run_worker(self.daemon.run(), name="daemon", exit_on_error=False)
+
+    # ---- the daemon ---------------------------------------------------------------------
+    def on_daemon_down(self, message: DaemonDown) -> None:
+        banner = self.query_one("#banner", Static)
+        banner.update(line(f"daemon away: {message.reason}; reconnecting..."))
+        banner.display = True
+
+    def on_daemon_up(self, _message: DaemonUp) -> None:
+        self.query_one("#banner").display = False
+        self.reload()
+
+    @work(exclusive=True, group="reload")
+    async def reload(self) -> None:
+        try:
+            contacts = await self.daemon.request(Contacts())
+            latest = await self.daemon.request(Conversations())
+        except IpcError:
+            return  # DaemonDown says why
+        self.query_one(ConversationList).show(contacts, latest)
+        thread = self.query_one(Thread)
+        if thread.contact:
+            await self._open(thread.contact)
+
+    def on_mesh_event(self, message: MeshEvent) -> None:
+        event = message.event
+        thread, convs = self.query_one(Thread), self.query_one(ConversationList)
+        match event:
+            case ev.MessageReceived():
+                row = MessageRow(
+                    event.contact,
+                    event.contact_name,
+                    False,
+                    event.msg_id,
+                    event.created,
+                    event.text,
+                    "received",
+                )
+                showing = thread.contact == event.contact_name
+                if showing:
+                    thread.add(row)
+                convs.note(row, unread=not showing)
+            case ev.MessageStateChanged():
+                thread.delivered(event.msg_id, event.state)
+                self.reload()
+            case ev.ContactChanged():
+                self.reload()
+            case ev.BulletinStored() | ev.LinkChanged():
+                pass
+
+    # ---- conversations ------------------------------------------------------------------
+    @on(OptionList.OptionSelected, "#conversations")
+    async def _selected(self, message: OptionList.OptionSelected) -> None:
+        if message.option.id is not None:
+            await self._open(message.option.id)
+            self.query_one(Compose).focus()
+
+    async def _open(self, name: str) -> None:
+        try:
+            rows = await self.daemon.request(Messages(contact=name, limit=SHOWN))
+        except IpcError as exc:
+            self.notify(line(str(exc)).plain, severity="warning")
+            return
+        self.query_one(Thread).show(name, rows)
+        convs = self.query_one(ConversationList)
+        convs.read(name)
+        self._freeze_if_changed(name)
+
+    def _freeze_if_changed(self, name: str) -> None:
+        conv = self.query_one(ConversationList).conversations.get(name)
+        frozen = conv is not None and conv.contact.key_changed
+        warning = self.query_one("#warning", Static)
+        if frozen:
+            text = line(name)
+            text.append(
+                "'s key CHANGED: this may be someone else. Nothing can be sent until you "
+                "compare safety numbers in person and verify them again."
+            )
+            warning.update(text)
+        warning.display = frozen
+        self.query_one(Compose).disabled = frozen
+
+    @on(Compose.Submitted)
+    async def _send(self, message: Compose.Submitted) -> None:
+        thread = self.query_one(Thread)
+        if not thread.contact:
+            self.notify("open a conversation first (F2, then Enter)", severity="warning")
+            return
+        try:
+            await self.daemon.request(Send(contact=thread.contact, text=message.text))
+        except IpcError as exc:
+            self.notify(line(str(exc)).plain, severity="error")  # the text stays in the box
+            return
+        message.compose.clear()
+        await self._open(thread.contact)  # the message as the daemon holds it: queued
+
+    def action_focus_list(self) -> None:
+        self.query_one(ConversationList).focus()

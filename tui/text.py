@@ -1,0 +1,36 @@
+"""Strings from the mesh on screen: the CLI's rules (:mod:`mesh.render`), as Rich ``Text``
+objects, which Textual never parses as markup. A message holding ``[bold red]`` shows
+those characters; an escape sequence shows as ``\\x1b[...``."""
+
+from __future__ import annotations
+
+import datetime
+
+from rich.text import Text
+
+from mesh.render import inert
+
+STATE_WORDS = {"queued": "queued", "acked": "delivered", "received": "received"}
+
+
+def line(text: str, style: str = "") -> Text:
+    """One line from the mesh (a name, a topic), inert."""
+    return Text(inert(text), style=style)
+
+
+def block(text: str) -> Text:
+    """A message body from the mesh: its lines kept, each inert. Shown inside a padding
+    (:func:`tui.widgets.thread.bubble`), so that no line of it, wrapped ones included,
+    begins at the margin where our own header lines begin."""
+    return Text("\n".join(inert(part) for part in text.split("\n")))
+
+
+def state_word(state: str) -> str:
+    """What a message's state says to a person: words that only ever improve."""
+    return STATE_WORDS.get(state, "queued")
+
+
+def claimed_time(created: int) -> str:
+    """The sender's clock, shown as a claim (it is what their device said)."""
+    when = datetime.datetime.fromtimestamp(created, tz=datetime.UTC).astimezone()
+    return when.strftime("%Y-%m-%d %H:%M")

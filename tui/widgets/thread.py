@@ -1,0 +1,80 @@
+"""One conversation: its messages oldest first, each with the sender's time shown as a
+claim and, for ours, its state in words that only ever improve (queued, delivered)."""
+
+from __future__ import annotations
+
+from rich.console import Group
+from rich.padding import Padding
+from rich.text import Text
+from textual.widgets import OptionList
+from textual.widgets.option_list import Option
+
+from mesh.ipc.calls import MessageRow
+from tui.text import block, claimed_time, line, state_word
+
+SHOWN = 500  # messages fetched when a conversation opens
+
+
+INDENT = 2  # columns every line of a body is set in, wrapped lines too
+
+
+def header(m: MessageRow, me: str = "you") -> Text:
+    out = Text()
+    out.append(f"{claimed_time(m.created)}  ", "dim")
+    if m.outgoing:
+        out.append(me, "bold")
+        out.append(f"  [{state_word(m.state)}]", "dim")  # plain text: Text is never markup
+    else:
+        out.append_text(line(m.contact_name, "bold"))
+    return out
+
+
+def bubble(m: MessageRow) -> Group:
+    """A message: our header line at the margin, the body padded in, so a body that
+    holds a line like a header (or wraps into one) can never stand where ours do."""
+    return Group(header(m), Padding(block(m.text), (0, 0, 0, INDENT)))
+
+
+class Thread(OptionList):
+    """The open conversation; option ids are message ids (hex)."""
+
+    DEFAULT_CSS = """
+    Thread { height: 1fr; }
+    """
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.contact = ""  # whose conversation is open ("" none)
+        self.rows: dict[str, MessageRow] = {}
+
+    def show(self, contact: str, rows: list[MessageRow]) -> None:
+        self.contact = contact
+        self.rows = {m.msg_id.hex(): m for m in rows}
+        self.clear_options()
+        self.add_options([Option(bubble(m), id=m.msg_id.hex()) for m in rows])
+        self._to_end()
+
+    def add(self, m: MessageRow) -> None:
+        key = m.msg_id.hex()
+        if key in self.rows:
+            return
+        self.rows[key] = m
+        self.add_option(Option(bubble(m), id=key))
+        self._to_end()
+
+    def delivered(self, msg_id: bytes, state: str) -> None:
+        key = msg_id.hex()
+        m = self.rows.get(key)
+        if m is None:
+            return
+        new = MessageRow(m.contact, m.contact_name, m.outgoing, m.msg_id, m.created, m.text, state)
+        self.rows[key] = new
+        self.replace_option_prompt(key, bubble(new))
+
+    def state_of(self, msg_id: bytes) -> str:
+        m = self.rows.get(msg_id.hex())
+        return "" if m is None else state_word(m.state)
+
+    def _to_end(self) -> None:
+        if self.option_count:
+            self.highlighted = self.option_count - 1
