@@ -12,7 +12,7 @@ from pathlib import Path
 from rich.console import Console, RenderableType
 from textual.pilot import Pilot
 
-from mesh.ipc.calls import Messages, Send
+from mesh.ipc.calls import ContactAdd, Messages, Send
 from mesh.profile import Profile
 from tests.daemon_helpers import befriend, loopback_config, make_profile
 from tests.tui_helpers import Daemons, ask, eventually
@@ -142,3 +142,62 @@ def test_without_a_daemon_a_banner_says_so_and_nothing_typed_is_lost(tmp_path: P
             assert compose.text == "kept"
 
     asyncio.run(main())
+
+
+def test_the_daemon_going_away_shows_a_banner_and_the_ui_reconnects(tmp_path: Path) -> None:
+    alice, bob = pair(tmp_path)
+
+    async def main(daemons: Daemons) -> None:
+        app = SteppeApp(alice.path)
+        async with app.run_test(size=SIZE) as pilot:
+            await open_conversation(pilot, app, "Bob")
+            banner = app.query_one("#banner")
+            assert not banner.display
+            await asyncio.to_thread(daemons.stop, 0)
+            await eventually("the banner", lambda: banner.display)
+            assert "daemon away" in str(banner.render())
+            await type_text(pilot, "while it was away")
+            await pilot.press("ctrl+s")
+            await pilot.pause()
+            compose = app.query_one(Compose)
+            assert compose.text == "while it was away"  # refused, and kept
+            await asyncio.to_thread(daemons.restart, 0)
+            await eventually("reconnected", lambda: not banner.display, limit=30)
+            await pilot.press("ctrl+s")  # the same text, now taken
+            thread = app.query_one(Thread)
+            await eventually(
+                "sent after all",
+                lambda: any(m.text == "while it was away" for m in thread.rows.values()),
+            )
+            assert compose.text == ""
+
+    with Daemons([alice, bob], loopback_config()) as daemons:
+        asyncio.run(main(daemons))
+
+
+def test_a_changed_key_freezes_the_conversation(tmp_path: Path) -> None:
+    alice, bob = pair(tmp_path)
+    impostor = make_profile(tmp_path / "other", "Bob", int(time.time()))
+
+    async def main() -> None:
+        app = SteppeApp(alice.path)
+        async with app.run_test(size=SIZE) as pilot:
+            await open_conversation(pilot, app, "Bob")
+            compose, warning = app.query_one(Compose), app.query_one("#warning")
+
+            def frozen() -> tuple[bool, bool]:
+                return compose.disabled, warning.display
+
+            assert frozen() == (False, False)
+            card = impostor.card.encode()
+            await ask(alice, ContactAdd(card=card, name="Bob", replace=True))
+            convs = app.query_one(ConversationList)
+            await eventually(
+                "KEY CHANGED listed", lambda: convs.conversations["Bob"].trust == "KEY CHANGED"
+            )
+            await open_conversation(pilot, app, "Bob")
+            assert frozen() == (True, True)
+            assert "key CHANGED" in str(warning.render())
+
+    with Daemons([alice, bob], loopback_config()):
+        asyncio.run(main())

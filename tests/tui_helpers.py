@@ -34,6 +34,7 @@ class Daemons:
         self._token: trio.lowlevel.TrioToken | None = None
         self._stop: trio.Event | None = None
         self._failure: BaseException | None = None
+        self._nursery: trio.Nursery | None = None
         self._thread = threading.Thread(target=self._main, name="test-daemons", daemon=True)
 
     def __enter__(self) -> Daemons:
@@ -49,6 +50,21 @@ class Daemons:
             self._token.run_sync_soon(self._stop.set)
         self._thread.join(30)
 
+    def stop(self, i: int) -> None:
+        """Stop daemon ``i`` (blocking: call it from a worker thread, not the app's loop)."""
+        assert self._token is not None
+        trio.from_thread.run(self.running[i].stop, trio_token=self._token)
+
+    def restart(self, i: int) -> None:
+        """Start daemon ``i`` again after :meth:`stop` (blocking, as :meth:`stop`)."""
+        assert self._token is not None
+
+        async def again() -> None:
+            assert self._nursery is not None
+            self.running[i] = await start(self._nursery, self.profiles[i], self.config)
+
+        trio.from_thread.run(again, trio_token=self._token)
+
     def _main(self) -> None:
         try:
             trio.run(self._serve)
@@ -60,6 +76,7 @@ class Daemons:
         self._token = trio.lowlevel.current_trio_token()
         self._stop = trio.Event()
         async with trio.open_nursery() as n:
+            self._nursery = n
             for p in self.profiles:
                 self.running.append(await start(n, p, self.config))
             self._ready.set()
