@@ -15,6 +15,7 @@ import pytest
 import trio
 
 from crypto import keystore
+from crypto.identity import ContactCard, safety_digits
 from crypto.prekeys import DEFAULT_GRACE, DEFAULT_ROTATE
 from mesh import ipc
 from mesh.core import bundle
@@ -151,3 +152,27 @@ def test_a_starting_daemon_waits_for_a_command_and_reads_what_it_wrote(tmp_path:
     finally:
         d.close()
     assert not (me.path / "daemon.lock").exists()
+
+
+def test_the_card_and_safety_number_ops_agree_with_both_sides(tmp_path: Path) -> None:
+    """`me` gives the profile's own card (one another profile can add); `safety_number`
+    gives the number both sides compute alike, for the key it was made with."""
+    t0 = int(time.time())
+    me = create_profile(tmp_path / "me", "Me", PASS, FAST, t0, os.urandom)
+    carol = new_profile(tmp_path / "carol", "Carol", t0, os.urandom)
+    d = Daemon(me, loopback_config(lan=False), me.path, handle_signals=False)
+    try:
+        card = d.ops.me()
+        assert (card.name, card.fingerprint) == ("Me", me.identity.public().fingerprint.hex())
+        assert ContactCard.decode(card.text).identity.sign_public == me.identity.sign_public
+        assert len(card.words.split()) == 8
+        d.ops.contact_add(carol.card.encode())
+        mine = d.ops.safety_number("Carol")
+        assert mine.fingerprint == carol.identity.public().fingerprint.hex()
+        theirs = safety_digits(carol.identity.sign_public, me.identity.sign_public)
+        assert mine.digits == theirs  # what Carol's screen shows
+        assert len(mine.digits.replace(" ", "")) == 60
+        with pytest.raises(ipc.IpcError, match="no contact named"):
+            d.ops.safety_number("Mallory")
+    finally:
+        d.close()

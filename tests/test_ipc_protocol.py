@@ -20,6 +20,8 @@ from mesh.ipc.protocol import ClientConnection, Failure, Reply, answer_map, unwr
 EXAMPLES: list[c.AnyCall] = [
     c.Status(),
     c.Peers(),
+    c.Me(),
+    c.SafetyNumber("Bob"),
     c.Contacts(),
     c.ContactAdd("STEPPE1:AAAA", "Bob", True),
     c.ContactVerify("Bob", "ab" * 32),

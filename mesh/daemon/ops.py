@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, assert_never
 
 from crypto.bulletin import Bulletin
+from crypto.identity import safety_digits, safety_words
 from crypto.noise import KeyPair
 from mesh.core import bundle
 from mesh.core.events import Action, SendFailed
@@ -39,6 +40,10 @@ class Ops:
                 return self.status()
             case c.Peers():
                 return self.peers()
+            case c.Me():
+                return self.me()
+            case c.SafetyNumber(name):
+                return self.safety_number(name)
             case c.Contacts():
                 return self.contacts()
             case c.ContactAdd(card, name, replace):
@@ -102,6 +107,26 @@ class Ops:
         ]
 
     # ---- contacts (mesh.daemon.contacts) ------------------------------------------------
+    def me(self) -> c.Card:
+        p = self.daemon.profile
+        key = p.identity.sign_public
+        words = " ".join(safety_words(key, key))
+        return c.Card(p.name, p.identity.public().fingerprint.hex(), words, p.card.encode())
+
+    def safety_number(self, name: str) -> c.Safety:
+        p = self.daemon.profile
+        try:
+            contact = p.contact(name)
+        except ProfileError as exc:
+            raise IpcError(str(exc)) from None
+        mine, theirs = p.identity.sign_public, contact.identity.sign_public
+        return c.Safety(
+            contact.name,
+            contact.identity.fingerprint.hex(),
+            safety_digits(mine, theirs),
+            " ".join(safety_words(mine, theirs)),
+        )
+
     def contacts(self) -> list[c.ContactRow]:
         return self.daemon.live.rows()
 

@@ -84,6 +84,26 @@ class MessageRow:
 
 
 @dataclass(frozen=True, slots=True)
+class Card:
+    """This profile's own contact card, to show or hand over."""
+
+    name: str
+    fingerprint: str  # hex, 64 digits
+    words: str  # the fingerprint as 8 words
+    text: str  # the card, as `steppe id show` prints it
+
+
+@dataclass(frozen=True, slots=True)
+class Safety:
+    """The safety number shared with one contact (both identity keys, order-free)."""
+
+    name: str
+    fingerprint: str  # the contact's key the number was made with (hex): verify that one
+    digits: str  # 60 digits in 12 groups of 5
+    words: str  # the same number as 8 words
+
+
+@dataclass(frozen=True, slots=True)
 class Sent:
     msg_id: bytes
 
@@ -179,6 +199,25 @@ class ContactVerify(_ContactCall):
     OP: ClassVar[str] = "contact_verify"
     name: str = bounded(1, MAX_NAME)
     fingerprint: str = bounded(64, 64)
+
+
+@dataclass(frozen=True, slots=True)
+class Me(Call[Card]):
+    OP: ClassVar[str] = "me"
+
+    def decode(self, raw: object) -> Card:
+        return load(Card, raw)
+
+
+@dataclass(frozen=True, slots=True)
+class SafetyNumber(Call[Safety]):
+    """What to compare in person before ``contact_verify`` (with its ``fingerprint``)."""
+
+    OP: ClassVar[str] = "safety_number"
+    name: str = bounded(1, MAX_NAME)
+
+    def decode(self, raw: object) -> Safety:
+        return load(Safety, raw)
 
 
 @dataclass(frozen=True, slots=True)
@@ -295,6 +334,8 @@ class Panic(_Flag):
 AnyCall = (
     Status
     | Peers
+    | Me
+    | SafetyNumber
     | Contacts
     | ContactAdd
     | ContactVerify
@@ -316,6 +357,8 @@ CALLS: dict[str, type[AnyCall]] = {
     for cls in (
         Status,
         Peers,
+        Me,
+        SafetyNumber,
         Contacts,
         ContactAdd,
         ContactVerify,
