@@ -249,7 +249,10 @@ def cmd_ui(args: argparse.Namespace, out: TextIO) -> None:
     """The terminal UI, over the profile's running daemon."""
     from tui.app import SteppeApp  # Textual loads only for the UI
 
-    SteppeApp(_profile_dir(args)).run()
+    app = SteppeApp(_profile_dir(args))
+    app.run()
+    if app.wiped:
+        out.write(f"{app.wiped}: the passphrase opens nothing now\n")
 
 
 def build_parser() -> argparse.ArgumentParser:

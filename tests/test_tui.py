@@ -6,17 +6,23 @@ from __future__ import annotations
 
 import asyncio
 import io
+import os
 import time
 from pathlib import Path
 
 from rich.console import Console, RenderableType
+from textual import events
 from textual.pilot import Pilot
+from textual.widgets import OptionList, TextArea
 
-from mesh.ipc.calls import ContactAdd, Messages, Send
-from mesh.profile import Profile
+from crypto import keystore as keystore_kdf
+from crypto.identity import safety_digits
+from mesh.ipc.calls import ContactAdd, Contacts, Messages, Send
+from mesh.profile import KEYSTORE, Profile, create_profile
 from tests.daemon_helpers import befriend, loopback_config, make_profile
 from tests.tui_helpers import Daemons, ask, eventually
 from tui.app import SteppeApp
+from tui.screens.contacts import ContactsScreen, Verify
 from tui.widgets.compose import Compose
 from tui.widgets.conversations import ConversationList
 from tui.widgets.thread import Thread, bubble
@@ -198,6 +204,92 @@ def test_a_changed_key_freezes_the_conversation(tmp_path: Path) -> None:
             await open_conversation(pilot, app, "Bob")
             assert frozen() == (True, True)
             assert "key CHANGED" in str(warning.render())
+
+    with Daemons([alice, bob], loopback_config()):
+        asyncio.run(main())
+
+
+def test_contacts_add_by_card_verify_rename_and_remove(tmp_path: Path) -> None:
+    alice, bob = pair(tmp_path)
+    carol = make_profile(tmp_path, "Carol", int(time.time()))
+
+    async def names() -> list[tuple[str, bool]]:
+        return [(c.name, c.verified) for c in await ask(alice, Contacts())]
+
+    async def main() -> None:
+        app = SteppeApp(alice.path)
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.press("f3")
+            await eventually("the contacts screen", lambda: isinstance(app.screen, ContactsScreen))
+            screen = app.screen
+            await eventually(
+                "my card", lambda: "STEPPE" in screen.query_one("#mine", TextArea).text
+            )
+            await pilot.press("a")
+            await pilot.pause()
+            assert app.focused is not None
+            app.focused.post_message(events.Paste(carol.card.encode()))  # pasting their card
+            await pilot.pause()
+            await pilot.press("enter")
+            await pilot.pause()
+            await pilot.press("enter")  # no name of mine: the one on the card
+            await eventually("Carol added", lambda: "Carol" in screen.rows)  # type: ignore[attr-defined]
+            assert ("Carol", False) in await names()
+            contacts = screen.query_one("#contacts", OptionList)
+            contacts.highlighted = contacts.get_option_index("Carol")
+            await pilot.press("v")
+            await eventually("the safety number", lambda: isinstance(app.screen, Verify))
+            shown = app.screen.safety  # type: ignore[attr-defined]
+            assert shown.digits == safety_digits(
+                carol.identity.sign_public, alice.identity.sign_public
+            )
+            await pilot.press("y")
+            await eventually("verified", lambda: screen.rows["Carol"].verified)  # type: ignore[attr-defined]
+            await pilot.press("r")
+            await pilot.pause()
+            await pilot.press(*["backspace"] * 5)
+            await type_text(pilot, "Kara")
+            await pilot.press("enter")
+            await eventually("renamed", lambda: "Kara" in screen.rows)  # type: ignore[attr-defined]
+            contacts.highlighted = contacts.get_option_index("Kara")
+            await pilot.press("delete")
+            await pilot.pause()
+            await type_text(pilot, "remove")
+            await pilot.press("enter")
+            await eventually("removed", lambda: "Kara" not in screen.rows)  # type: ignore[attr-defined]
+            assert await names() == [("Bob", False)]
+
+    with Daemons([alice, bob], loopback_config()):
+        asyncio.run(main())
+
+
+def test_panic_asks_for_the_typed_word_then_wipes_like_the_command(tmp_path: Path) -> None:
+    now = int(time.time())
+    kdf = keystore_kdf.KdfParams.named("interactive")
+    alice = create_profile(tmp_path / "alice", "Alice", b"a passphrase", kdf, now, os.urandom)
+    bob = make_profile(tmp_path, "Bob", now)
+    befriend(alice, bob, now)
+    keystore = alice.path / KEYSTORE
+    assert keystore.exists()
+
+    async def main() -> None:
+        app = SteppeApp(alice.path)
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.press("ctrl+x")
+            await pilot.pause()
+            await type_text(pilot, "yes")  # not the word: nothing happens
+            await pilot.press("enter")
+            await pilot.pause()
+            assert app.wiped == ""
+            assert keystore.exists()
+            await pilot.press("ctrl+x")
+            await pilot.pause()
+            await type_text(pilot, "wipe")
+            await pilot.press("enter")
+            await eventually("wiped", lambda: app.wiped != "")
+        assert "wiped" in app.wiped
+        assert not keystore.exists()  # as `steppe panic` leaves it
+        assert sorted(p.name for p in alice.path.iterdir() if p.is_file()) == []
 
     with Daemons([alice, bob], loopback_config()):
         asyncio.run(main())

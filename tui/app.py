@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from rich.text import Text
 from textual import on, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
@@ -30,6 +31,9 @@ from mesh.ipc.calls import Contacts, Conversations, MessageRow, Messages, Send
 from mesh.ipc.schema import IpcError
 from tui.daemon_link import DaemonLink
 from tui.messages import DaemonDown, DaemonUp, MeshEvent
+from tui.screens.contacts import ContactsScreen
+from tui.screens.dialogs import Confirm
+from tui.screens.help import HelpScreen
 from tui.text import line
 from tui.widgets.compose import Compose
 from tui.widgets.conversations import ConversationList
@@ -40,13 +44,18 @@ class SteppeApp(App[None]):
     CSS_PATH = "steppe.tcss"
     TITLE = "Steppe"
     BINDINGS = [  # noqa: RUF012 - Textual's declaration
-        Binding("ctrl+q", "quit", "Quit"),
+        Binding("f1,question_mark", "help", "Help"),
         Binding("f2", "focus_list", "Conversations"),
+        Binding("f3", "contacts", "Contacts"),
+        Binding("ctrl+x", "panic", "Panic", show=False),
+        Binding("ctrl+q", "quit", "Quit"),
     ]
 
     def __init__(self, profile_dir: Path) -> None:
         super().__init__()
+        self.profile_dir = profile_dir
         self.daemon = DaemonLink(profile_dir, self.post_message)
+        self.wiped = ""  # after a panic: what was done, for the command to print
 
     def compose(self) -> ComposeResult:
         yield Header(show_clock=False)
@@ -159,3 +168,29 @@ class SteppeApp(App[None]):
 
     def action_focus_list(self) -> None:
         self.query_one(ConversationList).focus()
+
+    def action_help(self) -> None:
+        self.push_screen(HelpScreen())
+
+    def action_contacts(self) -> None:
+        self.push_screen(ContactsScreen(self.daemon))
+
+    @work
+    async def action_panic(self) -> None:
+        """Wipe the profile exactly as ``steppe panic`` does, after a typed yes."""
+        from mesh.daemon.panic import NotAProfile, panic
+
+        warning = Text(
+            "PANIC: destroy every key and message of this profile now, for good? "
+            "The passphrase will open nothing afterwards.",
+            style="bold",
+        )
+        if not await self.push_screen_wait(Confirm(warning, "wipe")):
+            return
+        try:
+            took = panic(self.profile_dir)
+        except NotAProfile as exc:
+            self.notify(str(exc), severity="error", markup=False)
+            return
+        self.wiped = f"wiped {self.profile_dir} in {took:.2f} s"
+        self.exit()
