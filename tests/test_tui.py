@@ -17,12 +17,14 @@ from textual.widgets import OptionList, TextArea
 
 from crypto import keystore as keystore_kdf
 from crypto.identity import safety_digits
-from mesh.ipc.calls import ContactAdd, Contacts, Messages, Send
+from mesh.ipc.calls import BulletinList, BulletinPost, ContactAdd, Contacts, Messages, Send
 from mesh.profile import KEYSTORE, Profile, create_profile
 from tests.daemon_helpers import befriend, loopback_config, make_profile
 from tests.tui_helpers import Daemons, ask, eventually
 from tui.app import SteppeApp
+from tui.screens.bulletins import BulletinsScreen, bulletin
 from tui.screens.contacts import ContactsScreen, Verify
+from tui.screens.network import NetworkScreen
 from tui.widgets.compose import Compose
 from tui.widgets.conversations import ConversationList
 from tui.widgets.thread import Thread, bubble
@@ -290,6 +292,65 @@ def test_panic_asks_for_the_typed_word_then_wipes_like_the_command(tmp_path: Pat
         assert "wiped" in app.wiped
         assert not keystore.exists()  # as `steppe panic` leaves it
         assert sorted(p.name for p in alice.path.iterdir() if p.is_file()) == []
+
+    with Daemons([alice, bob], loopback_config()):
+        asyncio.run(main())
+
+
+def test_bulletins_show_the_signers_trust_and_a_post_from_the_ui(tmp_path: Path) -> None:
+    alice, bob = pair(tmp_path)
+
+    async def main() -> None:
+        await ask(bob, BulletinPost(text="water at the [red]square[/]", topic="water", hours=5))
+        app = SteppeApp(alice.path)
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.press("f4")
+            await eventually("the feed", lambda: isinstance(app.screen, BulletinsScreen))
+            feed: BulletinsScreen = app.screen  # type: ignore[assignment]
+            for _ in range(200):  # Bob's post crosses the LAN link
+                if feed.rows:
+                    break
+                await asyncio.sleep(0.1)
+                feed.reload()
+            [theirs] = feed.rows
+            assert theirs.signer == "Bob (unverified)"  # the trust label, not a claimed name
+            lines = "\n".join(on_screen(bulletin(theirs), 60))
+            assert "water at the [red]square[/]" in lines
+            await pilot.press("p")
+            await pilot.pause()
+            await type_text(pilot, "roads")
+            await pilot.press("tab", "tab")
+            await type_text(pilot, "the north road is closed")
+            await pilot.press("ctrl+s")
+            await eventually("ours in the feed", lambda: any(b.signer == "you" for b in feed.rows))
+            ours = [b for b in await ask(alice, BulletinList()) if b.signer == "you"]
+            assert [(b.topic, b.text) for b in ours] == [("roads", "the north road is closed")]
+
+    with Daemons([alice, bob], loopback_config()):
+        asyncio.run(main())
+
+
+def test_the_network_screen_shows_links_and_exports_a_bundle(tmp_path: Path) -> None:
+    alice, bob = pair(tmp_path)
+    target = tmp_path / "courier.bundle"
+
+    async def main() -> None:
+        await ask(alice, Send(contact="Bob", text="for the courier"))
+        app = SteppeApp(alice.path)
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.press("f5")
+            await eventually("the network", lambda: isinstance(app.screen, NetworkScreen))
+            screen: NetworkScreen = app.screen  # type: ignore[assignment]
+            summary = screen.query_one("#summary")
+            await eventually("a LAN link", lambda: "1 LAN" in str(summary.render()), limit=30)
+            assert screen.info is not None
+            assert screen.info.envelopes >= 1
+            await pilot.press("e")
+            await pilot.pause()
+            await type_text(pilot, str(target))
+            await pilot.press("enter")
+            await eventually("the bundle written", target.exists)
+            assert target.stat().st_size > 0
 
     with Daemons([alice, bob], loopback_config()):
         asyncio.run(main())

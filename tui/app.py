@@ -31,9 +31,11 @@ from mesh.ipc.calls import Contacts, Conversations, MessageRow, Messages, Send
 from mesh.ipc.schema import IpcError
 from tui.daemon_link import DaemonLink
 from tui.messages import DaemonDown, DaemonUp, MeshEvent
+from tui.screens.bulletins import BulletinsScreen
 from tui.screens.contacts import ContactsScreen
 from tui.screens.dialogs import Confirm
 from tui.screens.help import HelpScreen
+from tui.screens.network import NetworkScreen
 from tui.text import line
 from tui.widgets.compose import Compose
 from tui.widgets.conversations import ConversationList
@@ -47,6 +49,8 @@ class SteppeApp(App[None]):
         Binding("f1,question_mark", "help", "Help"),
         Binding("f2", "focus_list", "Conversations"),
         Binding("f3", "contacts", "Contacts"),
+        Binding("f4", "bulletins", "Bulletins"),
+        Binding("f5", "network", "Network"),
         Binding("ctrl+x", "panic", "Panic", show=False),
         Binding("ctrl+q", "quit", "Quit"),
     ]
@@ -117,8 +121,12 @@ class SteppeApp(App[None]):
                 self.reload()
             case ev.ContactChanged():
                 self.reload()
-            case ev.BulletinStored() | ev.LinkChanged():
-                pass
+            case ev.BulletinStored():
+                if isinstance(self.screen, BulletinsScreen):
+                    self.screen.reload()
+            case ev.LinkChanged():
+                if isinstance(self.screen, NetworkScreen):
+                    self.screen.reload()
 
     # ---- conversations ------------------------------------------------------------------
     @on(OptionList.OptionSelected, "#conversations")
@@ -174,6 +182,12 @@ class SteppeApp(App[None]):
 
     def action_contacts(self) -> None:
         self.push_screen(ContactsScreen(self.daemon))
+
+    def action_bulletins(self) -> None:
+        self.push_screen(BulletinsScreen(self.daemon))
+
+    def action_network(self) -> None:
+        self.push_screen(NetworkScreen(self.daemon))
 
     @work
     async def action_panic(self) -> None:

@@ -13,6 +13,8 @@ KEYS = (
     ("F1, ?", "this help"),
     ("F2", "conversations (arrows move, Enter opens)"),
     ("F3", "contacts: your card and QR; a add, v verify, r rename, Del remove"),
+    ("F4", "bulletins: the public feed, with each signer's trust; p posts"),
+    ("F5", "network: links, what you carry, refusals; e export, i import a bundle"),
     ("Ctrl+S", "send what is in the compose box"),
     ("Ctrl+P", "the command palette"),
     ("Ctrl+X", "PANIC: wipe this profile's keys and messages (asks you to type 'wipe')"),

@@ -1,0 +1,117 @@
+"""Bulletins: the public feed, newest first, each with its signer's trust exactly as the
+commands say it ("you", "NAME (verified contact)", "NAME (unverified)", "unknown key
+..."), never the name a post claims; ``p`` posts one (topic, lifetime, text)."""
+
+from __future__ import annotations
+
+from rich.console import Group
+from rich.padding import Padding
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import ModalScreen, Screen
+from textual.widgets import Footer, Header, Input, Label, OptionList, TextArea
+from textual.widgets.option_list import Option
+
+from mesh.ipc.calls import BulletinList, BulletinPost, BulletinRow
+from mesh.ipc.schema import IpcError
+from tui.daemon_link import DaemonLink
+from tui.text import block, claimed_time, line
+
+SHOWN = 200  # bulletins fetched
+
+
+def bulletin(b: BulletinRow) -> Group:
+    head = line(b.signer, "bold" if b.signer == "you" or "(verified" in b.signer else "")
+    head.append("  on ")
+    head.append_text(line(b.topic or "-", "italic"))
+    head.append(f"  {claimed_time(b.created)}, until {claimed_time(b.expiry)}", "dim")
+    return Group(head, Padding(block(b.text), (0, 0, 0, 2)))
+
+
+class Post(ModalScreen[BulletinPost | None]):
+    """Topic, lifetime in hours and text; Ctrl+S posts, Escape does not."""
+
+    DEFAULT_CSS = """
+    Post { align: center middle; }
+    Post > Vertical { width: 76; height: 18; border: thick $primary; padding: 0 1; }
+    Post #hours { width: 12; }
+    Post TextArea { height: 1fr; }
+    """
+    BINDINGS = [  # noqa: RUF012
+        Binding("ctrl+s", "post", "Post", priority=True),
+        Binding("escape", "cancel", "Cancel"),
+    ]
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Label(Text("A public bulletin, signed with your key: anyone can read it."))
+            with Horizontal(classes="row"):
+                yield Input(placeholder="topic (a newer post on it replaces yours)", id="topic")
+                yield Input(value="72", placeholder="hours", id="hours", type="integer")
+            yield TextArea(id="text")
+
+    def action_post(self) -> None:
+        text = self.query_one("#text", TextArea).text.strip()
+        hours_text = self.query_one("#hours", Input).value or "72"
+        hours = int(hours_text) if hours_text.isdigit() else 0
+        if not text:
+            self.notify("write something to post", severity="warning")
+        elif not 1 <= hours <= 7 * 24:
+            self.notify("a bulletin lives between 1 hour and 7 days (168)", severity="warning")
+        else:
+            topic = self.query_one("#topic", Input).value.strip()
+            self.dismiss(BulletinPost(text=text, topic=topic, hours=hours))
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+class BulletinsScreen(Screen[None]):
+    BINDINGS = [  # noqa: RUF012
+        Binding("escape,f2", "app.pop_screen", "Conversations"),
+        Binding("p", "post", "Post"),
+    ]
+
+    def __init__(self, daemon: DaemonLink) -> None:
+        super().__init__()
+        self.daemon = daemon
+        self.rows: list[BulletinRow] = []
+
+    def compose(self) -> ComposeResult:
+        yield Header(show_clock=False)
+        yield OptionList(id="feed")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#feed").focus()
+        self.reload()
+
+    @work(exclusive=True, group="bulletins")
+    async def reload(self) -> None:
+        try:
+            self.rows = await self.daemon.request(BulletinList(limit=SHOWN))
+        except IpcError as exc:
+            self.notify(str(exc), severity="warning", markup=False)
+            return
+        feed = self.query_one("#feed", OptionList)
+        feed.clear_options()
+        feed.add_options([Option(bulletin(b)) for b in self.rows])
+
+    @work
+    async def action_post(self) -> None:
+        post = await self.app.push_screen_wait(Post())
+        if post is None:
+            return
+        try:
+            await self.daemon.request(post)
+        except IpcError as exc:
+            self.notify(f"not posted: {exc}", severity="error", markup=False)
+            return
+        self.reload()
+
+    @on(OptionList.OptionHighlighted)
+    def _nothing(self) -> None:
+        """Reading only: a bulletin has nothing to open."""
