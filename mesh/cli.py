@@ -253,6 +253,9 @@ def cmd_ui(args: argparse.Namespace, out: TextIO) -> None:
     app.run()
     if app.wiped:
         out.write(f"{app.wiped}: the passphrase opens nothing now\n")
+    elif app.started is not None and app.started.process.poll() is None:
+        pid = app.started.process.pid
+        out.write(f"the daemon keeps delivering (pid {pid}); `kill {pid}` stops it\n")
 
 
 def build_parser() -> argparse.ArgumentParser:

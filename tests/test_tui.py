@@ -17,14 +17,25 @@ from textual.widgets import OptionList, TextArea
 
 from crypto import keystore as keystore_kdf
 from crypto.identity import safety_digits
-from mesh.ipc.calls import BulletinList, BulletinPost, ContactAdd, Contacts, Messages, Send
+from crypto.wire import strict_unpack
+from mesh.ipc.calls import (
+    BulletinList,
+    BulletinPost,
+    ContactAdd,
+    Contacts,
+    Messages,
+    Send,
+    Status,
+)
 from mesh.profile import KEYSTORE, Profile, create_profile
 from tests.daemon_helpers import befriend, loopback_config, make_profile
-from tests.tui_helpers import Daemons, ask, eventually
+from tests.tui_helpers import Daemons, ask, ask_dir, eventually
 from tui.app import SteppeApp
 from tui.screens.bulletins import BulletinsScreen, bulletin
 from tui.screens.contacts import ContactsScreen, Verify
+from tui.screens.dialogs import YesNo
 from tui.screens.network import NetworkScreen
+from tui.screens.start import Create, Unlock
 from tui.widgets.compose import Compose
 from tui.widgets.conversations import ConversationList
 from tui.widgets.thread import Thread, bubble
@@ -133,21 +144,82 @@ def test_strings_from_the_mesh_are_never_markup_or_escapes(tmp_path: Path) -> No
         asyncio.run(main())
 
 
-def test_without_a_daemon_a_banner_says_so_and_nothing_typed_is_lost(tmp_path: Path) -> None:
-    alice, _bob = pair(tmp_path)
+def loopback_daemon_config(tmp_path: Path) -> Path:
+    """A config file for daemons the UI starts: loopback only, no LAN discovery."""
+    cfg = tmp_path / "daemon.toml"
+    cfg.write_text('[lan]\nenabled = false\nlisten = "127.0.0.1"\nport = 0\n')
+    return cfg
+
+
+KDF = keystore_kdf.KdfParams.named("interactive")
+
+
+def test_without_a_daemon_the_ui_unlocks_the_profile_and_starts_one(tmp_path: Path) -> None:
+    """A wrong passphrase is said in one line and asked again; the right one starts a
+    detached daemon; quitting offers to stop it."""
+    now = int(time.time())
+    alice = create_profile(tmp_path / "alice", "Alice", b"right passphrase", KDF, now, os.urandom)
+    cfg = loopback_daemon_config(tmp_path)
 
     async def main() -> None:
-        app = SteppeApp(alice.path)
+        app = SteppeApp(alice.path, ["--config", str(cfg)])
         async with app.run_test(size=SIZE) as pilot:
-            banner = app.query_one("#banner")
-            await eventually("the banner", lambda: "no daemon is running" in str(banner.render()))
-            assert banner.display
-            compose = app.query_one(Compose)
-            compose.focus()
-            await type_text(pilot, "kept")
-            await pilot.press("ctrl+s")
-            await pilot.pause()
-            assert compose.text == "kept"
+            await eventually("the unlock screen", lambda: isinstance(app.screen, Unlock))
+            await type_text(pilot, "wrong")
+            await pilot.press("enter")
+            await eventually(
+                "asked again",
+                lambda: isinstance(app.screen, Unlock) and bool(app.screen.error),
+                limit=60,
+            )
+            assert "passphrase" in app.screen.error  # type: ignore[attr-defined]
+            await type_text(pilot, "right passphrase")
+            await pilot.press("enter")
+            await eventually("the daemon up", lambda: app.started is not None, limit=60)
+            status = await ask(alice, Status())
+            assert status.name == "Alice"
+            started = app.started
+            assert started is not None
+            await pilot.press("ctrl+q")
+            await eventually("asked", lambda: isinstance(app.screen, YesNo))
+            await pilot.press("y")
+            await asyncio.to_thread(started.process.wait, 30)
+            assert started.process.returncode is not None
+
+    asyncio.run(main())
+
+
+def test_with_no_profile_the_ui_creates_one_and_starts_its_daemon(tmp_path: Path) -> None:
+    where = tmp_path / "new"
+    cfg = loopback_daemon_config(tmp_path)
+
+    async def main() -> None:
+        app = SteppeApp(where, ["--config", str(cfg)])
+        async with app.run_test(size=SIZE) as pilot:
+            await eventually("the wizard", lambda: isinstance(app.screen, Create))
+            await type_text(pilot, "Aigerim")
+            await pilot.press("tab")
+            await type_text(pilot, "abc")
+            hint = app.screen.query_one("#hint")
+            assert "weak" in str(hint.render())
+            await pilot.press(*["backspace"] * 3)
+            await type_text(pilot, "correct horse battery staple")
+            assert "weak" not in str(hint.render())
+            await pilot.press("tab")
+            await type_text(pilot, "correct horse battery staple")
+            await pilot.press("tab", "enter", "down", "enter")  # the small-device KDF
+            await pilot.press("shift+tab", "enter")
+            await eventually("the daemon up", lambda: app.started is not None, limit=60)
+            assert (await ask_dir(where, Status())).name == "Aigerim"
+            started = app.started
+            assert started is not None
+            await pilot.press("ctrl+q")
+            await eventually("asked", lambda: isinstance(app.screen, YesNo))
+            await pilot.press("y")
+            await asyncio.to_thread(started.process.wait, 30)
+        items = strict_unpack((where / KEYSTORE).read_bytes(), max_size=1 << 20)
+        slot = items[2][0]  # the key slot: salt, opslimit, memlimit, nonce, wrapped key
+        assert (slot[1], slot[2]) == (KDF.opslimit, KDF.memlimit)  # the small-device KDF
 
     asyncio.run(main())
 
@@ -342,7 +414,11 @@ def test_the_network_screen_shows_links_and_exports_a_bundle(tmp_path: Path) -> 
             await eventually("the network", lambda: isinstance(app.screen, NetworkScreen))
             screen: NetworkScreen = app.screen  # type: ignore[assignment]
             summary = screen.query_one("#summary")
-            await eventually("a LAN link", lambda: "1 LAN" in str(summary.render()), limit=30)
+            tcp = ("lan", "incoming")  # whoever dialled: the link is LAN or incoming on our side
+            await eventually(
+                "a LAN link", lambda: any(p.open and p.kind in tcp for p in screen.peers), 30
+            )
+            assert "LAN" in str(summary.render())
             assert screen.info is not None
             assert screen.info.envelopes >= 1
             await pilot.press("e")

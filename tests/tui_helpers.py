@@ -8,6 +8,7 @@ import asyncio
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from types import TracebackType
 from typing import TypeVar
 
@@ -86,7 +87,11 @@ class Daemons:
 
 async def ask(profile: Profile, call: Call[R]) -> R:
     """One request to a profile's daemon, as another local program would make it."""
-    client = await AsyncioClient.for_profile(profile.path)
+    return await ask_dir(profile.path, call)
+
+
+async def ask_dir(profile_dir: Path, call: Call[R]) -> R:
+    client = await AsyncioClient.for_profile(profile_dir)
     try:
         return await client.request(call)
     finally:

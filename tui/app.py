@@ -17,6 +17,10 @@ No message text goes to the terminal title.
 
 from __future__ import annotations
 
+import asyncio
+import os
+import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from rich.text import Text
@@ -26,16 +30,22 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Footer, Header, OptionList, Static
 
+from crypto import keystore
+from crypto.errors import CryptoError
 from mesh.ipc import events as ev
 from mesh.ipc.calls import Contacts, Conversations, MessageRow, Messages, Send
 from mesh.ipc.schema import IpcError
+from mesh.offline import daemon_answers
+from mesh.profile import ProfileError, create_profile
 from tui.daemon_link import DaemonLink
 from tui.messages import DaemonDown, DaemonUp, MeshEvent
 from tui.screens.bulletins import BulletinsScreen
 from tui.screens.contacts import ContactsScreen
-from tui.screens.dialogs import Confirm
+from tui.screens.dialogs import Confirm, YesNo
 from tui.screens.help import HelpScreen
 from tui.screens.network import NetworkScreen
+from tui.screens.start import Create, NewProfile, Unlock
+from tui.start import Started, has_profile, spawn, until_up
 from tui.text import line
 from tui.widgets.compose import Compose
 from tui.widgets.conversations import ConversationList
@@ -55,10 +65,14 @@ class SteppeApp(App[None]):
         Binding("ctrl+q", "quit", "Quit"),
     ]
 
-    def __init__(self, profile_dir: Path) -> None:
+    def __init__(self, profile_dir: Path, daemon_args: Sequence[str] = ()) -> None:
+        """``daemon_args``: what a daemon this UI starts is given after ``daemon``
+        (``--config FILE``)."""
         super().__init__()
         self.profile_dir = profile_dir
+        self.daemon_args = tuple(daemon_args)
         self.daemon = DaemonLink(profile_dir, self.post_message)
+        self.started: Started | None = None  # a daemon this UI started, still running
         self.wiped = ""  # after a panic: what was done, for the command to print
 
     def compose(self) -> ComposeResult:
@@ -74,7 +88,76 @@ class SteppeApp(App[None]):
 
     def on_mount(self) -> None:
         self.query_one("#warning").display = False
+        self.prepare()
+
+    @work
+    async def prepare(self) -> None:
+        """A daemon for the profile (creating the profile or unlocking it to start one, if
+        need be), then the connections to it."""
+        if not await asyncio.to_thread(daemon_answers, self.profile_dir):
+            if has_profile(self.profile_dir):
+                ready = await self._unlock()
+            else:
+                ready = await self._create()
+            if not ready:
+                self.exit()
+                return
         self.run_worker(self.daemon.run(), name="daemon", exit_on_error=False)
+
+    async def _unlock(self, error: str = "") -> bool:
+        while True:
+            passphrase = await self.push_screen_wait(Unlock(error))
+            if passphrase is None:
+                return False
+            error = await self._start_daemon(passphrase)
+            if not error:
+                return True
+
+    async def _create(self) -> bool:
+        while True:
+            new = await self.push_screen_wait(Create())
+            if new is None:
+                return False
+            try:
+                await asyncio.to_thread(self._create_profile, new)
+            except (ProfileError, CryptoError, ValueError) as exc:
+                self.notify(f"no profile created: {exc}", severity="error", markup=False)
+                continue
+            error = await self._start_daemon(new.passphrase)
+            return not error or await self._unlock(error)
+
+    def _create_profile(self, new: NewProfile) -> None:
+        params = keystore.KdfParams.named(new.kdf)
+        now = int(time.time())
+        create_profile(self.profile_dir, new.name, new.passphrase, params, now, os.urandom)
+
+    async def _start_daemon(self, passphrase: bytes) -> str:
+        """ "" once a daemon we started answers; else why not."""
+        self.query_one("#banner", Static).update(Text("starting the daemon..."))
+        started = await asyncio.to_thread(spawn, self.profile_dir, passphrase, self.daemon_args)
+        why = await until_up(started, self.profile_dir)
+        if not why:
+            self.started = started
+        return why
+
+    async def action_quit(self) -> None:
+        """Quit; a daemon this UI started may be stopped too (it goes on delivering
+        otherwise, which is what it is for)."""
+        started = self.started
+        if started is not None and started.process.poll() is None:
+            question = Text(
+                "The daemon this window started keeps delivering your mail while the UI is "
+                "closed. Stop it too?"
+            )
+            self.push_screen(YesNo(question), lambda yes: self._quit(stop=bool(yes)))
+            return
+        self.exit()
+
+    def _quit(self, stop: bool) -> None:
+        if stop and self.started is not None:
+            self.started.stop()
+            self.started = None
+        self.exit()
 
     # ---- the daemon ---------------------------------------------------------------------
     def on_daemon_down(self, message: DaemonDown) -> None:

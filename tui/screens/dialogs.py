@@ -64,3 +64,28 @@ class Confirm(ModalScreen[bool]):
 
     def action_cancel(self) -> None:
         self.dismiss(False)
+
+
+class YesNo(ModalScreen[bool]):
+    """A question answered with y or n (Escape: n)."""
+
+    DEFAULT_CSS = """
+    YesNo { align: center middle; }
+    YesNo > Vertical { width: 70; height: auto; border: thick $primary; padding: 1 2; }
+    """
+    BINDINGS = [  # noqa: RUF012
+        Binding("y", "answer(True)", "Yes"),
+        Binding("n,escape", "answer(False)", "No"),
+    ]
+
+    def __init__(self, question: Text) -> None:
+        super().__init__()
+        self.question = question
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Static(self.question)
+            yield Label(Text("y: yes   n: no"))
+
+    def action_answer(self, yes: bool) -> None:
+        self.dismiss(yes)

@@ -24,7 +24,12 @@ from tui.screens.dialogs import Ask
 from tui.text import line
 
 REFRESH = 2.0
-KINDS = {"lan": "LAN", "ble": "Bluetooth", "gateway": "gateway", "incoming": "incoming"}
+KINDS = {  # LinkKind, as a person reads it
+    "lan": "LAN",
+    "ble": "Bluetooth",
+    "gateway": "gateway",
+    "incoming": "incoming TCP (LAN or gateway)",
+}
 REFUSALS = ("refused", "rejected", "rate", "dropped", "malformed", "closed_by_node")
 
 
@@ -73,6 +78,7 @@ class NetworkScreen(Screen[None]):
         super().__init__()
         self.daemon = daemon
         self.info: StatusInfo | None = None
+        self.peers: list[PeerRow] = []
 
     def compose(self) -> ComposeResult:
         yield Header(show_clock=False)
@@ -94,7 +100,7 @@ class NetworkScreen(Screen[None]):
         except IpcError as exc:
             self.query_one("#summary", Static).update(line(str(exc)))
             return
-        self.info = info
+        self.info, self.peers = info, peers
         self.query_one("#summary", Static).update(summary(info, peers))
         self.query_one("#links", Static).update(links_table(peers))
         self.query_one("#refusals", Static).update(refusals(info))
