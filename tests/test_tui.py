@@ -13,7 +13,7 @@ from pathlib import Path
 from rich.console import Console, RenderableType
 from textual import events
 from textual.pilot import Pilot
-from textual.widgets import OptionList, TextArea
+from textual.widgets import Input, OptionList, TextArea
 
 from crypto import keystore as keystore_kdf
 from crypto.identity import safety_digits
@@ -300,12 +300,14 @@ def test_contacts_add_by_card_verify_rename_and_remove(tmp_path: Path) -> None:
                 "my card", lambda: "STEPPE" in screen.query_one("#mine", TextArea).text
             )
             await pilot.press("a")
-            await pilot.pause()
+            await eventually("the card asked for", lambda: isinstance(app.focused, Input))
             assert app.focused is not None
             app.focused.post_message(events.Paste(carol.card.encode()))  # pasting their card
             await pilot.pause()
+            first = app.screen
             await pilot.press("enter")
-            await pilot.pause()
+            await eventually("the name asked for", lambda: app.screen is not first)
+            await eventually("its input", lambda: isinstance(app.focused, Input))
             await pilot.press("enter")  # no name of mine: the one on the card
             await eventually("Carol added", lambda: "Carol" in screen.rows)  # type: ignore[attr-defined]
             assert ("Carol", False) in await names()
@@ -320,14 +322,14 @@ def test_contacts_add_by_card_verify_rename_and_remove(tmp_path: Path) -> None:
             await pilot.press("y")
             await eventually("verified", lambda: screen.rows["Carol"].verified)  # type: ignore[attr-defined]
             await pilot.press("r")
-            await pilot.pause()
+            await eventually("the new name asked for", lambda: isinstance(app.focused, Input))
             await pilot.press(*["backspace"] * 5)
             await type_text(pilot, "Kara")
             await pilot.press("enter")
             await eventually("renamed", lambda: "Kara" in screen.rows)  # type: ignore[attr-defined]
             contacts.highlighted = contacts.get_option_index("Kara")
             await pilot.press("delete")
-            await pilot.pause()
+            await eventually("the confirmation", lambda: isinstance(app.focused, Input))
             await type_text(pilot, "remove")
             await pilot.press("enter")
             await eventually("removed", lambda: "Kara" not in screen.rows)  # type: ignore[attr-defined]
@@ -350,14 +352,14 @@ def test_panic_asks_for_the_typed_word_then_wipes_like_the_command(tmp_path: Pat
         app = SteppeApp(alice.path)
         async with app.run_test(size=SIZE) as pilot:
             await pilot.press("ctrl+x")
-            await pilot.pause()
+            await eventually("the typed confirmation", lambda: isinstance(app.focused, Input))
             await type_text(pilot, "yes")  # not the word: nothing happens
             await pilot.press("enter")
             await pilot.pause()
             assert app.wiped == ""
             assert keystore.exists()
             await pilot.press("ctrl+x")
-            await pilot.pause()
+            await eventually("the typed confirmation", lambda: isinstance(app.focused, Input))
             await type_text(pilot, "wipe")
             await pilot.press("enter")
             await eventually("wiped", lambda: app.wiped != "")
@@ -389,7 +391,7 @@ def test_bulletins_show_the_signers_trust_and_a_post_from_the_ui(tmp_path: Path)
             lines = "\n".join(on_screen(bulletin(theirs), 60))
             assert "water at the [red]square[/]" in lines
             await pilot.press("p")
-            await pilot.pause()
+            await eventually("the post form", lambda: isinstance(app.focused, Input))
             await type_text(pilot, "roads")
             await pilot.press("tab", "tab")
             await type_text(pilot, "the north road is closed")
@@ -422,7 +424,7 @@ def test_the_network_screen_shows_links_and_exports_a_bundle(tmp_path: Path) -> 
             assert screen.info is not None
             assert screen.info.envelopes >= 1
             await pilot.press("e")
-            await pilot.pause()
+            await eventually("the path asked for", lambda: isinstance(app.focused, Input))
             await type_text(pilot, str(target))
             await pilot.press("enter")
             await eventually("the bundle written", target.exists)
