@@ -18,16 +18,19 @@ demo: $(STAMP)
 demo-ble: $(STAMP)
 	$(BIN)/python -m mesh.demo_ble
 
-# The BlueZ backend's tests run a private dbus-daemon (and bluezoo, from the dev extra).
-# As root on Debian, install it if missing; otherwise those tests say why they skip.
+# The BlueZ backend's tests run a private dbus-daemon (and bluezoo, from the dev extra);
+# the terminal UI's end-to-end test runs tmux. As root on Debian, install what is
+# missing; otherwise those tests say why they skip.
+TOOLS := dbus-daemon:dbus-daemon tmux:tmux
 test-tools:
-	@command -v dbus-daemon >/dev/null 2>&1 || { \
+	@for t in $(TOOLS); do cmd=$${t%%:*}; pkg=$${t##*:}; \
+	  command -v $$cmd >/dev/null 2>&1 && continue; \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	    echo "installing dbus-daemon for the BlueZ tests"; \
-	    apt-get update -qq >/dev/null 2>&1 && \
-	    apt-get install -y -qq --no-install-recommends dbus-daemon >/dev/null 2>&1 || \
-	    echo "could not install dbus-daemon: the BlueZ tests will be skipped"; \
-	  else echo "no dbus-daemon: the BlueZ tests will be skipped"; fi; }
+	    echo "installing $$pkg for the tests"; \
+	    { [ -n "$$updated" ] || apt-get update -qq >/dev/null 2>&1; updated=1; \
+	      apt-get install -y -qq --no-install-recommends $$pkg >/dev/null 2>&1; } || \
+	    echo "could not install $$pkg: the tests that need it will be skipped"; \
+	  else echo "no $$cmd: the tests that need it will be skipped"; fi; done
 
 test: $(STAMP) test-tools
 	$(BIN)/python -m pytest -q -n auto -p no:cacheprovider
