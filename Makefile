@@ -45,6 +45,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench
 	$(BIN)/python -m bench.daemon
 	$(BIN)/python -m bench.transfer
+	$(BIN)/python -m bench.tui
 	$(BIN)/python -m bench.fuzz
 
 clean:

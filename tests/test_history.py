@@ -246,3 +246,50 @@ def test_marking_a_message_acked_opens_one_row_not_the_history(tmp_path: Path) -
     assert h.mark(b"kept" * 4, "acked")
     assert [m.state for m in h.messages(limit=0)] == ["acked"] * (n + 1)
     h.close()
+
+
+def _rolled_back_add(h: History, who: bytes, created: int) -> None:
+    try:
+        with h.transaction():
+            h.add(who, True, os.urandom(16), created, "rolled back")
+            raise RuntimeError("undo")
+    except RuntimeError:
+        pass
+
+
+def test_the_last_messages_and_conversations_match_a_full_scan(tmp_path: Path) -> None:
+    """messages() opens rows newest first and stops; conversations() is kept in memory
+    across adds, marks and a rolled-back transaction: both must say what a scan of every
+    row says."""
+    import random
+
+    rng = random.Random(7)
+    people = [bytes([65 + i]) * 32 for i in range(4)]
+    h = _history(tmp_path)
+    ids: list[bytes] = []
+
+    def scan(contact: bytes | None, limit: int) -> list[bytes]:
+        rows = [m for m in h._rows() if contact is None or m.contact == contact]
+        return [m.msg_id for m in (rows[-limit:] if limit else rows)]
+
+    def latest_by_scan() -> dict[bytes, tuple[bytes, str]]:
+        return {m.contact: (m.msg_id, m.state) for m in h._rows()}
+
+    assert h.conversations() == {}  # the cache starts empty and is kept from here on
+    for step in range(300):
+        who = rng.choice(people[:3] if step < 250 else people)  # the fourth only late
+        msg = os.urandom(16)
+        with h.transaction():
+            h.add(who, rng.random() < 0.5, msg, step, f"m{step}")
+        ids.append(msg)
+        if rng.random() < 0.2:
+            h.mark(rng.choice(ids), "acked")
+        if step % 50 == 0:
+            _rolled_back_add(h, who, step)
+        seen = {k: (m.msg_id, m.state) for k, m in h.conversations().items()}
+        assert seen == latest_by_scan()
+    for contact in [None, *people]:
+        for limit in (0, 1, 7, 50, 1000):
+            got = [m.msg_id for m in h.messages(contact, limit)]
+            assert got == scan(contact, limit)
+    h.close()

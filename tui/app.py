@@ -179,7 +179,7 @@ class SteppeApp(App[None]):
         self.query_one(ConversationList).show(contacts, latest)
         thread = self.query_one(Thread)
         if thread.contact:
-            await self._open(thread.contact)
+            await self.open_conversation(thread.contact)
 
     def on_mesh_event(self, message: MeshEvent) -> None:
         event = message.event
@@ -215,10 +215,10 @@ class SteppeApp(App[None]):
     @on(OptionList.OptionSelected, "#conversations")
     async def _selected(self, message: OptionList.OptionSelected) -> None:
         if message.option.id is not None:
-            await self._open(message.option.id)
+            await self.open_conversation(message.option.id)
             self.query_one(Compose).focus()
 
-    async def _open(self, name: str) -> None:
+    async def open_conversation(self, name: str) -> None:
         try:
             rows = await self.daemon.request(Messages(contact=name, limit=SHOWN))
         except IpcError as exc:
@@ -255,7 +255,7 @@ class SteppeApp(App[None]):
             self.notify(line(str(exc)).plain, severity="error")  # the text stays in the box
             return
         message.compose.clear()
-        await self._open(thread.contact)  # the message as the daemon holds it: queued
+        await self.open_conversation(thread.contact)  # the message as the daemon holds it: queued
 
     def action_focus_list(self) -> None:
         self.query_one(ConversationList).focus()

@@ -59,7 +59,7 @@ import os
 import sqlite3
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -138,6 +138,11 @@ class History:
         # message acknowledged opens one row, not the whole history. A rolled-back add can
         # leave a stale entry; mark checks the row it finds and rebuilds on a mismatch.
         self._by_msg: dict[bytes, int] | None = None
+        # contact -> their latest message, and -> the rows of their messages in order:
+        # built from the one pass that opens every row, kept by add and mark, dropped on
+        # a rollback (rebuilt by a pass on the next call).
+        self._latest: dict[bytes, Message] | None = None
+        self._by_contact: dict[bytes, list[int]] | None = None
 
     def close(self) -> None:
         self._db.close()
@@ -155,6 +160,7 @@ class History:
             self._in_tx = False
             self._db.execute("ROLLBACK")
             self._gens, self._gens_dirty = before, False
+            self._latest = self._by_contact = None
             raise
         self._in_tx = False
         self._db.execute("COMMIT")
@@ -183,7 +189,7 @@ class History:
         if self._db.execute("PRAGMA user_version").fetchone()[0] < FORMAT:
             self._migrate()
         saved = self._read_gens()
-        self._rows()  # every message row opens under its own id
+        self._index()  # every message row opens under its own id
         for key, blob in self._db.execute("SELECT key, blob FROM state").fetchall():
             gen = self._state_row(key, blob)[0]
             if gen < saved.get(key, 0):
@@ -261,6 +267,9 @@ class History:
         self._db.execute("INSERT INTO messages (id, blob) VALUES (?, ?)", (row, blob))
         if self._by_msg is not None:
             self._by_msg[msg_id] = row
+        if self._latest is not None and self._by_contact is not None:
+            self._latest[contact] = Message(row, contact, outgoing, msg_id, created, text, state)
+            self._by_contact.setdefault(contact, []).append(row)
         return row
 
     def _message(self, row: int, blob: bytes) -> Message:
@@ -302,20 +311,47 @@ class History:
         self._db.execute(
             "UPDATE messages SET blob = ? WHERE id = ?", (self._seal(rec, _msg_ad(m.row)), m.row)
         )
+        if self._latest is not None:
+            latest = self._latest.get(m.contact)
+            if latest is not None and latest.row == m.row:
+                self._latest[m.contact] = replace(latest, state=state)
         return True
 
+    def _index(self) -> tuple[dict[bytes, Message], dict[bytes, list[int]]]:
+        """The latest message and the rows of each contact (one pass over every row when
+        they are not kept)."""
+        if self._latest is None or self._by_contact is None:
+            latest: dict[bytes, Message] = {}
+            rows: dict[bytes, list[int]] = {}
+            for m in self._rows():
+                latest[m.contact] = m
+                rows.setdefault(m.contact, []).append(m.row)
+            self._latest, self._by_contact = latest, rows
+        return self._latest, self._by_contact
+
     def messages(self, contact: bytes | None = None, limit: int = 100) -> list[Message]:
+        """The last ``limit`` messages (0: all), with ``contact`` only if given, oldest
+        first. With a contact only their rows are opened (the index of rows by contact
+        is kept in memory, never on disk: the file does not say which rows belong
+        together)."""
         self._prepare()
-        rows = [m for m in self._rows() if contact is None or m.contact == contact]
-        return rows[-limit:] if limit > 0 else rows
+        if contact is None:
+            rows = self._rows()
+            return rows[-limit:] if limit > 0 else rows
+        wanted = self._index()[1].get(contact, [])
+        wanted = wanted[-limit:] if limit > 0 else wanted
+        found: list[Message] = []
+        for start in range(0, len(wanted), 500):  # SQLite's bound on parameters
+            chunk = wanted[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            query = f"SELECT id, blob FROM messages WHERE id IN ({marks}) ORDER BY id"  # noqa: S608
+            found += [self._message(r, b) for r, b in self._db.execute(query, chunk)]
+        return found
 
     def conversations(self) -> dict[bytes, Message]:
-        """contact -> the latest message with them."""
+        """contact -> the latest message with them (kept in memory)."""
         self._prepare()
-        last: dict[bytes, Message] = {}
-        for m in self._rows():
-            last[m.contact] = m
-        return last
+        return dict(self._index()[0])
 
     # ---- node state -------------------------------------------------------------------
     def save_state(self, key: str, data: bytes) -> None:

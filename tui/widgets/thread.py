@@ -12,7 +12,7 @@ from textual.widgets.option_list import Option
 from mesh.ipc.calls import MessageRow
 from tui.text import block, claimed_time, line, state_word
 
-SHOWN = 500  # messages fetched when a conversation opens
+SHOWN = 200  # the latest messages shown when a conversation opens (paged: never all)
 
 
 INDENT = 2  # columns every line of a body is set in, wrapped lines too
