@@ -16,7 +16,7 @@ from textual.pilot import Pilot
 from textual.widgets import Input, OptionList, TextArea
 
 from crypto import keystore as keystore_kdf
-from crypto.identity import safety_digits
+from crypto.identity import ContactCard, safety_digits
 from crypto.wire import strict_unpack
 from mesh.ipc.calls import (
     BulletinList,
@@ -32,7 +32,7 @@ from tests.daemon_helpers import befriend, loopback_config, make_profile
 from tests.tui_helpers import Daemons, ask, ask_dir, eventually
 from tui.app import SteppeApp
 from tui.screens.bulletins import BulletinsScreen, bulletin
-from tui.screens.contacts import ContactsScreen, Verify
+from tui.screens.contacts import ContactsScreen, Verify, stranger_row
 from tui.screens.dialogs import YesNo
 from tui.screens.network import NetworkScreen
 from tui.screens.start import Create, Unlock
@@ -431,4 +431,41 @@ def test_the_network_screen_shows_links_and_exports_a_bundle(tmp_path: Path) -> 
             assert target.stat().st_size > 0
 
     with Daemons([alice, bob], loopback_config()):
+        asyncio.run(main())
+
+
+def test_an_unknown_sender_is_shown_by_fingerprint_and_can_be_added(tmp_path: Path) -> None:
+    now = int(time.time())
+    alice, carol = make_profile(tmp_path, "Alice", now), make_profile(tmp_path, "Carol", now)
+    carol.add_contact(ContactCard.decode(alice.card.encode()), now)  # one way only
+
+    async def main() -> None:
+        await ask(carol, Send(contact="Alice", text="it is Carol, from the market"))
+        app = SteppeApp(alice.path)
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.press("f3")
+            await eventually("the contacts screen", lambda: isinstance(app.screen, ContactsScreen))
+            screen: ContactsScreen = app.screen  # type: ignore[assignment]
+            for _ in range(300):  # the message crosses the LAN link
+                if screen.strangers:
+                    break
+                await asyncio.sleep(0.1)
+                screen.reload()
+            [(fp, first)] = screen.strangers.items()
+            assert fp == carol.identity.public().fingerprint.hex()
+            contacts = screen.query_one("#contacts", OptionList)
+            contacts.highlighted = contacts.option_count - 1
+            shown = on_screen(stranger_row(first), 60)
+            assert "unknown sender" in shown[0]
+            assert "Carol" not in shown[0]  # no name before we give one
+            await pilot.press("n")
+            await eventually("the name asked for", lambda: isinstance(app.focused, Input))
+            await type_text(pilot, "Carol from the market")
+            await pilot.press("enter")
+            await eventually("added", lambda: "Carol from the market" in screen.rows)
+            assert [(c.name, c.verified) for c in await ask(alice, Contacts())] == [
+                ("Carol from the market", False)
+            ]
+
+    with Daemons([alice, carol], loopback_config()):
         asyncio.run(main())

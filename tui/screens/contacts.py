@@ -15,15 +15,19 @@ from textual.screen import ModalScreen, Screen
 from textual.widgets import Footer, Header, OptionList, Static, TextArea
 from textual.widgets.option_list import Option
 
+from crypto.identity import fingerprint, short_fingerprint
 from mesh.ipc.calls import (
     Call,
     ContactAdd,
+    ContactAddSender,
     ContactRemove,
     ContactRename,
     ContactRow,
     Contacts,
     ContactVerify,
+    Conversations,
     Me,
+    MessageRow,
     Safety,
     SafetyNumber,
 )
@@ -32,6 +36,19 @@ from tui.daemon_link import DaemonLink
 from tui.qr import qr_text, size_of
 from tui.screens.dialogs import Ask, Confirm
 from tui.text import line
+
+UNKNOWN = "unknown:"  # option id prefix of an unknown sender (then their fingerprint, hex)
+
+
+def stranger_row(m: MessageRow) -> Text:
+    """Someone who wrote to us and is not a contact: their key is all we know, never a
+    name (as ``steppe inbox`` shows them)."""
+    out = Text(f"unknown sender {short_fingerprint(m.contact)}", "italic")
+    out.append("  n: add them", "dim")
+    first = m.text.split("\n", 1)[0]
+    out.append("\n  ")
+    out.append_text(line(first[:40]))
+    return out
 
 
 def contact_row(c: ContactRow) -> Text:
@@ -133,6 +150,7 @@ class ContactsScreen(Screen[None]):
         Binding("v", "verify", "Verify"),
         Binding("r", "rename", "Rename"),
         Binding("delete", "remove", "Remove"),
+        Binding("n", "add_sender", "Add sender"),
     ]
     DEFAULT_CSS = """
     ContactsScreen #me { width: 1fr; padding: 0 1; }
@@ -144,6 +162,7 @@ class ContactsScreen(Screen[None]):
         super().__init__()
         self.daemon = daemon
         self.rows: dict[str, ContactRow] = {}
+        self.strangers: dict[str, MessageRow] = {}  # fingerprint (hex) -> their latest
 
     def compose(self) -> ComposeResult:
         yield Header(show_clock=False)
@@ -173,19 +192,44 @@ class ContactsScreen(Screen[None]):
         who.append(f"\n{card.words}\nYour card, to give to people you trust (q: as a QR code):")
         self.query_one("#who", Static).update(who)
         self.query_one("#mine", TextArea).text = card.text
+        latest = await self.daemon.request(Conversations())
         self.rows = {r.name: r for r in rows}
+        known = {r.fingerprint for r in rows}
+        self.strangers = {
+            fingerprint(m.contact).hex(): m
+            for m in latest
+            if fingerprint(m.contact).hex() not in known and not m.outgoing
+        }
         contacts = self.query_one("#contacts", OptionList)
         keep = self._chosen()
         contacts.clear_options()
         contacts.add_options([Option(contact_row(r), id=r.name) for r in rows])
+        contacts.add_options(
+            [Option(stranger_row(m), id=UNKNOWN + fp) for fp, m in self.strangers.items()]
+        )
         if keep in self.rows:
             contacts.highlighted = contacts.get_option_index(keep)
         elif rows:
             contacts.highlighted = 0
 
     def _chosen(self) -> str | None:
+        """The highlighted contact's name (None: none, or an unknown sender)."""
         option = self.query_one("#contacts", OptionList).highlighted_option
-        return None if option is None else option.id
+        if option is None or option.id is None or option.id.startswith(UNKNOWN):
+            return None
+        return option.id
+
+    @work
+    async def action_add_sender(self) -> None:
+        option = self.query_one("#contacts", OptionList).highlighted_option
+        if option is None or option.id is None or not option.id.startswith(UNKNOWN):
+            return
+        fp = option.id.removeprefix(UNKNOWN)
+        question = Text(f"Your name for unknown sender {fp[:16]} (unverified until you compare")
+        question.append(" safety numbers in person)")
+        name = await self.app.push_screen_wait(Ask(question))
+        if name is not None:
+            await self._do("not added", ContactAddSender(fingerprint=fp, name=name))
 
     async def _do(self, what: str, call: Call[Any]) -> bool:
         try:

@@ -12,7 +12,7 @@ from textual.widgets import Static
 KEYS = (
     ("F1, ?", "this help"),
     ("F2", "conversations (arrows move, Enter opens)"),
-    ("F3", "contacts: your card and QR; a add, v verify, r rename, Del remove"),
+    ("F3", "contacts: q your QR; a add, v verify, r rename, Del remove, n add a sender"),
     ("F4", "bulletins: the public feed, with each signer's trust; p posts"),
     ("F5", "network: links, what you carry, refusals; e export, i import a bundle"),
     ("Ctrl+S", "send what is in the compose box"),
