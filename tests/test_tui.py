@@ -469,3 +469,21 @@ def test_an_unknown_sender_is_shown_by_fingerprint_and_can_be_added(tmp_path: Pa
 
     with Daemons([alice, carol], loopback_config()):
         asyncio.run(main())
+
+
+def test_the_command_palette_opens_each_screen(tmp_path: Path) -> None:
+    alice, bob = pair(tmp_path)
+
+    async def main() -> None:
+        app = SteppeApp(alice.path)
+        async with app.run_test(size=SIZE) as pilot:
+            await eventually("connected", lambda: app.daemon.up)
+            await pilot.press("ctrl+p")
+            await pilot.pause()
+            await type_text(pilot, "Network")
+            await pilot.pause(0.3)
+            await pilot.press("enter")
+            await eventually("the network", lambda: isinstance(app.screen, NetworkScreen))
+
+    with Daemons([alice, bob], loopback_config()):
+        asyncio.run(main())

@@ -20,14 +20,16 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 from rich.text import Text
 from textual import on, work
-from textual.app import App, ComposeResult
+from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
 from textual.widgets import Footer, Header, OptionList, Static
 
 from crypto import keystore
@@ -50,6 +52,15 @@ from tui.text import line
 from tui.widgets.compose import Compose
 from tui.widgets.conversations import ConversationList
 from tui.widgets.thread import SHOWN, Thread
+
+COMMANDS = (  # the command palette's entries besides Textual's: title, help, action
+    ("Conversations", "your conversations (F2)", "focus_list"),
+    ("Contacts", "your card and QR, your contacts (F3)", "contacts"),
+    ("Bulletins", "the public feed, and posting (F4)", "bulletins"),
+    ("Network", "links, what you carry, bundles (F5)", "network"),
+    ("Help", "keys and what message states mean (F1)", "help"),
+    ("Panic", "wipe this profile now (asks you to type wipe)", "panic"),
+)
 
 
 class SteppeApp(App[None]):
@@ -259,6 +270,12 @@ class SteppeApp(App[None]):
 
     def action_focus_list(self) -> None:
         self.query_one(ConversationList).focus()
+
+    def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
+        """The command palette (Ctrl+P): Textual's own commands and every screen here."""
+        yield from super().get_system_commands(screen)
+        for title, help_text, action in COMMANDS:
+            yield SystemCommand(title, help_text, getattr(self, f"action_{action}"))
 
     def action_help(self) -> None:
         self.push_screen(HelpScreen())
