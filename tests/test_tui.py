@@ -5,6 +5,7 @@ daemon."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import io
 import os
 import time
@@ -18,6 +19,7 @@ from textual.widgets import Input, OptionList, TextArea
 from crypto import keystore as keystore_kdf
 from crypto.identity import ContactCard, safety_digits
 from crypto.wire import strict_unpack
+from mesh.daemon.history import HISTORY, History
 from mesh.ipc.calls import (
     BulletinList,
     BulletinPost,
@@ -28,7 +30,7 @@ from mesh.ipc.calls import (
     Status,
 )
 from mesh.profile import KEYSTORE, Profile, create_profile
-from tests.daemon_helpers import befriend, loopback_config, make_profile
+from tests.daemon_helpers import T0, befriend, loopback_config, make_profile
 from tests.tui_helpers import Daemons, ask, ask_dir, eventually
 from tui.app import SteppeApp
 from tui.screens.bulletins import BulletinsScreen, bulletin
@@ -38,7 +40,7 @@ from tui.screens.network import NetworkScreen
 from tui.screens.start import Create, Unlock
 from tui.widgets.compose import Compose
 from tui.widgets.conversations import ConversationList
-from tui.widgets.thread import Thread, bubble
+from tui.widgets.thread import SHOWN, Thread, bubble
 
 SIZE = (100, 30)
 
@@ -486,4 +488,39 @@ def test_the_command_palette_opens_each_screen(tmp_path: Path) -> None:
             await eventually("the network", lambda: isinstance(app.screen, NetworkScreen))
 
     with Daemons([alice, bob], loopback_config()):
+        asyncio.run(main())
+
+
+def shows(thread: Thread, count: int) -> bool:
+    return thread.option_count == count
+
+
+def test_moving_up_from_the_first_message_shown_pages_in_earlier_ones(tmp_path: Path) -> None:
+    alice, bob = pair(tmp_path)
+    history = History(alice.path / HISTORY, alice.data_key, os.urandom)
+    with history.transaction():
+        for i in range(450):
+            history.add(bob.identity.sign_public, False, os.urandom(16), T0 + i, f"old {i}")
+    history.close()
+
+    async def main() -> None:
+        app = SteppeApp(alice.path)
+        async with app.run_test(size=SIZE) as pilot:
+            await open_conversation(pilot, app, "Bob")
+            thread = app.query_one(Thread)
+            thread.focus()
+            assert thread.option_count == SHOWN
+            for count in (2 * SHOWN, 450):
+                first = thread.get_option_at_index(0).id
+                await pilot.press("home", "up")
+                await eventually(f"{count} shown", functools.partial(shows, thread, count))
+                current = thread.highlighted_option
+                assert current is not None
+                assert current.id == first  # where the reader was, not the top
+            await pilot.press("home", "up")  # nothing earlier: nothing changes
+            await pilot.pause(0.3)
+            assert thread.option_count == 450
+            assert [m.text for m in thread.rows.values()][:2] == ["old 0", "old 1"]
+
+    with Daemons([alice, bob], loopback_config(lan=False)):
         asyncio.run(main())

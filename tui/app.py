@@ -35,7 +35,7 @@ from textual.widgets import Footer, Header, OptionList, Static
 from crypto import keystore
 from crypto.errors import CryptoError
 from mesh.ipc import events as ev
-from mesh.ipc.calls import Contacts, Conversations, MessageRow, Messages, Send
+from mesh.ipc.calls import MAX_LIMIT, Contacts, Conversations, MessageRow, Messages, Send
 from mesh.ipc.schema import IpcError
 from mesh.offline import daemon_answers
 from mesh.profile import ProfileError, create_profile
@@ -228,6 +228,20 @@ class SteppeApp(App[None]):
         if message.option.id is not None:
             await self.open_conversation(message.option.id)
             self.query_one(Compose).focus()
+
+    @on(Thread.Earlier)
+    async def _earlier(self, message: Thread.Earlier) -> None:
+        """Up from the first message shown: the :data:`SHOWN` before it as well."""
+        thread = message.thread
+        first = thread.get_option_at_index(0).id if thread.option_count else None
+        try:
+            want = min(MAX_LIMIT, message.shown + SHOWN)
+            rows = await self.daemon.request(Messages(contact=thread.contact, limit=want))
+        except IpcError as exc:
+            self.notify(str(exc), severity="warning", markup=False)
+            return
+        if len(rows) > message.shown:
+            thread.show(thread.contact, rows, at=first)
 
     async def open_conversation(self, name: str) -> None:
         try:

@@ -3,9 +3,12 @@ claim and, for ours, its state in words that only ever improve (queued, delivere
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from rich.console import Group
 from rich.padding import Padding
 from rich.text import Text
+from textual.message import Message
 from textual.widgets import OptionList
 from textual.widgets.option_list import Option
 
@@ -36,7 +39,13 @@ def bubble(m: MessageRow) -> Group:
 
 
 class Thread(OptionList):
-    """The open conversation; option ids are message ids (hex)."""
+    """The open conversation; option ids are message ids (hex). Moving up from the first
+    message shown asks for earlier ones (:class:`Thread.Earlier`): paged, never all."""
+
+    @dataclass
+    class Earlier(Message):
+        thread: Thread
+        shown: int  # how many are shown now
 
     DEFAULT_CSS = """
     Thread { height: 1fr; }
@@ -47,12 +56,21 @@ class Thread(OptionList):
         self.contact = ""  # whose conversation is open ("" none)
         self.rows: dict[str, MessageRow] = {}
 
-    def show(self, contact: str, rows: list[MessageRow]) -> None:
+    def show(self, contact: str, rows: list[MessageRow], at: str | None = None) -> None:
+        """``rows`` (oldest first), highlighting the message ``at`` (default: the last)."""
         self.contact = contact
         self.rows = {m.msg_id.hex(): m for m in rows}
         self.clear_options()
         self.add_options([Option(bubble(m), id=m.msg_id.hex()) for m in rows])
-        self._to_end()
+        if at is not None and at in self.rows:
+            self.highlighted = self.get_option_index(at)
+        else:
+            self._to_end()
+
+    def action_cursor_up(self) -> None:
+        if self.highlighted == 0 and self.contact:
+            self.post_message(self.Earlier(self, self.option_count))
+        super().action_cursor_up()
 
     def add(self, m: MessageRow) -> None:
         key = m.msg_id.hex()
