@@ -75,3 +75,20 @@ def test_good_addresses_and_interfaces_pass() -> None:
     cfg = parse('[lan]\nlisten = "::1"\ndiscovery_group = "224.0.0.251"\ninterfaces = ["lo"]\n')
     assert (cfg.listen, cfg.discovery_group, cfg.interfaces) == ("::1", "224.0.0.251", ("lo",))
     assert parse('[lan]\nlisten = ""\n').listen == ""
+
+
+def test_steppe_config_names_the_default_config(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """STEPPE_CONFIG points every command, and a daemon the UI starts, at one file."""
+    from mesh.daemon.config import default_config_path, load
+
+    cfg = tmp_path / "lo.toml"
+    cfg.write_text('[lan]\nlisten = "127.0.0.1"\nport = 0\ninterfaces = ["lo"]\n')
+    monkeypatch.setenv("STEPPE_CONFIG", str(cfg))
+    assert default_config_path() == cfg
+    got = load(None)
+    assert (got.listen, got.port, got.interfaces) == ("127.0.0.1", 0, ("lo",))
+    monkeypatch.delenv("STEPPE_CONFIG")
+    assert default_config_path().name == "config.toml"
+    assert default_config_path() != cfg

@@ -1,7 +1,8 @@
 """Two `steppe` UIs in two tmux windows, as people use them: each unlocks its profile
 (starting its daemon), Alice types a message with send-keys, Bob's window shows it, and
 Alice's shows it delivered, read back with capture-pane. Real processes end to end; the
-daemons bind 127.0.0.1 and beacon on lo only (the config both read)."""
+daemons bind 127.0.0.1 and beacon on lo only (the config both read, named by
+STEPPE_CONFIG)."""
 
 from __future__ import annotations
 
@@ -79,15 +80,14 @@ def _profiles(tmp_path: Path) -> tuple[Profile, Profile]:
 
 def test_two_uis_in_tmux_talk(tmp_path: Path) -> None:
     alice, bob = _profiles(tmp_path)
-    xdg = tmp_path / "xdg"
-    (xdg / "steppe").mkdir(parents=True)
+    cfg = tmp_path / "lo.toml"  # as the README's "Two UIs talking on one machine"
     port = random.randint(20000, 60000)
-    (xdg / "steppe" / "config.toml").write_text(
+    cfg.write_text(
         f'[lan]\nlisten = "127.0.0.1"\nport = 0\ninterfaces = ["lo"]\n'
         f"discovery_port = {port}\nbeacon_interval = 0.2\n"
         "[routing]\nreceipt_delay = [1, 2]\n"  # receipts at once: "delivered" soon
     )
-    env = {**os.environ, "XDG_CONFIG_HOME": str(xdg), "TERM": "xterm-256color"}
+    env = {**os.environ, "STEPPE_CONFIG": str(cfg), "TERM": "xterm-256color"}
     env.pop("TMUX", None)
     tmux = Tmux(f"steppe-test-{os.getpid()}", env)
     ui = f"cd {ROOT} && {sys.executable} -m mesh.cli --profile"

@@ -8,6 +8,7 @@ from __future__ import annotations
 import difflib
 import ipaddress
 import math
+import os
 import socket
 import tomllib
 from dataclasses import dataclass
@@ -115,6 +116,11 @@ _SCHEMA: dict[str, dict[str, tuple[str, type]]] = {
 
 
 def default_config_path() -> Path:
+    """``$STEPPE_CONFIG`` if set (a daemon the UI starts inherits it), else the platform's
+    config directory's ``steppe/config.toml``."""
+    named = os.environ.get("STEPPE_CONFIG")
+    if named:
+        return Path(named)
     return Path(platformdirs.user_config_dir("steppe", appauthor=False)) / "config.toml"
 
 
