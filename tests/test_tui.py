@@ -36,6 +36,7 @@ from tui.app import SteppeApp
 from tui.screens.bulletins import BulletinsScreen, bulletin
 from tui.screens.contacts import ContactsScreen, Verify, stranger_row
 from tui.screens.dialogs import YesNo
+from tui.screens.files import PickFile
 from tui.screens.network import NetworkScreen
 from tui.screens.start import Create, Unlock
 from tui.widgets.compose import Compose
@@ -426,7 +427,10 @@ def test_the_network_screen_shows_links_and_exports_a_bundle(tmp_path: Path) -> 
             assert screen.info is not None
             assert screen.info.envelopes >= 1
             await pilot.press("e")
-            await eventually("the path asked for", lambda: isinstance(app.focused, Input))
+            await eventually("the file picker", lambda: isinstance(app.screen, PickFile))
+            await pilot.press("tab")  # from the tree to the path below it
+            await eventually("the path", lambda: isinstance(app.focused, Input))
+            await pilot.press("end", "ctrl+u")  # clear what it offers
             await type_text(pilot, str(target))
             await pilot.press("enter")
             await eventually("the bundle written", target.exists)

@@ -20,10 +20,11 @@ from textual.widgets import Footer, Header, Static
 from mesh.ipc.calls import Export, Import, PeerRow, Peers, Status, StatusInfo
 from mesh.ipc.schema import IpcError
 from tui.daemon_link import DaemonLink
-from tui.screens.dialogs import Ask
+from tui.screens.files import PickFile
 from tui.text import line
 
 REFRESH = 2.0
+START = Path.home()  # where the file picker opens
 KINDS = {  # LinkKind, as a person reads it
     "lan": "LAN",
     "ble": "Bluetooth",
@@ -108,10 +109,7 @@ class NetworkScreen(Screen[None]):
     @work
     async def action_export(self) -> None:
         path = await self.app.push_screen_wait(
-            Ask(
-                Text("Write a courier bundle of what you carry to (a path):"),
-                "/media/usb/steppe.bundle",
-            )
+            PickFile("Write a courier bundle of what you carry to:", START, "steppe.bundle")
         )
         if path is None:
             return
@@ -126,7 +124,7 @@ class NetworkScreen(Screen[None]):
 
     @work
     async def action_import_bundle(self) -> None:
-        path = await self.app.push_screen_wait(Ask(Text("Import the courier bundle at (a path):")))
+        path = await self.app.push_screen_wait(PickFile("Import the courier bundle:", START))
         if path is None:
             return
         try:
