@@ -9,8 +9,10 @@ import functools
 import io
 import os
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
 from rich.console import Console, RenderableType
 from textual import events
 from textual.pilot import Pilot
@@ -157,7 +159,19 @@ def loopback_daemon_config(tmp_path: Path) -> Path:
 KDF = keystore_kdf.KdfParams.named("interactive")
 
 
-def test_without_a_daemon_the_ui_unlocks_the_profile_and_starts_one(tmp_path: Path) -> None:
+@pytest.fixture
+def stop_started() -> Iterator[list[SteppeApp]]:
+    """Apps whose detached daemons are stopped at the end even if the test failed."""
+    apps: list[SteppeApp] = []
+    yield apps
+    for app in apps:
+        if app.started is not None:
+            app.started.stop()
+
+
+def test_without_a_daemon_the_ui_unlocks_the_profile_and_starts_one(
+    tmp_path: Path, stop_started: list[SteppeApp]
+) -> None:
     """A wrong passphrase is said in one line and asked again; the right one starts a
     detached daemon; quitting offers to stop it."""
     now = int(time.time())
@@ -166,6 +180,7 @@ def test_without_a_daemon_the_ui_unlocks_the_profile_and_starts_one(tmp_path: Pa
 
     async def main() -> None:
         app = SteppeApp(alice.path, ["--config", str(cfg)])
+        stop_started.append(app)
         async with app.run_test(size=SIZE) as pilot:
             await eventually("the unlock screen", lambda: isinstance(app.screen, Unlock))
             await type_text(pilot, "wrong")
@@ -192,12 +207,15 @@ def test_without_a_daemon_the_ui_unlocks_the_profile_and_starts_one(tmp_path: Pa
     asyncio.run(main())
 
 
-def test_with_no_profile_the_ui_creates_one_and_starts_its_daemon(tmp_path: Path) -> None:
+def test_with_no_profile_the_ui_creates_one_and_starts_its_daemon(
+    tmp_path: Path, stop_started: list[SteppeApp]
+) -> None:
     where = tmp_path / "new"
     cfg = loopback_daemon_config(tmp_path)
 
     async def main() -> None:
         app = SteppeApp(where, ["--config", str(cfg)])
+        stop_started.append(app)
         async with app.run_test(size=SIZE) as pilot:
             await eventually("the wizard", lambda: isinstance(app.screen, Create))
             await type_text(pilot, "Aigerim")
