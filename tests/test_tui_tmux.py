@@ -1,6 +1,7 @@
 """Two `steppe` UIs in two tmux windows, as people use them: each unlocks its profile
 (starting its daemon), Alice types a message with send-keys, Bob's window shows it, and
-Alice's shows it delivered, read back with capture-pane. Real processes end to end; the
+Alice's shows it delivered; then Bob answers the same way; all read back with
+capture-pane. Real processes end to end; the
 daemons bind 127.0.0.1 and beacon on lo only (the config both read, named by
 STEPPE_CONFIG)."""
 
@@ -108,6 +109,14 @@ def test_two_uis_in_tmux_talk(tmp_path: Path) -> None:
         tmux.keys("alice", "C-s")
         tmux.wait("bob", lambda s: "salem from tmux" in s, "the message on Bob's screen", 90)
         tmux.wait("alice", lambda s: "delivered" in s, "delivered on Alice's screen", 90)
+        tmux.keys("bob", "F2")  # and back, from Bob's UI
+        time.sleep(0.5)
+        tmux.keys("bob", "Down", "Enter")
+        time.sleep(0.5)
+        tmux.keys("bob", "-l", "rahmet, see you there")
+        tmux.keys("bob", "C-s")
+        tmux.wait("alice", lambda s: "rahmet, see you there" in s, "Bob's answer at Alice", 90)
+        tmux.wait("bob", lambda s: "delivered" in s, "delivered on Bob's screen", 90)
         for name in ("alice", "bob"):
             tmux.keys(name, "C-q")
             tmux.wait(name, lambda s: "Stop it too?" in s, "the offer to stop the daemon")
