@@ -546,3 +546,24 @@ def test_moving_up_from_the_first_message_shown_pages_in_earlier_ones(tmp_path: 
 
     with Daemons([alice, bob], loopback_config(lan=False)):
         asyncio.run(main())
+
+
+def test_keys_typed_in_a_burst_are_all_sent(tmp_path: Path) -> None:
+    """A fast typist, or a paste followed at once by Ctrl+S (seen in tmux): the last
+    characters must be in the message, not raced by the send."""
+    alice, bob = pair(tmp_path)
+    text = "rahmet, see you there"
+
+    async def main() -> None:
+        app = SteppeApp(alice.path)
+        async with app.run_test(size=SIZE) as pilot:
+            await open_conversation(pilot, app, "Bob")
+            for ch in text:  # all queued before any is handled, as a terminal delivers them
+                app.post_message(events.Key(ch, ch))
+            app.post_message(events.Key("ctrl+s", None))
+            thread = app.query_one(Thread)
+            await eventually("sent", lambda: len(thread.rows) == 1)
+            assert [m.text for m in thread.rows.values()] == [text]
+
+    with Daemons([alice, bob], loopback_config(lan=False)):
+        asyncio.run(main())

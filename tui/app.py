@@ -179,6 +179,8 @@ class SteppeApp(App[None]):
     def on_daemon_up(self, _message: DaemonUp) -> None:
         self.query_one("#banner").display = False
         self.reload()
+        if isinstance(self.screen, ContactsScreen | BulletinsScreen | NetworkScreen):
+            self.screen.reload()  # opened while the daemon was away: fill it now
 
     @work(exclusive=True, group="reload")
     async def reload(self) -> None:

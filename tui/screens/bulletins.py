@@ -41,7 +41,7 @@ class Post(ModalScreen[BulletinPost | None]):
     Post TextArea { height: 1fr; }
     """
     BINDINGS = [  # noqa: RUF012
-        Binding("ctrl+s", "post", "Post", priority=True),
+        Binding("ctrl+s", "post", "Post"),  # not priority: see tui.widgets.compose
         Binding("escape", "cancel", "Cancel"),
     ]
 

@@ -14,7 +14,9 @@ class Compose(TextArea):
     DEFAULT_CSS = """
     Compose { height: 5; }
     """
-    BINDINGS = [Binding("ctrl+s", "send", "Send", priority=True)]  # noqa: RUF012
+    # Not a priority binding: a priority one is run when the key reaches the app, ahead of
+    # the characters typed just before it that the box has not taken in yet (they were lost).
+    BINDINGS = [Binding("ctrl+s", "send", "Send")]  # noqa: RUF012
 
     @dataclass
     class Submitted(Message):
