@@ -146,6 +146,11 @@ def safety_words(a: bytes, b: bytes, count: int = 8) -> list[str]:
     return [words[(value >> (512 - 11 * (i + 1))) & 0x7FF] for i in range(count)]
 
 
+def fingerprint_words(key: bytes) -> list[str]:
+    """One identity key as 8 words (its safety number with itself), to read aloud."""
+    return safety_words(key, key)
+
+
 # --- contact cards ----------------------------------------------------------------------
 
 

@@ -11,6 +11,7 @@ from crypto import keystore
 from crypto.errors import CryptoError
 from crypto.identity import (
     ContactCard,
+    fingerprint_words,
     safety_digits,
     safety_words,
 )
@@ -47,10 +48,6 @@ def cmd_id_new(args: argparse.Namespace, out: TextIO) -> None:
     out.write(f"Created profile in {path}\n")
     out.write(f"Fingerprint: {_fp(p.identity.sign_public)}\n")
     out.write("Show your contact card with: steppe id show\n")
-
-
-def fingerprint_words(key: bytes) -> list[str]:
-    return safety_words(key, key)
 
 
 def cmd_id_show(args: argparse.Namespace, out: TextIO) -> None:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from textual.message import Message
+from textual.widget import Widget
 
 from mesh.ipc.asyncio_client import AsyncioClient
 from mesh.ipc.calls import Call, Subscribe
@@ -27,6 +28,12 @@ from tui.messages import DaemonDown, DaemonUp, MeshEvent
 
 R = TypeVar("R")
 RETRY = 1.0  # seconds between attempts to reach a daemon that went away
+
+
+def refusal(widget: Widget, what: str) -> Callable[[str], None]:
+    """What :meth:`DaemonLink.attempt` calls on failure: one error notice, ``what: why``
+    (plain text: the reason may quote mesh strings)."""
+    return lambda why: widget.notify(f"{what}: {why}", severity="error", markup=False)
 
 
 class DaemonLink:
@@ -65,6 +72,14 @@ class DaemonLink:
                 if client is not None:
                     client.close()  # no await: the app may be cancelling this task
             self._requests = None
+
+    async def attempt(self, call: Call[R], failed: Callable[[str], object]) -> R | None:
+        """The answer, or None after handing ``failed`` the one line saying why."""
+        try:
+            return await self.request(call)
+        except IpcError as exc:
+            failed(str(exc))
+            return None
 
     async def request(self, call: Call[R]) -> R:
         """One typed request; :class:`IpcError` if the daemon is away or refuses."""

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, assert_never
 
 from crypto.bulletin import Bulletin
-from crypto.identity import safety_digits, safety_words
+from crypto.identity import fingerprint_words, safety_digits, safety_words
 from crypto.noise import KeyPair
 from mesh.core import bundle
 from mesh.core.events import Action, SendFailed
@@ -109,8 +109,7 @@ class Ops:
     # ---- contacts (mesh.daemon.contacts) ------------------------------------------------
     def me(self) -> c.Card:
         p = self.daemon.profile
-        key = p.identity.sign_public
-        words = " ".join(safety_words(key, key))
+        words = " ".join(fingerprint_words(p.identity.sign_public))
         return c.Card(p.name, p.identity.public().fingerprint.hex(), words, p.card.encode())
 
     def safety_number(self, name: str) -> c.Safety:

@@ -17,7 +17,7 @@ from textual.widgets.option_list import Option
 
 from mesh.ipc.calls import BulletinList, BulletinPost, BulletinRow
 from mesh.ipc.schema import IpcError
-from tui.daemon_link import DaemonLink
+from tui.daemon_link import DaemonLink, refusal
 from tui.text import block, claimed_time, line
 
 SHOWN = 200  # bulletins fetched
@@ -105,12 +105,9 @@ class BulletinsScreen(Screen[None]):
         post = await self.app.push_screen_wait(Post())
         if post is None:
             return
-        try:
-            await self.daemon.request(post)
-        except IpcError as exc:
-            self.notify(f"not posted: {exc}", severity="error", markup=False)
-            return
-        self.reload()
+
+        if await self.daemon.attempt(post, refusal(self, "not posted")) is not None:
+            self.reload()
 
     @on(OptionList.OptionHighlighted)
     def _nothing(self) -> None:

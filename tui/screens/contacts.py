@@ -32,7 +32,7 @@ from mesh.ipc.calls import (
     SafetyNumber,
 )
 from mesh.ipc.schema import IpcError
-from tui.daemon_link import DaemonLink
+from tui.daemon_link import DaemonLink, refusal
 from tui.qr import qr_text, size_of
 from tui.screens.dialogs import Ask, Confirm
 from tui.text import line
@@ -231,14 +231,9 @@ class ContactsScreen(Screen[None]):
         if name is not None:
             await self._do("not added", ContactAddSender(fingerprint=fp, name=name))
 
-    async def _do(self, what: str, call: Call[Any]) -> bool:
-        try:
-            await self.daemon.request(call)
-        except IpcError as exc:
-            self.notify(f"{what}: {exc}", severity="error", markup=False)
-            return False
-        self.reload()
-        return True
+    async def _do(self, what: str, call: Call[Any]) -> None:
+        if await self.daemon.attempt(call, refusal(self, what)) is not None:
+            self.reload()
 
     def action_qr(self) -> None:
         card = self.query_one("#mine", TextArea).text

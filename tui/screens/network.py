@@ -19,7 +19,7 @@ from textual.widgets import Footer, Header, Static
 
 from mesh.ipc.calls import Export, Import, PeerRow, Peers, Status, StatusInfo
 from mesh.ipc.schema import IpcError
-from tui.daemon_link import DaemonLink
+from tui.daemon_link import DaemonLink, refusal
 from tui.screens.files import PickFile
 from tui.text import line
 
@@ -113,25 +113,22 @@ class NetworkScreen(Screen[None]):
         )
         if path is None:
             return
-        try:
-            done = await self.daemon.request(Export(path=absolute(path)))
-        except IpcError as exc:
-            self.notify(f"not exported: {exc}", severity="error", markup=False)
-            return
-        self.notify(
-            f"wrote {done.envelopes} envelopes and {done.receipts} receipts ({done.bytes:,} bytes)"
-        )
+        done = await self.daemon.attempt(Export(path=absolute(path)), refusal(self, "not exported"))
+        if done is not None:
+            self.notify(
+                f"wrote {done.envelopes} envelopes and {done.receipts} receipts "
+                f"({done.bytes:,} bytes)"
+            )
 
     @work
     async def action_import_bundle(self) -> None:
         path = await self.app.push_screen_wait(PickFile("Import the courier bundle:", START))
         if path is None:
             return
-        try:
-            counts = await self.daemon.request(Import(path=absolute(path)))
-        except IpcError as exc:
-            self.notify(f"not imported: {exc}", severity="error", markup=False)
-            return
-        said = ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in sorted(counts.items()) if v)
-        self.notify(f"imported: {said or 'nothing new'}", markup=False)
-        self.reload()
+        counts = await self.daemon.attempt(
+            Import(path=absolute(path)), refusal(self, "not imported")
+        )
+        if counts is not None:
+            said = ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in sorted(counts.items()) if v)
+            self.notify(f"imported: {said or 'nothing new'}", markup=False)
+            self.reload()

@@ -402,9 +402,7 @@ class BleLinks:
 
     # ---- dialling ---------------------------------------------------------------------
     def _may_dial(self, address: str) -> bool:
-        if address in self._dialling or any(x.remote == address for x in self.links.values()):
-            return False
-        if self._at_cap() or self._rotation.holds(address, trio.current_time()):
+        if not self._unlinked(address) or self._at_cap():
             return False
         held = self._backoff.get(address)
         return held is None or held[1] <= trio.current_time()
