@@ -42,7 +42,7 @@ from mesh.cli_contacts import (
     cmd_id_show,
 )
 from mesh.ipc import calls
-from mesh.render import inert, inert_block
+from mesh.render import carried_words, inert, inert_block
 
 
 def cmd_sim_list(args: argparse.Namespace, out: TextIO) -> None:
@@ -168,7 +168,8 @@ def cmd_inbox(args: argparse.Namespace, out: TextIO) -> None:
         else:  # not a contact: the key is all we know, never a name
             who, strangers = f"unknown sender {short_fingerprint(m.contact)}", True
         arrow = f"to {who}" if m.outgoing else f"from {who}"
-        state = f" [{inert(m.state)}]" if m.outgoing else ""
+        said = carried_words(m.carriers) if m.state == "queued" and m.carriers else m.state
+        state = f" [{inert(said)}]" if m.outgoing else ""
         out.write(f"{when}  {arrow}{state}: {inert_block(m.text, INDENT)}\n")
     if strangers:
         out.write(

@@ -55,6 +55,7 @@ def messages(profile: Profile, contact: str, limit: int) -> list[MessageRow]:
             m.created,
             m.text,
             m.state,
+            m.carriers,
         )
         for m in rows
     ]

@@ -61,3 +61,9 @@ def inert_block(text: str, indent: str = "    ") -> str:
     if not indent:
         raise ValueError("continuation lines need an indent")
     return ("\n" + indent).join(inert(line) for line in text.split("\n"))
+
+
+def carried_words(carriers: int) -> str:
+    """An undelivered message of ours handed to ``carriers`` neighbours, in words (the
+    CLI and the TUI say the same; see :mod:`mesh.daemon.carried` for what it means)."""
+    return f"carried by {carriers} neighbour{'' if carriers == 1 else 's'}"

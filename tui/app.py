@@ -215,6 +215,9 @@ class SteppeApp(App[None]):
             case ev.MessageStateChanged():
                 thread.delivered(event.msg_id, event.state)
                 self.reload()
+            case ev.MessageCarried():
+                thread.carried(event.msg_id, event.carriers)
+                convs.carried(event.msg_id, event.carriers)
             case ev.ContactChanged():
                 self.reload()
             case ev.BulletinStored():
@@ -253,6 +256,8 @@ class SteppeApp(App[None]):
             return
         self.query_one(Thread).show(name, rows)
         convs = self.query_one(ConversationList)
+        if rows:  # the list shows the last message as the daemon holds it (one just sent)
+            convs.note(rows[-1], unread=False)
         convs.read(name)
         self._freeze_if_changed(name)
 

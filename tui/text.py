@@ -8,7 +8,8 @@ import datetime
 
 from rich.text import Text
 
-from mesh.render import inert
+from mesh.ipc.calls import MessageRow
+from mesh.render import carried_words, inert
 
 STATE_WORDS = {"queued": "queued", "acked": "delivered", "received": "received"}
 
@@ -25,9 +26,12 @@ def block(text: str) -> Text:
     return Text("\n".join(inert(part) for part in text.split("\n")))
 
 
-def state_word(state: str) -> str:
-    """What a message's state says to a person: words that only ever improve."""
-    return STATE_WORDS.get(state, "queued")
+def state_word(m: MessageRow) -> str:
+    """What a message's state says to a person, in words that only ever improve:
+    queued, carried by N neighbours, delivered."""
+    if m.state == "queued" and m.carriers > 0:
+        return carried_words(m.carriers)
+    return STATE_WORDS.get(m.state, "queued")
 
 
 def claimed_time(created: int) -> str:

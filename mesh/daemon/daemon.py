@@ -69,6 +69,7 @@ from mesh.core.events import (
 )
 from mesh.core.node import Node, NodeConfig
 from mesh.core.store import Quotas
+from mesh.daemon.carried import Carriers
 from mesh.daemon.config import Config
 from mesh.daemon.contacts import LiveProfile
 from mesh.daemon.history import HISTORY, History, HistoryError
@@ -119,6 +120,9 @@ class Daemon:
         self.live = LiveProfile(self)
         self.live.add_to_node()
         self._start_state()
+        self.carriers = Carriers()  # "carried by N neighbours"
+        self.carriers.load(self.history.awaiting())
+        self.node.observer = self._observed
         self.stats: dict[str, int] = {}
         self.ops = Ops(self)  # the local API's operations
         self.local_api = LocalApi(self, runtime_dir)
@@ -213,7 +217,8 @@ class Daemon:
         changes = self.node.saved.take_changes()
         delivered = [a for a in actions if isinstance(a, MessageDelivered)]
         acked = [a for a in actions if isinstance(a, MessageAcked)]
-        if not (changes or delivered or acked) or self._panicked:
+        carried = self.carriers.step(actions)
+        if not (changes or delivered or acked or carried) or self._panicked:
             return
         with self.history.transaction():
             for got in delivered:
@@ -221,7 +226,17 @@ class Daemon:
                 self.history.add(got.sender, False, got.msg_id, got.created, text)
             for ack in acked:
                 self.history.mark(ack.msg_id, "acked")
+            for msg_id, carriers in carried.items():
+                self.history.carried(msg_id, carriers)  # a message queued now: send_text
             self.history.save_rows(changes)
+        for msg_id, carriers in carried.items():
+            self._publish(api.MessageCarried(msg_id, carriers))
+
+    def _observed(self, what: str, envelope_id: bytes, link: int, _frame: bytes) -> None:
+        """The node's observer hook: an envelope went to (or came from) a link."""
+        peer = self.node.links.get(link)
+        if what == "sent" and peer is not None:
+            self.carriers.handed(envelope_id, peer.peer)
 
     def _apply(self, actions: list[Action]) -> None:
         check_pins(self.tcp.links, actions, self.count)
@@ -299,8 +314,11 @@ class Daemon:
             raise ipc.IpcError(f"cannot send to {contact.name}: {result.reason}")
         if not isinstance(result, MessageQueued):
             raise ipc.IpcError("the node did not queue the message")
-        self.history.add(key, True, result.msg_id, self.now(), text)  # the ratchet: saved
-        return result.msg_id
+        msg_id, envelope_id = result.msg_id, result.envelope_id
+        self.history.add(key, True, msg_id, self.now(), text, envelope_id)  # ratchet: saved
+        if self.carriers.count(msg_id):  # handed over in the step that queued it
+            self.history.carried(msg_id, self.carriers.count(msg_id))
+        return msg_id
 
     # ---- running ----------------------------------------------------------------------
     async def run(self, *, task_status: trio.TaskStatus[Daemon] = trio.TASK_STATUS_IGNORED) -> None:

@@ -50,7 +50,9 @@ both files would).
 
 Format versions: ``PRAGMA user_version`` 0 is the first format (ad = table name only);
 opening such a file re-seals every row in one transaction, bound to its place (generation
-0), and sets version 2. Rows already moved before that cannot be told apart.
+0), and sets version 2. Rows already moved before that cannot be told apart. A message
+row is a list of six fields (contact, outgoing, id, created, text, state) or, since
+carriers are counted, eight (the envelope id and the carrier count after them); both read.
 """
 
 from __future__ import annotations
@@ -101,6 +103,8 @@ class Message:
     created: int
     text: str
     state: str  # outgoing: queued / acked; incoming: received
+    envelope_id: bytes = b""  # outgoing: the envelope that carries it (rows of v2 files: empty)
+    carriers: int = 0  # outgoing: how many neighbours it was handed to (mesh.daemon.carried)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -110,7 +114,21 @@ class Message:
             "created": self.created,
             "text": self.text,
             "state": self.state,
+            "carriers": self.carriers,
         }
+
+    def record(self) -> list[object]:
+        """The row as it is sealed (eight fields; rows written before carriers: six)."""
+        return [
+            self.contact,
+            self.outgoing,
+            self.msg_id,
+            self.created,
+            self.text,
+            self.state,
+            self.envelope_id,
+            self.carriers,
+        ]
 
 
 def history_key(data_key: bytes) -> bytes:
@@ -259,22 +277,33 @@ class History:
         self._gens_dirty = False
 
     # ---- messages ---------------------------------------------------------------------
-    def add(self, contact: bytes, outgoing: bool, msg_id: bytes, created: int, text: str) -> int:
+    def add(
+        self,
+        contact: bytes,
+        outgoing: bool,
+        msg_id: bytes,
+        created: int,
+        text: str,
+        envelope_id: bytes = b"",
+    ) -> int:
         self._prepare()
         state = "queued" if outgoing else "received"
         row = int(self._db.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM messages").fetchone()[0])
-        blob = self._seal([contact, outgoing, msg_id, created, text, state], _msg_ad(row))
+        m = Message(row, contact, outgoing, msg_id, created, text, state, envelope_id)
+        blob = self._seal(m.record(), _msg_ad(row))
         self._db.execute("INSERT INTO messages (id, blob) VALUES (?, ?)", (row, blob))
         if self._by_msg is not None:
             self._by_msg[msg_id] = row
         if self._latest is not None and self._by_contact is not None:
-            self._latest[contact] = Message(row, contact, outgoing, msg_id, created, text, state)
+            self._latest[contact] = m
             self._by_contact.setdefault(contact, []).append(row)
         return row
 
     def _message(self, row: int, blob: bytes) -> Message:
         where = f"history message {row}"
-        f = expect_list(self._open(blob, _msg_ad(row), where), 6, "history message")
+        obj = self._open(blob, _msg_ad(row), where)
+        short = isinstance(obj, list) and len(obj) == 6  # written before carriers were counted
+        f = expect_list([*obj, b"", 0] if short else obj, 8, "history message")
         return Message(
             row,
             expect_bytes(f[0], "contact"),
@@ -283,6 +312,8 @@ class History:
             expect_int(f[3], "created"),
             str(f[4]),
             str(f[5]),
+            expect_bytes(f[6], "envelope id"),
+            expect_int(f[7], "carriers"),
         )
 
     def _rows(self) -> list[Message]:
@@ -303,19 +334,34 @@ class History:
         return None
 
     def mark(self, msg_id: bytes, state: str) -> bool:
+        """Set a message's state (``acked``); False if no message has that id."""
+        return self._update(msg_id, state=state)
+
+    def carried(self, msg_id: bytes, carriers: int) -> bool:
+        """Record that one of our messages was handed to ``carriers`` neighbours."""
+        return self._update(msg_id, carriers=carriers)
+
+    def _update(self, msg_id: bytes, **change: Any) -> bool:
         self._prepare()
         m = self._find(msg_id)
         if m is None:
             return False
-        rec = [m.contact, m.outgoing, m.msg_id, m.created, m.text, state]
+        m = replace(m, **change)
         self._db.execute(
-            "UPDATE messages SET blob = ? WHERE id = ?", (self._seal(rec, _msg_ad(m.row)), m.row)
+            "UPDATE messages SET blob = ? WHERE id = ?",
+            (self._seal(m.record(), _msg_ad(m.row)), m.row),
         )
         if self._latest is not None:
             latest = self._latest.get(m.contact)
             if latest is not None and latest.row == m.row:
-                self._latest[m.contact] = replace(latest, state=state)
+                self._latest[m.contact] = m
         return True
+
+    def awaiting(self) -> list[Message]:
+        """Our messages not yet acknowledged whose envelope id is known (rows of this
+        format: the carriers counted for them resume from the saved count)."""
+        self._prepare()
+        return [m for m in self._rows() if m.outgoing and m.state == "queued" and m.envelope_id]
 
     def _index(self) -> tuple[dict[bytes, Message], dict[bytes, list[int]]]:
         """The latest message and the rows of each contact (one pass over every row when

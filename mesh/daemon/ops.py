@@ -147,7 +147,9 @@ class Ops:
     # ---- messages -----------------------------------------------------------------------
     def _row(self, m: Message) -> c.MessageRow:
         name = self.daemon.live.name_of(m.contact)
-        return c.MessageRow(m.contact, name, m.outgoing, m.msg_id, m.created, m.text, m.state)
+        return c.MessageRow(
+            m.contact, name, m.outgoing, m.msg_id, m.created, m.text, m.state, m.carriers
+        )
 
     def conversations(self) -> list[c.MessageRow]:
         return [self._row(m) for m in self.daemon.history.conversations().values()]

@@ -81,6 +81,7 @@ class MessageRow:
     created: int
     text: str
     state: str  # outgoing: queued / acked; incoming: received
+    carriers: int = 0  # outgoing, queued: neighbours it was handed to (an older daemon: 0)
 
 
 @dataclass(frozen=True, slots=True)

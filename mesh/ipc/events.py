@@ -37,6 +37,16 @@ class MessageStateChanged:
 
 
 @dataclass(frozen=True, slots=True)
+class MessageCarried:
+    """One of our messages, not yet delivered, was handed to one more neighbour
+    (``carriers`` in all; see :mod:`mesh.daemon.carried`)."""
+
+    KIND: ClassVar[str] = "carried"
+    msg_id: bytes
+    carriers: int
+
+
+@dataclass(frozen=True, slots=True)
 class BulletinStored:
     """A bulletin that verifies was stored: new, or a newer post on its topic (ours too)."""
 
@@ -78,10 +88,24 @@ class ContactChanged:
     old_name: str = ""  # renamed: the name before
 
 
-Event = MessageReceived | MessageStateChanged | BulletinStored | LinkChanged | ContactChanged
+Event = (
+    MessageReceived
+    | MessageStateChanged
+    | MessageCarried
+    | BulletinStored
+    | LinkChanged
+    | ContactChanged
+)
 EVENTS: dict[str, type[Event]] = {
     cls.KIND: cls
-    for cls in (MessageReceived, MessageStateChanged, BulletinStored, LinkChanged, ContactChanged)
+    for cls in (
+        MessageReceived,
+        MessageStateChanged,
+        MessageCarried,
+        BulletinStored,
+        LinkChanged,
+        ContactChanged,
+    )
 }
 
 

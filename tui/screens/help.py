@@ -22,6 +22,7 @@ KEYS = (
 )
 STATES = (
     ("queued", "kept by your daemon; it leaves with the next neighbour met"),
+    ("carried by N neighbours", "handed to N nearby devices that pass it on (or may drop it)"),
     ("delivered", "their device has it (a receipt came back)"),
 )
 

@@ -3,7 +3,7 @@ KEY CHANGED), unread count and the last message."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from rich.text import Text
 from textual.widgets import OptionList
@@ -45,7 +45,7 @@ def row(conv: Conversation) -> Text:
         out.append(prefix, "dim")
         out.append_text(line(first[:PREVIEW] + ("..." if len(first) > PREVIEW else "")))
         if conv.last.outgoing:
-            out.append(f"  ({state_word(conv.last.state)})", "dim")
+            out.append(f"  ({state_word(conv.last)})", "dim")
     return out
 
 
@@ -78,6 +78,15 @@ class ConversationList(OptionList):
         conv.last = message
         conv.unread += 1 if unread else 0
         self._redraw()
+
+    def carried(self, msg_id: bytes, carriers: int) -> None:
+        """The last message of a conversation may be the one now carried further."""
+        for conv in self.conversations.values():
+            last = conv.last
+            if last is not None and last.msg_id == msg_id and last.state == "queued":
+                conv.last = replace(last, carriers=max(carriers, last.carriers))
+                self._redraw()
+                return
 
     def read(self, name: str) -> None:
         conv = self.conversations.get(name)

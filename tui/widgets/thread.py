@@ -1,9 +1,10 @@
 """One conversation: its messages oldest first, each with the sender's time shown as a
-claim and, for ours, its state in words that only ever improve (queued, delivered)."""
+claim and, for ours, its state in words that only ever improve (queued, carried by N
+neighbours, delivered)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from rich.console import Group
 from rich.padding import Padding
@@ -26,7 +27,7 @@ def header(m: MessageRow, me: str = "you") -> Text:
     out.append(f"{claimed_time(m.created)}  ", "dim")
     if m.outgoing:
         out.append(me, "bold")
-        out.append(f"  [{state_word(m.state)}]", "dim")  # plain text: Text is never markup
+        out.append(f"  [{state_word(m)}]", "dim")  # plain text: Text is never markup
     else:
         out.append_text(line(m.contact_name, "bold"))
     return out
@@ -81,17 +82,26 @@ class Thread(OptionList):
         self._to_end()
 
     def delivered(self, msg_id: bytes, state: str) -> None:
+        self._update(msg_id, state=state)
+
+    def carried(self, msg_id: bytes, carriers: int) -> None:
+        """One more neighbour carries it (never shown over "delivered", never fewer)."""
+        m = self.rows.get(msg_id.hex())
+        if m is not None and m.state == "queued" and carriers > m.carriers:
+            self._update(msg_id, carriers=carriers)
+
+    def _update(self, msg_id: bytes, **change: object) -> None:
         key = msg_id.hex()
         m = self.rows.get(key)
         if m is None:
             return
-        new = MessageRow(m.contact, m.contact_name, m.outgoing, m.msg_id, m.created, m.text, state)
+        new = replace(m, **change)  # type: ignore[arg-type]
         self.rows[key] = new
         self.replace_option_prompt(key, bubble(new))
 
     def state_of(self, msg_id: bytes) -> str:
         m = self.rows.get(msg_id.hex())
-        return "" if m is None else state_word(m.state)
+        return "" if m is None else state_word(m)
 
     def _to_end(self) -> None:
         if self.option_count:
