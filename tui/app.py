@@ -12,7 +12,9 @@ the compose box keeps its text until the daemon has taken it.
 
 A conversation whose contact's key changed is frozen: the warning bar says so and
 nothing can be sent until the contact is verified again (``steppe contact verify``).
-No message text goes to the terminal title.
+No message text goes to the terminal title. A message arriving while its conversation is
+not on screen is notified as the user chose (:mod:`tui.settings`): by default the sender
+only, never the text unless they turn that on (the command palette: Notifications).
 """
 
 from __future__ import annotations
@@ -46,7 +48,9 @@ from tui.screens.contacts import ContactsScreen
 from tui.screens.dialogs import Confirm, YesNo
 from tui.screens.help import HelpScreen
 from tui.screens.network import NetworkScreen
+from tui.screens.settings import NotifySettings
 from tui.screens.start import Create, NewProfile, Unlock
+from tui.settings import Settings, SettingsError, load_settings, notice, save_settings
 from tui.start import Started, has_profile, spawn, until_up
 from tui.text import line
 from tui.widgets.compose import Compose
@@ -59,6 +63,7 @@ COMMANDS = (  # the command palette's entries besides Textual's: title, help, ac
     ("Bulletins", "the public feed, and posting (F4)", "bulletins"),
     ("Network", "links, what you carry, bundles (F5)", "network"),
     ("Help", "keys and what message states mean (F1)", "help"),
+    ("Notifications", "what a new message's notification may say", "notifications"),
     ("Panic", "wipe this profile now (asks you to type wipe)", "panic"),
 )
 
@@ -85,6 +90,11 @@ class SteppeApp(App[None]):
         self.daemon = DaemonLink(profile_dir, self.post_message)
         self.started: Started | None = None  # a daemon this UI started, still running
         self.wiped = ""  # after a panic: what was done, for the command to print
+        self.settings_error = ""
+        try:
+            self.settings = load_settings(profile_dir)
+        except SettingsError as exc:
+            self.settings, self.settings_error = Settings(), str(exc)
 
     def compose(self) -> ComposeResult:
         yield Header(show_clock=False)
@@ -99,6 +109,10 @@ class SteppeApp(App[None]):
 
     def on_mount(self) -> None:
         self.query_one("#warning").display = False
+        if self.settings_error:
+            self.notify(
+                f"{self.settings_error} (using the defaults)", severity="warning", markup=False
+            )
         self.prepare()
 
     @work
@@ -212,6 +226,10 @@ class SteppeApp(App[None]):
                 if showing:
                     thread.add(row)
                 convs.note(row, unread=not showing)
+                if not showing or self.screen is not self.screen_stack[0]:
+                    said = notice(self.settings.notify, event.contact_name, event.text)
+                    if said is not None:
+                        self.notify(said, markup=False)
             case ev.MessageStateChanged():
                 thread.delivered(event.msg_id, event.state)
                 self.reload()
@@ -300,6 +318,19 @@ class SteppeApp(App[None]):
 
     def action_help(self) -> None:
         self.push_screen(HelpScreen())
+
+    @work
+    async def action_notifications(self) -> None:
+        chosen = await self.push_screen_wait(NotifySettings(self.settings.notify))
+        if chosen is None or chosen is self.settings.notify:
+            return
+        self.settings = Settings(notify=chosen)
+        try:
+            await asyncio.to_thread(save_settings, self.profile_dir, self.settings)
+        except OSError as exc:
+            self.notify(f"not saved: {exc}", severity="error", markup=False)
+            return
+        self.notify(f"notifications: {chosen.value}")
 
     def action_contacts(self) -> None:
         self.push_screen(ContactsScreen(self.daemon))
