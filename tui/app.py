@@ -32,7 +32,7 @@ from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import Footer, Header, OptionList, Static
+from textual.widgets import Footer, OptionList, Static
 
 from crypto import keystore
 from crypto.errors import CryptoError
@@ -41,6 +41,7 @@ from mesh.ipc.calls import MAX_LIMIT, Contacts, Conversations, MessageRow, Messa
 from mesh.ipc.schema import IpcError
 from mesh.offline import daemon_answers
 from mesh.profile import ProfileError, create_profile
+from tui import console
 from tui.daemon_link import DaemonLink
 from tui.messages import DaemonDown, DaemonUp, MeshEvent
 from tui.screens.bulletins import BulletinsScreen
@@ -81,10 +82,15 @@ class SteppeApp(App[None]):
         Binding("ctrl+q", "quit", "Quit"),
     ]
 
-    def __init__(self, profile_dir: Path, daemon_args: Sequence[str] = ()) -> None:
+    def __init__(
+        self, profile_dir: Path, daemon_args: Sequence[str] = (), plain: bool | None = None
+    ) -> None:
         """``daemon_args``: what a daemon this UI starts is given after ``daemon``
-        (``--config FILE``)."""
+        (``--config FILE``). ``plain``: only the Linux console fonts' glyphs
+        (:mod:`tui.console`; None: on ``TERM=linux``)."""
         super().__init__()
+        if console.wanted() if plain is None else plain:
+            self.add_class(console.CLASS)
         self.profile_dir = profile_dir
         self.daemon_args = tuple(daemon_args)
         self.daemon = DaemonLink(profile_dir, self.post_message)
@@ -97,7 +103,7 @@ class SteppeApp(App[None]):
             self.settings, self.settings_error = Settings(), str(exc)
 
     def compose(self) -> ComposeResult:
-        yield Header(show_clock=False)
+        yield console.header(self)
         yield Static("connecting to the daemon...", id="banner")
         with Horizontal():
             yield ConversationList(id="conversations")
@@ -108,6 +114,7 @@ class SteppeApp(App[None]):
         yield Footer()
 
     def on_mount(self) -> None:
+        console.plain_scrollbars(console.active(self))
         self.query_one("#warning").display = False
         if self.settings_error:
             self.notify(
@@ -207,6 +214,9 @@ class SteppeApp(App[None]):
         thread = self.query_one(Thread)
         if thread.contact:
             await self.open_conversation(thread.contact)
+
+    def on_unmount(self) -> None:
+        console.plain_scrollbars(False)
 
     def on_mesh_event(self, message: MeshEvent) -> None:
         event = message.event

@@ -12,11 +12,12 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen, Screen
-from textual.widgets import Footer, Header, Input, Label, OptionList, TextArea
+from textual.widgets import Footer, Input, Label, OptionList, TextArea
 from textual.widgets.option_list import Option
 
 from mesh.ipc.calls import BulletinList, BulletinPost, BulletinRow
 from mesh.ipc.schema import IpcError
+from tui import console
 from tui.daemon_link import DaemonLink, refusal
 from tui.text import block, claimed_time, line
 
@@ -81,7 +82,7 @@ class BulletinsScreen(Screen[None]):
         self.rows: list[BulletinRow] = []
 
     def compose(self) -> ComposeResult:
-        yield Header(show_clock=False)
+        yield console.header(self)
         yield OptionList(id="feed")
         yield Footer()
 

@@ -12,7 +12,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen, Screen
-from textual.widgets import Footer, Header, OptionList, Static, TextArea
+from textual.widgets import Footer, OptionList, Static, TextArea
 from textual.widgets.option_list import Option
 
 from crypto.identity import fingerprint, short_fingerprint
@@ -32,6 +32,7 @@ from mesh.ipc.calls import (
     SafetyNumber,
 )
 from mesh.ipc.schema import IpcError
+from tui import console
 from tui.daemon_link import DaemonLink, refusal
 from tui.qr import qr_text, size_of
 from tui.screens.dialogs import Ask, Confirm
@@ -91,7 +92,7 @@ class Verify(ModalScreen[bool]):
             with Horizontal(id="numbers"):
                 yield Static(Text(digits), id="digits")
                 yield Static(Text("\n".join(self.safety.words.split())), id="words")
-            yield Static(qr_text(self.safety.digits), id="qr")
+            yield Static(qr_text(self.safety.digits, console.active(self)), id="qr")
             yield Static(
                 Text(
                     "Compare with the number on their screen, in person. "
@@ -115,12 +116,14 @@ class ShowQR(ModalScreen[None]):
 
     def __init__(self, data: str, what: str) -> None:
         super().__init__()
-        self.picture, self.what = qr_text(data), what
+        self.data, self.what = data, what
+        self.picture = Text()
 
     def compose(self) -> ComposeResult:
         yield Static("", id="picture")
 
     def on_mount(self) -> None:
+        self.picture = qr_text(self.data, console.active(self))
         self._fit()
 
     def on_resize(self) -> None:
@@ -133,11 +136,15 @@ class ShowQR(ModalScreen[None]):
         if have.width >= width and have.height >= height:
             shown.update(self.picture)
         else:
+            smaller = (  # the console: a font of 8 pixel lines doubles the lines
+                "choose a smaller font (sudo setfont Lat15-VGA8; for Kazakh, CyrAsia-Terminus12x6)"
+                if console.active(self)
+                else "enlarge the window or make the font smaller"
+            )
             shown.update(
                 Text(
                     f"{self.what} needs a terminal of at least {width}x{height} characters "
-                    f"(this one is {have.width}x{have.height}): enlarge the window or make "
-                    "the font smaller. Escape closes."
+                    f"(this one is {have.width}x{have.height}): {smaller}. Escape closes."
                 )
             )
 
@@ -165,7 +172,7 @@ class ContactsScreen(Screen[None]):
         self.strangers: dict[str, MessageRow] = {}  # fingerprint (hex) -> their latest
 
     def compose(self) -> ComposeResult:
-        yield Header(show_clock=False)
+        yield console.header(self)
         with Horizontal():
             with Vertical(id="me"):
                 yield Static("", id="who")

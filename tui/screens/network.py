@@ -15,10 +15,11 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Footer, Header, Static
+from textual.widgets import Footer, Static
 
 from mesh.ipc.calls import Export, Import, PeerRow, Peers, Status, StatusInfo
 from mesh.ipc.schema import IpcError
+from tui import console
 from tui.daemon_link import DaemonLink, refusal
 from tui.screens.files import PickFile
 from tui.text import line
@@ -82,7 +83,7 @@ class NetworkScreen(Screen[None]):
         self.peers: list[PeerRow] = []
 
     def compose(self) -> ComposeResult:
-        yield Header(show_clock=False)
+        yield console.header(self)
         with VerticalScroll():
             yield Static("", id="summary")
             yield Static("", id="links")
