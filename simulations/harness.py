@@ -126,7 +126,12 @@ class _NodeActions:
 
 def quotas(group: Group) -> Quotas:
     """The store quotas of every node of ``group``."""
-    return Quotas(max_total_bytes=group.buffer, max_source_bytes=max(group.buffer // 4, 64 * 1024))
+    return Quotas(
+        max_total_bytes=group.buffer,
+        max_source_bytes=max(group.buffer // 4, 64 * 1024),
+        eviction=group.eviction,
+        source_quota=group.source_quota,
+    )
 
 
 def node_config(sc: Scenario, group: Group) -> NodeConfig:
@@ -306,8 +311,10 @@ class Simulation:
             return
         if key[2] == RADIO:
             self._radio_pairs.discard(key[0] * len(self.nodes) + key[1])
-        for ids in contact.in_flight.values():
-            self.metrics.aborted += len(ids)
+        now = self.engine.now
+        for sender, ids in contact.in_flight.items():  # cut on the air: one per direction
+            if ids and contact.busy.get(sender, 0.0) > now:
+                self.metrics.aborted += 1
         self.link_owner.pop(contact.link_a, None)
         self.link_owner.pop(contact.link_b, None)
         if contact.up:

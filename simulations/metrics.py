@@ -1,9 +1,14 @@
 """Message statistics with The ONE simulator's ``MessageStatsReport`` definitions and keys.
 
-- ``created``: messages created; ``started``: transfers started; ``relayed``: transfers
-  completed; ``aborted``: transfers cut off when a contact ended; ``dropped``: copies
-  removed from a buffer by eviction or TTL; ``removed``: copies removed otherwise (delivered,
-  purged by a receipt); ``delivered``: messages that reached their destination.
+- ``created``: messages created; ``started``: transfers started (an envelope handed to a
+  link); ``relayed``: transfers completed; ``aborted``: transfers cut off on the air when a
+  contact ended, as ONE counts them: a link sends one frame at a time each way, so at most
+  one per direction, and only if that direction was still sending (envelopes queued behind
+  it never began; they are not aborted, and not relayed); ``dropped``: copies
+  removed from a buffer by eviction or TTL (``dropped_at_source``: of them, messages evicted
+  by the node that wrote them, which only ``eviction = "oldest_received"`` does);
+  ``removed``: copies removed otherwise (delivered, purged by a receipt); ``delivered``:
+  messages that reached their destination.
 - ``delivery_prob`` = delivered / created; ``response_prob`` = delivery receipts that
   reached the sender / created (our receipts play ONE's responses); ``overhead_ratio`` =
   (relayed - delivered) / delivered.
@@ -52,6 +57,7 @@ class Metrics:
     relayed_n: int = 0
     aborted: int = 0
     dropped: int = 0
+    dropped_at_source: int = 0  # evicted from the store of the node that wrote them
     removed_n: int = 0
     bytes_on_air: int = 0
     bytes_internet: int = 0  # between gateways, over their internet links
@@ -106,6 +112,8 @@ class Metrics:
             self.removed_n += 1
         else:
             self.dropped += 1
+            if why == "evicted" and self.hops.get((node, eid)) == 0:
+                self.dropped_at_source += 1
         since = self.stored_at.pop((node, eid), None)
         if since is not None:
             self.buffer_times.append(now - since)
@@ -127,6 +135,7 @@ class Metrics:
             "relayed": self.relayed_n,
             "aborted": self.aborted,
             "dropped": self.dropped,
+            "dropped_at_source": self.dropped_at_source,
             "removed": self.removed_n,
             "delivered": delivered,
             "delivery_prob": round(delivered / created, 4) if created else 0.0,

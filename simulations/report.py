@@ -8,6 +8,7 @@ import io
 import json
 import math
 from dataclasses import asdict
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +69,8 @@ def _plain(value: Any) -> Any:
         return None
     if isinstance(value, bytes):
         return value.hex()
+    if isinstance(value, Enum):
+        return value.value
     return value
 
 

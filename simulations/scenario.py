@@ -18,6 +18,7 @@ from typing import Any
 from mesh.core.config import OFFER_ORDERS
 from mesh.core.link import MAX_MTU, MIN_MTU
 from mesh.core.routing import STRATEGIES
+from mesh.core.store import Eviction
 
 SCENARIO_DIR = Path(__file__).parent / "scenarios"
 
@@ -53,6 +54,7 @@ MOVEMENTS = tuple(Movement)
 ROLES = tuple(Role)
 STATES = tuple(NetState)
 DELIVERED = ("drop", "keep")
+EVICTIONS = tuple(e.value for e in Eviction)
 
 
 class ScenarioError(ValueError):
@@ -76,7 +78,7 @@ KEYS: dict[str, tuple[str, ...]] = {
         "name", "count", "population", "adoption", "movement", "radio", "speed", "wait",
         "positions", "squares", "square_radius", "p_square", "square_wait", "buffer",
         "strategy", "copies", "region", "gateway", "role", "flood_interval", "offer_order",
-        "delivered_copies", "area",
+        "delivered_copies", "area", "eviction", "source_quota",
     ),
     "traffic": ("interval", "size", "ttl", "sources", "destinations", "start", "stop"),
 }  # fmt: skip
@@ -135,6 +137,8 @@ class Group:
     offer_order: str = "fifo"  # the order a node offers envelopes on a contact
     delivered_copies: str = "drop"  # "drop": receipts purge relays' copies; "keep": not
     area: tuple[float, float, float, float] | None = None  # [x0, y0, x1, y1]; None: the world
+    eviction: Eviction = Eviction.PRIORITY  # "oldest_received": The ONE's buffer rule
+    source_quota: bool = True  # False: no per-source quota in the store (The ONE has none)
 
 
 @dataclass(frozen=True)
@@ -494,6 +498,8 @@ def _group(
         offer_order=offer_order,
         delivered_copies=delivered,
         area=area,
+        eviction=Eviction(_choice(g, "eviction", w, EVICTIONS, "priority")),
+        source_quota=_get(g, "source_quota", w, bool, True),
     )
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from mesh.core.store import PutStatus, Quotas, StoreItem
+from mesh.core.store import PUBLIC_RANK, Eviction, PutStatus, Quotas, StoreItem
 from tests.conftest import StoreFactory
 
 NOW = 1_700_000_000
@@ -237,3 +237,38 @@ def test_public_records_have_their_own_share(make_store: StoreFactory) -> None:
     res = s.put(item(6, size=300, priority=9), NOW)  # full: mail evicts mail only
     assert res.evicted == (item(1).id,)
     assert s.has(item(3).id)
+
+
+def test_oldest_received_evicts_in_arrival_order_whatever_the_rank(
+    make_store: StoreFactory,
+) -> None:
+    """The ONE's buffer rule: the copy stored earliest goes first, high rank, late expiry,
+    protected or not; the newcomer is refused only if it cannot fit at all."""
+    s = make_store(Quotas(max_total_bytes=300, eviction=Eviction.OLDEST_RECEIVED))
+    own = StoreItem(item(1).id, item(1).data, NOW + 9000, 9, b"a", protected=True)
+    s.put(own, NOW)
+    s.put_many([item(2, priority=0, expiry=NOW + 60), item(3, priority=5)], NOW + 1)
+    r = s.put(item(4, priority=0, expiry=NOW + 30), NOW + 2)  # ranks lowest: still stored
+    assert (r.status, r.evicted) == (PutStatus.STORED, (own.id,))
+    r = s.put(item(5, size=200), NOW + 4)
+    assert r.evicted == (item(2).id, item(3).id)  # 3 ranks highest, but came before 4
+    assert sorted(s.ids_in_range(b"", None)) == sorted(item(n).id for n in (4, 5))
+    assert s.lowest_rank(100) is None  # nothing ranks: the stamp demand does not rise
+    assert s.put(item(6, size=301), NOW + 5).status is PutStatus.QUOTA
+    assert s.count() == 2
+
+
+def test_oldest_received_keeps_the_public_records_pool_apart(make_store: StoreFactory) -> None:
+    q = Quotas(max_total_bytes=1000, public_share=0.2, eviction=Eviction.OLDEST_RECEIVED)
+    s = make_store(q)
+    s.put_many([item(1, priority=PUBLIC_RANK), item(2), item(3, priority=PUBLIC_RANK + 1)], NOW)
+    r = s.put(item(4, priority=PUBLIC_RANK), NOW + 1)  # over the public share (200 bytes)
+    assert r.evicted == (item(1).id,)
+    assert s.has(item(2).id)
+
+
+def test_the_per_source_quota_can_be_turned_off(make_store: StoreFactory) -> None:
+    s = make_store(Quotas(max_source_bytes=250, source_quota=False))
+    for n in range(1, 6):
+        assert s.put(item(n, source=b"one"), NOW).status is PutStatus.STORED
+    assert s.source_bytes(b"one") == 500

@@ -19,6 +19,7 @@ class MemoryStore(PolicyStore):
         super().__init__(quotas)
         self._items: SortedDict = SortedDict()  # id -> (StoreItem, seq)
         self._order: SortedList = SortedList()  # (priority, expiry, id)
+        self._arrivals: SortedDict = SortedDict()  # seq -> id, the order they were stored
         self._by_expiry: SortedList = SortedList()  # (expiry, id)
         self._sources: dict[bytes, int] = {}
         self._bytes = 0
@@ -113,6 +114,7 @@ class MemoryStore(PolicyStore):
         self._seq += 1
         self._items[item.id] = (replace(item, protected=False), self._seq)
         self._order.add((item.priority, item.expiry, item.id))
+        self._arrivals[self._seq] = item.id
         self._by_expiry.add((item.expiry, item.id))
         self._sources[item.source] = self._sources.get(item.source, 0) + item.size
         self._bytes += item.size
@@ -124,8 +126,9 @@ class MemoryStore(PolicyStore):
             self._receipts.add(item.receipt, item.id)
 
     def _remove(self, envelope_id: bytes) -> None:
-        item: StoreItem = self._items.pop(envelope_id)[0]
+        item, seq = self._items.pop(envelope_id)
         self._order.remove((item.priority, item.expiry, item.id))
+        del self._arrivals[seq]
         self._by_expiry.remove((item.expiry, item.id))
         left = self._sources[item.source] - item.size
         if left:
@@ -144,6 +147,12 @@ class MemoryStore(PolicyStore):
         lo, hi = ((PUBLIC_RANK,), None) if public else (None, (PUBLIC_RANK,))
         for priority, expiry, vid in self._order.irange(lo, hi, inclusive=(True, False)):
             yield priority, expiry, vid, self._items[vid][0].size
+
+    def _arrival_order(self, public: bool) -> Iterator[tuple[bytes, int]]:
+        for vid in self._arrivals.values():
+            item: StoreItem = self._items[vid][0]
+            if (item.priority >= PUBLIC_RANK) == public:
+                yield vid, item.size
 
     def _sweep(self, now: int) -> list[bytes]:
         dead = [vid for _exp, vid in self._by_expiry.irange(maximum=(now, b"\xff" * 64))]

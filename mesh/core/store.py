@@ -32,6 +32,16 @@ differs from a relayed one.
    nothing is evicted. Validly signed junk from throwaway keys thus competes only with
    other public records, never with mail.
 
+That is :attr:`Eviction.PRIORITY`, what the daemon runs. For comparisons with The ONE the
+simulator can ask for :attr:`Eviction.OLDEST_RECEIVED`, ONE's buffer rule: room is made by
+evicting the entries of the pool stored earliest, whatever their rank and whether or not
+they are protected (ONE keeps a node's own messages no better than others'), and the
+stamp demand no longer rises when the store is full (nothing ranks). ONE also never evicts
+a message while it is being sent; here a copy handed to a link is already bytes on the
+way, so evicting it cuts nothing (the copy on the air still arrives), and the victim is
+simply the oldest. ``Quotas.source_quota`` turns the per-source quota of rule 4 off
+(ONE has none).
+
 Backends implement a handful of primitives (``_insert``, ``_remove``, ``_eviction_order``
 ...). :class:`~mesh.core.memory_store.MemoryStore` is the simulator's backend; the SQLite
 backend lives in :mod:`mesh.daemon.sqlite_store`. Both pass
@@ -63,6 +73,13 @@ from mesh.core.session import message_tag
 
 MAX_LOG = 1 << 16  # changes remembered for reconciliations in progress
 PUBLIC_RANK = 256  # ranks from here up: signed public records (bulletins, prekeys)
+
+
+class Eviction(Enum):
+    """Which stored envelopes go first when the store is full (see the module's text)."""
+
+    PRIORITY = "priority"  # lowest (rank, expiry) first, never protected ones: the daemon
+    OLDEST_RECEIVED = "oldest_received"  # stored earliest first, any of them: The ONE
 
 
 class PutStatus(Enum):
@@ -109,6 +126,8 @@ class Quotas:
     max_source_bytes: int = 32 * 1024 * 1024
     max_item_bytes: int = 17 * 1024
     public_share: float = 0.125  # of max_total_bytes, for bulletins and prekeys
+    eviction: Eviction = Eviction.PRIORITY
+    source_quota: bool = True  # False: no per-source quota (max_source_bytes unused)
 
     @property
     def max_public_bytes(self) -> int:
@@ -288,7 +307,11 @@ class PolicyStore(ABC):
             return PutResult(PutStatus.SEEN)
         if item.size > q.max_item_bytes:
             return PutResult(PutStatus.QUOTA)
-        if not item.protected and self.source_bytes(item.source) + item.size > q.max_source_bytes:
+        if (
+            q.source_quota
+            and not item.protected
+            and self.source_bytes(item.source) + item.size > q.max_source_bytes
+        ):
             return PutResult(PutStatus.QUOTA)
         victims = self._victims(item)
         if victims is None:
@@ -313,6 +336,14 @@ class PolicyStore(ABC):
         victims: list[bytes] = []
         if need_bytes <= 0 and need_count <= 0:
             return victims
+        if q.eviction is Eviction.OLDEST_RECEIVED:
+            for vid, vsize in self._arrival_order(public):
+                victims.append(vid)
+                need_bytes -= vsize
+                need_count -= 1
+                if need_bytes <= 0 and need_count <= 0:
+                    return victims
+            return None
         for priority, expiry, vid, vsize in self._eviction_order(public):
             if vid in self._protected:
                 continue
@@ -329,6 +360,8 @@ class PolicyStore(ABC):
         """The rank of the first unprotected envelope (not a public record) that would
         have to go to make ``room`` bytes (None: there is room without evicting)."""
         q = self.quotas
+        if q.eviction is Eviction.OLDEST_RECEIVED:
+            return None  # rank decides nothing: the demand for stamps does not rise
         if self.total_bytes() + room <= q.max_total_bytes and self.count() < q.max_total_count:
             return None
         for priority, _expiry, vid, _size in self._eviction_order(False):
@@ -410,6 +443,10 @@ class PolicyStore(ABC):
     def _eviction_order(self, public: bool) -> Iterator[tuple[int, int, bytes, int]]:
         """``(priority, expiry, id, size)`` ascending within one pool (public records, or
         the rest): the first is evicted first."""
+
+    @abstractmethod
+    def _arrival_order(self, public: bool) -> Iterator[tuple[bytes, int]]:
+        """``(id, size)`` within one pool in the order they were stored, earliest first."""
 
     @abstractmethod
     def public_bytes(self) -> int:

@@ -317,6 +317,17 @@ class SQLiteStore(PolicyStore):
         for priority, expiry, vid, size in cursor:
             yield int(priority), int(expiry), bytes(vid), int(size)
 
+    def _arrival_order(self, public: bool) -> Iterator[tuple[bytes, int]]:
+        where = "priority >= ?" if public else "priority < ?"
+        cursor = self._db.execute(
+            "SELECT id, size FROM envelopes WHERE "  # noqa: S608
+            + where
+            + " ORDER BY rowid",
+            (PUBLIC_RANK,),
+        )
+        for vid, size in cursor:
+            yield bytes(vid), int(size)
+
     def _sweep(self, now: int) -> list[bytes]:
         dead = [
             bytes(r[0])
