@@ -59,8 +59,9 @@ from simulations.mobility import (
     TraceEvent,
     read_trace,
 )
-from simulations.scenario import Group, Movement, NetState, Role, Scenario
+from simulations.scenario import Group, Movement, NetState, Role, Scenario, Transfers
 
+STRICTNESS = (Transfers.FULL, Transfers.HALF, Transfers.ONE_PER_NODE)  # of two radios: the later
 EPOCH0 = 1_767_225_600  # 2026-01-01 00:00 UTC: simulated time 0 (nodes need wall dates)
 LINK_MTU = 1400
 RADIO, NET = "radio", "net"
@@ -78,6 +79,7 @@ class _Contact:
     loss: float
     mtu: int = LINK_MTU
     up: bool = False  # LinkUp delivered (after the set-up time)
+    transfers: Transfers = Transfers.FULL
     busy: dict[int, float] = field(default_factory=dict)  # node -> sending until
     in_flight: dict[int, set[bytes]] = field(default_factory=dict)  # sender -> envelope ids
 
@@ -174,6 +176,7 @@ class Simulation:
         self.observers: dict[int, Observer] = {}
         self.gateways: list[int] = []
         self._next_link = 1
+        self._node_busy: dict[int, float] = {}  # node -> on the air until (one_per_node)
         self._tick_at: list[float] = []
         self._trace: list[TraceEvent] = []
         self._radio_pairs: set[int] = set()  # a * len(nodes) + b of radio contacts
@@ -271,11 +274,17 @@ class Simulation:
 
     # ---- links -------------------------------------------------------------------------
     def _contact_up(
-        self, key: ContactKey, bitrate: float, loss: float, setup: float, mtu: int = LINK_MTU
+        self,
+        key: ContactKey,
+        bitrate: float,
+        loss: float,
+        setup: float,
+        mtu: int = LINK_MTU,
+        transfers: Transfers = Transfers.FULL,
     ) -> None:
         la, lb = self._next_link, self._next_link + 1
         self._next_link += 2
-        contact = _Contact(key, la, lb, bitrate, loss, mtu)
+        contact = _Contact(key, la, lb, bitrate, loss, mtu, transfers=transfers)
         self.contacts[key] = contact
         if key[2] == RADIO:
             self._radio_pairs.add(key[0] * len(self.nodes) + key[1])
@@ -293,6 +302,7 @@ class Simulation:
             max(ra.loss, rb.loss),
             max(ra.setup, rb.setup),
             min(ra.mtu, rb.mtu),
+            max(ra.transfers, rb.transfers, key=STRICTNESS.index),
         )
 
     def _link_up(self, contact: _Contact) -> None:
@@ -339,8 +349,14 @@ class Simulation:
             (contact.b, contact.link_b) if idx == contact.a else (contact.a, contact.link_a)
         )
         start = max(self.engine.now, contact.busy.get(idx, 0.0))
+        if contact.transfers is not Transfers.FULL:  # the other way waits, and so do we
+            start = max(start, contact.busy.get(dest, 0.0))
+        if contact.transfers is Transfers.ONE_PER_NODE:  # either end busy on another link
+            start = max(start, self._node_busy.get(idx, 0.0), self._node_busy.get(dest, 0.0))
         done = start + len(data) / contact.bitrate
         contact.busy[idx] = done
+        if contact.transfers is Transfers.ONE_PER_NODE:
+            self._node_busy[idx] = self._node_busy[dest] = done
         if key[2] == RADIO:
             self.metrics.bytes_on_air += len(data)
         else:

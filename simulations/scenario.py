@@ -50,6 +50,16 @@ class NetState(StrEnum):
     DPI = "dpi"
 
 
+class Transfers(StrEnum):
+    """How a radio's links share the air: ``full``: both ways at once, each link on its own
+    (the default); ``half``: one way at a time on a link; ``one_per_node``: a node sends or
+    receives on one of its links at a time (The ONE's default interface)."""
+
+    FULL = "full"
+    HALF = "half"
+    ONE_PER_NODE = "one_per_node"
+
+
 MOVEMENTS = tuple(Movement)
 ROLES = tuple(Role)
 STATES = tuple(NetState)
@@ -70,7 +80,7 @@ KEYS: dict[str, tuple[str, ...]] = {
         "stamp_bits", "start_hour", "trace",
     ),
     "world": ("width", "height", "nodes"),
-    "radios": ("name", "range", "bitrate", "setup", "loss", "mtu"),
+    "radios": ("name", "range", "bitrate", "setup", "loss", "mtu", "transfers"),
     "regions": ("name", "default", "timeline"),
     "timeline": ("state", "daily", "start", "end", "factor"),
     "internet": ("bitrate", "check_interval"),
@@ -112,6 +122,7 @@ class Radio:
     setup: float = 0.0
     loss: float = 0.0
     mtu: int = 1400  # every frame of the link has this size (Bluetooth LE: ATT_MTU - 3)
+    transfers: Transfers = Transfers.FULL
 
 
 @dataclass(frozen=True)
@@ -347,6 +358,7 @@ def parse_data(data: dict[str, Any], source: str = "<string>") -> Scenario:
             _get(r, "setup", w, float, 0.0),
             _get(r, "loss", w, float, 0.0),
             _get(r, "mtu", w, int, 1400),
+            Transfers(_choice(r, "transfers", w, tuple(Transfers), "full")),
         )
         if not 0 <= radio.loss < 1:
             raise ScenarioError(f"{w}loss: must be in [0, 1)")

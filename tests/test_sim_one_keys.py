@@ -46,3 +46,50 @@ def test_the_keys_are_recorded_and_checked() -> None:
         parse(with_group_keys(small(), 'eviction = "newest"'))
     with pytest.raises(ScenarioError, match="source_quota"):
         parse(with_group_keys(small(), 'source_quota = "no"'))
+
+
+LINE = """
+[scenario]
+name = "line"
+duration = 3600
+seed = 5
+warmup = 0
+stamp_bits = 4
+
+[world]
+width = 100
+height = 10
+
+[[radios]]
+name = "slow"
+range = 40
+bitrate = 3000
+transfers = "{transfers}"
+
+[[groups]]
+name = "line"
+count = 3
+movement = "static"
+positions = [[0, 5], [30, 5], [60, 5]]
+radio = "slow"
+
+[traffic]
+interval = [20, 40]
+size = [200, 1000]
+ttl = 7200
+stop = 3000
+"""
+
+
+def test_half_duplex_and_one_transfer_per_node_slow_the_middle_of_a_line() -> None:
+    """Three nodes in a line: the middle one relays both ways. Full duplex, each link
+    on its own, is fastest; one transfer per node at a time (The ONE's interface) makes
+    the middle node take turns, so messages wait longer."""
+    latency = {}
+    for mode in ("full", "half", "one_per_node"):
+        s = Simulation(parse(LINE.replace("{transfers}", mode))).run().summary
+        assert s["delivery_prob"] >= 0.9, (mode, s)
+        latency[mode] = s["latency_avg"]
+    assert latency["full"] < latency["half"] < latency["one_per_node"], latency
+    with pytest.raises(ScenarioError, match="transfers"):
+        parse(LINE.replace("{transfers}", "simplex"))
