@@ -59,7 +59,16 @@ from simulations.mobility import (
     TraceEvent,
     read_trace,
 )
-from simulations.scenario import Group, Movement, NetState, Role, Scenario, Transfers
+from simulations.scenario import (
+    Group,
+    Movement,
+    NetState,
+    Role,
+    Scenario,
+    ScenarioError,
+    Transfers,
+)
+from simulations.traffic_file import TrafficFileError, read_traffic
 
 STRICTNESS = (Transfers.FULL, Transfers.HALF, Transfers.ONE_PER_NODE)  # of two radios: the later
 EPOCH0 = 1_767_225_600  # 2026-01-01 00:00 UTC: simulated time 0 (nodes need wall dates)
@@ -453,18 +462,35 @@ class Simulation:
             dst = src
             while dst == src:
                 dst = dst_pool[self.rng.randrange(len(dst_pool))]
-            size = self.rng.randint(*tr.size)
-            sender, recipient = self.nodes[src], self.nodes[dst]
-            if recipient.identity.sign_public not in sender.contacts:
-                # They met in person before the scenario starts and swapped cards.
-                sender.add_contact(recipient.identity.public(), recipient.ring.keys[-1].record)
-            self.metrics.creating(src, dst, size, self.engine.now)
-            self._feed(
-                src, SendMessage(recipient.identity.sign_public, self.rng.randbytes(size), tr.ttl)
-            )
+            self._create(src, dst, self.rng.randint(*tr.size), tr.ttl)
         nxt = self.engine.now + self.rng.uniform(*tr.interval)
         if nxt < (tr.stop if tr.stop is not None else self.sc.duration):
             self.engine.at(nxt, self._new_message)
+
+    def _create(self, src: int, dst: int, size: int, ttl: int) -> None:
+        sender, recipient = self.nodes[src], self.nodes[dst]
+        if recipient.identity.sign_public not in sender.contacts:
+            # They met in person before the scenario starts and swapped cards.
+            sender.add_contact(recipient.identity.public(), recipient.ring.keys[-1].record)
+        self.metrics.creating(src, dst, size, self.engine.now)
+        self._feed(src, SendMessage(recipient.identity.sign_public, self.rng.randbytes(size), ttl))
+
+    def _schedule_traffic(self) -> None:
+        sc, tr = self.sc, self.sc.traffic
+        if not tr.file:
+            self.engine.at(tr.start + self.rng.uniform(*tr.interval), self._new_message)
+            return
+        path = (Path(sc.source).parent if sc.source else Path(".")) / tr.file
+        try:
+            created = read_traffic(path.read_text(), len(self.nodes), tr.ttl, tr.size_scale)
+        except OSError as exc:
+            raise ScenarioError(f"traffic.file: cannot read {path}: {exc.strerror}") from None
+        except TrafficFileError as exc:
+            raise ScenarioError(f"traffic.file {path}, {exc}") from None
+        for c in created:
+            if c.time < sc.duration:
+                at = partial(self._create, c.source, c.destination, c.size, c.ttl)
+                self.engine.at(c.time, at)
 
     def _flood(self, idx: int) -> None:
         node, group = self.nodes[idx], self.group_of[idx]
@@ -497,7 +523,7 @@ class Simulation:
         for i, g in enumerate(self.group_of):
             if g.role is Role.FLOODER:
                 self.engine.at(self.rng.uniform(0, g.flood_interval), partial(self._flood, i))
-        self.engine.at(sc.traffic.start + self.rng.uniform(*sc.traffic.interval), self._new_message)
+        self._schedule_traffic()
         self.engine.at(0.0, self._sample)
         step = max(sc.duration / 200, 1.0)
         t = 0.0

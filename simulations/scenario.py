@@ -90,7 +90,10 @@ KEYS: dict[str, tuple[str, ...]] = {
         "strategy", "copies", "region", "gateway", "role", "flood_interval", "offer_order",
         "delivered_copies", "area", "eviction", "source_quota",
     ),
-    "traffic": ("interval", "size", "ttl", "sources", "destinations", "start", "stop"),
+    "traffic": (
+        "interval", "size", "ttl", "sources", "destinations", "start", "stop", "file",
+        "size_scale",
+    ),
 }  # fmt: skip
 
 
@@ -195,6 +198,8 @@ class Traffic:
     destinations: tuple[int, int] | None = None
     start: float = 0.0
     stop: float | None = None
+    file: str = ""  # messages from a file (relative to the scenario): simulations.traffic_file
+    size_scale: float = 1.0  # the file's sizes times this
 
 
 @dataclass(frozen=True)
@@ -547,6 +552,8 @@ def _traffic(t: dict[str, Any], n: int) -> Traffic:
         destinations=nodes("destinations"),
         start=_get(t, "start", w, float, 0.0),
         stop=_get(t, "stop", w, float, None),
+        file=_get(t, "file", w, str, ""),
+        size_scale=_positive(_get(t, "size_scale", w, float, 1.0), w + "size_scale"),
     )
 
 
