@@ -160,6 +160,7 @@ def node_config(sc: Scenario, group: Group) -> NodeConfig:
         max_budget=64,
         offer_order=group.offer_order,
         purge_delivered=group.delivered_copies == "drop",
+        direct_first=group.direct_first,
     )
 
 

@@ -88,7 +88,7 @@ KEYS: dict[str, tuple[str, ...]] = {
         "name", "count", "population", "adoption", "movement", "radio", "speed", "wait",
         "positions", "squares", "square_radius", "p_square", "square_wait", "buffer",
         "strategy", "copies", "region", "gateway", "role", "flood_interval", "offer_order",
-        "delivered_copies", "area", "eviction", "source_quota",
+        "delivered_copies", "area", "eviction", "source_quota", "direct_first",
     ),
     "traffic": (
         "interval", "size", "ttl", "sources", "destinations", "start", "stop", "file",
@@ -153,6 +153,7 @@ class Group:
     area: tuple[float, float, float, float] | None = None  # [x0, y0, x1, y1]; None: the world
     eviction: Eviction = Eviction.PRIORITY  # "oldest_received": The ONE's buffer rule
     source_quota: bool = True  # False: no per-source quota in the store (The ONE has none)
+    direct_first: bool = False  # hand over what is addressed to the peer first (The ONE)
 
 
 @dataclass(frozen=True)
@@ -517,6 +518,7 @@ def _group(
         area=area,
         eviction=Eviction(_choice(g, "eviction", w, EVICTIONS, "priority")),
         source_quota=_get(g, "source_quota", w, bool, True),
+        direct_first=_get(g, "direct_first", w, bool, False),
     )
 
 

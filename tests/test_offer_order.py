@@ -9,6 +9,7 @@ import pytest
 
 from mesh.core import envelope as E
 from mesh.core import messages as M
+from mesh.core.events import MessageQueued, SendMessage
 from mesh.core.node import NodeConfig
 from tests.netsim import T0, Net
 
@@ -95,3 +96,39 @@ def test_receipts_purge_relay_copies_only_when_asked(purge: bool) -> None:
     net.connect(a, r)
     net.run(5)
     assert len(net.acked[a]) == 1, "the relay passes the receipt on either way"
+
+
+def _direct_position(direct_first: bool) -> tuple[int, int]:
+    """A relay holding N strangers' envelopes (fifo: stored first) and, stored last, one
+    for the peer it now meets: (where that one went in the relay's hand-overs, of how
+    many)."""
+    net = Net(seed=3)
+    cfg = NodeConfig(
+        mint_difficulty=4, base_difficulty=4, offer_order="fifo", direct_first=direct_first
+    )
+    relay, bob, carol = net.add(cfg), net.add(cfg), net.add(cfg)
+    net.introduce_all()
+    net.nodes[relay].courier.import_frames(_foreign(random.Random(7)), b"usb", int(net.now))
+    la, _ = net.connect(carol, relay)
+    net.run(5)
+    to_bob = SendMessage(net.nodes[bob].identity.sign_public, b"for bob")
+    actions = net.nodes[carol].handle(to_bob, int(net.now))
+    net.apply(carol, actions)
+    [for_bob] = [a.envelope_id for a in actions if isinstance(a, MessageQueued)]
+    net.run(5)
+    assert net.nodes[relay].store.has(for_bob)
+    net.disconnect(carol, la)
+    sent: list[bytes] = []
+    net.nodes[relay].observer = lambda ev, eid, _l, _f: sent.append(eid) if ev == "sent" else None
+    net.connect(relay, bob)
+    net.run(10)
+    assert [d.body for d in net.delivered[bob]] == [b"for bob"]
+    return sent.index(for_bob), len(sent)
+
+
+def test_direct_delivery_first_hands_the_peer_its_own_before_anything_else() -> None:
+    position, count = _direct_position(direct_first=True)
+    assert count >= N  # everything went over, the peer's own first
+    assert position == 0
+    position, count = _direct_position(direct_first=False)
+    assert position == count - 1  # fifo without it: stored last, handed over last

@@ -93,3 +93,13 @@ def test_half_duplex_and_one_transfer_per_node_slow_the_middle_of_a_line() -> No
     assert latency["full"] < latency["half"] < latency["one_per_node"], latency
     with pytest.raises(ScenarioError, match="transfers"):
         parse(LINE.replace("{transfers}", "simplex"))
+
+
+def test_direct_first_reaches_the_nodes_config() -> None:
+    from simulations.harness import node_config
+
+    sc = parse(with_group_keys(small(), "buffer = 2000000\ndirect_first = true"))
+    assert node_config(sc, sc.groups[0]).direct_first
+    assert not node_config(parse(small()), parse(small()).groups[0]).direct_first
+    s = Simulation(sc).run().summary
+    assert s["delivery_prob"] >= 0.8

@@ -103,7 +103,7 @@ class Trader:
         lacking = [i for i in diff.only_remote if self.wanted(i, now)]
         offer = self.offer_items([i for i, _e in self._index.ranked(diff.only_local, now)], ln)
         want: list[bytes] = []
-        if _peer_needs_marks(ln):
+        if _peer_needs_marks(ln) or self._ctx.config.direct_first:
             ask = lacking  # the peer offers them with their tags; we mark ours
         else:  # the peer decides without marks: ask for them outright, saving a round
             ask, (want, _mine) = [], self._take_room(ln, [(i, False) for i in lacking], now)
@@ -158,7 +158,7 @@ class Trader:
         n = TRADE_CHUNK
         chunks = max(1, -(-max(len(offer), len(want), len(ask)) // n))
         mine_set = set(mine)
-        need_dest = self._ctx.strategy.NEEDS_DESTINATION
+        need_dest = self._ctx.strategy.NEEDS_DESTINATION or self._ctx.config.direct_first
         for c in range(chunks):
             w = want[c * n : (c + 1) * n]
             chunk_offer, chunk_ask = offer[c * n : (c + 1) * n], ask[c * n : (c + 1) * n]
@@ -169,9 +169,10 @@ class Trader:
     # ---- trading ----------------------------------------------------------------------
     def on_trade(self, link: int, ln: Peer, msg: Trade, now: int) -> list[Action]:
         actions = self._give(link, ln, msg.want, set(msg.mine), now)
-        wanted = [
-            (i, msg.need_dest and self._is_mine(t)) for i, t in msg.offer if self.wanted(i, now)
-        ]
+        marks = msg.need_dest or self._ctx.config.direct_first
+        wanted = [(i, marks and self._is_mine(t)) for i, t in msg.offer if self.wanted(i, now)]
+        if self._ctx.config.direct_first:  # ours first, within the room the bucket gives
+            wanted.sort(key=lambda w: not w[1])
         want, mine = self._take_room(ln, wanted, now)
         offer = self.offer_items([i for i, _e in self._index.ranked(msg.ask, now)], ln)
         if want or offer:
@@ -217,7 +218,10 @@ class Trader:
         self, link: int, ln: Peer, want: list[bytes], mine: set[bytes], now: int
     ) -> list[Action]:
         ctx, index = self._ctx, self._index
-        for i, expiry in index.ranked(want, now):
+        ranked = index.ranked(want, now)
+        if ctx.config.direct_first:  # what the peer marked as its own first
+            ranked.sort(key=lambda r: r[0] not in mine)
+        for i, expiry in ranked:
             header = index.header(i)
             if header is None:
                 continue

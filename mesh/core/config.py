@@ -47,6 +47,12 @@ class NodeConfig:
     # as anti-packets). False: carry delivered copies until they expire, as The ONE's
     # routers do without deleteDelivered; receipts are still passed on.
     purge_delivered: bool = True
+    # Direct delivery first (The ONE's routers): on a contact, the envelopes addressed to
+    # the peer go before any other, both in what the peer asks for and in what we hand
+    # over. It costs privacy: the peer marks which offered envelopes are its own (which
+    # NEEDS_DESTINATION strategies do anyway), so a relay learns whom it met mail for.
+    # A simulation key; the daemon keeps it off.
+    direct_first: bool = False
 
     def __post_init__(self) -> None:
         if self.offer_order not in OFFER_ORDERS:
