@@ -69,7 +69,15 @@ def cmd_sim_run(args: argparse.Namespace, out: TextIO) -> None:
 def cmd_sim_sweep(args: argparse.Namespace, out: TextIO) -> None:
     from simulations.sweep import sweep
 
-    sweep(args.scenario, args.set or [], args.seeds, args.jobs, args.csv, out=out)
+    sweep(
+        args.scenario,
+        args.set or [],
+        args.seeds,
+        args.jobs,
+        args.csv,
+        out=out,
+        scheduler=args.scheduler or "",
+    )
 
 
 def cmd_daemon(args: argparse.Namespace, out: TextIO) -> None:
@@ -357,7 +365,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="scenario key to vary, e.g. groups.0.strategy=epidemic,spray",
     )
     sw.add_argument("--seeds", default="1", help="N, N-M or N,M,... (default 1)")
-    sw.add_argument("--jobs", type=int, default=2, help="parallel processes (default 2)")
+    sw.add_argument(
+        "--jobs", type=int, default=2, help="local Dask worker processes (default 2; 1: no Dask)"
+    )
+    sw.add_argument(
+        "--scheduler", metavar="tcp://HOST:PORT", help="run on this Dask cluster instead"
+    )
     sw.add_argument("--csv", metavar="FILE", help="also write the table as CSV")
     sw.set_defaults(func=cmd_sim_sweep)
     dmn = sub.add_parser("daemon", help="run this profile's node (LAN, gateway peers, local API)")

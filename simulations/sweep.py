@@ -1,4 +1,15 @@
-"""``steppe sim sweep``: a parameter grid times seeds, in parallel processes, one table."""
+"""``steppe sim sweep``: a parameter grid times seeds, one task per run, one table.
+
+Runs go to Dask (``dask.distributed``): by default a local cluster of ``--jobs`` worker
+processes (one thread each; scheduler and workers on 127.0.0.1, no dashboard), or, with
+``--scheduler tcp://HOST:PORT``, an existing cluster whose workers have Steppe installed
+(the README says how to start one on several machines). ``--jobs 1`` without a scheduler
+runs in this process. A run is a pure function of (scenario, overrides, seed), so the rows
+are the same whichever executor ran them, and they are printed in grid order whatever
+order the runs finish in. A run that fails (an exception, a worker lost three times) is
+reported with its reason and the others are kept; the sweep then ends with an error
+naming how many failed, after the table and the CSV of the rest are written.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +17,7 @@ import csv
 import itertools
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -44,6 +55,7 @@ def sweep(
     out_csv: str | None,
     out: TextIO = sys.stdout,
     progress: TextIO | None = None,
+    scheduler: str = "",
 ) -> list[dict[str, Any]]:
     """Runs every combination of the ``--set`` values with every seed; ``progress`` gets
     a line when the runs start and one as each finishes (default: stderr, so the table on
@@ -58,7 +70,7 @@ def sweep(
     work = [(name, combo, seed) for combo in combos for seed in parse_seeds(seeds)]
     for combo in combos:
         load_with(name, combo)  # fail fast, in this process, with a readable error
-    rows = _run_all(work, jobs, progress or sys.stderr)
+    rows, failed = _run_all(work, jobs, scheduler, progress or sys.stderr)
     header = [*keys, "seed", *COLUMNS]
     out.write("  ".join(f"{h:>14}" for h in header) + "\n")
     for row in rows:
@@ -68,35 +80,89 @@ def sweep(
             w = csv.DictWriter(f, fieldnames=header, lineterminator="\n")
             w.writeheader()
             w.writerows(rows)
+    if failed:
+        raise ScenarioError(f"{failed} of {len(work)} runs failed (see above); the rest are kept")
     return rows
 
 
+Job = tuple[str, dict[str, Any], int]
+Outcome = tuple[int, dict[str, Any] | None, str]  # (index in the grid, row, why it failed)
+
+
 def _run_all(
-    work: list[tuple[str, dict[str, Any], int]], jobs: int, progress: TextIO
-) -> list[dict[str, Any]]:
-    """The rows in the order of ``work``, whatever order the runs finish in."""
+    work: list[Job], jobs: int, scheduler: str, progress: TextIO
+) -> tuple[list[dict[str, Any]], int]:
+    """The rows in the order of ``work``, whatever order the runs finish in, and how many
+    runs failed."""
     total = len(work)
-    progress.write(f"sweep: {total} runs on {min(jobs, total)} processes\n")
+    where = scheduler or (f"{min(jobs, total)} local processes" if jobs > 1 else "this process")
+    progress.write(f"sweep: {total} runs on {where}\n")
     progress.flush()
     started = time.perf_counter()
     rows: list[dict[str, Any] | None] = [None] * total
-
-    def done(i: int, row: dict[str, Any]) -> None:
-        rows[i] = row
-        finished = sum(r is not None for r in rows)
+    failed = 0
+    outcomes = _serial(work) if jobs == 1 and not scheduler else _dask(work, jobs, scheduler)
+    for finished, (i, row, why) in enumerate(outcomes, 1):
         what = ", ".join(f"{k}={v}" for k, v in work[i][1].items())
-        progress.write(
-            f"sweep: {finished}/{total} done ({what + ', ' if what else ''}seed {work[i][2]}:"
-            f" delivery_prob {row['delivery_prob']}) {time.perf_counter() - started:.0f} s\n"
-        )
+        run = f"{what + ', ' if what else ''}seed {work[i][2]}"
+        if row is None:
+            failed += 1
+            said = f"FAILED: {why}"
+        else:
+            rows[i] = row
+            said = f"delivery_prob {row['delivery_prob']}"
+        bar = _bar(finished, total)
+        elapsed = time.perf_counter() - started
+        progress.write(f"sweep: {bar} {finished}/{total} ({run}: {said}) {elapsed:.0f} s\n")
         progress.flush()
+    return [r for r in rows if r is not None], failed
 
-    if jobs > 1:
-        with ProcessPoolExecutor(max_workers=jobs) as pool:
-            futures = {pool.submit(_one, w): i for i, w in enumerate(work)}
-            for fut in as_completed(futures):
-                done(futures[fut], fut.result())
+
+def _bar(done: int, total: int, width: int = 20) -> str:
+    filled = round(width * done / total)
+    return "[" + "#" * filled + "." * (width - filled) + "]"
+
+
+def _serial(work: list[Job]) -> Iterator[Outcome]:
+    for i, job in enumerate(work):
+        try:
+            yield i, _one(job), ""
+        except Exception as exc:  # noqa: BLE001 - one run's failure is reported, not fatal
+            yield i, None, f"{type(exc).__name__}: {exc}"
+
+
+def _dask(work: list[Job], jobs: int, scheduler: str) -> Iterator[Outcome]:
+    """One Dask task per run, on a local cluster (loopback only) or ``scheduler``."""
+    import logging
+
+    from distributed import Client, LocalCluster, as_completed
+
+    if scheduler:
+        try:
+            client = Client(scheduler, timeout="10s")
+        except (OSError, TimeoutError) as exc:
+            raise ScenarioError(f"--scheduler {scheduler}: cannot connect ({exc})") from None
+        cluster = None
     else:
-        for i, w in enumerate(work):
-            done(i, _one(w))
-    return [r for r in rows if r is not None]
+        cluster = LocalCluster(
+            n_workers=jobs,
+            threads_per_worker=1,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address=None,
+            silence_logs=logging.ERROR,
+        )
+        client = Client(cluster)
+    try:
+        futures = {client.submit(_one, job, pure=False): i for i, job in enumerate(work)}
+        for fut in as_completed(futures):
+            i = futures[fut]
+            if fut.status == "error":
+                err = fut.exception()
+                yield i, None, f"{type(err).__name__}: {err}"
+            else:
+                yield i, fut.result(), ""
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()

@@ -483,12 +483,13 @@ def test_sweep_seed_ranges_and_progress(tmp_path: Path) -> None:
     )  # fmt: skip
     assert proc.stderr is not None
     first = proc.stderr.readline()
-    assert first == "sweep: 6 runs on 2 processes\n"
+    assert first == "sweep: 6 runs on 2 local processes\n"
     assert proc.poll() is None  # said before any run finished
     rest, err = proc.communicate(timeout=300)
     assert proc.returncode == 0, err
-    done = [ln for ln in err.splitlines() if " done (" in ln]
-    assert [ln.split()[1] for ln in done] == [f"{i}/6" for i in range(1, 7)]
+    done = [ln for ln in err.splitlines() if "/6 (" in ln]
+    assert [ln.split()[2] for ln in done] == [f"{i}/6" for i in range(1, 7)]
+    assert done[-1].split()[1] == "[" + "#" * 20 + "]"  # the progress bar, full
     assert all("groups.0.strategy=" in ln and "delivery_prob" in ln for ln in done)
     table = rest.splitlines()
     assert len(table) == 7
