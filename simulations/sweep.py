@@ -17,7 +17,7 @@ import csv
 import itertools
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -101,7 +101,7 @@ def _run_all(
     started = time.perf_counter()
     rows: list[dict[str, Any] | None] = [None] * total
     failed = 0
-    outcomes = _serial(work) if jobs == 1 and not scheduler else _dask(work, jobs, scheduler)
+    outcomes = _serial(work) if jobs == 1 and not scheduler else run_on_dask(work, jobs, scheduler)
     for finished, (i, row, why) in enumerate(outcomes, 1):
         what = ", ".join(f"{k}={v}" for k, v in work[i][1].items())
         run = f"{what + ', ' if what else ''}seed {work[i][2]}"
@@ -131,8 +131,11 @@ def _serial(work: list[Job]) -> Iterator[Outcome]:
             yield i, None, f"{type(exc).__name__}: {exc}"
 
 
-def _dask(work: list[Job], jobs: int, scheduler: str) -> Iterator[Outcome]:
-    """One Dask task per run, on a local cluster (loopback only) or ``scheduler``."""
+def run_on_dask(
+    work: list[Any], jobs: int, scheduler: str, run: Callable[[Any], dict[str, Any]] | None = None
+) -> Iterator[Outcome]:
+    """One Dask task per item of ``work`` (``run(item)``, default one sweep run), on a local
+    cluster (loopback only) or ``scheduler``; outcomes as they finish."""
     import logging
 
     from distributed import Client, LocalCluster, as_completed
@@ -154,7 +157,8 @@ def _dask(work: list[Job], jobs: int, scheduler: str) -> Iterator[Outcome]:
         )
         client = Client(cluster)
     try:
-        futures = {client.submit(_one, job, pure=False): i for i, job in enumerate(work)}
+        task = run or _one
+        futures = {client.submit(task, job, pure=False): i for i, job in enumerate(work)}
         for fut in as_completed(futures):
             i = futures[fut]
             if fut.status == "error":

@@ -89,8 +89,10 @@ def test_a_new_message_names_its_sender_and_shows_its_text_only_if_turned_on(
             # The user turns the text on (command palette: Notifications).
             app.action_notifications()
             await eventually("the dialog", lambda: isinstance(app.screen, NotifySettings))
-            choices = app.screen.query_one(OptionList)
-            assert choices.highlighted == 1  # the current one: sender
+            await eventually(  # the current one, sender, once the dialog is mounted
+                "the current choice highlighted",
+                lambda: app.screen.query_one(OptionList).highlighted == 1,
+            )
             await pilot.press("down", "enter")
             await eventually("saved", lambda: (alice.path / SETTINGS).exists())
             assert load_settings(alice.path).notify is Notify.TEXT
