@@ -14,6 +14,8 @@ the 5 % run of the same invocation.
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import sys
 import time
 from typing import Any
@@ -60,16 +62,23 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--scheduler", default="")
     ap.add_argument("--plot", default="", help="write the figure here (PNG)")
+    ap.add_argument(
+        "--rows",
+        default="",
+        help="JSON-lines file: each finished run is appended at once, and levels already "
+        "in it (same seed) are not run again, so an interrupted run resumes",
+    )
     args = ap.parse_args(argv)
     levels = [float(x) for x in args.adoption.split(",")]
-    work = [(a, args.seed) for a in levels]
-    rows: dict[float, dict[str, Any]] = {}
+    rows = _saved(args.rows, args.seed)
+    work = [(a, args.seed) for a in levels if a not in rows]
     for i, row, why in run_on_dask(work, args.jobs, args.scheduler, one):
         if row is None:
-            print(f"adoption {levels[i]}: FAILED {why}", file=sys.stderr)
+            print(f"adoption {work[i][0]}: FAILED {why}", file=sys.stderr)
             return 1
-        rows[levels[i]] = row
-        print(f"done: adoption {levels[i]:.0%} in {row['wall_s']} s", file=sys.stderr)
+        rows[work[i][0]] = row
+        _save(args.rows, {**row, "seed": args.seed})
+        print(f"done: {json.dumps(row)}", file=sys.stderr)
     base = rows.get(0.05)
     print(f"{SCENARIO} at full size, seed {args.seed}: within-city messages delivered in 6 h")
     print("  adoption  nodes  within-city  in 6 h   share   vs 5 %   delivery_prob  wall")
@@ -83,6 +92,26 @@ def main(argv: list[str] | None = None) -> int:
     if args.plot:
         plot(levels, rows, args.plot, args.seed)
     return 0
+
+
+def _saved(path: str, seed: int) -> dict[float, dict[str, Any]]:
+    """The rows an earlier invocation appended to ``path`` for ``seed``."""
+    if not path or not os.path.exists(path):
+        return {}
+    rows: dict[float, dict[str, Any]] = {}
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            if line.strip():
+                row = json.loads(line)
+                if row.get("seed") == seed:
+                    rows[float(row["adoption"])] = row
+    return rows
+
+
+def _save(path: str, row: dict[str, Any]) -> None:
+    if path:
+        with open(path, "a", encoding="utf-8") as f:
+            f.write(json.dumps(row) + "\n")
 
 
 def plot(levels: list[float], rows: dict[float, dict[str, Any]], path: str, seed: int) -> None:
