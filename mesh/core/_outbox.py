@@ -15,12 +15,13 @@ from mesh.core._index import EnvelopeIndex
 from mesh.core._receipts import Receipts
 from mesh.core._trade import Trader
 from mesh.core.config import EMPTY_TEXT, MAX_BODY, hint_for
-from mesh.core.envelope import MAX_FRAME, Envelope
+from mesh.core.envelope import Envelope
 from mesh.core.errors import LocalError
 from mesh.core.events import Action, MessageQueued, SendFailed, SendMessage
 from mesh.core.messages import (
     bulletin_envelope,
     first_contact_envelope,
+    frame_bound,
     is_blank,
     prekey_envelope,
     session_envelope,
@@ -65,7 +66,7 @@ class Outbox:
         no_prekey = contact.prekey is None or contact.prekey.expires <= now
         if self._delivery.session_for(ev.recipient) is None and no_prekey:
             return "no current prekey for this contact yet"
-        if not self._ctx.store.would_admit_protected(MAX_FRAME):
+        if not self._ctx.store.would_admit_protected(frame_bound(len(ev.body))):
             # Checked before sealing, so no session state moves for a message never sent.
             return "the envelope store is full of your own mail"
         return ""

@@ -10,7 +10,7 @@ import unicodedata
 
 from crypto.bulletin import Bulletin
 from crypto.identity import Identity, PublicIdentity
-from crypto.padding import bucket_for, pad, unpad
+from crypto.padding import MAX_BODY, bucket_for, pad, unpad
 from crypto.prekeys import PrekeyRecord, PrekeyRing
 from crypto.primitives import Rng
 from crypto.receipts import SECRET_LEN, receipt_hash
@@ -21,6 +21,17 @@ from mesh.core.session import Inner, Session
 
 DEFAULT_BUDGET = 8
 CONTENT_TEXT = 1
+# What sealing adds to a text, the larger of the two kinds (a first contact; a session
+# message adds 143): crypto.padding's measured figures, checked in tests/test_outbox_room.py.
+SEAL_OVERHEAD = 282
+
+
+def frame_bound(text_len: int) -> int:
+    """The most bytes the stored frame of a message of ``text_len`` bytes of text can take,
+    whichever kind it is sealed as: known before sealing, so a full store can refuse a
+    send before any session state moves."""
+    header = envelope.MAX_FRAME - MAX_BODY  # the most an envelope adds to its body
+    return bucket_for(min(text_len + SEAL_OVERHEAD, MAX_BODY)) + header
 
 
 def is_blank(body: bytes) -> bool:
