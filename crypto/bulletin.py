@@ -115,3 +115,50 @@ class Bulletin:
         if (self.persona, self.type, self.key) != (other.persona, other.type, other.key):
             raise DecodeError("bulletins are for different slots")
         return self.sequence > other.sequence
+
+
+# ---- endorsements ---------------------------------------------------------------------
+# An endorsement is a bulletin of its own: type ENDORSE, key the endorsed post's id in hex,
+# an empty body, signed by the endorser's identity key. It floods, verifies, supersedes
+# and expires as any bulletin, so relays need nothing new; what it means is decided by
+# the reader (mesh.daemon.endorsements): only endorsements by the reader's verified
+# contacts count. The post id covers every signed field of the post (persona, type, key,
+# sequence, created, expiry, body hash), so an endorsement cannot be moved to another
+# post, to another version of the same topic, or to a copy re-signed by someone else.
+ENDORSE = "endorse"
+POST = "post"
+
+
+def post_id(b: Bulletin) -> bytes:
+    """The 32-byte id an endorsement names: a hash of everything the post's signature
+    covers."""
+    return p.blake2b(b.signed_bytes(), digest_size=32, person=b"steppe-post-id")
+
+
+def endorsement(endorser_seed: bytes, post: Bulletin, now: int) -> Bulletin:
+    """A signed endorsement of ``post``, living as long as the post."""
+    if post.type != POST:
+        raise ValueError("only posts can be endorsed")
+    if now >= post.expiry:
+        raise ValueError("that post has expired")
+    return Bulletin.create(
+        endorser_seed,
+        type=ENDORSE,
+        key=post_id(post).hex(),
+        sequence=now,
+        created=now,
+        expiry=post.expiry,
+        body=b"",
+    )
+
+
+def endorsed_id(b: Bulletin) -> bytes | None:
+    """The post id ``b`` endorses, or None if ``b`` is not a well-formed endorsement
+    (another type, a body, a key that is not 64 hex digits)."""
+    if b.type != ENDORSE or b.body or len(b.key) != 64:
+        return None
+    try:
+        ident = bytes.fromhex(b.key)
+    except ValueError:
+        return None
+    return ident if ident.hex() == b.key else None  # 32 bytes, lowercase, no spaces

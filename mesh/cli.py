@@ -19,16 +19,20 @@ from crypto.identity import (
     short_fingerprint,
 )
 from mesh import profile as prof
+from mesh.cli_bulletins import add_bulletin_parsers
 from mesh.cli_bundles import (
     cmd_export,
     cmd_import,
 )
 from mesh.cli_common import (
     EXIT_USAGE,
+    INDENT,
     CliError,
+    _limit,
     _open,
     _profile_dir,
     _request,
+    _text,
     ask,
 )
 from mesh.cli_contacts import (
@@ -129,27 +133,10 @@ def _run_daemon(run: Callable[..., object], main: Callable[..., object]) -> None
         raise CliError(str(group.exceptions[0])) from None
 
 
-def _text(words: list[str], refused: str) -> str:
-    """The words of a message or bulletin; nothing visible in them is one line, exit 2."""
-    from mesh.core.config import EMPTY_TEXT
-    from mesh.core.messages import is_blank
-
-    text = " ".join(words)
-    if is_blank(text.encode("utf-8", "surrogateescape")):
-        raise CliError(f"{refused}: {EMPTY_TEXT}")
-    return text
-
-
 def cmd_send(args: argparse.Namespace, out: TextIO) -> None:
     text = _text(args.text, f"cannot send to {args.contact}")
     result = _request(args, calls.Send(contact=args.contact, text=text))
     out.write(f"queued for {args.contact} (message {result.msg_id.hex()[:12]})\n")
-
-
-def _limit(value: int) -> int:
-    if value < 1:
-        raise CliError(f"--limit must be at least 1, not {value}")
-    return value
 
 
 def cmd_inbox(args: argparse.Namespace, out: TextIO) -> None:
@@ -192,9 +179,6 @@ def cmd_inbox(args: argparse.Namespace, out: TextIO) -> None:
         )
 
 
-INDENT = "    "  # continuation lines of peer text: never at the left margin, where ours are
-
-
 def cmd_peers(args: argparse.Namespace, out: TextIO) -> None:
     rows = _request(args, calls.Peers())
     if not rows:
@@ -214,23 +198,6 @@ def cmd_status(args: argparse.Namespace, out: TextIO) -> None:
     counters = {**st.node_stats, **st.daemon_stats}
     if counters:
         out.write("counters: " + ", ".join(f"{k}={v}" for k, v in counters.items()) + "\n")
-
-
-def cmd_bulletin_post(args: argparse.Namespace, out: TextIO) -> None:
-    text = _text(args.text, "cannot post")
-    r = _request(args, calls.BulletinPost(text=text, topic=args.topic, hours=args.hours))
-    out.write(f"posted on topic {r.topic}, signed with your identity key, ")
-    out.write(f"expires {time.strftime('%Y-%m-%d %H:%M', time.localtime(r.expires))}\n")
-
-
-def cmd_bulletin_list(args: argparse.Namespace, out: TextIO) -> None:
-    rows = _request(args, calls.BulletinList(limit=_limit(args.limit)))
-    if not rows:
-        out.write("no bulletins\n")
-    for b in rows:
-        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(b.created))
-        head = f"{when}  {inert(b.signer)}  [{inert(b.topic)}]"
-        out.write(f"{head}\n{INDENT}{inert_block(b.text, INDENT)}\n")
 
 
 def cmd_panic(args: argparse.Namespace, out: TextIO) -> None:
@@ -386,17 +353,7 @@ def build_parser() -> argparse.ArgumentParser:
     inbox.set_defaults(func=cmd_inbox)
     sub.add_parser("peers", help="the daemon's links").set_defaults(func=cmd_peers)
     sub.add_parser("status", help="the daemon's state and counters").set_defaults(func=cmd_status)
-    bul = sub.add_parser("bulletin", help="signed public posts").add_subparsers(
-        dest="sub", required=True
-    )
-    post = bul.add_parser("post", help="sign a public post with your key and flood it")
-    post.add_argument("text", nargs="+")
-    post.add_argument("--topic", default="", help="a later post on the same topic replaces it")
-    post.add_argument("--hours", type=int, default=72, help="lifetime, 1-168 (default 72)")
-    post.set_defaults(func=cmd_bulletin_post)
-    blist = bul.add_parser("list", help="bulletins this node holds, with who signed them")
-    blist.add_argument("--limit", type=int, default=50)
-    blist.set_defaults(func=cmd_bulletin_list)
+    add_bulletin_parsers(sub)
     exp = sub.add_parser("export", help="write the sealed envelopes you carry to a bundle file")
     exp.add_argument("path")
     exp.add_argument("--max-bytes", type=int, default=0, help="size limit (default: config)")

@@ -117,3 +117,23 @@ def _request(args: argparse.Namespace, call: Call[R]) -> R:
         return ipc.request_sync(_profile_dir(args), call)
     except ipc.IpcError as exc:
         raise CliError(str(exc)) from None
+
+
+INDENT = "    "  # continuation lines of peer text: never at the left margin, where ours are
+
+
+def _text(words: list[str], refused: str) -> str:
+    """The words of a message or bulletin; nothing visible in them is one line, exit 2."""
+    from mesh.core.config import EMPTY_TEXT
+    from mesh.core.messages import is_blank
+
+    text = " ".join(words)
+    if is_blank(text.encode("utf-8", "surrogateescape")):
+        raise CliError(f"{refused}: {EMPTY_TEXT}")
+    return text
+
+
+def _limit(value: int) -> int:
+    if value < 1:
+        raise CliError(f"--limit must be at least 1, not {value}")
+    return value

@@ -6,9 +6,9 @@ Layout of a profile directory (mode 0700, files 0600, names that reveal nothing)
     envelopes.db  the SQLite envelope store (WAL)
 
 Everything personal — identity keys, prekeys, display name, contacts and their
-verification state — lives inside the encrypted keystore, so a seized device without the
-passphrase shows only that Steppe is installed. Writes are atomic (temp file, fsync,
-rename, fsync of the directory).
+verification state, personas (:mod:`mesh.personas`) — lives inside the encrypted
+keystore, so a seized device without the passphrase shows only that Steppe is installed.
+Writes are atomic (temp file, fsync, rename, fsync of the directory).
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from crypto.identity import ContactCard, Identity, PublicIdentity, clean_name
 from crypto.prekeys import PrekeyRing, card_prekey
 from crypto.primitives import Rng
 from crypto.wire import expect_bytes, expect_int, expect_list, pack, strict_unpack
+from mesh.personas import Persona, personas_from_list
 
 KEYSTORE = "keystore"
 STORE = "envelopes.db"
@@ -123,6 +124,7 @@ class Profile:
     ring: PrekeyRing
     contacts: list[Contact] = field(default_factory=list)
     data_key: bytes = b""
+    personas: list[Persona] = field(default_factory=list)  # mesh.personas
 
     @property
     def card(self) -> ContactCard:
@@ -152,6 +154,7 @@ class Profile:
                 self.card_created,
                 self.ring.to_list(),
                 [c.to_list() for c in self.contacts],
+                [x.to_list() for x in self.personas],
             ]
         )
 
@@ -179,7 +182,7 @@ class Profile:
         if fresh.identity.sign_public != self.identity.sign_public:
             raise ProfileError(f"the keystore in {self.path} was replaced by another profile's")
         self.name, self.card_created = fresh.name, fresh.card_created
-        self.ring, self.contacts = fresh.ring, fresh.contacts
+        self.ring, self.contacts, self.personas = fresh.ring, fresh.contacts, fresh.personas
 
     def add_contact(
         self, card: ContactCard, now: int, *, name: str | None = None, replace: bool = False
@@ -306,11 +309,12 @@ def open_profile(path: Path, passphrase: bytes) -> Profile:
 
 def _from_secrets(path: Path, secrets: bytes, data_key: bytes) -> Profile:
     try:
-        items = expect_list(
-            strict_unpack(secrets, max_size=len(secrets), max_array_len=100000, max_str_len=1024),
-            7,
-            "secrets",
+        items = strict_unpack(
+            secrets, max_size=len(secrets), max_array_len=100000, max_str_len=1024
         )
+        if isinstance(items, list) and len(items) == 7:  # before personas
+            items = [*items, []]
+        items = expect_list(items, 8, "secrets")
         ident = Identity(
             expect_bytes(items[1], "seed", size=32), expect_bytes(items[2], "dh", size=32)
         )
@@ -322,6 +326,7 @@ def _from_secrets(path: Path, secrets: bytes, data_key: bytes) -> Profile:
             PrekeyRing.from_list(items[5]),
             [Contact.from_list(c) for c in items[6]],
             data_key,
+            personas_from_list(items[7]),
         )
     except (CryptoError, TypeError) as exc:
         raise ProfileError(f"the keystore in {path} is damaged ({exc})") from None

@@ -67,3 +67,13 @@ def carried_words(carriers: int) -> str:
     """An undelivered message of ours handed to ``carriers`` neighbours, in words (the
     CLI and the TUI say the same; see :mod:`mesh.daemon.carried` for what it means)."""
     return f"carried by {carriers} neighbour{'' if carriers == 1 else 's'}"
+
+
+# A post's trust level (mesh.daemon.bulletins.LEVELS) in words, the same in the CLI and UI.
+LEVEL_WORDS = {
+    "you": "yours",
+    "verified": "verified contact",
+    "endorsed": "endorsed by verified contacts",
+    "unverified": "unverified",
+    "unknown": "unknown",
+}

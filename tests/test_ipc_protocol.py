@@ -34,6 +34,10 @@ EXAMPLES: list[c.AnyCall] = [
     c.Subscribe(),
     c.BulletinPost("water", "square", 2),
     c.BulletinList(5),
+    c.BulletinPost("water", "square", 2, "Witness"),
+    c.BulletinEndorse("ab" * 16),
+    c.Personas(),
+    c.PersonaNew("Witness"),
     c.Export("/tmp/x", 100),
     c.Import("/tmp/x"),
     c.Panic(),
@@ -41,7 +45,7 @@ EXAMPLES: list[c.AnyCall] = [
 
 
 def test_every_operation_has_an_example() -> None:
-    assert sorted(x.OP for x in EXAMPLES) == sorted(c.CALLS)
+    assert sorted({x.OP for x in EXAMPLES}) == sorted(c.CALLS)
 
 
 @pytest.mark.parametrize("call", EXAMPLES, ids=lambda x: x.OP)
@@ -56,7 +60,7 @@ def test_a_typed_request_round_trips(call: c.AnyCall) -> None:
 def test_optional_arguments_take_their_defaults() -> None:
     assert ipc.parse_request(ipc.request(1, "messages")).call == c.Messages("", 50)
     assert ipc.parse_request(ipc.request(1, "contact_add", card="x")).call == c.ContactAdd("x")
-    assert ipc.OPTIONAL["bulletin_post"] == {"topic", "hours"}
+    assert ipc.OPTIONAL["bulletin_post"] == {"topic", "hours", "persona"}
     assert ipc.LIMITS[("contact_rename", "new_name")] == (1, ipc.MAX_NAME)
     assert {("export", "path"), ("import", "path")} == ipc.PATHS
 

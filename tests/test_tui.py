@@ -28,6 +28,7 @@ from mesh.ipc.calls import (
     ContactAdd,
     Contacts,
     Messages,
+    PersonaNew,
     Send,
     Status,
 )
@@ -414,12 +415,37 @@ def test_bulletins_show_the_signers_trust_and_a_post_from_the_ui(tmp_path: Path)
             await pilot.press("p")
             await eventually("the post form", lambda: isinstance(app.focused, Input))
             await type_text(pilot, "roads")
-            await pilot.press("tab", "tab")
+            await pilot.press("tab", "tab", "tab")  # past the hours and the persona
             await type_text(pilot, "the north road is closed")
             await pilot.press("ctrl+s")
             await eventually("ours in the feed", lambda: any(b.signer == "you" for b in feed.rows))
             ours = [b for b in await ask(alice, BulletinList()) if b.signer == "you"]
             assert [(b.topic, b.text) for b in ours] == [("roads", "the north road is closed")]
+            # A post as a persona: the persona's name in the form, "you (persona ...)" back.
+            await ask(alice, PersonaNew(name="Witness"))
+            await pilot.press("p")
+            await eventually("the post form", lambda: isinstance(app.focused, Input))
+            await type_text(pilot, "square")
+            await pilot.press("tab", "tab")
+            await type_text(pilot, "Witness")
+            await pilot.press("tab")
+            await type_text(pilot, "tanks on the square")
+            await pilot.press("ctrl+s")
+            await eventually("the persona's post", lambda: len(feed.rows) == 3)
+            assert [b.signer for b in feed.rows if b.topic == "square"] == ["you (persona Witness)"]
+            # Endorse Bob's post: highlight it, e, confirm with y.
+            options = feed.query_one("#feed", OptionList)
+            options.focus()
+            await pilot.press("home")
+            while feed.rows[options.highlighted or 0].topic != "water":
+                await pilot.press("down")
+            await pilot.press("e")
+            await eventually("the confirmation", lambda: isinstance(app.screen, YesNo))
+            await pilot.press("y")
+            await eventually(
+                "our endorsement", lambda: [b.endorsed_by for b in feed.rows if b.topic == "water"]
+                == [("you",)]
+            )  # fmt: skip
 
     with Daemons([alice, bob], loopback_config()):
         asyncio.run(main())

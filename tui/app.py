@@ -248,7 +248,7 @@ class SteppeApp(App[None]):
                 convs.carried(event.msg_id, event.carriers)
             case ev.ContactChanged():
                 self.reload()
-            case ev.BulletinStored():
+            case ev.BulletinStored() | ev.BulletinEndorsed():
                 if isinstance(self.screen, BulletinsScreen):
                     self.screen.reload()
             case ev.LinkChanged():

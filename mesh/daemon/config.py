@@ -66,6 +66,7 @@ class Config:
     ble_advertise_interval: int = 100  # milliseconds between advertisements
     ble_scan_interval: int = 100  # milliseconds: the scan duty cycle is window / interval
     ble_scan_window: int = 50
+    bulletins_endorsements: int = 1  # verified contacts' endorsements that make a post "endorsed"
 
 
 _SCHEMA: dict[str, dict[str, tuple[str, type]]] = {
@@ -91,6 +92,7 @@ _SCHEMA: dict[str, dict[str, tuple[str, type]]] = {
         "bundle_max_bytes": ("bundle_max_bytes", int),
     },
     "routing": {"strategy": ("strategy", str), "receipt_delay": ("receipt_delay", list)},
+    "bulletins": {"endorsements": ("bulletins_endorsements", int)},
     "ble": {
         "enabled": ("ble", bool),
         "backend": ("ble_backend", str),
@@ -303,6 +305,7 @@ _AT_LEAST: tuple[tuple[str, str, int], ...] = (
     ("limits.idle_timeout", "idle_timeout", 30),
     ("limits.sync_symbols", "sync_symbols", 64),
     ("limits.stranger_sessions", "stranger_sessions", 0),
+    ("bulletins.endorsements", "bulletins_endorsements", 1),
 )
 
 

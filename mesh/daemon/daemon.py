@@ -69,6 +69,7 @@ from mesh.core.events import (
 )
 from mesh.core.node import Node, NodeConfig
 from mesh.core.store import Quotas
+from mesh.daemon import bulletins
 from mesh.daemon.carried import Carriers
 from mesh.daemon.config import Config
 from mesh.daemon.contacts import LiveProfile
@@ -81,7 +82,7 @@ from mesh.daemon.links.lan import Lan
 from mesh.daemon.links.tcp import TcpLinks
 from mesh.daemon.local_api import LocalApi
 from mesh.daemon.lock import ProfileLocked, lock_profile, unlock_profile
-from mesh.daemon.ops import Ops, bulletin_event
+from mesh.daemon.ops import Ops
 from mesh.daemon.sqlite_store import SQLiteStore
 from mesh.ipc import events as api
 from mesh.profile import Profile, ProfileError
@@ -275,7 +276,9 @@ class Daemon:
 
     def on_bulletin_stored(self, act: BulletinStored) -> None:
         if self.local_api.subscribed:  # nothing is worked out while nobody listens
-            self._publish(bulletin_event(self, act.bulletin))
+            said = bulletins.event(self, act.bulletin)
+            if said is not None:
+                self._publish(said)
 
     # ---- what links need of the driver (mesh.daemon.links.tcp.LinkHost) ----------------
     def link_gone(self, info: FrameLink) -> None:

@@ -14,15 +14,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, assert_never
 
-from crypto.bulletin import Bulletin
 from crypto.identity import fingerprint_words, safety_digits, safety_words
 from crypto.noise import KeyPair
 from mesh.core import bundle
-from mesh.core.events import Action, SendFailed
+from mesh.core.events import Action
+from mesh.daemon import bulletins
 from mesh.daemon.history import Message
 from mesh.ipc import IpcError
 from mesh.ipc import calls as c
-from mesh.ipc.events import BulletinStored
 from mesh.profile import ProfileError, atomic_write
 
 if TYPE_CHECKING:
@@ -65,10 +64,16 @@ class Ops:
             case c.Subscribe():
                 subscribe()
                 return True
-            case c.BulletinPost(text, topic, hours):
-                return self.bulletin_post(text, topic, hours)
+            case c.BulletinPost(text, topic, hours, persona):
+                return self.bulletin_post(text, topic, hours, persona)
             case c.BulletinList(limit):
                 return self.bulletin_list(limit)
+            case c.BulletinEndorse(post_id):
+                return self.bulletin_endorse(post_id)
+            case c.Personas():
+                return bulletins.personas(self.daemon)
+            case c.PersonaNew(name):
+                return bulletins.persona_new(self.daemon, name)
             case c.Export(path, max_bytes):
                 return self.export(path, max_bytes)
             case c.Import(path):
@@ -167,35 +172,17 @@ class Ops:
     def send(self, contact: str, text: str) -> c.Sent:
         return c.Sent(self.daemon.send_text(contact, text))
 
-    # ---- bulletins ----------------------------------------------------------------------
-    def bulletin_post(self, text: str, topic: str = "", hours: int = 72) -> c.Posted:
-        """Sign a public bulletin with this profile's identity key and flood it. A post on
-        an existing topic of ours supersedes the earlier one."""
-        d = self.daemon
-        now = d.now()
-        if not 1 <= hours <= 7 * 24:
-            raise IpcError("a bulletin lives between 1 hour and 7 days")
-        try:
-            b = Bulletin.create(
-                d.profile.identity.sign_seed,
-                type="post",
-                key=topic or d.rng(4).hex(),
-                sequence=now,
-                created=now,
-                expiry=now + 3600 * hours,
-                body=text.encode(),
-            )
-        except ValueError as exc:
-            raise IpcError(str(exc)) from None
-        actions = d.call_node(lambda now: d.node.publish_bulletin(b, now))
-        refused = next((a for a in actions if isinstance(a, SendFailed)), None)
-        if refused is not None:
-            raise IpcError(f"cannot post: {refused.reason}")
-        return c.Posted(b.key, b.expiry)
+    # ---- bulletins (mesh.daemon.bulletins) ---------------------------------------------
+    def bulletin_post(
+        self, text: str, topic: str = "", hours: int = 72, persona: str = ""
+    ) -> c.Posted:
+        return bulletins.post(self.daemon, text, topic, hours, persona)
 
     def bulletin_list(self, limit: int = 50) -> list[c.BulletinRow]:
-        d = self.daemon
-        return [bulletin_row(d, b) for b in d.node.bulletins(d.now())[:limit]]
+        return bulletins.feed(self.daemon, limit)
+
+    def bulletin_endorse(self, post_id: str) -> c.Endorsed:
+        return bulletins.endorse(self.daemon, post_id)
 
     # ---- bundles (sneakernet) -----------------------------------------------------------
     def export(self, path: str, max_bytes: int = 0) -> c.Exported:
@@ -243,16 +230,3 @@ class Ops:
         if d._nursery is not None:
             d._nursery.cancel_scope.cancel()
         return True
-
-
-def bulletin_row(d: Daemon, b: Bulletin) -> c.BulletinRow:
-    """A bulletin as the API shows it: who signed it by trust, never by a name in it."""
-    text = b.body.decode("utf-8", errors="replace")
-    return c.BulletinRow(d.live.trust(b.persona), b.key, b.created, b.expiry, text, b.persona)
-
-
-def bulletin_event(d: Daemon, b: Bulletin) -> BulletinStored:
-    """A bulletin the node stored (new, a newer post on a topic, ours) as an event: its
-    signer's trust as ``steppe bulletins`` shows it."""
-    r = bulletin_row(d, b)
-    return BulletinStored(b.persona, r.signer, r.topic, r.created, r.expiry, r.text)

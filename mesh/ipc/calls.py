@@ -123,6 +123,21 @@ class BulletinRow:
     expiry: int
     text: str
     persona: bytes = b""  # the signing key
+    post_id: str = ""  # hex: what `bulletin endorse` names
+    level: str = ""  # TRUST_LEVELS (mesh.daemon.endorsements)
+    endorsed_by: tuple[str, ...] = ()  # the reader's verified contacts (and "you") who endorsed
+
+
+@dataclass(frozen=True, slots=True)
+class Endorsed:
+    post_id: str
+    expires: int
+
+
+@dataclass(frozen=True, slots=True)
+class PersonaRow:
+    name: str
+    persona: bytes  # the public key its posts are signed with
 
 
 @dataclass(frozen=True, slots=True)
@@ -289,9 +304,36 @@ class BulletinPost(Call[Posted]):
     text: str = bounded(0, MAX_TEXT)
     topic: str = bounded(0, MAX_TOPIC, default="")
     hours: int = bounded(1, 7 * 24, default=72)
+    persona: str = bounded(0, MAX_NAME, default="")  # "": the identity key
 
     def decode(self, raw: object) -> Posted:
         return load(Posted, raw)
+
+
+@dataclass(frozen=True, slots=True)
+class BulletinEndorse(Call[Endorsed]):
+    OP: ClassVar[str] = "bulletin_endorse"
+    post_id: str = bounded(8, 64)  # hex, a unique prefix of at least 8 digits
+
+    def decode(self, raw: object) -> Endorsed:
+        return load(Endorsed, raw)
+
+
+@dataclass(frozen=True, slots=True)
+class Personas(Call[list[PersonaRow]]):
+    OP: ClassVar[str] = "personas"
+
+    def decode(self, raw: object) -> list[PersonaRow]:
+        return load_list(PersonaRow, raw)
+
+
+@dataclass(frozen=True, slots=True)
+class PersonaNew(Call[PersonaRow]):
+    OP: ClassVar[str] = "persona_new"
+    name: str = bounded(1, MAX_NAME)
+
+    def decode(self, raw: object) -> PersonaRow:
+        return load(PersonaRow, raw)
 
 
 @dataclass(frozen=True, slots=True)
@@ -349,6 +391,9 @@ AnyCall = (
     | Subscribe
     | BulletinPost
     | BulletinList
+    | BulletinEndorse
+    | Personas
+    | PersonaNew
     | Export
     | Import
     | Panic
@@ -372,6 +417,9 @@ CALLS: dict[str, type[AnyCall]] = {
         Subscribe,
         BulletinPost,
         BulletinList,
+        BulletinEndorse,
+        Personas,
+        PersonaNew,
         Export,
         Import,
         Panic,

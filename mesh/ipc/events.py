@@ -57,6 +57,17 @@ class BulletinStored:
     created: int
     expiry: int
     text: str
+    post_id: str = ""  # hex, as bulletin_list gives it (what bulletin_endorse names)
+
+
+@dataclass(frozen=True, slots=True)
+class BulletinEndorsed:
+    """One of our verified contacts (or we) endorsed a post: its endorsers changed. Sent
+    whether or not the node holds the post yet; bulletin_list has the post's new level."""
+
+    KIND: ClassVar[str] = "endorsed"
+    post_id: str  # hex
+    endorser: str  # "you" or the contact's name
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +104,7 @@ Event = (
     | MessageStateChanged
     | MessageCarried
     | BulletinStored
+    | BulletinEndorsed
     | LinkChanged
     | ContactChanged
 )
@@ -103,6 +115,7 @@ EVENTS: dict[str, type[Event]] = {
         MessageStateChanged,
         MessageCarried,
         BulletinStored,
+        BulletinEndorsed,
         LinkChanged,
         ContactChanged,
     )

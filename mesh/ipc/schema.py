@@ -1,8 +1,9 @@
 """Typed values <-> msgpack maps, for the local API's replies and events (sans-I/O).
 
 A reply or an event is a frozen, slotted dataclass whose fields are ``str``, ``int``,
-``bool``, ``bytes``, a ``StrEnum`` or ``dict[str, int]`` (counters). On the wire it is a
-map of its field names, so the bytes are what the daemon sent before these types existed.
+``bool``, ``bytes``, a ``StrEnum``, ``dict[str, int]`` (counters) or ``tuple[str, ...]``
+(names). On the wire it is a map of its field names, so the bytes are what the daemon
+sent before these types existed.
 :func:`load` checks a map from the other side field by field and raises
 :class:`IpcError` naming the first thing wrong; a key it does not know is ignored (a newer
 daemon may say more).
@@ -38,6 +39,8 @@ def _plain(value: object) -> object:
         return value.value
     if isinstance(value, dict):
         return dict(value)
+    if isinstance(value, tuple):
+        return list(value)
     return value
 
 
@@ -86,6 +89,10 @@ def check(kind: Any, value: object, where: str) -> object:
         ):
             raise IpcError(f"{where}: expected a map of counters")
         return dict(value)
+    if typing.get_origin(kind) is tuple:  # tuple[str, ...]: a list of strings on the wire
+        if not isinstance(value, list | tuple) or not all(type(v) is str for v in value):
+            raise IpcError(f"{where}: expected a list of strings")
+        return tuple(value)
     if kind in SCALARS and type(value) is kind:
         return value
     name = getattr(kind, "__name__", str(kind))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from rich.console import RenderableType
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
@@ -78,7 +79,7 @@ class YesNo(ModalScreen[bool]):
         Binding("n,escape", "answer(False)", "No"),
     ]
 
-    def __init__(self, question: Text) -> None:
+    def __init__(self, question: RenderableType) -> None:
         super().__init__()
         self.question = question
 

@@ -13,7 +13,7 @@ KEYS = (
     ("F1, ?", "this help"),
     ("F2", "conversations (arrows move, Enter opens)"),
     ("F3", "contacts: q your QR; a add, v verify, r rename, Del remove, n add a sender"),
-    ("F4", "bulletins: the public feed, with each signer's trust; p posts"),
+    ("F4", "bulletins: the public feed, each post's trust; p posts, e endorses"),
     ("F5", "network: links, what you carry, refusals; e export, i import a bundle"),
     ("Ctrl+S", "send what is in the compose box"),
     ("Ctrl+P", "the command palette"),
