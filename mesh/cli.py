@@ -45,6 +45,7 @@ from mesh.cli_contacts import (
     cmd_id_new,
     cmd_id_show,
 )
+from mesh.cli_duress import add_duress_parser
 from mesh.ipc import calls
 from mesh.render import carried_words, inert, inert_block
 
@@ -269,6 +270,7 @@ def build_parser() -> argparse.ArgumentParser:
     show = ident.add_parser("show", help="fingerprint, words, contact card and QR code")
     show.add_argument("--no-qr", action="store_true", help="do not print the QR code")
     show.set_defaults(func=cmd_id_show)
+    add_duress_parser(ident)
 
     contact = sub.add_parser("contact", help="your contacts").add_subparsers(
         dest="sub", required=True

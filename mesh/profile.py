@@ -299,12 +299,16 @@ def open_profile(path: Path, passphrase: bytes) -> Profile:
     if not ks.exists():
         raise ProfileError(f"no profile in {path}: create one with 'steppe id new'")
     try:
-        data_key, secrets = keystore.unlock(ks.read_bytes(), passphrase)
+        opened = keystore.open_any(ks.read_bytes(), passphrase, os.urandom)
     except BadPassphrase:
         raise ProfileError(f"wrong passphrase for the profile in {path}") from None
     except CryptoError as exc:
         raise ProfileError(f"the keystore in {path} is damaged ({exc})") from None
-    return _from_secrets(path, secrets, data_key)
+    if opened.duress:
+        from mesh.duress import fire
+
+        fire(path, opened)
+    return _from_secrets(path, opened.secrets, opened.data_key)
 
 
 def _from_secrets(path: Path, secrets: bytes, data_key: bytes) -> Profile:

@@ -17,6 +17,7 @@ from crypto.errors import (
     SignatureError,
 )
 from crypto.stamp import leading_zero_bits, mint_stamp, verify_stamp
+from crypto.wire import strict_unpack
 from tests.helpers import NOW, seeded
 
 FAST = keystore.KdfParams.named("interactive")
@@ -133,7 +134,8 @@ def test_keystore_tampered_ciphertext() -> None:
     r = seeded(8).randbytes
     blob, _ = keystore.create(b"pw", b"secret", FAST, r)
     flipped = bytearray(blob)
-    flipped[-3] ^= 1
+    ciphertext = strict_unpack(blob, max_size=1 << 20, max_array_len=16)[5]
+    flipped[blob.index(ciphertext) + 7] ^= 1  # inside the encrypted secrets
     with pytest.raises(AuthenticationError):
         keystore.unlock(bytes(flipped), b"pw")
 

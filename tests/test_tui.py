@@ -32,7 +32,7 @@ from mesh.ipc.calls import (
     Send,
     Status,
 )
-from mesh.profile import KEYSTORE, Profile, create_profile
+from mesh.profile import KEYSTORE, Profile, ProfileError, create_profile, open_profile
 from tests.daemon_helpers import T0, befriend, loopback_config, make_profile
 from tests.tui_helpers import Daemons, ask, ask_dir, eventually
 from tui.app import SteppeApp
@@ -204,6 +204,34 @@ def test_without_a_daemon_the_ui_unlocks_the_profile_and_starts_one(
             await pilot.press("y")
             await asyncio.to_thread(started.process.wait, 30)
             assert started.process.returncode is not None
+
+    asyncio.run(main())
+
+
+def test_the_duress_passphrase_at_the_ui_unlock_opens_the_decoy(
+    tmp_path: Path, stop_started: list[SteppeApp]
+) -> None:
+    """Typed into the UI's unlock screen, the duress passphrase starts a daemon on the
+    decoy profile; the real one is gone (issue 16, duress)."""
+    now = int(time.time())
+    alice = create_profile(tmp_path / "alice", "Alice", b"right passphrase", KDF, now, os.urandom)
+    blob = (alice.path / KEYSTORE).read_bytes()
+    decoy = create_profile(tmp_path / "decoy", "Ainur", b"x", KDF, now, os.urandom)._secrets()
+    armed = keystore_kdf.set_duress(blob, b"right passphrase", b"duress words", decoy, os.urandom)
+    (alice.path / KEYSTORE).write_bytes(armed)
+    cfg = loopback_daemon_config(tmp_path)
+
+    async def main() -> None:
+        app = SteppeApp(alice.path, ["--config", str(cfg)])
+        stop_started.append(app)
+        async with app.run_test(size=SIZE) as pilot:
+            await eventually("the unlock screen", lambda: isinstance(app.screen, Unlock))
+            await type_text(pilot, "duress words")
+            await pilot.press("enter")
+            await eventually("the daemon up", lambda: app.started is not None, limit=60)
+            assert (await ask(alice, Status())).name == "Ainur"
+        with pytest.raises(ProfileError, match="wrong passphrase"):
+            open_profile(alice.path, b"right passphrase")
 
     asyncio.run(main())
 

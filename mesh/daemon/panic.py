@@ -49,7 +49,7 @@ def check_profile(profile_dir: Path) -> None:
         raise NotAProfile(f"{profile_dir} is not a Steppe profile (no keystore): nothing wiped")
 
 
-def _shred(path: Path) -> None:
+def shred(path: Path) -> None:
     with contextlib.suppress(OSError):
         size = path.stat().st_size
         with path.open("r+b") as f:
@@ -60,7 +60,7 @@ def _shred(path: Path) -> None:
         path.unlink()
 
 
-async def _tell_daemon(sock: Path) -> None:
+async def tell_daemon(sock: Path) -> None:
     with trio.move_on_after(TELL_DAEMON_TIMEOUT):
         try:
             client = await ipc.Client.connect(sock)
@@ -81,12 +81,12 @@ def panic(profile_dir: Path) -> float:
     # A keystore that is recognised but will not parse is shredded below anyway.
     with contextlib.suppress(CryptoError, OSError):
         atomic_write(ks, keystore.wipe_slots(ks.read_bytes()))
-    trio.run(_tell_daemon, ipc.socket_path(profile_dir))
+    trio.run(tell_daemon, ipc.socket_path(profile_dir))
     for entry in sorted(profile_dir.iterdir()):
-        if entry.is_file() and not entry.is_symlink() and entry.name not in _LAST:
-            _shred(entry)
-    _shred(ks)
+        if entry.is_file() and not entry.is_symlink() and entry.name not in LAST:
+            shred(entry)
+    shred(ks)
     return time.monotonic() - start
 
 
-_LAST = {KEYSTORE, ipc.SOCKET_NAME}
+LAST = {KEYSTORE, ipc.SOCKET_NAME}  # the keystore is shredded last; the socket is not a file
