@@ -153,6 +153,10 @@ def run_on_dask(
             processes=True,
             host="127.0.0.1",
             dashboard_address=None,
+            # The scheduler's HTTP routes (health, metrics) still listen even without a
+            # dashboard, by default on :8787: on a random loopback port instead, so two
+            # sweeps (or a sweep and anything else on 8787) can run on one machine.
+            scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
             silence_logs=logging.ERROR,
         )
         client = Client(cluster)

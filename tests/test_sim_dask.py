@@ -64,6 +64,7 @@ def test_an_existing_cluster_by_its_scheduler_address(scenario: Path) -> None:
         host="127.0.0.1",
         dashboard_address=None,
         silence_logs=logging.ERROR,
+        scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},  # not on 8787 (a sweep's)
     ) as cluster:
         address = cluster.scheduler_address
         assert address.startswith("tcp://127.0.0.1:")
@@ -90,3 +91,18 @@ def test_a_failed_run_is_reported_and_the_rest_kept(scenario: Path) -> None:
 def test_an_unreachable_scheduler_is_one_line(scenario: Path) -> None:
     with pytest.raises(ScenarioError, match="cannot connect"):
         run(scenario, jobs=2, scheduler="tcp://127.0.0.1:9")
+
+
+def test_a_local_cluster_runs_while_port_8787_is_taken(scenario: Path) -> None:
+    """Another sweep, or anything, on 127.0.0.1:8787 (Dask's default HTTP port) used to
+    stop a sweep with "Cluster failed to start: Port 8787 is already in use"."""
+    import contextlib
+    import socket
+
+    with socket.socket() as taken:
+        with contextlib.suppress(OSError):  # already taken by something else: the same test
+            taken.bind(("127.0.0.1", 8787))
+            taken.listen()
+        rows, said = run(scenario, jobs=2)
+    assert len(rows) == 4
+    assert "[####################] 4/4" in said
