@@ -30,7 +30,6 @@ All functions are pure: they take and return bytes; file handling lives in the d
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
 import nacl.pwhash
@@ -304,7 +303,7 @@ def replace_secrets(blob: bytes, data_key: bytes, secrets: bytes, rng: p.Rng) ->
     return _File(f.params, f.salt, f.slots, nonce, ciphertext, f.decoy).pack(rng)
 
 
-def wipe_slots(blob: bytes, rng: p.Rng = os.urandom) -> bytes:
+def wipe_slots(blob: bytes, rng: p.Rng) -> bytes:
     """The keystore with every key slot and the decoy overwritten with random bytes: the
     data keys are gone for good, and the file looks as it did."""
     f = _parse(blob)

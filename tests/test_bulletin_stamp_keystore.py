@@ -125,7 +125,7 @@ def test_keystore_replace_secrets_and_wipe() -> None:
     blob, data_key = keystore.create(b"pw", b"v1", FAST, r)
     blob2 = keystore.replace_secrets(blob, data_key, b"v2", r)
     assert keystore.unlock(blob2, b"pw")[1] == b"v2"
-    wiped = keystore.wipe_slots(blob2)
+    wiped = keystore.wipe_slots(blob2, r)
     with pytest.raises(BadPassphrase):
         keystore.unlock(wiped, b"pw")
 

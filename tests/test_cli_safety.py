@@ -139,7 +139,9 @@ def test_panic_wipes_a_profile_without_the_passphrase_and_can_run_again(tmp_path
     prof = _profile(tmp_path)
     (prof.path / "history.db").write_bytes(b"x" * 100)
     # An interrupted panic: slots gone, other files still there. It is still a profile.
-    (prof.path / "keystore").write_bytes(keystore.wipe_slots((prof.path / "keystore").read_bytes()))
+    (prof.path / "keystore").write_bytes(
+        keystore.wipe_slots((prof.path / "keystore").read_bytes(), os.urandom)
+    )
     r = steppe("--profile", str(prof.path), "panic", "--yes")
     assert r.returncode == 0, r.stderr
     assert r.stdout.startswith(f"wiped {prof.path} in ")
@@ -354,6 +356,8 @@ def test_a_strangers_message_and_bulletin_print_inert(
     bulletins = steppe("--profile", str(prof.path), "bulletin", "list")
     assert bulletins.returncode == 0, bulletins.stderr
     _assert_inert(bulletins.stdout)
-    head = bulletins.stdout.splitlines()[0]
+    head, post_id = bulletins.stdout.splitlines()[0].rsplit("  id ", 1)
     assert head.endswith("[water\\x1b[0m]\\n2024-01-05 10:00  Alice (verified contact)  [water]")
-    assert bulletins.stdout.splitlines()[1] == "    hi"
+    assert len(post_id) == 12
+    assert set(post_id) <= set("0123456789abcdef")
+    assert bulletins.stdout.splitlines()[1:3] == ["    trust: unknown", "    hi"]

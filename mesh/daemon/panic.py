@@ -80,7 +80,7 @@ def panic(profile_dir: Path) -> float:
     ks = profile_dir / KEYSTORE
     # A keystore that is recognised but will not parse is shredded below anyway.
     with contextlib.suppress(CryptoError, OSError):
-        atomic_write(ks, keystore.wipe_slots(ks.read_bytes()))
+        atomic_write(ks, keystore.wipe_slots(ks.read_bytes(), os.urandom))
     trio.run(tell_daemon, ipc.socket_path(profile_dir))
     for entry in sorted(profile_dir.iterdir()):
         if entry.is_file() and not entry.is_symlink() and entry.name not in LAST:
