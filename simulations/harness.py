@@ -150,6 +150,8 @@ def node_config(sc: Scenario, group: Group) -> NodeConfig:
     args: tuple[tuple[str, int], ...] = (
         (("copies", group.copies),) if (group.strategy == "spray") else ()
     )
+    if group.strategy == "spray" and group.first_contact != "cautious":
+        args += (("hint_is_destination", 1),)  # only then: default reports stay as they were
     return NodeConfig(
         strategy=group.strategy,
         strategy_args=args,

@@ -64,6 +64,7 @@ MOVEMENTS = tuple(Movement)
 ROLES = tuple(Role)
 STATES = tuple(NetState)
 DELIVERED = ("drop", "keep")
+FIRST_CONTACT = ("cautious", "as_destination")
 EVICTIONS = tuple(e.value for e in Eviction)
 
 
@@ -89,6 +90,7 @@ KEYS: dict[str, tuple[str, ...]] = {
         "positions", "squares", "square_radius", "p_square", "square_wait", "buffer",
         "strategy", "copies", "region", "gateway", "role", "flood_interval", "offer_order",
         "delivered_copies", "area", "eviction", "source_quota", "direct_first",
+        "first_contact",
     ),
     "traffic": (
         "interval", "size", "ttl", "sources", "destinations", "start", "stop", "file",
@@ -154,6 +156,7 @@ class Group:
     eviction: Eviction = Eviction.PRIORITY  # "oldest_received": The ONE's buffer rule
     source_quota: bool = True  # False: no per-source quota in the store (The ONE has none)
     direct_first: bool = False  # hand over what is addressed to the peer first (The ONE)
+    first_contact: str = "cautious"  # spray: "as_destination" takes a hint match for it (ONE)
 
 
 @dataclass(frozen=True)
@@ -519,6 +522,7 @@ def _group(
         eviction=Eviction(_choice(g, "eviction", w, EVICTIONS, "priority")),
         source_quota=_get(g, "source_quota", w, bool, True),
         direct_first=_get(g, "direct_first", w, bool, False),
+        first_contact=_choice(g, "first_contact", w, FIRST_CONTACT, "cautious"),
     )
 
 

@@ -103,3 +103,34 @@ def test_direct_first_reaches_the_nodes_config() -> None:
     assert not node_config(parse(small()), parse(small()).groups[0]).direct_first
     s = Simulation(sc).run().summary
     assert s["delivery_prob"] >= 0.8
+
+
+def test_first_contact_as_destination_sprays_like_the_one() -> None:
+    """Cautious (the default): a first contact, whose destination is only a 1-byte hint,
+    gives a relay (n-1)//2 and a hint match a copy at the cost of one; as_destination
+    (The ONE, which knows destinations): n//2, and a hint match is the destination."""
+    from mesh.core.routing import EnvView, SprayAndWait
+    from simulations.harness import node_config
+
+    first = EnvView(b"i", 8, 10**9, b"\x07")  # a 1-byte tag: a first contact's hint
+    cautious, one = SprayAndWait(8), SprayAndWait(8, hint_is_destination=1)
+
+    def split(strategy: SprayAndWait, env: EnvView) -> tuple[int, int]:
+        h = strategy.decide(env, b"p", False, 0)
+        assert h.give
+        return h.peer_budget, h.keep_budget
+
+    assert split(cautious, first) == (3, 4)
+    assert split(one, first) == (4, 4)
+    hinted = EnvView(b"i", 8, 10**9, b"\x07", candidate=True)
+    assert split(cautious, hinted) == (0, 7)
+    assert split(one, hinted) == (0, 8)
+    last = EnvView(b"i", 1, 10**9, b"\x07")
+    assert not one.decide(last, b"p", False, 0).give  # one copy left: wait
+    text = small("spray")
+    sc = parse(with_group_keys(text, 'buffer = 2000000\nfirst_contact = "as_destination"'))
+    assert ("hint_is_destination", 1) in node_config(sc, sc.groups[0]).strategy_args
+    plain = parse(text)
+    assert node_config(plain, plain.groups[0]).strategy_args == (("copies", 8),)
+    with pytest.raises(ScenarioError, match="first_contact"):
+        parse(with_group_keys(text, 'buffer = 2000000\nfirst_contact = "sure"'))

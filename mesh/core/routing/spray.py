@@ -39,15 +39,20 @@ class SprayAndWait(Strategy):
         "(it is the recipient) or its 1-byte first-contact hint (1 in 256 nodes share it)"
     )
 
-    def __init__(self, copies: int = 8) -> None:
+    def __init__(self, copies: int = 8, hint_is_destination: int = 0) -> None:
+        """``hint_is_destination`` (the simulator's ``first_contact = "as_destination"``,
+        for comparison with The ONE, whose routers know every destination): a first
+        contact is sprayed as if its destination were known, a hint match taken for it.
+        Every hint collision then costs a transfer beyond the budget (1 node in 256)."""
         if copies < 1:
             raise ConfigError("spray-and-wait needs at least one copy")
         self.INITIAL_BUDGET = copies
+        self.hint_is_destination = bool(hint_is_destination)
 
     def decide(self, env: EnvView, peer: bytes, peer_is_destination: bool, now: int) -> Handoff:
-        if peer_is_destination:
+        if peer_is_destination or (self.hint_is_destination and env.candidate):
             return Handoff(True, 0, env.budget)
-        if env.tag and not exact(env.tag):
+        if env.tag and not exact(env.tag) and not self.hint_is_destination:
             return self._guessed(env)
         if env.budget > 1:
             give = env.budget // 2
