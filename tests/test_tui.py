@@ -268,8 +268,8 @@ def test_with_no_profile_the_ui_creates_one_and_starts_its_daemon(
             await pilot.press("y")
             await asyncio.to_thread(started.process.wait, 30)
         items = strict_unpack((where / KEYSTORE).read_bytes(), max_size=1 << 20)
-        slot = items[2][0]  # the key slot: salt, opslimit, memlimit, nonce, wrapped key
-        assert (slot[1], slot[2]) == (KDF.opslimit, KDF.memlimit)  # the small-device KDF
+        kdf = items[2]  # opslimit, memlimit, salt: one for all key slots (keystore v2)
+        assert (kdf[0], kdf[1]) == (KDF.opslimit, KDF.memlimit)  # the small-device KDF
 
     asyncio.run(main())
 
