@@ -10,8 +10,6 @@ from typing import Any, TextIO
 
 from crypto import keystore
 from crypto.errors import BadPassphrase, CryptoError
-from crypto.identity import Identity
-from crypto.prekeys import PrekeyRing
 from mesh import profile as prof
 from mesh.cli_common import CliError, _accept_weak, _now, _read_passphrase, _secret
 from mesh.daemon.lock import ProfileLocked, lock_profile, unlock_profile
@@ -38,11 +36,7 @@ def _duress_passphrase(args: argparse.Namespace) -> bytes:
 
 def _decoy_secrets(path: Path, name: str) -> bytes:
     """A fresh identity named ``name`` with no contacts: the decoy's keystore secrets."""
-    now = _now()
-    identity = Identity.generate(os.urandom)
-    ring = PrekeyRing()
-    ring.create(identity, now, os.urandom)
-    return prof.Profile(path, identity, name, now, ring)._secrets()
+    return prof.new_profile(path, name, _now(), os.urandom)._secrets()
 
 
 def cmd_id_duress(args: argparse.Namespace, out: TextIO) -> None:

@@ -27,8 +27,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import trio
-
 from crypto import keystore
 from mesh.profile import KEYSTORE, atomic_write
 
@@ -36,11 +34,7 @@ from mesh.profile import KEYSTORE, atomic_write
 def fire(path: Path, opened: keystore.Opened) -> None:
     """Destroy the real profile in ``path``; its keystore becomes the decoy's."""
     atomic_write(path / KEYSTORE, opened.promoted)  # first: the real data key is gone
-    from mesh import ipc
-    from mesh.daemon import panic
+    from mesh.daemon.panic import shred_all_but_keystore
 
-    trio.run(panic.tell_daemon, ipc.socket_path(path))  # none running is the usual case
-    for entry in sorted(path.iterdir()):
-        if entry.is_file() and not entry.is_symlink() and entry.name not in panic.LAST:
-            panic.shred(entry)
+    shred_all_but_keystore(path)
     os.sync()

@@ -156,7 +156,8 @@ def endorse(d: Daemon, prefix: str) -> c.Endorsed:
     """Endorse the one post whose id starts with ``prefix`` (hex), signed with the
     identity key; endorsing a post again renews nothing and is refused."""
     prefix = prefix.strip().lower()
-    posts = [b for b in d.node.bulletins(d.now()) if b.type == POST]
+    held = d.node.bulletins(d.now())  # each call verifies every stored bulletin: once
+    posts = [b for b in held if b.type == POST]
     found = [b for b in posts if post_id(b).hex().startswith(prefix)]
     if len(found) != 1:
         why = "no post" if not found else f"{len(found)} posts"
@@ -165,9 +166,7 @@ def endorse(d: Daemon, prefix: str) -> c.Endorsed:
     if target.persona == d.profile.identity.sign_public:
         raise IpcError("that is your own post: endorse others' posts")
     mine = d.profile.identity.sign_public
-    if any(
-        endorsed_id(b) == post_id(target) and b.persona == mine for b in d.node.bulletins(d.now())
-    ):
+    if any(endorsed_id(b) == post_id(target) and b.persona == mine for b in held):
         raise IpcError("you have endorsed that post already")
     try:
         b = endorsement(d.profile.identity.sign_seed, target, d.now())

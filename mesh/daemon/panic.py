@@ -81,12 +81,18 @@ def panic(profile_dir: Path) -> float:
     # A keystore that is recognised but will not parse is shredded below anyway.
     with contextlib.suppress(CryptoError, OSError):
         atomic_write(ks, keystore.wipe_slots(ks.read_bytes(), os.urandom))
-    trio.run(tell_daemon, ipc.socket_path(profile_dir))
+    shred_all_but_keystore(profile_dir)
+    shred(ks)
+    return time.monotonic() - start
+
+
+def shred_all_but_keystore(profile_dir: Path) -> None:
+    """Tell a running daemon to stop without saving, then overwrite and delete every
+    regular file of the profile but the keystore (panic; a duress unlock)."""
+    trio.run(tell_daemon, ipc.socket_path(profile_dir))  # none running is the usual case
     for entry in sorted(profile_dir.iterdir()):
         if entry.is_file() and not entry.is_symlink() and entry.name not in LAST:
             shred(entry)
-    shred(ks)
-    return time.monotonic() - start
 
 
 LAST = {KEYSTORE, ipc.SOCKET_NAME}  # the keystore is shredded last; the socket is not a file
