@@ -19,6 +19,7 @@ from mesh.core.events import (
     Action,
     BulletinStored,
     CloseLink,
+    FileAction,
     FrameReceived,
     LinkOpened,
     LinkUp,
@@ -96,6 +97,9 @@ class _Wire:
         return
 
     def on_bulletin_stored(self, act: BulletinStored) -> None:
+        return
+
+    def on_file(self, act: FileAction) -> None:
         return
 
 

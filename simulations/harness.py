@@ -33,6 +33,7 @@ from mesh.core.events import (
     BulletinStored,
     CloseLink,
     Event,
+    FileAction,
     FrameReceived,
     LinkDown,
     LinkOpened,
@@ -133,6 +134,9 @@ class _NodeActions:
 
     def on_bulletin_stored(self, act: BulletinStored) -> None:
         return  # bulletins are measured as envelopes (the observer hook)
+
+    def on_file(self, act: FileAction) -> None:
+        return  # attachments are measured as envelopes (the observer hook)
 
 
 def quotas(group: Group) -> Quotas:

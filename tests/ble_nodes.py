@@ -16,6 +16,7 @@ from mesh.core.events import (
     BulletinStored,
     CloseLink,
     Event,
+    FileAction,
     FrameReceived,
     LinkDown,
     LinkOpened,
@@ -108,6 +109,9 @@ class BleNode:
 
     def on_bulletin_stored(self, act: BulletinStored, /) -> None:
         return  # no bulletins in these tests
+
+    def on_file(self, act: FileAction, /) -> None:
+        return  # no attachments in these tests
 
     def on_send_failed(self, act: SendFailed, /) -> None:
         raise AssertionError(f"send failed: {act}")

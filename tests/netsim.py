@@ -22,6 +22,7 @@ from mesh.core.events import (
     BulletinStored,
     CloseLink,
     Event,
+    FileAction,
     FrameReceived,
     LinkDown,
     LinkOpened,
@@ -58,6 +59,7 @@ class Net:
     delivered: dict[int, list[MessageDelivered]] = field(default_factory=dict)
     acked: dict[int, list[bytes]] = field(default_factory=dict)
     bulletins: dict[int, list[BulletinStored]] = field(default_factory=dict)
+    files: dict[int, list[FileAction]] = field(default_factory=dict)
     closes: list[tuple[int, str]] = field(default_factory=list)
     frames: int = 0
     bandwidth: float | None = None  # bytes per second per link direction (None: instant)
@@ -95,6 +97,7 @@ class Net:
         self.delivered[idx] = []
         self.acked[idx] = []
         self.bulletins[idx] = []
+        self.files[idx] = []
         return idx
 
     def introduce_all(self) -> None:
@@ -225,6 +228,9 @@ class _NodeActions:
 
     def on_bulletin_stored(self, act: BulletinStored) -> None:
         self.net.bulletins[self.idx].append(act)
+
+    def on_file(self, act: FileAction) -> None:
+        self.net.files[self.idx].append(act)
 
 
 class _CarelessTrader(Trader):

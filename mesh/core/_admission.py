@@ -63,7 +63,7 @@ class Admission:
         canonical encoding of ``env`` (strict decoding guarantees it). Mail for one of our
         sessions is protected at once; a first contact only once it opens (junk can carry
         anyone's public 1-byte hint)."""
-        ours = POLICY[env.kind].protect(self._delivery, env)
+        ours = POLICY[env.kind].protect(self._delivery, env, eid)
         outcome, stored, actions = self.admit(env, eid, frame, source, ours, now)
         if stored is None:
             return [], outcome
@@ -137,6 +137,9 @@ class Admission:
             return None
         self._ctx.store.mark_seen(eid, expiry, now)
         return Refusal(why)
+
+    def refuse_chunk(self, eid: bytes) -> Refusal | None:
+        return self._delivery.files.refuse(eid)
 
     def learn_prekey(self, rec: PrekeyRecord) -> None:
         contact = self._ctx.contacts.get(rec.identity_key)

@@ -13,14 +13,17 @@ from __future__ import annotations
 
 from crypto.errors import CryptoError
 from crypto.noise import KeyPair
+from crypto.receipts import receipt_hash
 from mesh.core._context import Context
+from mesh.core._incoming import IncomingFiles
 from mesh.core._kinds import POLICY
 from mesh.core._receipts import Receipts
+from mesh.core.attachments import CONTENT_FILE
 from mesh.core.config import MAX_UNTRIED, hint_for
 from mesh.core.envelope import Envelope, EnvelopeError, decode
 from mesh.core.events import Action, MessageDelivered
 from mesh.core.flood import TokenBucket
-from mesh.core.messages import open_first_contact_envelope
+from mesh.core.messages import CONTENT_TEXT, open_first_contact_envelope
 from mesh.core.session import Session, message_tag
 from mesh.core.stats import Stat
 
@@ -30,6 +33,7 @@ class Delivery:
         self._ctx = ctx
         self._state = ctx.state
         self._receipts = receipts
+        self.files = IncomingFiles(ctx, receipts)
         self._tags: dict[bytes, tuple[bytes, int]] = {}  # expected tag -> (sid, counter)
         self._woken: list[bytes] = []  # newly expected tags: stored envelopes may carry one
         self._maybe_mine: list[bytes] = []  # after a start: stored first contacts with our hints
@@ -106,9 +110,23 @@ class Delivery:
         ctx.store.protect(eid)
         sender = opened.sender.sign_public
         actions = self._finish(
-            env, eid, now, sender, opened.created, opened.msg_id, opened.body, opened.receipt_secret
+            env,
+            eid,
+            now,
+            sender,
+            opened.created,
+            opened.msg_id,
+            opened.body,
+            opened.receipt_secret,
+            opened.content_type,
         )
         return actions + self.deliver_waiting(now)
+
+    def awaits_chunk(self, eid: bytes) -> bool:
+        return self.files.awaits(eid)
+
+    def open_chunk(self, env: Envelope, eid: bytes, now: int) -> list[Action]:
+        return self.files.open_chunk(env, eid, now)
 
     def _deliver_session(self, env: Envelope, eid: bytes, now: int) -> list[Action]:
         tag = message_tag(env.tag)
@@ -124,7 +142,15 @@ class Delivery:
         self.expect(sess, sess.tags_for(fresh))
         self._ctx.store.protect(eid)
         return self._finish(
-            env, eid, now, sess.peer, inner.created, inner.msg_id, inner.body, inner.receipt_secret
+            env,
+            eid,
+            now,
+            sess.peer,
+            inner.created,
+            inner.msg_id,
+            inner.body,
+            inner.receipt_secret,
+            inner.content_type,
         )
 
     def _finish(
@@ -137,6 +163,7 @@ class Delivery:
         msg_id: bytes,
         body: bytes,
         secret: bytes,
+        content_type: int = CONTENT_TEXT,
     ) -> list[Action]:
         """Deliver once. Our copy stays in the store, and is offered like any relayed one,
         until the receipt is released (it then purges every copy, ours too): a neighbour
@@ -144,6 +171,11 @@ class Delivery:
         if not self._state.first_delivery(msg_id, env.expiry):
             self._ctx.store.delete(eid, now)
             return []
+        if content_type == CONTENT_FILE:  # its receipt waits for the whole file
+            self._ctx.stats.count(Stat.DELIVERED)
+            if not secret or receipt_hash(secret) != env.receipt:
+                secret = b""
+            return self.files.offered(env, sender, created, msg_id, body, secret, now)
         if not self._receipts.hold(secret, env, now):
             self._ctx.store.delete(eid, now)  # no receipt to wait for
         self._ctx.stats.count(Stat.DELIVERED)
@@ -170,6 +202,7 @@ class Delivery:
     def deliver_stored(self, now: int) -> list[Action]:
         """After :meth:`index_store`: open what is for us and still in the store."""
         actions = self.deliver_waiting(now)  # session envelopes: woken by index_store
+        actions += self.files.open_all_stored(now)
         mine, self._maybe_mine = self._maybe_mine, []
         for eid in mine:
             frame = self._ctx.store.get(eid)
@@ -205,6 +238,7 @@ class Delivery:
         """After a start: the tag table from the sessions' windows (waking stored session
         envelopes for us), and the stored first contacts that carry one of our hints."""
         self._tags = {}
+        self.files.reindex()
         for sess in self._state.sessions.values():
             sess.window.expire(now)
             self.expect(sess, sess.expected_tags())

@@ -38,6 +38,8 @@ class Checks(Protocol):
 
     def supersede(self, env: Envelope, eid: bytes, now: int) -> list[Action]: ...
 
+    def refuse_chunk(self, eid: bytes) -> Refusal | None: ...
+
 
 class Opener(Protocol):
     """What opening needs (the node's delivery part)."""
@@ -48,6 +50,10 @@ class Opener(Protocol):
 
     def open_first_contact(self, env: Envelope, eid: bytes, now: int) -> list[Action]: ...
 
+    def awaits_chunk(self, eid: bytes) -> bool: ...
+
+    def open_chunk(self, env: Envelope, eid: bytes, now: int) -> list[Action]: ...
+
 
 Verify = Callable[[Checks, Envelope, bytes, int], Refusal | None]
 Open = Callable[[Opener, Envelope, bytes, int], list[Action]]
@@ -57,7 +63,7 @@ Open = Callable[[Opener, Envelope, bytes, int], list[Action]]
 class KindPolicy:
     public: bool
     verify: Verify
-    protect: Callable[[Opener, Envelope], bool]
+    protect: Callable[[Opener, Envelope, bytes], bool]
     open: Open
     stored: Callable[[Checks, Envelope, bytes, int], list[Action]]
 
@@ -79,12 +85,24 @@ def _verify_prekey(c: Checks, env: Envelope, _eid: bytes, now: int) -> Refusal |
     return None
 
 
-def _not_ours(_o: Opener, _env: Envelope) -> bool:
+def _not_ours(_o: Opener, _env: Envelope, _eid: bytes) -> bool:
     return False
 
 
-def _expected(o: Opener, env: Envelope) -> bool:
+def _expected(o: Opener, env: Envelope, _eid: bytes) -> bool:
     return o.expects(env.tag)
+
+
+def _awaited_chunk(o: Opener, _env: Envelope, eid: bytes) -> bool:
+    return o.awaits_chunk(eid)
+
+
+def _verify_chunk(c: Checks, _env: Envelope, eid: bytes, _now: int) -> Refusal | None:
+    return c.refuse_chunk(eid)
+
+
+def _open_chunk(o: Opener, env: Envelope, eid: bytes, now: int) -> list[Action]:
+    return o.open_chunk(env, eid, now)
 
 
 def _open_nothing(_o: Opener, _env: Envelope, _eid: bytes, _now: int) -> list[Action]:
@@ -115,5 +133,6 @@ POLICY: Mapping[Kind, KindPolicy] = MappingProxyType(
         Kind.SESSION: KindPolicy(False, _no_check, _expected, _open_session, _nothing_after),
         Kind.BULLETIN: KindPolicy(True, _verify_bulletin, _not_ours, _open_nothing, _supersede),
         Kind.PREKEY: KindPolicy(True, _verify_prekey, _not_ours, _open_nothing, _nothing_after),
+        Kind.CHUNK: KindPolicy(False, _verify_chunk, _awaited_chunk, _open_chunk, _nothing_after),
     }
 )

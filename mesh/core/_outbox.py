@@ -8,17 +8,20 @@ receipt awaited, and offered on every open link at once.
 
 from __future__ import annotations
 
+from crypto.attachment import MAX_FILE, chunk_count
 from crypto.bulletin import Bulletin
 from mesh.core._context import Context
 from mesh.core._delivery import Delivery
 from mesh.core._index import EnvelopeIndex
 from mesh.core._receipts import Receipts
 from mesh.core._trade import Trader
+from mesh.core.attachments import CONTENT_FILE, build
 from mesh.core.config import EMPTY_TEXT, MAX_BODY, hint_for
-from mesh.core.envelope import Envelope
+from mesh.core.envelope import MAX_FRAME, Envelope, coarse_expiry
 from mesh.core.errors import LocalError
-from mesh.core.events import Action, MessageQueued, SendFailed, SendMessage
+from mesh.core.events import Action, MessageQueued, SendFailed, SendFile, SendMessage
 from mesh.core.messages import (
+    CONTENT_TEXT,
     bulletin_envelope,
     first_contact_envelope,
     frame_bound,
@@ -29,6 +32,8 @@ from mesh.core.messages import (
 )
 from mesh.core.session import Session
 from mesh.core.store import PutStatus
+
+CHUNK_FRAME = MAX_FRAME  # the most a stored chunk's frame takes (a 16 KiB body)
 
 
 class Outbox:
@@ -76,53 +81,116 @@ class Outbox:
         if why:
             return [SendFailed(ev.recipient, why, ev.ref)]
         msg_id = self._ctx.rng(16)
-        env = stamped(self._seal(ev, msg_id, now), self._ctx.config.mint_difficulty, self._ctx.rng)
+        sealed = self._seal(ev.recipient, ev.body, ev.ttl, msg_id, now)
+        env = stamped(sealed, self._ctx.config.mint_difficulty, self._ctx.rng)
         status = self._index.store_local(env, now)
         if status is not PutStatus.STORED:  # cannot happen after the room check above
             raise LocalError(f"own envelope not stored: {status.value}")
         self._receipts.expect(env, msg_id)
         return [MessageQueued(msg_id, env.id(), ev.ref), *self._trader.offer_everywhere([env.id()])]
 
-    def _seal(self, ev: SendMessage, msg_id: bytes, now: int) -> Envelope:
+    def _seal(
+        self,
+        recipient: bytes,
+        body: bytes,
+        ttl: int,
+        msg_id: bytes,
+        now: int,
+        content_type: int = CONTENT_TEXT,
+    ) -> Envelope:
         """The message sealed in a session with the recipient, or as a first contact."""
         ctx = self._ctx
-        budget = min(ctx.strategy.INITIAL_BUDGET, ctx.config.max_budget)
-        ttl = min(ev.ttl, ctx.config.max_ttl)
-        sess = self._delivery.session_for(ev.recipient)
+        budget = self._budget()
+        ttl = min(ttl, ctx.config.max_ttl)
+        sess = self._delivery.session_for(recipient)
         if sess is not None:
-            route = ctx.strategy.route_for(sess.send_tag_key, now)
             env = session_envelope(
                 sess,
-                ev.body,
+                body,
                 now=now,
                 ttl=ttl,
                 rng=ctx.rng,
                 msg_id=msg_id,
+                content_type=content_type,
                 budget=budget,
-                route=route,
+                route=self._route(recipient, now),
             )
             sess.last_used = now
             ctx.state.touch_session(sess)
             return env
-        contact = ctx.contacts[ev.recipient]
+        contact = ctx.contacts[recipient]
         assert contact.prekey is not None
         secret: list[bytes] = []
         env = first_contact_envelope(
             ctx.identity,
             contact.identity,
             contact.prekey,
-            ev.body,
+            body,
             now=now,
             ttl=ttl,
             rng=ctx.rng,
+            content_type=content_type,
             budget=budget,
             tag=hint_for(contact.prekey.public),
             msg_id=msg_id,
             secret_out=secret,
         )
-        new = Session.as_alice(secret[0], ev.recipient, contact.prekey.public, ctx.rng, now)
+        new = Session.as_alice(secret[0], recipient, contact.prekey.public, ctx.rng, now)
         self._delivery.add_session(new)
         return env
+
+    def _budget(self) -> int:
+        return min(self._ctx.strategy.INITIAL_BUDGET, self._ctx.config.max_budget)
+
+    def _route(self, recipient: bytes, now: int) -> bytes:
+        """The routing strategy's destination key for a session with ``recipient``."""
+        sess = self._delivery.session_for(recipient)
+        return b"" if sess is None else self._ctx.strategy.route_for(sess.send_tag_key, now)
+
+    # ---- attachments ------------------------------------------------------------------
+    def _file_refusal(self, ev: SendFile, now: int) -> str:
+        contact = self._ctx.contacts.get(ev.recipient)
+        if contact is None:
+            return "not a contact"
+        if not 1 <= len(ev.data) <= MAX_FILE:
+            return f"a file must be 1 byte to {MAX_FILE} bytes (this one is {len(ev.data)})"
+        if not self.can_write(ev.recipient, now):
+            return "no current prekey for this contact yet"
+        need = chunk_count(len(ev.data)) * CHUNK_FRAME + frame_bound(MAX_BODY)
+        if not self._ctx.store.would_admit_protected(need):
+            return "the envelope store has no room for this file"
+        return ""
+
+    def send_file(self, ev: SendFile, now: int) -> list[Action]:
+        """A file as stamped CHUNK envelopes and a manifest message, all stored as ours and
+        offered; the manifest's receipt (the recipient releases it once the file is
+        whole) acknowledges the file."""
+        why = self._file_refusal(ev, now)
+        if why:
+            return [SendFailed(ev.recipient, why, ev.ref)]
+        ctx = self._ctx
+        ttl = min(ev.ttl, ctx.config.max_ttl)
+        expiry_hour = coarse_expiry(now, ttl)
+        route = self._route(ev.recipient, now)
+        manifest, chunks = build(
+            ev.data, ev.name, ev.mime, expiry_hour, self._budget(), ctx.rng, route
+        )
+        stored: list[bytes] = []
+        for chunk in chunks:
+            chunk = stamped(chunk, ctx.config.mint_difficulty, ctx.rng)
+            if self._index.store_local(chunk, now) is not PutStatus.STORED:
+                for eid in stored:  # the room check above makes this rare: undo
+                    ctx.store.delete(eid, now)
+                return [SendFailed(ev.recipient, "the envelope store has no room", ev.ref)]
+            stored.append(chunk.id())
+        msg_id = ctx.rng(16)
+        sealed = self._seal(ev.recipient, manifest.encode(), ttl, msg_id, now, CONTENT_FILE)
+        env = stamped(sealed, ctx.config.mint_difficulty, ctx.rng)
+        if self._index.store_local(env, now) is not PutStatus.STORED:
+            raise LocalError("own manifest not stored after the room check")
+        self._receipts.expect(env, msg_id)
+        offers = self._trader.offer_everywhere([env.id(), *stored])
+        return [MessageQueued(msg_id, env.id(), ev.ref), *offers]
 
     def publish_prekey(self, now: int) -> list[Action]:
         """Keep our newest prekey record as a PREKEY envelope (in memory) and offer it."""

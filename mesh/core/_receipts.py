@@ -71,10 +71,14 @@ class Receipts:
         if it carries none that matches, so there is nothing to wait for)."""
         if not secret or receipt_hash(secret) != env.receipt:
             return False
+        self.hold_secret(secret, env.expiry, now)
+        return True
+
+    def hold_secret(self, secret: bytes, expiry: int, now: int) -> None:
+        """Release this receipt secret after a random delay."""
         lo, hi = self._ctx.config.receipt_delay
         delay = lo + int.from_bytes(self._ctx.rng(4), "big") % max(1, hi - lo + 1)
-        self._state.hold_receipt(secret, now + delay, env.expiry)
-        return True
+        self._state.hold_receipt(secret, now + delay, expiry)
 
     def held(self, secrets: Iterable[bytes]) -> int:
         """How many distinct ones among ``secrets`` are released receipts we hold."""

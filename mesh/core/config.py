@@ -53,6 +53,12 @@ class NodeConfig:
     # NEEDS_DESTINATION strategies do anyway), so a relay learns whom it met mail for.
     # A simulation key; the daemon keeps it off.
     direct_first: bool = False
+    # Attachments (mesh.core.attachments): files received at once and their bytes, and
+    # whether this node carries other people's chunks (a relay may refuse large
+    # attachments and still carry text).
+    max_incoming_files: int = 8
+    max_incoming_bytes: int = 64 * 1024 * 1024
+    relay_chunks: bool = True
 
     def __post_init__(self) -> None:
         if self.offer_order not in OFFER_ORDERS:

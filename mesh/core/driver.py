@@ -16,7 +16,12 @@ from typing import Protocol, assert_never
 from mesh.core.events import (
     Action,
     BulletinStored,
+    ChunkReceived,
     CloseLink,
+    FileAction,
+    FileDropped,
+    FileOffered,
+    FileReceived,
     LinkOpened,
     MessageAcked,
     MessageDelivered,
@@ -45,6 +50,9 @@ class ActionSink(Protocol):
 
     def on_bulletin_stored(self, act: BulletinStored, /) -> None: ...
 
+    def on_file(self, act: FileAction, /) -> None:
+        """An attachment being received: offered, a chunk, whole, or given up."""
+
 
 def carry_out(actions: Iterable[Action], sink: ActionSink) -> None:
     """Hand each action, in order, to the sink's method for its kind."""
@@ -66,5 +74,7 @@ def carry_out(actions: Iterable[Action], sink: ActionSink) -> None:
                 sink.on_send_failed(act)
             case BulletinStored():
                 sink.on_bulletin_stored(act)
+            case FileOffered() | ChunkReceived() | FileReceived() | FileDropped():
+                sink.on_file(act)
             case _:
                 assert_never(act)

@@ -25,6 +25,7 @@ from crypto.errors import DecodeError
 from crypto.identity import PublicIdentity
 from crypto.prekeys import PrekeyRecord
 from crypto.wire import expect_bytes, expect_int, expect_list, pack, strict_unpack
+from mesh.core.attachments import Incoming
 from mesh.core.bulletin_slots import BulletinSlots
 from mesh.core.session import Session
 
@@ -41,6 +42,7 @@ class RowKind(bytes, Enum):
     DELIVERED = b"d"  # msg id -> expiry (the exactly-once guard)
     SLOT = b"b"  # bulletin slot -> its newest sequence (BulletinSlots)
     STRANGER = b"i"  # identity key of someone not a contact who wrote -> PublicIdentity
+    FILE = b"f"  # file id of an attachment being received -> Incoming.to_list()
 
 
 class Changes:
@@ -80,6 +82,7 @@ class Durable:
         # their first contact): kept while a session of theirs is, so they can be added.
         self.strangers: dict[bytes, PublicIdentity] = {}
         self.slots = BulletinSlots(max_ttl, self._touch_slot)
+        self.files: dict[bytes, Incoming] = {}  # file id -> an attachment being received
         self._prekey_of = prekey_of
 
     # ---- changes ----------------------------------------------------------------------
@@ -120,6 +123,9 @@ class Durable:
             case RowKind.STRANGER:
                 who = self.strangers.get(ident)
                 return None if who is None else pack(who.to_list())
+            case RowKind.FILE:
+                inc = self.files.get(ident)
+                return None if inc is None else pack(inc.to_list())
         assert_never(kind)
 
     def _touch_slot(self, ident: bytes) -> None:
@@ -139,6 +145,7 @@ class Durable:
             keys += [kind.value + k for k in table]
         keys += [RowKind.SLOT.value + i for i in self.slots.row_ids()]
         keys += [RowKind.STRANGER.value + k for k in self.strangers]
+        keys += [RowKind.FILE.value + k for k in self.files]
         rows = {k: self.row(k) for k in sorted(keys)}
         return {k: v for k, v in rows.items() if v is not None}
 
@@ -150,6 +157,7 @@ class Durable:
         self.sessions.clear()
         self.own, self.receipts, self.pending, self.delivered = {}, {}, {}, {}
         self.strangers = {}
+        self.files = {}
         self.slots.load([])
         prekeys: list[tuple[bytes, bytes]] = []
         for key, value in rows.items():
@@ -183,6 +191,11 @@ class Durable:
                     if who.sign_public != ident:
                         raise DecodeError("a stranger's row is not theirs")
                     self.strangers[ident] = who
+                case RowKind.FILE:
+                    inc = Incoming.from_list(_unpack(value))
+                    if inc.manifest.file_id != ident:
+                        raise DecodeError("an incoming file's row is not its own")
+                    self.files[ident] = inc
         self.known_secrets = {s for s, _e in self.receipts.values()}
         return prekeys
 
@@ -206,6 +219,13 @@ class Durable:
     def forget_stranger(self, key: bytes) -> None:
         if self.strangers.pop(key, None) is not None:
             self.changes.touch(RowKind.STRANGER.value + key)
+
+    def touch_file(self, file_id: bytes) -> None:
+        self.changes.touch(RowKind.FILE.value + file_id)
+
+    def drop_file(self, file_id: bytes) -> None:
+        if self.files.pop(file_id, None) is not None:
+            self.touch_file(file_id)
 
     def touch_prekey(self, contact: bytes) -> None:
         self.changes.touch(RowKind.PREKEY.value + contact)

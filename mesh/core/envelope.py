@@ -54,6 +54,7 @@ class Kind(IntEnum):
     SESSION = 2  # per-contact ratchet message (reserved for the node issue)
     BULLETIN = 3  # signed public post (crypto.bulletin)
     PREKEY = 4  # signed prekey record (crypto.prekeys)
+    CHUNK = 5  # one 16 KiB piece of an attachment (crypto.attachment)
 
 
 _KINDS = frozenset(int(k) for k in Kind)

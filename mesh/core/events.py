@@ -44,11 +44,24 @@ class SendMessage:
 
 
 @dataclass(frozen=True, slots=True)
+class SendFile:
+    """Send a file (up to 10 MiB) to a contact as chunks and a manifest message
+    (:mod:`mesh.core.attachments`). The driver strips identifying metadata first."""
+
+    recipient: bytes
+    name: str
+    data: bytes
+    mime: str = "application/octet-stream"
+    ttl: int = 3 * 86400
+    ref: int = 0  # echoed in the MessageQueued or SendFailed
+
+
+@dataclass(frozen=True, slots=True)
 class Tick:
     pass
 
 
-Event = LinkUp | LinkDown | FrameReceived | SendMessage | Tick
+Event = LinkUp | LinkDown | FrameReceived | SendMessage | SendFile | Tick
 
 # ---- actions (node -> driver) -----------------------------------------------------------
 
@@ -110,6 +123,53 @@ class BulletinStored:
     bulletin: Bulletin
 
 
+@dataclass(frozen=True, slots=True)
+class FileOffered:
+    """A contact's manifest for a file arrived (``refused``: why it will not be received,
+    or empty); its chunks follow as :class:`ChunkReceived`."""
+
+    sender: bytes
+    created: int
+    msg_id: bytes
+    file_id: bytes
+    name: str  # as the sender wrote it: render it inert
+    mime: str
+    size: int
+    count: int
+    digest: bytes
+    refused: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkReceived:
+    """One chunk of a file being received, checked: the driver keeps ``data`` (the piece
+    at ``index * CHUNK_DATA``) before it acknowledges anything."""
+
+    file_id: bytes
+    index: int
+    data: bytes
+    received: int
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class FileReceived:
+    """Every chunk of the file has arrived (the driver checks the whole file's digest)."""
+
+    file_id: bytes
+    msg_id: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class FileDropped:
+    """A file being received was given up (``reason``: it expired)."""
+
+    file_id: bytes
+    reason: str
+
+
+FileAction = FileOffered | ChunkReceived | FileReceived | FileDropped
+
 Action = (
     Transmit
     | CloseLink
@@ -119,4 +179,8 @@ Action = (
     | MessageAcked
     | SendFailed
     | BulletinStored
+    | FileOffered
+    | ChunkReceived
+    | FileReceived
+    | FileDropped
 )

@@ -54,11 +54,21 @@ from mesh.core._outbox import Outbox
 from mesh.core._peer import Peer, Peers
 from mesh.core._receipts import Receipts
 from mesh.core._trade import Trader
+from mesh.core.attachments import Incoming
 from mesh.core.config import NodeConfig
 from mesh.core.courier import Courier
 from mesh.core.durable import Durable
 from mesh.core.envelope import Envelope
-from mesh.core.events import Action, Event, FrameReceived, LinkDown, LinkUp, SendMessage, Tick
+from mesh.core.events import (
+    Action,
+    Event,
+    FrameReceived,
+    LinkDown,
+    LinkUp,
+    SendFile,
+    SendMessage,
+    Tick,
+)
 from mesh.core.routing import Strategy, by_name
 from mesh.core.saved import SavedState
 from mesh.core.store import PolicyStore
@@ -115,6 +125,7 @@ class Node:
                 LinkDown: self._peers.link_down,
                 FrameReceived: self._peers.frame,
                 SendMessage: self._outbox.send,
+                SendFile: self._outbox.send_file,
                 Tick: self._tick,
             }
         )
@@ -189,6 +200,7 @@ class Node:
             self.store.sweep(now)
             self._receipts.expire(now)
             actions += self._delivery.expire(now)
+            actions += self._delivery.files.expire(now)
             self._next_sweep = now + self.config.sweep_every
             if self.ring.rotate(self.identity, now, self.rng) is not None:
                 actions += self.publish_prekey(now)
@@ -259,6 +271,10 @@ class Node:
     def awaited_receipts(self) -> dict[bytes, bytes]:
         """Receipt hash -> message id of our own mail not yet acknowledged."""
         return self._receipts.awaited()
+
+    def files_in_progress(self) -> list[Incoming]:
+        """The attachments being received, with the chunks that have come."""
+        return self._delivery.files.in_progress()
 
     def expected_tags(self) -> int:
         """How many session tags this node expects (bounded by its sessions' windows)."""

@@ -22,9 +22,12 @@ from mesh.core.store import PutStatus
 class Stat(StrEnum):
     BAD_ENVELOPES = "bad_envelopes"
     BULLETINS_SUPERSEDED = "bulletins_superseded"
+    CHUNKS_RECEIVED = "chunks_received"
+    CHUNKS_REFUSED = "chunks_refused"  # for a file of ours, but did not open as its manifest says
     DELIVERED = "delivered"
     ENVELOPES_SENT = "envelopes_sent"
     EVICTED = "evicted"
+    MANIFESTS_REFUSED = "manifests_refused"
     PROTOCOL_BYTES_SENT = "protocol_bytes_sent"
     PROTOCOL_ERRORS = "protocol_errors"
     PURGED_BY_RECEIPT = "purged_by_receipt"
@@ -64,6 +67,7 @@ class Stat(StrEnum):
     REJECTED_BAD_SIGNATURE = "rejected_bad_signature"
     REJECTED_SUPERSEDED = "rejected_superseded"
     REJECTED_BULLETIN_RATE = "rejected_bulletin_rate"
+    REJECTED_CHUNKS_NOT_CARRIED = "rejected_chunks_not_carried"
 
 
 class Refusal(StrEnum):
@@ -76,6 +80,7 @@ class Refusal(StrEnum):
     BAD_SIGNATURE = "bad_signature"
     SUPERSEDED = "superseded"  # an older bulletin than its slot's newest
     BULLETIN_RATE = "bulletin_rate"
+    CHUNKS_NOT_CARRIED = "chunks_not_carried"  # a relay configured to carry no attachments
 
 
 class Outcome(Enum):
@@ -104,6 +109,7 @@ REFUSAL_OUTCOME: Mapping[Refusal, Outcome] = MappingProxyType(
         Refusal.BAD_SIGNATURE: Outcome.INVALID,
         Refusal.SUPERSEDED: Outcome.KNOWN,
         Refusal.BULLETIN_RATE: Outcome.OVER_QUOTA,
+        Refusal.CHUNKS_NOT_CARRIED: Outcome.OVER_QUOTA,
     }
 )
 PUT_OUTCOME: Mapping[PutStatus, Outcome] = MappingProxyType(

@@ -58,6 +58,7 @@ from mesh.core.events import (
     BulletinStored,
     CloseLink,
     Event,
+    FileAction,
     LinkOpened,
     MessageAcked,
     MessageDelivered,
@@ -273,6 +274,9 @@ class Daemon:
     def on_send_failed(self, act: SendFailed) -> None:
         if act.ref:
             self._sends[act.ref] = act  # send_text takes it; a refused bulletin: the op reads it
+
+    def on_file(self, act: FileAction) -> None:
+        log.info("attachment %s: not kept by this daemon yet", type(act).__name__)
 
     def on_bulletin_stored(self, act: BulletinStored) -> None:
         if self.local_api.subscribed:  # nothing is worked out while nobody listens

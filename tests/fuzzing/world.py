@@ -32,7 +32,7 @@ from crypto.prekeys import PrekeyRing
 from mesh.core import bundle as B
 from mesh.core import envelope as E
 from mesh.core import messages as M
-from mesh.core.events import SendMessage
+from mesh.core.events import SendFile, SendMessage
 from mesh.core.memory_store import MemoryStore
 from mesh.core.node import Node, NodeConfig
 
@@ -110,6 +110,7 @@ def build_world(seed: int, strategy: str) -> World:
     a.publish_bulletin(_bulletin(persona_a, "a", now), now)
     a.handle(SendMessage(v.identity.sign_public, b"first contact from A"), now)
     a.handle(SendMessage(v.identity.sign_public, b"session message from A"), now)
+    a.handle(SendFile(v.identity.sign_public, "from-a.bin", b"an attachment"), now)
     v.handle(SendMessage(a.identity.sign_public, b"first contact from V"), now)
     v.publish_prekey(now)
     v.publish_bulletin(_bulletin(r.randbytes(32), "v", now), now)
