@@ -177,10 +177,3 @@ class Manifest:
         if len(piece) != piece_len(self.size, index):
             raise DecodeError("a chunk's length disagrees with the manifest's size")
         return piece
-
-    def index_of(self, envelope_id: bytes) -> int | None:
-        """Which chunk an envelope id is (None: not one of this file's)."""
-        try:
-            return self.ids.index(envelope_id[:ID_PREFIX])
-        except ValueError:
-            return None

@@ -12,6 +12,7 @@ import pytest
 
 from crypto.attachment import (
     CHUNK_DATA,
+    ID_PREFIX,
     MAX_CHUNKS,
     MAX_FILE,
     Manifest,
@@ -67,7 +68,7 @@ def test_a_file_opens_from_its_chunks_in_any_order_and_every_chunk_looks_the_sam
     order = [2, 0, 3, 1]
     pieces = {i: decoded.open(i, chunks[i].body, chunks[i].header()) for i in order}
     assert b"".join(pieces[i] for i in range(4)) == data
-    assert all(decoded.index_of(c.id()) == i for i, c in enumerate(chunks))
+    assert decoded.ids == tuple(c.id()[:ID_PREFIX] for c in chunks)
 
 
 def test_a_chunk_does_not_open_at_another_index_in_another_file_or_under_another_header() -> None:

@@ -33,8 +33,6 @@ from mesh.core.messages import (
 from mesh.core.session import Session
 from mesh.core.store import PutStatus
 
-CHUNK_FRAME = MAX_FRAME  # the most a stored chunk's frame takes (a 16 KiB body)
-
 
 class Outbox:
     def __init__(
@@ -113,7 +111,7 @@ class Outbox:
                 msg_id=msg_id,
                 content_type=content_type,
                 budget=budget,
-                route=self._route(recipient, now),
+                route=ctx.strategy.route_for(sess.send_tag_key, now),
             )
             sess.last_used = now
             ctx.state.touch_session(sess)
@@ -143,7 +141,8 @@ class Outbox:
         return min(self._ctx.strategy.INITIAL_BUDGET, self._ctx.config.max_budget)
 
     def _route(self, recipient: bytes, now: int) -> bytes:
-        """The routing strategy's destination key for a session with ``recipient``."""
+        """The routing strategy's destination key for a session with ``recipient`` (a
+        file's chunks follow the manifest's route)."""
         sess = self._delivery.session_for(recipient)
         return b"" if sess is None else self._ctx.strategy.route_for(sess.send_tag_key, now)
 
@@ -156,7 +155,7 @@ class Outbox:
             return f"a file must be 1 byte to {MAX_FILE} bytes (this one is {len(ev.data)})"
         if not self.can_write(ev.recipient, now):
             return "no current prekey for this contact yet"
-        need = chunk_count(len(ev.data)) * CHUNK_FRAME + frame_bound(MAX_BODY)
+        need = chunk_count(len(ev.data)) * MAX_FRAME + frame_bound(MAX_BODY)  # chunks: 16 KiB
         if not self._ctx.store.would_admit_protected(need):
             return "the envelope store has no room for this file"
         return ""

@@ -69,10 +69,15 @@ class Receipts:
     def hold(self, secret: bytes, env: Envelope, now: int) -> bool:
         """Mail for us was delivered: hold its receipt secret for a random delay (False
         if it carries none that matches, so there is nothing to wait for)."""
-        if not secret or receipt_hash(secret) != env.receipt:
+        if not self.answers(secret, env):
             return False
         self.hold_secret(secret, env.expiry, now)
         return True
+
+    @staticmethod
+    def answers(secret: bytes, env: Envelope) -> bool:
+        """Is ``secret`` the receipt secret of ``env`` (whose header has its hash)?"""
+        return bool(secret) and receipt_hash(secret) == env.receipt
 
     def hold_secret(self, secret: bytes, expiry: int, now: int) -> None:
         """Release this receipt secret after a random delay."""

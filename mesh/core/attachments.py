@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from crypto.attachment import (
     CHUNK_DATA,
     FILE_ID_LEN,
+    ID_PREFIX,
     MAX_MIME,
     MAX_NAME,
     Manifest,
@@ -33,7 +34,7 @@ from crypto.attachment import (
 )
 from crypto.primitives import KEY_LEN, Rng
 from crypto.receipts import receipt_hash
-from crypto.wire import expect_bytes, expect_int, expect_list, pack
+from crypto.wire import expect_bytes, expect_int, expect_list
 from mesh.core import envelope
 
 CONTENT_FILE = 2  # a manifest (mesh.core.messages.CONTENT_TEXT is 1)
@@ -79,7 +80,7 @@ def build(
         mime=mime[:MAX_MIME],
         size=len(data),
         digest=file_digest(data),
-        ids=tuple(c.id()[:16] for c in chunks),
+        ids=tuple(c.id()[:ID_PREFIX] for c in chunks),
     )
     return manifest, chunks
 
@@ -142,7 +143,3 @@ class Incoming:
             expiry=expect_int(f[5], "expiry"),
             got=bytearray(got),
         )
-
-
-def packed(inc: Incoming) -> bytes:
-    return pack(inc.to_list())
