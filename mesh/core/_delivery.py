@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from crypto.errors import CryptoError
 from crypto.noise import KeyPair
-from crypto.receipts import receipt_hash
 from mesh.core._context import Context
 from mesh.core._incoming import IncomingFiles
 from mesh.core._kinds import POLICY
@@ -173,9 +172,9 @@ class Delivery:
             return []
         if content_type == CONTENT_FILE:  # its receipt waits for the whole file
             self._ctx.stats.count(Stat.DELIVERED)
-            if not secret or receipt_hash(secret) != env.receipt:
+            if not self._receipts.answers(secret, env):
                 secret = b""
-            return self.files.offered(env, sender, created, msg_id, body, secret, now)
+            return self.files.offered(env, eid, sender, created, msg_id, body, secret, now)
         if not self._receipts.hold(secret, env, now):
             self._ctx.store.delete(eid, now)  # no receipt to wait for
         self._ctx.stats.count(Stat.DELIVERED)

@@ -5,7 +5,8 @@ A manifest message from a contact registers an :class:`~mesh.core.attachments.In
 recognised by id the moment it arrives (protected, opened, its piece handed to the driver
 as :class:`~mesh.core.events.ChunkReceived`) and chunks that came first are found in the
 store. Bounds: at most ``max_incoming_files`` files and ``max_incoming_bytes`` bytes
-in progress (a manifest over either is refused, and said so); a file is given up when its
+in progress (a manifest over either is refused, and said so, and never acknowledged; 0
+files: this node takes none); a file is given up when its
 message expires. A chunk that does not open as the manifest says (a wrong index, a
 tampered or truncated body, a length that disagrees with the size) is counted and
 dropped. Each chunk's receipt is released as it arrives, the manifest's once the file is
@@ -37,6 +38,7 @@ class IncomingFiles:
     def offered(
         self,
         env: Envelope,
+        eid: bytes,
         sender: bytes,
         created: int,
         msg_id: bytes,
@@ -48,10 +50,8 @@ class IncomingFiles:
         try:
             manifest = Manifest.decode(body)
         except DecodeError as exc:
-            self._ctx.stats.count(Stat.MANIFESTS_REFUSED)
-            self._receipts.hold(secret, env, now)  # it arrived; nothing more will come
-            why = f"a malformed file manifest ({exc})"
-            return [FileOffered(sender, created, msg_id, b"", "", "", 0, 0, b"", why)]
+            blank = FileOffered(sender, created, msg_id, b"", "", "", 0, 0, b"")
+            return self._refuse(blank, f"a malformed file manifest ({exc})", eid, now)
         offer = FileOffered(
             sender,
             created,
@@ -65,17 +65,24 @@ class IncomingFiles:
         )
         why = self._refusal(manifest)
         if why:
-            self._ctx.stats.count(Stat.MANIFESTS_REFUSED)
-            self._receipts.hold(secret, env, now)
-            return [replace(offer, refused=why)]
+            return self._refuse(offer, why, eid, now)
         inc = Incoming(sender, msg_id, created, manifest, secret, env.expiry)
         self._state.files[manifest.file_id] = inc
         self._state.touch_file(manifest.file_id)
         self._index(inc)
         return [offer, *self._open_stored(inc, now)]
 
+    def _refuse(self, offer: FileOffered, why: str, eid: bytes, now: int) -> list[Action]:
+        """Say why a file will not be received. Its receipt is never released: the
+        sender's "delivered" means the whole file, and this one will not be whole here."""
+        self._ctx.stats.count(Stat.MANIFESTS_REFUSED)
+        self._ctx.store.delete(eid, now)  # relays carry it on until it expires
+        return [replace(offer, refused=why)]
+
     def _refusal(self, m: Manifest) -> str:
         files, cfg = self._state.files, self._ctx.config
+        if cfg.max_incoming_files == 0:
+            return "this device does not take files"
         if m.file_id in files:
             return "this file is already being received"
         if len(files) >= cfg.max_incoming_files:

@@ -117,7 +117,11 @@ class Daemon:
         self.store = SQLiteStore(profile.store_path, store_quotas(config))
         self.history = History(profile.path / HISTORY, profile.data_key, rng)
         self.node = Node(
-            profile.identity, profile.ring, self.store, rng, node_config(config, profile)
+            profile.identity,
+            profile.ring,
+            self.store,
+            rng,
+            node_config(config, relay_link_key(profile) if config.mode == "relay" else None),
         )
         self.live = LiveProfile(self)
         self.live.add_to_node()
@@ -276,7 +280,7 @@ class Daemon:
             self._sends[act.ref] = act  # send_text takes it; a refused bulletin: the op reads it
 
     def on_file(self, act: FileAction) -> None:
-        log.info("attachment %s: not kept by this daemon yet", type(act).__name__)
+        return  # none arrive: this daemon takes no files yet (max_incoming_files=0)
 
     def on_bulletin_stored(self, act: BulletinStored) -> None:
         if self.local_api.subscribed:  # nothing is worked out while nobody listens
@@ -417,8 +421,9 @@ def store_quotas(config: Config) -> Quotas:
     )
 
 
-def node_config(config: Config, profile: Profile) -> NodeConfig:
-    """What the node runs with, from the daemon's configuration (the rest: defaults)."""
+def node_config(config: Config, link_key: bytes | None = None) -> NodeConfig:
+    """What the node runs with, from the daemon's configuration (the rest: defaults);
+    ``link_key``: a relay's long-term link key (users' daemons: none)."""
     return NodeConfig(
         strategy=config.strategy,
         receipt_delay=(config.receipt_delay[0], config.receipt_delay[1]),
@@ -428,7 +433,10 @@ def node_config(config: Config, profile: Profile) -> NodeConfig:
         sync_symbols=config.sync_symbols,
         trial_rate=config.trial_rate,
         stranger_sessions=config.stranger_sessions,
-        long_term_link_key=relay_link_key(profile) if config.mode == "relay" else None,
+        long_term_link_key=link_key,
+        # The daemon keeps no received file yet: it takes none (the sender is told so and
+        # never sees one acknowledged), and carries other people's chunks as a relay.
+        max_incoming_files=0,
     )
 
 
