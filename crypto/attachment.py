@@ -31,6 +31,7 @@ to anyone who can link the chunks by timing.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 from crypto import primitives as p
@@ -64,8 +65,15 @@ def piece_len(size: int, index: int) -> int:
     return CHUNK_DATA if index < count - 1 else size - (count - 1) * CHUNK_DATA
 
 
+def file_hasher() -> hashlib.blake2b:
+    """The file digest, fed piece by piece (a file is checked without holding it whole)."""
+    return hashlib.blake2b(digest_size=DIGEST_LEN, person=b"steppe-file")
+
+
 def file_digest(data: bytes) -> bytes:
-    return p.blake2b(data, digest_size=DIGEST_LEN, person=b"steppe-file")
+    h = file_hasher()
+    h.update(data)
+    return h.digest()
 
 
 def _derived(key: bytes, index: int, person: bytes, size: int) -> bytes:

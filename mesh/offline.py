@@ -56,6 +56,7 @@ def messages(profile: Profile, contact: str, limit: int) -> list[MessageRow]:
             m.text,
             m.state,
             m.carriers,
+            m.file,
         )
         for m in rows
     ]

@@ -36,8 +36,6 @@ from mesh.core.messages import stamped
 from mesh.core.node import Node, NodeConfig
 from mesh.core.stats import Stat
 from mesh.core.store import Quotas
-from mesh.daemon.config import Config
-from mesh.daemon.daemon import node_config
 from tests.netsim import Net
 
 EXPIRY_HOUR = 480_000
@@ -369,7 +367,7 @@ def test_sending_an_empty_or_oversized_file_fails_with_a_reason() -> None:
 
 
 def test_a_refused_file_is_never_acknowledged_to_its_sender() -> None:
-    """A node that takes no files (the daemon, until it keeps them) says why, opens no
+    """A node that takes no files (``[files] max_incoming = 0``) says why, opens no
     chunk, and never releases the manifest's receipt: the sender's "delivered" would be
     a lie, since nothing of the file was kept."""
     cfg = NodeConfig(mint_difficulty=4, base_difficulty=4, receipt_delay=(5, 30))
@@ -385,7 +383,3 @@ def test_a_refused_file_is_never_acknowledged_to_its_sender() -> None:
     assert not [a for a in net.files[bob] if isinstance(a, ChunkReceived)]
     assert msg_id not in net.acked[alice]
     net.disconnect(alice, la)
-
-
-def test_the_daemon_takes_no_files_until_it_keeps_them() -> None:
-    assert node_config(Config()).max_incoming_files == 0

@@ -30,6 +30,9 @@ EXAMPLES: list[c.AnyCall] = [
     c.ContactRename("Bob", "Robert"),
     c.Conversations(),
     c.Messages("Bob", 10),
+    c.SendFile("Bob", "/tmp/photo.jpg"),
+    c.Files("Bob"),
+    c.FileSave("abcd1234", "/tmp/saved.jpg"),
     c.Send("Bob", "hello"),
     c.Subscribe(),
     c.BulletinPost("water", "square", 2),
@@ -62,7 +65,8 @@ def test_optional_arguments_take_their_defaults() -> None:
     assert ipc.parse_request(ipc.request(1, "contact_add", card="x")).call == c.ContactAdd("x")
     assert ipc.OPTIONAL["bulletin_post"] == {"topic", "hours", "persona"}
     assert ipc.LIMITS[("contact_rename", "new_name")] == (1, ipc.MAX_NAME)
-    assert {("export", "path"), ("import", "path")} == ipc.PATHS
+    paths = {("export", "path"), ("import", "path"), ("send_file", "path"), ("file_save", "path")}
+    assert paths == ipc.PATHS
 
 
 def test_requests_and_events_are_frozen_and_slotted() -> None:

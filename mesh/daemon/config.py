@@ -67,6 +67,9 @@ class Config:
     ble_scan_interval: int = 100  # milliseconds: the scan duty cycle is window / interval
     ble_scan_window: int = 50
     bulletins_endorsements: int = 1  # verified contacts' endorsements that make a post "endorsed"
+    files_max_incoming: int = 8  # files being received at once (0: take no files)
+    files_max_incoming_bytes: int = 64 * 1024 * 1024  # their sizes together
+    files_relay: bool = True  # carry other people's file chunks (false: text only)
 
 
 _SCHEMA: dict[str, dict[str, tuple[str, type]]] = {
@@ -93,6 +96,11 @@ _SCHEMA: dict[str, dict[str, tuple[str, type]]] = {
     },
     "routing": {"strategy": ("strategy", str), "receipt_delay": ("receipt_delay", list)},
     "bulletins": {"endorsements": ("bulletins_endorsements", int)},
+    "files": {
+        "max_incoming": ("files_max_incoming", int),
+        "max_incoming_bytes": ("files_max_incoming_bytes", int),
+        "relay": ("files_relay", bool),
+    },
     "ble": {
         "enabled": ("ble", bool),
         "backend": ("ble_backend", str),
@@ -306,6 +314,8 @@ _AT_LEAST: tuple[tuple[str, str, int], ...] = (
     ("limits.sync_symbols", "sync_symbols", 64),
     ("limits.stranger_sessions", "stranger_sessions", 0),
     ("bulletins.endorsements", "bulletins_endorsements", 1),
+    ("files.max_incoming", "files_max_incoming", 0),
+    ("files.max_incoming_bytes", "files_max_incoming_bytes", 1 << 20),
 )
 
 

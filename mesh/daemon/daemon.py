@@ -49,21 +49,28 @@ from typing import TextIO
 
 import trio
 
+from crypto.attachment import chunk_count, file_digest
 from crypto.errors import DecodeError
 from crypto.primitives import Rng, blake2b
 from mesh import ipc
+from mesh.core.attachments import clean_name
 from mesh.core.driver import carry_out
 from mesh.core.events import (
     Action,
     BulletinStored,
+    ChunkReceived,
     CloseLink,
     Event,
     FileAction,
+    FileDropped,
+    FileOffered,
+    FileReceived,
     LinkOpened,
     MessageAcked,
     MessageDelivered,
     MessageQueued,
     SendFailed,
+    SendFile,
     SendMessage,
     Tick,
     Transmit,
@@ -74,6 +81,7 @@ from mesh.daemon import bulletins
 from mesh.daemon.carried import Carriers
 from mesh.daemon.config import Config
 from mesh.daemon.contacts import LiveProfile
+from mesh.daemon.files import FileRecord, Files
 from mesh.daemon.history import HISTORY, History, HistoryError
 from mesh.daemon.links import FrameLink, LinkTable
 from mesh.daemon.links import tcp as tcp_links
@@ -86,6 +94,7 @@ from mesh.daemon.lock import ProfileLocked, lock_profile, unlock_profile
 from mesh.daemon.ops import Ops
 from mesh.daemon.sqlite_store import SQLiteStore
 from mesh.ipc import events as api
+from mesh.photo_metadata import OutgoingFile
 from mesh.profile import Profile, ProfileError
 
 log = logging.getLogger(__name__)
@@ -116,6 +125,7 @@ class Daemon:
         self.started = clock()
         self.store = SQLiteStore(profile.store_path, store_quotas(config))
         self.history = History(profile.path / HISTORY, profile.data_key, rng)
+        self.files = Files(self.history)
         self.node = Node(
             profile.identity,
             profile.ring,
@@ -223,10 +233,12 @@ class Daemon:
         changes = self.node.saved.take_changes()
         delivered = [a for a in actions if isinstance(a, MessageDelivered)]
         acked = [a for a in actions if isinstance(a, MessageAcked)]
+        files = [a for a in actions if isinstance(a, FileAction)]
         carried = self.carriers.step(actions)
-        if not (changes or delivered or acked or carried) or self._panicked:
+        if not (changes or delivered or acked or carried or files) or self._panicked:
             return
         with self.history.transaction():
+            self.files.commit(files)  # chunks are on disk before their receipts leave
             for got in delivered:
                 text = _text(got.body)
                 self.history.add(got.sender, False, got.msg_id, got.created, text)
@@ -280,7 +292,23 @@ class Daemon:
             self._sends[act.ref] = act  # send_text takes it; a refused bulletin: the op reads it
 
     def on_file(self, act: FileAction) -> None:
-        return  # none arrive: this daemon takes no files yet (max_incoming_files=0)
+        """Tell subscribers (what the action says is in the history already)."""
+        match act:
+            case FileOffered():
+                name = self._contact_name(act.sender)
+                said = api.MessageReceived(
+                    act.msg_id, act.sender, name, act.created, act.name, file=True
+                )
+                self._publish(said)
+            case ChunkReceived():
+                rec = self.files.of_file(act.file_id)
+                if rec is not None:
+                    self._publish(api.FileProgress(rec.msg_id, act.received, act.count))
+            case FileReceived() | FileDropped():
+                rec = self.files.of_file(act.file_id)
+                if rec is not None:
+                    state = self.files.state(rec.msg_id)
+                    self._publish(api.MessageStateChanged(rec.msg_id, state))
 
     def on_bulletin_stored(self, act: BulletinStored) -> None:
         if self.local_api.subscribed:  # nothing is worked out while nobody listens
@@ -308,28 +336,66 @@ class Daemon:
     def _publish(self, event: api.Event) -> None:
         self.local_api.publish(event)
 
-    def send_text(self, contact_name: str, text: str) -> bytes:
-        """Queue a message; returns its id once the envelope and the session state are
-        committed. Raises ``ipc.IpcError`` with a readable reason."""
+    def _writable(self, contact_name: str) -> tuple[str, bytes]:
+        """A contact's name and key, if we may write to them (``ipc.IpcError`` if not)."""
         try:
             contact = self.profile.contact(contact_name)
         except ProfileError as exc:
             raise ipc.IpcError(str(exc)) from None
         if contact.key_changed:
             raise ipc.IpcError(f"{contact.name}'s key changed: verify it before writing")
-        key = contact.identity.sign_public
+        return contact.name, contact.identity.sign_public
+
+    def _queue(self, name: str, event: Callable[[int], Event]) -> MessageQueued:
+        """Feed a send (``event(ref)``); what the node queued, or ``ipc.IpcError``."""
         ref = next(self._refs)
-        self.feed(SendMessage(key, text.encode(), DEFAULT_TTL, ref))
+        self.feed(event(ref))
         result = self._sends.pop(ref, None)
         if isinstance(result, SendFailed):
-            raise ipc.IpcError(f"cannot send to {contact.name}: {result.reason}")
+            raise ipc.IpcError(f"cannot send to {name}: {result.reason}")
         if not isinstance(result, MessageQueued):
             raise ipc.IpcError("the node did not queue the message")
-        msg_id, envelope_id = result.msg_id, result.envelope_id
-        self.history.add(key, True, msg_id, self.now(), text, envelope_id)  # ratchet: saved
+        return result
+
+    def _count_carried(self, msg_id: bytes) -> None:
         if self.carriers.count(msg_id):  # handed over in the step that queued it
             self.history.carried(msg_id, self.carriers.count(msg_id))
+
+    def send_text(self, contact_name: str, text: str) -> bytes:
+        """Queue a message; returns its id once the envelope and the session state are
+        committed. Raises ``ipc.IpcError`` with a readable reason."""
+        name, key = self._writable(contact_name)
+        sent = self._queue(name, lambda ref: SendMessage(key, text.encode(), DEFAULT_TTL, ref))
+        msg_id = sent.msg_id
+        self.history.add(key, True, msg_id, self.now(), text, sent.envelope_id)  # ratchet: saved
+        self._count_carried(msg_id)
         return msg_id
+
+    def send_file(self, contact_name: str, file: OutgoingFile) -> bytes:
+        """Queue a file (its metadata already stripped); returns its message id once its
+        chunks, its manifest and the session state are committed."""
+        name, key = self._writable(contact_name)
+        sent = self._queue(
+            name, lambda ref: SendFile(key, file.name, file.data, file.mime, DEFAULT_TTL, ref)
+        )
+        rec = FileRecord(
+            sent.msg_id,
+            key,
+            True,
+            b"",
+            clean_name(file.name),
+            file.mime,
+            len(file.data),
+            chunk_count(len(file.data)),
+            0,
+            file_digest(file.data),
+            file.note,
+            self.now(),
+        )
+        with self.history.transaction():
+            self.files.sent(rec, sent.envelope_id)
+        self._count_carried(sent.msg_id)
+        return sent.msg_id
 
     # ---- running ----------------------------------------------------------------------
     async def run(self, *, task_status: trio.TaskStatus[Daemon] = trio.TASK_STATUS_IGNORED) -> None:
@@ -434,9 +500,9 @@ def node_config(config: Config, link_key: bytes | None = None) -> NodeConfig:
         trial_rate=config.trial_rate,
         stranger_sessions=config.stranger_sessions,
         long_term_link_key=link_key,
-        # The daemon keeps no received file yet: it takes none (the sender is told so and
-        # never sees one acknowledged), and carries other people's chunks as a relay.
-        max_incoming_files=0,
+        max_incoming_files=config.files_max_incoming,
+        max_incoming_bytes=config.files_max_incoming_bytes,
+        relay_chunks=config.files_relay,
     )
 
 

@@ -51,8 +51,12 @@ both files would).
 Format versions: ``PRAGMA user_version`` 0 is the first format (ad = table name only);
 opening such a file re-seals every row in one transaction, bound to its place (generation
 0), and sets version 2. Rows already moved before that cannot be told apart. A message
-row is a list of six fields (contact, outgoing, id, created, text, state) or, since
-carriers are counted, eight (the envelope id and the carrier count after them); both read.
+row is a list of six fields (contact, outgoing, id, created, text, state), since
+carriers are counted eight (the envelope id and the carrier count after them), since files
+are kept nine (whether the row is a file, :mod:`mesh.daemon.files`); all three read.
+Other modules keep their own tables in this file through :meth:`History.table`, sealed the
+same way (:meth:`History.seal`, :meth:`History.open`) and committed in the same
+transactions.
 """
 
 from __future__ import annotations
@@ -76,6 +80,7 @@ _V1_MSG_AD = b"steppe/history/messages/v1"
 _V1_STATE_AD = b"steppe/history/state/v1"
 _GEN_AD = b"steppe/history/v2|generations"
 ROWS_KEY = "rows"  # the state record summarising node_rows: [count, digest]
+_OLDER: dict[int, list[object]] = {6: [b"", 0, False], 8: [False]}  # fields rows lack
 
 
 def _row_ad(key: bytes) -> bytes:
@@ -105,6 +110,7 @@ class Message:
     state: str  # outgoing: queued / acked; incoming: received
     envelope_id: bytes = b""  # outgoing: the envelope that carries it (rows of v2 files: empty)
     carriers: int = 0  # outgoing: how many neighbours it was handed to (mesh.daemon.carried)
+    file: bool = False  # a file (mesh.daemon.files): ``text`` is its name
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -115,10 +121,12 @@ class Message:
             "text": self.text,
             "state": self.state,
             "carriers": self.carriers,
+            "file": self.file,
         }
 
     def record(self) -> list[object]:
-        """The row as it is sealed (eight fields; rows written before carriers: six)."""
+        """The row as it is sealed (nine fields; rows written before carriers: six, before
+        files: eight)."""
         return [
             self.contact,
             self.outgoing,
@@ -128,6 +136,7 @@ class Message:
             self.state,
             self.envelope_id,
             self.carriers,
+            self.file,
         ]
 
 
@@ -183,6 +192,20 @@ class History:
         self._in_tx = False
         self._db.execute("COMMIT")
         self._write_gens()
+
+    # ---- other modules' tables (mesh.daemon.files) -----------------------------------
+    def table(self, create: str) -> sqlite3.Connection:
+        """The database, after ``create`` (a ``CREATE TABLE IF NOT EXISTS``) has run."""
+        self._db.execute(create)
+        return self._db
+
+    def seal(self, obj: object, ad: bytes) -> bytes:
+        """A row's blob: ``ad`` names the table and the row's place in it."""
+        return self._seal(obj, ad)
+
+    def open(self, blob: bytes, ad: bytes, where: str) -> Any:
+        """A row sealed by :meth:`seal` with the same ``ad`` (HistoryError otherwise)."""
+        return self._open(blob, ad, where)
 
     # ---- sealing, format and checks ---------------------------------------------------
     def _seal(self, obj: object, ad: bytes) -> bytes:
@@ -285,11 +308,14 @@ class History:
         created: int,
         text: str,
         envelope_id: bytes = b"",
+        *,
+        file: bool = False,
+        state: str = "",
     ) -> int:
         self._prepare()
-        state = "queued" if outgoing else "received"
+        state = state or ("queued" if outgoing else "received")
         row = int(self._db.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM messages").fetchone()[0])
-        m = Message(row, contact, outgoing, msg_id, created, text, state, envelope_id)
+        m = Message(row, contact, outgoing, msg_id, created, text, state, envelope_id, 0, file)
         blob = self._seal(m.record(), _msg_ad(row))
         self._db.execute("INSERT INTO messages (id, blob) VALUES (?, ?)", (row, blob))
         if self._by_msg is not None:
@@ -302,8 +328,9 @@ class History:
     def _message(self, row: int, blob: bytes) -> Message:
         where = f"history message {row}"
         obj = self._open(blob, _msg_ad(row), where)
-        short = isinstance(obj, list) and len(obj) == 6  # written before carriers were counted
-        f = expect_list([*obj, b"", 0] if short else obj, 8, "history message")
+        if isinstance(obj, list) and len(obj) in _OLDER:  # written before carriers, files
+            obj = [*obj, *_OLDER[len(obj)]]
+        f = expect_list(obj, 9, "history message")
         return Message(
             row,
             expect_bytes(f[0], "contact"),
@@ -314,6 +341,7 @@ class History:
             str(f[5]),
             expect_bytes(f[6], "envelope id"),
             expect_int(f[7], "carriers"),
+            bool(f[8]),
         )
 
     def _rows(self) -> list[Message]:
@@ -332,6 +360,10 @@ class History:
             if m is not None and m.msg_id == msg_id:
                 return m
         return None
+
+    def find(self, msg_id: bytes) -> Message | None:
+        self._prepare()
+        return self._find(msg_id)
 
     def mark(self, msg_id: bytes, state: str) -> bool:
         """Set a message's state (``acked``); False if no message has that id."""

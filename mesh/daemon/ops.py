@@ -18,7 +18,7 @@ from crypto.identity import fingerprint_words, safety_digits, safety_words
 from crypto.noise import KeyPair
 from mesh.core import bundle
 from mesh.core.events import Action
-from mesh.daemon import bulletins
+from mesh.daemon import bulletins, file_ops
 from mesh.daemon.history import Message
 from mesh.ipc import IpcError
 from mesh.ipc import calls as c
@@ -61,6 +61,12 @@ class Ops:
                 return self.messages(contact, limit)
             case c.Send(contact, text):
                 return self.send(contact, text)
+            case c.SendFile(contact, path):
+                return file_ops.send_file(self.daemon, contact, path)
+            case c.Files(contact):
+                return file_ops.files(self.daemon, contact)
+            case c.FileSave(file, path):
+                return file_ops.file_save(self.daemon, file, path)
             case c.Subscribe():
                 subscribe()
                 return True
@@ -153,7 +159,7 @@ class Ops:
     def _row(self, m: Message) -> c.MessageRow:
         name = self.daemon.live.name_of(m.contact)
         return c.MessageRow(
-            m.contact, name, m.outgoing, m.msg_id, m.created, m.text, m.state, m.carriers
+            m.contact, name, m.outgoing, m.msg_id, m.created, m.text, m.state, m.carriers, m.file
         )
 
     def conversations(self) -> list[c.MessageRow]:

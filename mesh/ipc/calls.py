@@ -82,6 +82,7 @@ class MessageRow:
     text: str
     state: str  # outgoing: queued / acked; incoming: received
     carriers: int = 0  # outgoing, queued: neighbours it was handed to (an older daemon: 0)
+    file: bool = False  # a file: ``text`` is its name, ``files`` has the rest
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +108,38 @@ class Safety:
 @dataclass(frozen=True, slots=True)
 class Sent:
     msg_id: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class FileSent:
+    msg_id: bytes
+    name: str
+    size: int  # bytes sent (after stripping metadata)
+    mime: str
+    removed: tuple[str, ...]  # the metadata stripped before sending
+    note: str  # one line saying what was done to the file
+
+
+@dataclass(frozen=True, slots=True)
+class FileRow:
+    msg_id: bytes  # the file's message: its hex is what ``file_save`` names
+    contact: bytes
+    contact_name: str
+    outgoing: bool
+    name: str  # as the sender wrote it: render it inert
+    mime: str
+    size: int
+    count: int  # chunks
+    received: int  # chunks here (ours: 0)
+    state: str  # ours: queued / acked; theirs: receiving / received / damaged / dropped / refused
+    note: str
+    created: int
+
+
+@dataclass(frozen=True, slots=True)
+class Saved:
+    path: str
+    size: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -292,6 +325,41 @@ class Send(Call[Sent]):
 
 
 @dataclass(frozen=True, slots=True)
+class SendFile(Call[FileSent]):
+    """Send a file (at most 10 MiB; a JPEG or PNG without its identifying metadata)."""
+
+    OP: ClassVar[str] = "send_file"
+    contact: str = bounded(1, MAX_NAME)
+    path: str = bounded(1, MAX_PATH, path=True)  # absolute
+
+    def decode(self, raw: object) -> FileSent:
+        return load(FileSent, raw)
+
+
+@dataclass(frozen=True, slots=True)
+class Files(Call[list[FileRow]]):
+    """Files sent and received (with ``contact`` only, if given), oldest first."""
+
+    OP: ClassVar[str] = "files"
+    contact: str = bounded(0, MAX_NAME, default="")
+
+    def decode(self, raw: object) -> list[FileRow]:
+        return load_list(FileRow, raw)
+
+
+@dataclass(frozen=True, slots=True)
+class FileSave(Call[Saved]):
+    """Write a received file to ``path`` (absolute; an existing file is not replaced)."""
+
+    OP: ClassVar[str] = "file_save"
+    file: str = bounded(4, 32)  # hex, a unique prefix of the file's message id
+    path: str = bounded(1, MAX_PATH, path=True)
+
+    def decode(self, raw: object) -> Saved:
+        return load(Saved, raw)
+
+
+@dataclass(frozen=True, slots=True)
 class Subscribe(_Flag):
     """From now on this connection also carries events (:mod:`mesh.ipc.events`)."""
 
@@ -388,6 +456,9 @@ AnyCall = (
     | Conversations
     | Messages
     | Send
+    | SendFile
+    | Files
+    | FileSave
     | Subscribe
     | BulletinPost
     | BulletinList
@@ -414,6 +485,9 @@ CALLS: dict[str, type[AnyCall]] = {
         Conversations,
         Messages,
         Send,
+        SendFile,
+        Files,
+        FileSave,
         Subscribe,
         BulletinPost,
         BulletinList,

@@ -25,15 +25,27 @@ class MessageReceived:
     contact_name: str  # as ``messages`` names them (a fingerprint if not a contact)
     created: int  # the sender's clock, seconds
     text: str
+    file: bool = False  # a file was offered: ``text`` is its name (state: ``files``)
 
 
 @dataclass(frozen=True, slots=True)
 class MessageStateChanged:
-    """One of our messages reached its recipient (its history state is now ``acked``)."""
+    """A message's state changed: one of ours reached its recipient (``acked``), or a
+    file being received ended (``received``, ``damaged``, ``dropped``)."""
 
     KIND: ClassVar[str] = "acked"
     msg_id: bytes
     state: str = "acked"
+
+
+@dataclass(frozen=True, slots=True)
+class FileProgress:
+    """One more chunk of a file being received is here (and in the history)."""
+
+    KIND: ClassVar[str] = "file_progress"
+    msg_id: bytes
+    received: int
+    count: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +115,7 @@ Event = (
     MessageReceived
     | MessageStateChanged
     | MessageCarried
+    | FileProgress
     | BulletinStored
     | BulletinEndorsed
     | LinkChanged
@@ -114,6 +127,7 @@ EVENTS: dict[str, type[Event]] = {
         MessageReceived,
         MessageStateChanged,
         MessageCarried,
+        FileProgress,
         BulletinStored,
         BulletinEndorsed,
         LinkChanged,
