@@ -46,6 +46,7 @@ from mesh.cli_contacts import (
     cmd_id_show,
 )
 from mesh.cli_duress import add_duress_parser
+from mesh.cli_files import add_file_parsers, send_file
 from mesh.ipc import calls
 from mesh.render import carried_words, inert, inert_block
 
@@ -135,6 +136,11 @@ def _run_daemon(run: Callable[..., object], main: Callable[..., object]) -> None
 
 
 def cmd_send(args: argparse.Namespace, out: TextIO) -> None:
+    if args.file is not None:
+        if args.text:
+            raise CliError("send either a message or --file, not both")
+        send_file(args, out)
+        return
     text = _text(args.text, f"cannot send to {args.contact}")
     result = _request(args, calls.Send(contact=args.contact, text=text))
     out.write(f"queued for {args.contact} (message {result.msg_id.hex()[:12]})\n")
@@ -166,7 +172,12 @@ def cmd_inbox(args: argparse.Namespace, out: TextIO) -> None:
         arrow = f"to {who}" if m.outgoing else f"from {who}"
         said = carried_words(m.carriers) if m.state == "queued" and m.carriers else m.state
         state = f" [{inert(said)}]" if m.outgoing else ""
-        out.write(f"{when}  {arrow}{state}: {inert_block(m.text, INDENT)}\n")
+        if m.file:
+            state = f" [{inert(m.state)}]"
+            said = f"file {inert(m.text) or '(no name)'} (see 'steppe file list')"
+        else:
+            said = inert_block(m.text, INDENT)
+        out.write(f"{when}  {arrow}{state}: {said}\n")
     if strangers:
         out.write(
             "To answer an unknown sender, add them: 'steppe contact add-sender "
@@ -347,8 +358,12 @@ def build_parser() -> argparse.ArgumentParser:
     dmn.set_defaults(func=cmd_daemon)
     snd = sub.add_parser("send", help="send a message to a contact (through the daemon)")
     snd.add_argument("contact")
-    snd.add_argument("text", nargs="+")
+    snd.add_argument("text", nargs="*")
+    snd.add_argument(
+        "--file", metavar="PATH", help="send a file (<= 10 MiB; photos lose their metadata)"
+    )
     snd.set_defaults(func=cmd_send)
+    add_file_parsers(sub)
     inbox = sub.add_parser("inbox", help="messages in and out")
     inbox.add_argument("contact", nargs="?", help="only this conversation")
     inbox.add_argument("--limit", type=int, default=50)
