@@ -20,6 +20,7 @@ only, never the text unless they turn that on (the command palette: Notification
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import time
 from collections.abc import Iterable, Sequence
@@ -37,11 +38,11 @@ from textual.widgets import Footer, OptionList, Static
 from crypto import keystore
 from crypto.errors import CryptoError
 from mesh.ipc import events as ev
-from mesh.ipc.calls import MAX_LIMIT, Contacts, Conversations, MessageRow, Messages, Send
+from mesh.ipc.calls import MAX_LIMIT, Contacts, Conversations, Files, MessageRow, Messages, Send
 from mesh.ipc.schema import IpcError
 from mesh.offline import daemon_answers
 from mesh.profile import ProfileError, create_profile
-from tui import console
+from tui import console, file_actions
 from tui.daemon_link import DaemonLink
 from tui.messages import DaemonDown, DaemonUp, MeshEvent
 from tui.screens.bulletins import BulletinsScreen
@@ -63,6 +64,7 @@ COMMANDS = (  # the command palette's entries besides Textual's: title, help, ac
     ("Contacts", "your card and QR, your contacts (F3)", "contacts"),
     ("Bulletins", "the public feed, and posting (F4)", "bulletins"),
     ("Network", "links, what you carry, bundles (F5)", "network"),
+    ("Send a file", "a photo or file to the open conversation (Ctrl+O)", "send_file"),
     ("Help", "keys and what message states mean (F1)", "help"),
     ("Notifications", "what a new message's notification may say", "notifications"),
     ("Panic", "wipe this profile now (asks you to type wipe)", "panic"),
@@ -78,6 +80,7 @@ class SteppeApp(App[None]):
         Binding("f3", "contacts", "Contacts"),
         Binding("f4", "bulletins", "Bulletins"),
         Binding("f5", "network", "Network"),
+        Binding("ctrl+o", "send_file", "Send a file"),
         Binding("ctrl+x", "panic", "Panic", show=False),
         Binding("ctrl+q", "quit", "Quit"),
     ]
@@ -230,19 +233,23 @@ class SteppeApp(App[None]):
                     event.msg_id,
                     event.created,
                     event.text,
-                    "received",
+                    "receiving" if event.file else "received",
+                    file=event.file,
                 )
                 showing = thread.contact == event.contact_name
                 if showing:
                     thread.add(row)
                 convs.note(row, unread=not showing)
                 if not showing or self.screen is not self.screen_stack[0]:
-                    said = notice(self.settings.notify, event.contact_name, event.text)
+                    text = f"a file: {event.text}" if event.file else event.text
+                    said = notice(self.settings.notify, event.contact_name, text)
                     if said is not None:
                         self.notify(said, markup=False)
             case ev.MessageStateChanged():
                 thread.delivered(event.msg_id, event.state)
                 self.reload()
+            case ev.FileProgress():
+                thread.file_progress(event.msg_id, event.received, event.count)
             case ev.MessageCarried():
                 thread.carried(event.msg_id, event.carriers)
                 convs.carried(event.msg_id, event.carriers)
@@ -261,6 +268,22 @@ class SteppeApp(App[None]):
         if message.option.id is not None:
             await self.open_conversation(message.option.id)
             self.query_one(Compose).focus()
+
+    @on(OptionList.OptionSelected, "#thread")
+    @work
+    async def _thread_selected(self, _message: OptionList.OptionSelected) -> None:
+        m = self.query_one(Thread).selected()
+        if m is not None and m.file:
+            await file_actions.save_file(self, m)
+
+    @work
+    async def action_send_file(self) -> None:
+        thread = self.query_one(Thread)
+        if not thread.contact:
+            self.notify("open a conversation first (F2, then Enter)", severity="warning")
+            return
+        if await file_actions.send_file(self, thread.contact):
+            await self.open_conversation(thread.contact)
 
     @on(Thread.Earlier)
     async def _earlier(self, message: Thread.Earlier) -> None:
@@ -282,7 +305,11 @@ class SteppeApp(App[None]):
         except IpcError as exc:
             self.notify(line(str(exc)).plain, severity="warning")
             return
-        self.query_one(Thread).show(name, rows)
+        thread = self.query_one(Thread)
+        if any(m.file for m in rows):
+            with contextlib.suppress(IpcError):  # shown without progress; DaemonDown says why
+                thread.files(await self.daemon.request(Files(contact=name)))
+        thread.show(name, rows)
         convs = self.query_one(ConversationList)
         if rows:  # the list shows the last message as the daemon holds it (one just sent)
             convs.note(rows[-1], unread=False)

@@ -34,6 +34,26 @@ def state_word(m: MessageRow) -> str:
     return STATE_WORDS.get(m.state, "queued")
 
 
+FILE_WORDS = {
+    "receiving": "receiving",
+    "received": "received: Enter to save it",
+    "damaged": "damaged: it does not match what its sender said, not kept",
+    "dropped": "given up: it expired before every chunk arrived",
+    "refused": "refused",
+}
+
+
+def file_words(m: MessageRow, progress: tuple[int, int] | None) -> str:
+    """A file in a conversation: its name (inert) and what became of it."""
+    name = inert(m.text) or "(no name)"
+    if m.outgoing:
+        return f"file {name}"
+    said = FILE_WORDS.get(m.state, inert(m.state))
+    if m.state == "receiving" and progress is not None:
+        said = f"receiving, {progress[0]} of {progress[1]} chunks"
+    return f"file {name}  [{said}]"
+
+
 def claimed_time(created: int) -> str:
     """The sender's clock, shown as a claim (it is what their device said)."""
     when = datetime.datetime.fromtimestamp(created, tz=datetime.UTC).astimezone()

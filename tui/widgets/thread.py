@@ -13,8 +13,8 @@ from textual.message import Message
 from textual.widgets import OptionList
 from textual.widgets.option_list import Option
 
-from mesh.ipc.calls import MessageRow
-from tui.text import block, claimed_time, line, state_word
+from mesh.ipc.calls import FileRow, MessageRow
+from tui.text import block, claimed_time, file_words, line, state_word
 
 SHOWN = 200  # the latest messages shown when a conversation opens (paged: never all)
 
@@ -33,10 +33,12 @@ def header(m: MessageRow, me: str = "you") -> Text:
     return out
 
 
-def bubble(m: MessageRow) -> Group:
+def bubble(m: MessageRow, progress: tuple[int, int] | None = None) -> Group:
     """A message: our header line at the margin, the body padded in, so a body that
-    holds a line like a header (or wraps into one) can never stand where ours do."""
-    return Group(header(m), Padding(block(m.text), (0, 0, 0, INDENT)))
+    holds a line like a header (or wraps into one) can never stand where ours do. A
+    file: its name and, for theirs, its chunks received of all."""
+    body = Text(file_words(m, progress), style="italic") if m.file else block(m.text)
+    return Group(header(m), Padding(body, (0, 0, 0, INDENT)))
 
 
 class Thread(OptionList):
@@ -56,13 +58,14 @@ class Thread(OptionList):
         super().__init__(id=id)
         self.contact = ""  # whose conversation is open ("" none)
         self.rows: dict[str, MessageRow] = {}
+        self.progress: dict[str, tuple[int, int]] = {}  # a file's chunks: received, of all
 
     def show(self, contact: str, rows: list[MessageRow], at: str | None = None) -> None:
         """``rows`` (oldest first), highlighting the message ``at`` (default: the last)."""
         self.contact = contact
         self.rows = {m.msg_id.hex(): m for m in rows}
         self.clear_options()
-        self.add_options([Option(bubble(m), id=m.msg_id.hex()) for m in rows])
+        self.add_options([Option(self._bubble(m), id=m.msg_id.hex()) for m in rows])
         if at is not None and at in self.rows:
             self.highlighted = self.get_option_index(at)
         else:
@@ -78,7 +81,7 @@ class Thread(OptionList):
         if key in self.rows:
             return
         self.rows[key] = m
-        self.add_option(Option(bubble(m), id=key))
+        self.add_option(Option(self._bubble(m), id=key))
         self._to_end()
 
     def delivered(self, msg_id: bytes, state: str) -> None:
@@ -97,7 +100,28 @@ class Thread(OptionList):
             return
         new = replace(m, **change)  # type: ignore[arg-type]
         self.rows[key] = new
-        self.replace_option_prompt(key, bubble(new))
+        self.replace_option_prompt(key, self._bubble(new))
+
+    def _bubble(self, m: MessageRow) -> Group:
+        return bubble(m, self.progress.get(m.msg_id.hex()))
+
+    def files(self, rows: list[FileRow]) -> None:
+        """The progress of the files shown (from the daemon's ``files``)."""
+        for f in rows:
+            self.file_progress(f.msg_id, f.received, f.count)
+
+    def file_progress(self, msg_id: bytes, received: int, count: int) -> None:
+        key = msg_id.hex()
+        if self.progress.get(key, (-1, 0))[0] >= received:
+            return  # never fewer
+        self.progress[key] = (received, count)
+        if key in self.rows:
+            self.replace_option_prompt(key, self._bubble(self.rows[key]))
+
+    def selected(self) -> MessageRow | None:
+        if self.highlighted is None or not self.option_count:
+            return None
+        return self.rows.get(self.get_option_at_index(self.highlighted).id or "")
 
     def state_of(self, msg_id: bytes) -> str:
         m = self.rows.get(msg_id.hex())
