@@ -1,0 +1,611 @@
+"""Groups of up to 64 members with sender keys (one member's state: :class:`Group`).
+
+Theory of operation
+-------------------
+A group has a random 16-byte id and a sequence of *epochs*. An epoch is a 32-byte secret,
+a number and a member list (:class:`EpochRecord`); from the secret come the epoch id
+(which the signatures and associated data name), a *header key* and a *tag key*
+(:mod:`crypto.group_tag`). In each epoch every member has its own *sender chain*: a Megolm
+hash ratchet (:mod:`crypto.megolm`) and a fresh Ed25519 signing key. A member hands its
+chain (at its current index) and signing key to each other member as a
+:class:`SenderKey` record, which the caller sends over the pairwise Double Ratchet
+sessions: those authenticate it, and :meth:`Group.accept_sender_key` checks the record's
+author is the session's peer. Epoch records travel the same way.
+
+A group message (:meth:`Group.seal`) is encrypted once for everyone. The chain value at
+index ``seq`` gives a one-time XChaCha20-Poly1305 key and nonce; the plaintext is the
+author's signature over ``(group id, epoch, author, seq, BLAKE2b-256(body))`` and the
+padded body; the associated data is ``(group id, epoch, author, seq)`` and the caller's
+``ad`` (the envelope header). The author and ``seq`` travel encrypted under the epoch's
+header key. The whole message is one of the envelope size buckets, so relays see what
+they see of a pairwise message: a size bucket and a routing tag.
+
+Properties, exactly:
+
+- Confidentiality against relays, listeners and non-members: a message needs the
+  author's chain key, which only members of the epoch received over pairwise sessions.
+  Without the header key nobody learns the author, the counter or the epoch.
+- Authenticity of the author within the group: every member holds every chain key, so
+  the AEAD alone would let one member forge another's messages; the signature stops that
+  (only the author holds its signing key). A message re-posted under another group, epoch,
+  author or counter is refused: the signature and the associated data name all four.
+- Replays and reordering: each chain value opens one message; a used key is deleted, so a
+  duplicate is refused (:class:`ReplayError`). Messages may arrive in any order: keys of
+  skipped counters are kept, at most :data:`MAX_SKIP` ahead of a chain, at most
+  :data:`MAX_SKIPPED_PER_CHAIN` per chain and :data:`MAX_SKIPPED_PER_GROUP` in all, each
+  for :data:`MAX_SKIPPED_AGE` seconds (``now`` comes from the caller; no clock here).
+- Forward secrecy within a chain, going forward: the ratchet only moves forward, and a
+  ratchet value is deleted once used, so a key taken from a device later does not open the
+  messages it had already opened, or had skipped and then used or expired. (vodozemac's
+  inbound sessions keep their first ratchet value and give this up; this module does not.)
+- Joining: a new member receives every chain at its current index, so it cannot read what
+  was sent before it joined. It does learn the epoch's header key, so from the ciphertexts
+  of that epoch it holds it can read who sent each and its counter, not the content.
+- Removal re-keys everyone (:meth:`Group.remove`): a new epoch, a new secret sent only to
+  the remaining members, and a fresh chain and signing key for each of them. A removed
+  member cannot read anything sent in the new epoch (it has neither the header key nor any
+  chain), and once a member has accepted the new epoch it refuses the removed member's
+  messages in the old one. What it could read before, it still can.
+- No post-compromise security within an epoch: whoever steals a member's state can read
+  every later message of that epoch (the chains are hash ratchets, with no fresh secret).
+  Security comes back only with the next epoch that the thief is not given, i.e. when the
+  compromised member is removed, or by a re-key (``remove([])``) after the device is clean.
+- Old epochs: after a new epoch is accepted, the old one's inbound chains of members still
+  in the group are kept for :data:`EPOCH_GRACE` seconds (messages in flight), at most
+  :data:`MAX_EPOCHS` epochs at once; a member only ever sends in the current epoch.
+
+Why not MLS (RFC 9420): MLS gives post-compromise security in every epoch, but every
+member must apply the group's commits in one global order, agreed by a delivery service.
+A partitioned mesh cannot give that order: two halves of a city cut off from each other
+both change the group, and MLS has no way to merge two commits to one epoch. Here the only
+ordered change is a re-key, and a conflict is detectable and repaired without agreement:
+members join within an epoch by a grow-only union (:meth:`Group.accept_epoch`), and when
+two members re-key concurrently to the same number everyone sends in the same epoch (the
+smaller epoch id) and is told which removals the other made (:attr:`EpochUpdate.lost_removals`),
+so it can remove those again in the next epoch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from crypto import primitives as p
+from crypto.errors import AuthenticationError, CryptoError, DecodeError
+from crypto.group_tag import group_tag, tags_to_recognise, window_of
+from crypto.megolm import MAX_INDEX, RATCHET_LEN, MegolmRatchet, message_key
+from crypto.padding import BUCKETS, MAX_BODY, bucket_for, pad, unpad
+from crypto.wire import expect_bytes, expect_int, expect_list, expect_seq, pack, strict_unpack
+
+VERSION = 1
+GROUP_ID_LEN = 16
+EPOCH_ID_LEN = 16
+MEMBER_ID_LEN = 32  # the caller's id of a member (e.g. its Ed25519 identity key)
+MAX_MEMBERS = 64
+MAX_SKIP = 2000
+MAX_SKIPPED_PER_CHAIN = 2000
+MAX_SKIPPED_PER_GROUP = 16000
+MAX_SKIPPED_AGE = 8 * 86400  # longer than any envelope lives
+EPOCH_GRACE = 8 * 86400
+MAX_EPOCHS = 4
+MAX_PENDING = 2 * MAX_MEMBERS  # sender keys held until their epoch or author is known
+_HEADER_PLAIN = MEMBER_ID_LEN + 4
+_PREFIX = p.XNONCE_LEN + _HEADER_PLAIN + p.TAG_LEN  # header nonce, encrypted header
+OVERHEAD = _PREFIX + p.SIG_LEN + 4 + p.TAG_LEN  # 160 bytes besides the body
+MAX_TEXT = MAX_BODY - OVERHEAD
+_SENDER_KEY_MAX = 256
+_EPOCH_RECORD_MAX = 64 + MAX_MEMBERS * (MEMBER_ID_LEN + 2)
+
+
+class UnknownChain(CryptoError):
+    """No sender key yet for this message's author in its epoch: keep the message and
+    try again after :meth:`Group.accept_sender_key` (it may never come: a removed author)."""
+
+
+class ReplayError(AuthenticationError):
+    """The message's key was used already (a duplicate), expired, or never given to us."""
+
+
+class SkippedKeyLimit(AuthenticationError):
+    """The message is further ahead of its chain than :data:`MAX_SKIP`."""
+
+
+class MembershipError(CryptoError):
+    """A record or operation that membership does not allow (a stranger, a removed member,
+    another group, a member who left)."""
+
+
+def _kdf(secret: bytes, label: bytes, size: int = p.KEY_LEN) -> bytes:
+    return p.blake2b(label, key=secret, digest_size=size, person=b"steppe-grp-kdf")
+
+
+def epoch_id(secret: bytes) -> bytes:
+    return _kdf(secret, b"epoch-id", EPOCH_ID_LEN)
+
+
+def _signed(gid: bytes, eid: bytes, number: int, author: bytes, seq: int, body: bytes) -> bytes:
+    digest = p.blake2b(body, digest_size=32, person=b"steppe-grp-body")
+    return pack(["steppe/group-sig/v1", gid, eid, number, author, seq, digest])
+
+
+def _body_ad(gid: bytes, eid: bytes, number: int, author: bytes, seq: int, ad: bytes) -> bytes:
+    return pack(["steppe/group/v1", gid, eid, number, author, seq]) + ad
+
+
+def _header_ad(gid: bytes, eid: bytes, ad: bytes) -> bytes:
+    return pack(["steppe/group-hdr/v1", gid, eid]) + ad
+
+
+def _member(x: object, what: str) -> bytes:
+    return expect_bytes(x, what, size=MEMBER_ID_LEN)
+
+
+@dataclass(frozen=True, slots=True)
+class SenderKey:
+    """A member's sender chain for one epoch, at ``index``: what another member needs to
+    open its messages from ``index`` on. Secret: send it only over a pairwise session."""
+
+    group_id: bytes
+    epoch_id: bytes
+    author: bytes
+    signing_public: bytes
+    index: int
+    ratchet: bytes
+
+    def encode(self) -> bytes:
+        return pack(
+            [
+                *(VERSION, self.group_id, self.epoch_id, self.author),
+                *(self.signing_public, self.index, self.ratchet),
+            ]
+        )
+
+    @classmethod
+    def decode(cls, data: bytes) -> SenderKey:
+        obj = strict_unpack(data, max_size=_SENDER_KEY_MAX, max_array_len=7, max_map_len=0)
+        f = expect_list(obj, 7, "sender key")
+        if expect_int(f[0], "sender key version") != VERSION:
+            raise DecodeError("unknown sender key version")
+        return cls(
+            expect_bytes(f[1], "group id", size=GROUP_ID_LEN),
+            expect_bytes(f[2], "epoch id", size=EPOCH_ID_LEN),
+            _member(f[3], "author"),
+            expect_bytes(f[4], "signing key", size=p.KEY_LEN),
+            expect_int(f[5], "chain index", hi=MAX_INDEX - 1),
+            expect_bytes(f[6], "ratchet", size=RATCHET_LEN),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class EpochRecord:
+    """An epoch: its secret and members (sorted, distinct). Secret, like :class:`SenderKey`."""
+
+    group_id: bytes
+    number: int
+    secret: bytes
+    members: tuple[bytes, ...]
+
+    @property
+    def epoch_id(self) -> bytes:
+        return epoch_id(self.secret)
+
+    def encode(self) -> bytes:
+        return pack([VERSION, self.group_id, self.number, self.secret, list(self.members)])
+
+    @classmethod
+    def decode(cls, data: bytes) -> EpochRecord:
+        obj = strict_unpack(
+            data, max_size=_EPOCH_RECORD_MAX, max_array_len=MAX_MEMBERS, max_map_len=0
+        )
+        f = expect_list(obj, 5, "epoch record")
+        if expect_int(f[0], "epoch record version") != VERSION:
+            raise DecodeError("unknown epoch record version")
+        members = tuple(_member(m, "member") for m in expect_seq(f[4], "members", MAX_MEMBERS))
+        if not members or list(members) != sorted(set(members)):
+            raise DecodeError("members must be distinct, sorted and at least one")
+        return cls(
+            expect_bytes(f[1], "group id", size=GROUP_ID_LEN),
+            expect_int(f[2], "epoch number", hi=2**32 - 1),
+            expect_bytes(f[3], "epoch secret", size=p.KEY_LEN),
+            members,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Opened:
+    """A group message, checked: ``author`` wrote ``body`` as its ``seq``-th in ``epoch``."""
+
+    author: bytes
+    seq: int
+    epoch: int
+    body: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class EpochUpdate:
+    """What :meth:`Group.accept_epoch` asks of the caller. ``sender_key``: a new epoch is
+    current; send this record (index 0) to every other member of it. ``added``: members new
+    to the current epoch; send each of them :meth:`Group.sender_key`. ``lost_removals``: a
+    concurrent epoch of the same number removed these, the one kept did not; remove them."""
+
+    sender_key: SenderKey | None = None
+    added: tuple[bytes, ...] = ()
+    lost_removals: tuple[bytes, ...] = ()
+
+
+@dataclass(slots=True)
+class _Outbound:
+    signing_secret: bytes
+    signing_public: bytes
+    ratchet: MegolmRatchet
+
+    @classmethod
+    def fresh(cls, rng: p.Rng) -> _Outbound:
+        public, secret = p.ed25519_keypair(rng(32))
+        return cls(secret, public, MegolmRatchet(0, rng(RATCHET_LEN)))
+
+
+@dataclass(slots=True)
+class _Inbound:
+    signing_public: bytes
+    ratchet: MegolmRatchet  # the value at the lowest index not derived yet
+    skipped: dict[int, tuple[bytes, int]] = field(default_factory=dict)  # seq -> (key, time)
+
+    def expire(self, now: int) -> None:
+        """Keys are stored in counter order, at non-decreasing times: expire from the front."""
+        while self.skipped:
+            seq, (_key, t) = next(iter(self.skipped.items()))
+            if now - t <= MAX_SKIPPED_AGE:
+                return
+            del self.skipped[seq]
+
+    def lookup(self, seq: int) -> tuple[bytes, MegolmRatchet | None, list[tuple[int, bytes]]]:
+        """``(message key, ratchet after it or None, keys skipped on the way)``; nothing
+        changes until :meth:`commit`."""
+        if seq in self.skipped:
+            return self.skipped[seq][0], None, []
+        if seq < self.ratchet.index:
+            raise ReplayError("message key already used, expired, or from before we joined")
+        if seq - self.ratchet.index > MAX_SKIP:
+            raise SkippedKeyLimit(f"message {seq - self.ratchet.index} ahead of its chain")
+        r, skipped = self.ratchet, []
+        while r.index < seq:
+            skipped.append((r.index, message_key(r)))
+            r = r.advanced()
+        return message_key(r), r.advanced(), skipped
+
+    def commit(
+        self, seq: int, after: MegolmRatchet | None, skipped: list[tuple[int, bytes]], now: int
+    ) -> None:
+        if after is None:
+            del self.skipped[seq]
+            return
+        self.ratchet = after
+        for i, key in skipped:
+            self.skipped[i] = (key, now)
+        while len(self.skipped) > MAX_SKIPPED_PER_CHAIN:
+            del self.skipped[next(iter(self.skipped))]
+
+
+@dataclass(slots=True)
+class _Epoch:
+    number: int
+    secret: bytes
+    members: set[bytes]
+    ended: int | None = None
+    inbound: dict[bytes, _Inbound] = field(default_factory=dict)
+    eid: bytes = field(init=False)
+    header_key: bytes = field(init=False)
+    tag_key: bytes = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.eid = epoch_id(self.secret)
+        self.header_key = _kdf(self.secret, b"header")
+        self.tag_key = _kdf(self.secret, b"tag")
+
+    def record(self, gid: bytes) -> EpochRecord:
+        return EpochRecord(gid, self.number, self.secret, tuple(sorted(self.members)))
+
+
+@dataclass(slots=True)
+class Group:
+    """One member's state of one group. Make it with :meth:`create` or :meth:`join`."""
+
+    group_id: bytes
+    me: bytes
+    _epochs: dict[bytes, _Epoch]
+    _current: bytes
+    _outbound: _Outbound | None
+    _pending: dict[tuple[bytes, bytes], SenderKey] = field(default_factory=dict)
+
+    # -- making and changing a group -------------------------------------------------------
+    @classmethod
+    def create(cls, me: bytes, rng: p.Rng) -> Group:
+        """A new group whose only member is ``me`` (epoch 0)."""
+        return cls._start(rng(GROUP_ID_LEN), me, _Epoch(0, rng(p.KEY_LEN), {me}), rng)
+
+    @classmethod
+    def join(cls, record: EpochRecord, me: bytes, from_member: bytes, rng: p.Rng) -> Group:
+        """Join with the epoch record an inviter (``from_member``, the peer of the pairwise
+        session it came over) sent; then send :meth:`sender_key` to every other member."""
+        if me not in record.members or from_member not in record.members or me == from_member:
+            raise MembershipError("an invitation names us and comes from a member")
+        epoch = _Epoch(record.number, record.secret, set(record.members))
+        return cls._start(record.group_id, me, epoch, rng)
+
+    @classmethod
+    def _start(cls, gid: bytes, me: bytes, epoch: _Epoch, rng: p.Rng) -> Group:
+        if len(me) != MEMBER_ID_LEN:
+            raise ValueError("a member id is 32 bytes")
+        return cls(gid, me, {epoch.eid: epoch}, epoch.eid, _Outbound.fresh(rng))
+
+    def invite(self, member: bytes) -> EpochRecord:
+        """Add ``member`` to the current epoch. Send the record returned to it and to every
+        other member, and :meth:`sender_key` to it. The newcomer reads from now on only."""
+        epoch = self._epoch()
+        if len(member) != MEMBER_ID_LEN or member in epoch.members:
+            raise ValueError("not a new 32-byte member id")
+        if len(epoch.members) >= MAX_MEMBERS:
+            raise MembershipError(f"a group has at most {MAX_MEMBERS} members")
+        epoch.members.add(member)
+        return epoch.record(self.group_id)
+
+    def remove(
+        self, members: Iterable[bytes], rng: p.Rng, now: int
+    ) -> tuple[EpochRecord, SenderKey]:
+        """Re-key without ``members`` (none: a plain re-key). Send the record and the sender
+        key (index 0) to every remaining member; never to those removed."""
+        epoch = self._epoch()
+        gone = set(members)
+        if self.me in gone or not gone <= epoch.members:
+            raise ValueError("remove other current members (to go yourself, leave)")
+        new = _Epoch(epoch.number + 1, rng(p.KEY_LEN), epoch.members - gone)
+        self._switch(new, rng, now)
+        return new.record(self.group_id), self.sender_key()
+
+    def leave(self) -> None:
+        """Forget every key of the group. Tell the others (a group message); one of them
+        then removes us, which is what takes our keys away from the group."""
+        self._epochs.clear()
+        self._outbound = None
+        self._pending.clear()
+
+    def accept_epoch(
+        self, record: EpochRecord, from_member: bytes, rng: p.Rng, now: int
+    ) -> EpochUpdate:
+        """An epoch record from ``from_member`` (the pairwise session's peer): more
+        members for an epoch we know, or a new epoch."""
+        current = self._epoch()
+        if record.group_id != self.group_id:
+            raise MembershipError("an epoch record of another group")
+        if from_member not in record.members or self.me not in record.members:
+            raise MembershipError("an epoch record must name its sender and us")
+        known = self._epochs.get(record.epoch_id)
+        if known is not None:
+            return self._merge(known, record, from_member, now)
+        if from_member not in current.members:
+            raise MembershipError("only a member of the current epoch may start another")
+        conflict = record.number == current.number
+        if record.number < current.number or (conflict and current.eid < record.epoch_id):
+            return self._keep_old(record, current, conflict, now)
+        new = _Epoch(record.number, record.secret, set(record.members))
+        lost = new.members - current.members if conflict else set()
+        self._switch(new, rng, now)
+        return EpochUpdate(self.sender_key(), lost_removals=tuple(sorted(lost)))
+
+    def _keep_old(
+        self, record: EpochRecord, current: _Epoch, conflict: bool, now: int
+    ) -> EpochUpdate:
+        """An epoch that is not current: an older one, or the loser of a conflict. Its
+        messages stay readable for the grace period, from current members only."""
+        if len(self._epochs) >= MAX_EPOCHS:
+            self._drop_oldest()
+        old = _Epoch(record.number, record.secret, set(record.members) & current.members, now)
+        self._epochs[old.eid] = old
+        self._apply_pending(old)
+        lost = current.members - set(record.members) if conflict else set()
+        return EpochUpdate(lost_removals=tuple(sorted(lost)))
+
+    def _merge(
+        self, epoch: _Epoch, record: EpochRecord, from_member: bytes, now: int
+    ) -> EpochUpdate:
+        """Members only grow within an epoch (removal is a new epoch), so records of one
+        epoch merge by union in any order."""
+        if from_member not in epoch.members:
+            raise MembershipError("only a member of an epoch may add to it")
+        added = set(record.members) - epoch.members
+        if epoch.eid != self._current:
+            return EpochUpdate()  # nobody joins an epoch that is over
+        if len(epoch.members) + len(added) > MAX_MEMBERS:
+            raise MembershipError(f"a group has at most {MAX_MEMBERS} members")
+        epoch.members |= added
+        self._apply_pending(epoch)
+        return EpochUpdate(added=tuple(sorted(added)))
+
+    def _switch(self, new: _Epoch, rng: p.Rng, now: int) -> None:
+        """Make ``new`` current: a fresh own chain, the old epochs in their grace period,
+        and no chain kept for anyone who is not a member of ``new``."""
+        for epoch in self._epochs.values():
+            if epoch.ended is None:
+                epoch.ended = now
+            epoch.members &= new.members
+            for author in [a for a in epoch.inbound if a not in new.members]:
+                del epoch.inbound[author]
+        while len(self._epochs) >= MAX_EPOCHS:
+            self._drop_oldest()
+        self._epochs[new.eid] = new
+        self._current = new.eid
+        self._outbound = _Outbound.fresh(rng)
+        self._apply_pending(new)
+
+    def _drop_oldest(self) -> None:
+        old = [e for e in self._epochs.values() if e.eid != self._current]
+        del self._epochs[min(old, key=lambda e: (e.number, e.ended or 0)).eid]
+
+    # -- sender keys ----------------------------------------------------------------------
+    def sender_key(self) -> SenderKey:
+        """Our chain in the current epoch at its next index: send it to a member over the
+        pairwise session. Right after a re-key or join it is at index 0; queue that one
+        record for every member rather than calling this again later (a later call starts
+        later, and the member could not read what we sent in between)."""
+        epoch = self._epoch()
+        assert self._outbound is not None
+        out = self._outbound
+        r = out.ratchet
+        return SenderKey(self.group_id, epoch.eid, self.me, out.signing_public, r.index, r.data)
+
+    def accept_sender_key(self, record: SenderKey, from_member: bytes, now: int) -> bool:
+        """A member's sender key from the pairwise session with ``from_member``. True if it
+        is installed; False if it waits (at most :data:`MAX_PENDING`) for its epoch or for
+        its author to become a member. A chain already held is never moved backwards."""
+        self._epoch()
+        if record.group_id != self.group_id:
+            raise MembershipError("a sender key of another group")
+        if record.author != from_member or record.author == self.me:
+            raise MembershipError("a sender key must come from its author, not from us")
+        epoch = self._epochs.get(record.epoch_id)
+        if epoch is None or record.author not in epoch.members:
+            self._pending.pop((record.epoch_id, record.author), None)
+            self._pending[(record.epoch_id, record.author)] = record
+            while len(self._pending) > MAX_PENDING:
+                del self._pending[next(iter(self._pending))]
+            return False
+        self._install(epoch, record)
+        return True
+
+    def _install(self, epoch: _Epoch, record: SenderKey) -> None:
+        held = epoch.inbound.get(record.author)
+        if held is not None:
+            if held.signing_public != record.signing_public:
+                raise AuthenticationError("a second sender key for one author and epoch")
+            return  # a copy: keep ours, which may be further on (never re-open a key)
+        ratchet = MegolmRatchet(record.index, record.ratchet)
+        epoch.inbound[record.author] = _Inbound(record.signing_public, ratchet)
+
+    def _apply_pending(self, epoch: _Epoch) -> None:
+        for key in [k for k in self._pending if k[0] == epoch.eid and k[1] in epoch.members]:
+            self._install(epoch, self._pending.pop(key))
+
+    # -- messages -------------------------------------------------------------------------
+    def seal(self, body: bytes, ad: bytes = b"") -> bytes:
+        """``body`` as a group message of one size bucket, in the current epoch. ``ad`` is
+        bound too (the envelope header it travels under; the reader passes the same)."""
+        epoch = self._epoch()
+        out = self._outbound
+        assert out is not None
+        if len(body) > MAX_TEXT:
+            raise ValueError(f"a group message holds at most {MAX_TEXT} bytes")
+        r = out.ratchet
+        if r.index >= MAX_INDEX - 1:
+            raise ValueError("this sender chain is used up: re-key")
+        seq, mk = r.index, message_key(r)
+        out.ratchet = r.advanced()  # the key is gone from here on
+        gid, eid, n = self.group_id, epoch.eid, epoch.number
+        sig = p.ed25519_sign(out.signing_secret, _signed(gid, eid, n, self.me, seq, body))
+        size = bucket_for(len(body) + OVERHEAD)
+        plain = sig + pad(body, size - _PREFIX - p.SIG_LEN - p.TAG_LEN)
+        nonce = p.blake2b(mk, digest_size=p.XNONCE_LEN, person=b"steppe-grp-hn")
+        header = self.me + seq.to_bytes(4, "big")
+        sealed_header = p.xchacha_encrypt(epoch.header_key, nonce, header, _header_ad(gid, eid, ad))
+        body_ad = _body_ad(gid, eid, n, self.me, seq, ad)
+        return nonce + sealed_header + p.xchacha_encrypt(mk[:32], mk[32:], plain, body_ad)
+
+    def open(self, data: bytes, now: int, ad: bytes = b"") -> Opened:
+        """Open a group message; the state changes only if it is authentic. Raises
+        :class:`~crypto.errors.CryptoError` (a subclass) and nothing else on bad input."""
+        self._epoch()
+        if not isinstance(data, bytes) or len(data) not in BUCKETS:
+            raise DecodeError("a group message is one size bucket long")
+        self._expire_epochs(now)
+        epoch, author, seq = self._read_header(data, ad)
+        if author == self.me:
+            raise ReplayError("our own message")
+        chain = epoch.inbound.get(author)
+        if chain is None:
+            raise UnknownChain("no sender key yet for this author in this epoch")
+        if seq >= MAX_INDEX - 1:
+            raise DecodeError("counter out of range")
+        chain.expire(now)
+        mk, after, skipped = chain.lookup(seq)
+        gid, eid, n = self.group_id, epoch.eid, epoch.number
+        plain = p.xchacha_decrypt(
+            mk[:32], mk[32:], data[_PREFIX:], _body_ad(gid, eid, n, author, seq, ad)
+        )
+        body = unpad(plain[p.SIG_LEN :])
+        p.ed25519_verify(
+            chain.signing_public, _signed(gid, eid, n, author, seq, body), plain[: p.SIG_LEN]
+        )
+        chain.commit(seq, after, skipped, now)
+        if skipped:
+            self._bound_skipped()
+        return Opened(author, seq, n, body)
+
+    def _read_header(self, data: bytes, ad: bytes) -> tuple[_Epoch, bytes, int]:
+        nonce, sealed = data[: p.XNONCE_LEN], data[p.XNONCE_LEN : _PREFIX]
+        epochs = sorted(self._epochs.values(), key=lambda e: e.eid != self._current)
+        for epoch in epochs:
+            try:
+                header = p.xchacha_decrypt(
+                    epoch.header_key, nonce, sealed, _header_ad(self.group_id, epoch.eid, ad)
+                )
+            except AuthenticationError:
+                continue
+            return epoch, header[:MEMBER_ID_LEN], int.from_bytes(header[MEMBER_ID_LEN:], "big")
+        raise AuthenticationError("not a message of any epoch of this group that we hold")
+
+    def _bound_skipped(self) -> None:
+        chains = [c for e in self._epochs.values() for c in e.inbound.values()]
+        total = sum(len(c.skipped) for c in chains)
+        while total > MAX_SKIPPED_PER_GROUP:
+            biggest = max(chains, key=lambda c: len(c.skipped))
+            del biggest.skipped[next(iter(biggest.skipped))]
+            total -= 1
+
+    # -- time ---------------------------------------------------------------------------------
+    def expire(self, now: int) -> None:
+        """Delete old epochs past their grace and skipped keys past their age (call it from
+        the node's deadline; :meth:`open` does it for the chain it uses)."""
+        self._expire_epochs(now)
+        for epoch in self._epochs.values():
+            for chain in epoch.inbound.values():
+                chain.expire(now)
+
+    def _expire_epochs(self, now: int) -> None:
+        for eid in [e.eid for e in self._epochs.values() if e.ended is not None]:
+            if now - (self._epochs[eid].ended or 0) > EPOCH_GRACE:
+                del self._epochs[eid]
+
+    # -- tags and views -------------------------------------------------------------------
+    def tag(self, now: int) -> bytes:
+        """The routing tag for a group envelope we send at ``now``."""
+        return group_tag(self._epoch().tag_key, window_of(now))
+
+    def expected_tags(self, now: int) -> dict[bytes, int]:
+        """tag -> epoch number for every group envelope that may reach us at ``now``."""
+        self._epoch()
+        return {
+            tag: epoch.number
+            for epoch in self._epochs.values()
+            for tag in tags_to_recognise(epoch.tag_key, now)
+        }
+
+    @property
+    def left(self) -> bool:
+        return not self._epochs
+
+    @property
+    def epoch(self) -> int:
+        return self._epoch().number
+
+    @property
+    def members(self) -> frozenset[bytes]:
+        return frozenset(self._epoch().members)
+
+    def epoch_record(self) -> EpochRecord:
+        """The current epoch's record (for an invitee, or to resend to a member)."""
+        return self._epoch().record(self.group_id)
+
+    def _epoch(self) -> _Epoch:
+        if not self._epochs:
+            raise MembershipError("we left this group")
+        return self._epochs[self._current]
