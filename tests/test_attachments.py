@@ -31,6 +31,7 @@ from mesh.core.events import (
     MessageQueued,
     SendFailed,
     SendFile,
+    SendMessage,
 )
 from mesh.core.messages import stamped
 from mesh.core.node import Node, NodeConfig
@@ -383,3 +384,35 @@ def test_a_refused_file_is_never_acknowledged_to_its_sender() -> None:
     assert not [a for a in net.files[bob] if isinstance(a, ChunkReceived)]
     assert msg_id not in net.acked[alice]
     net.disconnect(alice, la)
+
+
+def test_a_stranger_may_write_but_not_send_files_unless_allowed() -> None:
+    """A first contact from someone who is not our contact carries text, not a file
+    (a stranger in radio range cannot fill the disk 64 MiB at a time), unless the node
+    takes files from strangers."""
+    for allowed in (False, True):
+        cfg = NodeConfig(mint_difficulty=4, base_difficulty=4, receipt_delay=(5, 30))
+        net = Net(seed=31)
+        alice = net.add(cfg)
+        bob = net.add(
+            NodeConfig(mint_difficulty=4, base_difficulty=4, files_from_strangers=allowed)
+        )
+        bob_node = net.nodes[bob]
+        net.nodes[alice].add_contact(bob_node.identity.public(), bob_node.ring.keys[-1].record)
+        data = _file(CHUNK_DATA + 3, seed=32)
+        msg_id = _send(net, alice, bob, data)
+        text = SendMessage(bob_node.identity.sign_public, b"hello from a stranger", 3600)
+        net.apply(alice, net.nodes[alice].handle(text, int(net.now)))
+        la, _ = net.connect(alice, bob)
+        net.run(400)
+        assert [d.body for d in net.delivered.get(bob, [])] == [b"hello from a stranger"]
+        offers = [a.refused for a in net.files[bob] if isinstance(a, FileOffered)]
+        if allowed:
+            assert offers == [""]
+            assert list(_reassembled(net, bob).values()) == [data]
+            assert msg_id in net.acked[alice]
+        else:
+            assert offers == ["files are taken from contacts only"]
+            assert not [a for a in net.files[bob] if isinstance(a, ChunkReceived)]
+            assert msg_id not in net.acked.get(alice, [])
+        net.disconnect(alice, la)

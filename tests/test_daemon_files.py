@@ -194,13 +194,18 @@ def test_a_chunk_row_moved_to_another_place_does_not_open(tmp_path: Path) -> Non
 
 
 def test_file_limits_come_from_the_config() -> None:
-    cfg = parse("[files]\nmax_incoming = 0\nrelay = false\nmax_incoming_bytes = 2097152\n")
+    cfg = parse(
+        "[files]\nmax_incoming = 0\nrelay = false\nmax_incoming_bytes = 2097152\n"
+        "from_strangers = true\n"
+    )
     node = node_config(cfg)
     assert (node.max_incoming_files, node.relay_chunks, node.max_incoming_bytes) == (
         0,
         False,
         2 * 1024 * 1024,
     )
+    assert node.files_from_strangers
+    assert not node_config(Config()).files_from_strangers
     assert node_config(Config()).max_incoming_files == 8  # a user's daemon takes files
     with pytest.raises(ConfigError, match=r"files\.max_incoming must be at least 0"):
         parse("[files]\nmax_incoming = -1\n")

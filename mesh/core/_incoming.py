@@ -6,7 +6,9 @@ recognised by id the moment it arrives (protected, opened, its piece handed to t
 as :class:`~mesh.core.events.ChunkReceived`) and chunks that came first are found in the
 store. Bounds: at most ``max_incoming_files`` files and ``max_incoming_bytes`` bytes
 in progress (a manifest over either is refused, and said so, and never acknowledged; 0
-files: this node takes none); a file is given up when its
+files: this node takes none), and files only from contacts unless
+``files_from_strangers`` (a stranger's first contact may carry text, not a file that
+fills the disk); a file is given up when its
 message expires. A chunk that does not open as the manifest says (a wrong index, a
 tampered or truncated body, a length that disagrees with the size) is counted and
 dropped. Each chunk's receipt is released as it arrives, the manifest's once the file is
@@ -63,7 +65,7 @@ class IncomingFiles:
             manifest.count,
             manifest.digest,
         )
-        why = self._refusal(manifest)
+        why = self._refusal(manifest, sender)
         if why:
             return self._refuse(offer, why, eid, now)
         inc = Incoming(sender, msg_id, created, manifest, secret, env.expiry)
@@ -79,10 +81,12 @@ class IncomingFiles:
         self._ctx.store.delete(eid, now)  # relays carry it on until it expires
         return [replace(offer, refused=why)]
 
-    def _refusal(self, m: Manifest) -> str:
+    def _refusal(self, m: Manifest, sender: bytes) -> str:
         files, cfg = self._state.files, self._ctx.config
         if cfg.max_incoming_files == 0:
             return "this device does not take files"
+        if sender not in self._ctx.contacts and not cfg.files_from_strangers:
+            return "files are taken from contacts only"
         if m.file_id in files:
             return "this file is already being received"
         if len(files) >= cfg.max_incoming_files:

@@ -59,6 +59,9 @@ class NodeConfig:
     max_incoming_files: int = 8
     max_incoming_bytes: int = 64 * 1024 * 1024
     relay_chunks: bool = True
+    # Files from people who are not contacts (a first contact from a stranger): refused
+    # unless this is set, so a stranger within radio range cannot fill the disk.
+    files_from_strangers: bool = False
 
     def __post_init__(self) -> None:
         if self.offer_order not in OFFER_ORDERS:

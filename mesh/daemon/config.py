@@ -70,6 +70,7 @@ class Config:
     files_max_incoming: int = 8  # files being received at once (0: take no files)
     files_max_incoming_bytes: int = 64 * 1024 * 1024  # their sizes together
     files_relay: bool = True  # carry other people's file chunks (false: text only)
+    files_from_strangers: bool = False  # take files from people who are not contacts
 
 
 _SCHEMA: dict[str, dict[str, tuple[str, type]]] = {
@@ -100,6 +101,7 @@ _SCHEMA: dict[str, dict[str, tuple[str, type]]] = {
         "max_incoming": ("files_max_incoming", int),
         "max_incoming_bytes": ("files_max_incoming_bytes", int),
         "relay": ("files_relay", bool),
+        "from_strangers": ("files_from_strangers", bool),
     },
     "ble": {
         "enabled": ("ble", bool),

@@ -503,6 +503,7 @@ def node_config(config: Config, link_key: bytes | None = None) -> NodeConfig:
         max_incoming_files=config.files_max_incoming,
         max_incoming_bytes=config.files_max_incoming_bytes,
         relay_chunks=config.files_relay,
+        files_from_strangers=config.files_from_strangers,
     )
 
 
