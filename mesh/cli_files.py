@@ -63,6 +63,11 @@ def cmd_file_save(args: argparse.Namespace, out: TextIO) -> None:
     out.write(f"saved {size_words(r.size)} to {inert(r.path)}\n")
 
 
+def cmd_file_delete(args: argparse.Namespace, out: TextIO) -> None:
+    _request(args, calls.FileDelete(file=args.file))
+    out.write("deleted: its content is gone from this device (the list still names it)\n")
+
+
 def add_file_parsers(sub: Any) -> None:
     fil = sub.add_parser("file", help="files sent and received").add_subparsers(
         dest="sub", required=True
@@ -74,3 +79,6 @@ def add_file_parsers(sub: Any) -> None:
     save.add_argument("file", help="the file's id as 'file list' shows it (4+ digits)")
     save.add_argument("path")
     save.set_defaults(func=cmd_file_save)
+    delete = fil.add_parser("delete", help="forget a received file's content on this device")
+    delete.add_argument("file", help="the file's id as 'file list' shows it (4+ digits)")
+    delete.set_defaults(func=cmd_file_delete)

@@ -141,6 +141,17 @@ def test_a_file_resumes_after_a_restart_and_saves_whole(tmp_path: Path) -> None:
     assert files.save(rec, tmp_path / "out") == len(data)
     assert (tmp_path / "out").read_bytes() == data
     assert (tmp_path / "out").stat().st_mode & 0o777 == 0o600
+    before = (tmp_path / "history.db").stat().st_size
+    files.delete(rec)
+    assert files.state(rec.msg_id) == "deleted"
+    assert [r.name for r in files.records()] == ["x.bin"]  # the record stays
+    with pytest.raises(FileError, match="it is deleted"):
+        files.save(rec, tmp_path / "again")
+    db = sqlite3.connect(tmp_path / "history.db")
+    assert db.execute("SELECT COUNT(*) FROM file_chunks").fetchone()[0] == 0
+    db.close()
+    h.close()
+    assert (tmp_path / "history.db").stat().st_size < before - 2 * CHUNK_DATA  # vacuumed
 
 
 def test_a_file_that_does_not_match_its_digest_is_damaged_and_not_kept(tmp_path: Path) -> None:

@@ -33,6 +33,7 @@ EXAMPLES: list[c.AnyCall] = [
     c.SendFile("Bob", "/tmp/photo.jpg"),
     c.Files("Bob"),
     c.FileSave("abcd1234", "/tmp/saved.jpg"),
+    c.FileDelete("abcd1234"),
     c.Send("Bob", "hello"),
     c.Subscribe(),
     c.BulletinPost("water", "square", 2),

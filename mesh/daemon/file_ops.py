@@ -55,6 +55,14 @@ def files(d: Daemon, contact: str = "") -> list[c.FileRow]:
     return [_row(d, r) for r in d.files.records() if key is None or r.contact == key]
 
 
+def file_delete(d: Daemon, file: str) -> bool:
+    try:
+        d.files.delete(d.files.find(file))
+    except FileError as exc:
+        raise IpcError(str(exc)) from None
+    return True
+
+
 def file_save(d: Daemon, file: str, path: str) -> c.Saved:
     try:
         rec = d.files.find(file)

@@ -8,7 +8,8 @@ the message's id. Its state is the message row's state, kept in that one place: 
 ``queued`` until the recipient's receipt says the whole file arrived, then ``acked``;
 theirs ``receiving``, then ``received`` (every chunk here and the whole file matches the
 manifest's digest), ``damaged`` (it does not: a modified sender), ``dropped`` (it expired
-before it was whole) or ``refused`` (the node would not take it, and why is the note).
+before it was whole), ``refused`` (the node would not take it, and why is the note) or
+``deleted`` (the user deleted its content, :meth:`Files.delete`; the record stays).
 
 Two tables in ``history.db``: ``files(id, blob)``, one record per file (contact, file id,
 name, type, size, chunk count, chunks received, digest, note, time), and
@@ -44,12 +45,13 @@ from mesh.daemon.history import History, HistoryError
 
 log = logging.getLogger(__name__)
 
-RECEIVING, RECEIVED, DAMAGED, DROPPED, REFUSED = (
+RECEIVING, RECEIVED, DAMAGED, DROPPED, REFUSED, DELETED = (
     "receiving",
     "received",
     "damaged",
     "dropped",
     "refused",
+    "deleted",
 )
 _FILES = "CREATE TABLE IF NOT EXISTS files (id BLOB PRIMARY KEY, blob BLOB)"
 _CHUNKS = (
@@ -262,6 +264,19 @@ class Files:
 
     def _forget_chunks(self, msg_id: bytes) -> None:
         self._db.execute("DELETE FROM file_chunks WHERE id = ?", (msg_id,))
+
+    def delete(self, rec: FileRecord) -> None:
+        """Forget a received file's content (its chunk rows); its record and message stay,
+        marked ``deleted``. A file still arriving goes on arriving (the node still
+        expects its chunks): delete it once it is received, dropped or damaged."""
+        state = self.state(rec.msg_id)
+        if rec.outgoing or state == RECEIVING:
+            what = "one of yours (nothing of it is kept)" if rec.outgoing else "still arriving"
+            raise FileError(f"{rec.name!r} cannot be deleted: it is {what}")
+        with self._history.transaction():
+            self._forget_chunks(rec.msg_id)
+            self._history.mark(rec.msg_id, DELETED)
+        self._db.execute("VACUUM")  # the pieces leave the file, not only the table
 
     # ---- reading and saving -----------------------------------------------------------
     def pieces(self, rec: FileRecord) -> Iterator[bytes]:

@@ -67,6 +67,8 @@ class Ops:
                 return file_ops.files(self.daemon, contact)
             case c.FileSave(file, path):
                 return file_ops.file_save(self.daemon, file, path)
+            case c.FileDelete(file):
+                return file_ops.file_delete(self.daemon, file)
             case c.Subscribe():
                 subscribe()
                 return True

@@ -360,6 +360,14 @@ class FileSave(Call[Saved]):
 
 
 @dataclass(frozen=True, slots=True)
+class FileDelete(_Flag):
+    """Forget a received file's content (its record stays, marked deleted)."""
+
+    OP: ClassVar[str] = "file_delete"
+    file: str = bounded(4, 32)  # hex, a unique prefix of the file's message id
+
+
+@dataclass(frozen=True, slots=True)
 class Subscribe(_Flag):
     """From now on this connection also carries events (:mod:`mesh.ipc.events`)."""
 
@@ -459,6 +467,7 @@ AnyCall = (
     | SendFile
     | Files
     | FileSave
+    | FileDelete
     | Subscribe
     | BulletinPost
     | BulletinList
@@ -488,6 +497,7 @@ CALLS: dict[str, type[AnyCall]] = {
         SendFile,
         Files,
         FileSave,
+        FileDelete,
         Subscribe,
         BulletinPost,
         BulletinList,
