@@ -79,6 +79,8 @@ def sweep(
     # Fail fast, in this process, with a readable error.
     photos = any(load_with(name, combo).traffic.files > 0 for combo in combos)
     rows, failed = _run_all(work, jobs, scheduler, progress or sys.stderr)
+    if not photos:  # text only: the table and the rows of before attachments
+        rows = [{k: v for k, v in row.items() if k not in FILE_COLUMNS} for row in rows]
     header = [*keys, "seed", *COLUMNS, *(FILE_COLUMNS if photos else ())]
     out.write("  ".join(f"{h:>14}" for h in header) + "\n")
     for row in rows:

@@ -138,3 +138,12 @@ def test_the_shipped_photo_variant_with_files_off_is_protest_square() -> None:
     off = shrink(load_with("protest-square-photos", {"traffic.files": 0}), 600, 0.2)
     assert load("protest-square-photos").traffic.files > 0
     assert Simulation(off).run().summary == Simulation(plain).run().summary
+
+
+def test_a_text_only_sweep_has_no_file_columns(tmp_path: Path) -> None:
+    path, table = tmp_path / "square.toml", tmp_path / "rows.csv"
+    path.write_text(short())
+    with (tmp_path / "t").open("w") as o, (tmp_path / "p").open("w") as p:
+        rows = sweep(str(path), [], "3", 1, str(table), out=o, progress=p)
+    assert "files_sent" not in rows[0]
+    assert "files_sent" not in table.read_text()
