@@ -9,6 +9,12 @@ direction, lost if the contact ends first), ticks each node at its own
 is the node's. Metrics come from the actions nodes return, the node's observer hook
 (envelope sent / received) and the store's removal hook.
 
+Attachments (``traffic.files`` above 0): a message that carries a photo is its text and,
+right after it, a ``SendFile`` to the same recipient. Whether a message carries one, the
+file's size and its bytes come from a stream of their own, seeded from the run's seed, so
+the texts (who, to whom, when, how long) are those of the same run with files off, and
+with files off nothing of this runs: a text-only run is what it was before attachments.
+
 Internet: gateway nodes (``gateway = true``) hold an internet link to every other gateway
 while both their regions' internet states allow it: ``up``, or ``throttled`` at a reduced
 bit rate. ``down`` and ``dpi`` (the Steppe link is blocked, nothing else changes) cut it.
@@ -25,15 +31,20 @@ from pathlib import Path
 import numpy as np
 from scipy.spatial import cKDTree
 
+from crypto.attachment import file_digest
 from crypto.identity import Identity
 from crypto.prekeys import PrekeyRing
 from mesh.core.driver import carry_out
 from mesh.core.events import (
     Action,
     BulletinStored,
+    ChunkReceived,
     CloseLink,
     Event,
     FileAction,
+    FileDropped,
+    FileOffered,
+    FileReceived,
     FrameReceived,
     LinkDown,
     LinkOpened,
@@ -42,6 +53,7 @@ from mesh.core.events import (
     MessageDelivered,
     MessageQueued,
     SendFailed,
+    SendFile,
     SendMessage,
     Tick,
     Transmit,
@@ -130,13 +142,21 @@ class _NodeActions:
         self.sim.metrics.acked(act.msg_id, self.idx, self.sim.engine.now)
 
     def on_send_failed(self, act: SendFailed) -> None:
-        return  # metrics follow what was queued: a refused send never was
+        self.sim.metrics.send_failed()  # a refused text never was a message; files count
 
     def on_bulletin_stored(self, act: BulletinStored) -> None:
         return  # bulletins are measured as envelopes (the observer hook)
 
     def on_file(self, act: FileAction) -> None:
-        return  # attachments are measured as envelopes (the observer hook)
+        m, idx = self.sim.metrics, self.idx
+        if isinstance(act, FileOffered):
+            m.file_offered(act.msg_id, act.file_id, idx, act.refused)
+        elif isinstance(act, ChunkReceived):
+            m.chunk(act.file_id, idx, act.index, act.data)
+        elif isinstance(act, FileReceived):
+            m.file_received(act.msg_id, idx, self.sim.engine.now)
+        elif isinstance(act, FileDropped):
+            m.file_dropped(act.file_id, idx)
 
 
 def quotas(group: Group) -> Quotas:
@@ -182,7 +202,8 @@ class Simulation:
         self.rng = random.Random(self.seed)
         self.engine = Engine()
         self.progress = progress
-        self.metrics = Metrics()
+        self.metrics = Metrics(files_on=scenario.traffic.files > 0)
+        self.photo_rng = random.Random(f"steppe-sim-files:{self.seed}")  # photos' own stream
         self.nodes: list[Node] = []
         self._sinks: list[_NodeActions] = []  # what each node's actions do
         self.group_of: list[Group] = []
@@ -481,6 +502,23 @@ class Simulation:
             sender.add_contact(recipient.identity.public(), recipient.ring.keys[-1].record)
         self.metrics.creating(src, dst, size, self.engine.now)
         self._feed(src, SendMessage(recipient.identity.sign_public, self.rng.randbytes(size), ttl))
+        tr = self.sc.traffic
+        if tr.files > 0 and self.photo_rng.random() < tr.files:
+            self._send_photo(src, dst, ttl)
+
+    def _send_photo(self, src: int, dst: int, ttl: int) -> None:
+        """A photo from ``src`` to ``dst``: seeded random bytes (a JPEG does not compress
+        either) of ``traffic.file_size``."""
+        rng = self.photo_rng
+        sender, receiver = self.nodes[src], self.nodes[dst]
+        if sender.identity.sign_public not in receiver.contacts:
+            # Nodes take files from contacts only: these two swapped cards both ways.
+            receiver.add_contact(sender.identity.public(), sender.ring.keys[-1].record)
+        data = rng.randbytes(rng.randint(*self.sc.traffic.file_size))
+        self.metrics.creating(src, dst, len(data), self.engine.now, file_digest(data))
+        recipient = self.nodes[dst].identity.sign_public
+        name = f"IMG_{len(self.metrics.files):04d}.jpg"
+        self._feed(src, SendFile(recipient, name, data, "image/jpeg", ttl))
 
     def _schedule_traffic(self) -> None:
         sc, tr = self.sc, self.sc.traffic

@@ -16,6 +16,18 @@
   ``buffertime``: how long removed copies stayed in buffers; ``rtt``: creation to receipt.
   Averages and medians of nothing (no message delivered, no receipt back) are None, like
   ``overhead_ratio`` with nothing delivered: never a 0 that reads as "instant".
+
+Attachments (``traffic.files`` above 0) are kept apart from the messages: every key above
+is about text messages only (``relayed``, ``started``, ``aborted`` and the byte counts
+still count every envelope, chunks included), so the same keys compare text delivery with
+and without photos. ``files`` in the summary: ``sent`` (files queued by their sender),
+``refused_at_source`` (the sender's node would not take the file, e.g. no room in its
+store), ``offered`` (manifests that reached the recipient), ``refused`` (manifests the
+recipient refused), ``received`` (``FileReceived`` at the recipient with every chunk's
+bytes there and the whole file's digest equal to what was sent), ``corrupt`` (a
+``FileReceived`` whose bytes differ: never expected), ``dropped`` (given up at the
+recipient, expired), ``chunks_received``, ``delivery_prob`` = received / sent, ``latency``
+(creation to ``FileReceived``), ``bytes_sent`` and ``bytes_received``.
 """
 
 from __future__ import annotations
@@ -24,6 +36,7 @@ import statistics
 from dataclasses import dataclass, field
 from typing import Any
 
+from crypto.attachment import CHUNK_DATA, file_digest
 from mesh.core.node import Node
 
 
@@ -38,6 +51,21 @@ class Message:
     delivered_at: float | None = None
     hops: int | None = None
     acked_at: float | None = None
+    digest: bytes = b""  # a file's digest as sent; empty for a text message
+    file_id: bytes = b""  # a file's id, once its manifest reached the recipient
+
+
+@dataclass
+class FileCounts:
+    """What happened to files beyond their :class:`Message` records."""
+
+    refused_at_source: int = 0
+    offered: int = 0
+    refused: int = 0
+    corrupt: int = 0
+    dropped: int = 0
+    chunks: int = 0
+    pieces: dict[tuple[int, bytes], dict[int, bytes]] = field(default_factory=dict)
 
 
 def _avg(xs: list[float]) -> float | None:
@@ -71,16 +99,19 @@ class Metrics:
     junk: int = 0
     region_of: list[str] = field(default_factory=list)
     net_states: list[tuple[float, dict[str, str]]] = field(default_factory=list)
+    files: list[Message] = field(default_factory=list)  # attachments, apart from texts
+    file_counts: FileCounts = field(default_factory=FileCounts)
+    files_on: bool = False  # the summary has a "files" table
     _pending: Message | None = None
 
-    def creating(self, src: int, dst: int, size: int, now: float) -> None:
-        self._pending = Message(src, dst, size, now)
+    def creating(self, src: int, dst: int, size: int, now: float, digest: bytes = b"") -> None:
+        self._pending = Message(src, dst, size, now, digest=digest)
 
     def queued(self, msg_id: bytes, envelope_id: bytes, src: int, now: float) -> None:
         msg = self._pending or Message(src, -1, 0, now)
         self._pending = None
         msg.msg_id, msg.envelope_id = msg_id, envelope_id
-        self.messages.append(msg)
+        (self.files if msg.digest else self.messages).append(msg)
         self.by_id[msg_id] = msg
         self.hops[(src, envelope_id)] = 0
         self.stored_at[(src, envelope_id)] = now
@@ -106,6 +137,49 @@ class Metrics:
         msg = self.by_id.get(msg_id)
         if msg is not None and msg.src == node and msg.acked_at is None:
             msg.acked_at = now
+
+    def send_failed(self) -> None:
+        """The sender's node refused the send just made (counted for files only: a refused
+        text never was a message, as before)."""
+        if self._pending is not None and self._pending.digest:
+            self.file_counts.refused_at_source += 1
+        self._pending = None
+
+    # ---- attachments at the recipient -------------------------------------------------
+    def file_offered(self, msg_id: bytes, file_id: bytes, node: int, refused: str) -> None:
+        msg = self.by_id.get(msg_id)
+        if msg is None or msg.dst != node or msg.file_id:
+            return
+        msg.file_id = file_id
+        if refused:
+            self.file_counts.refused += 1
+        else:
+            self.file_counts.offered += 1
+            self.file_counts.pieces[(node, file_id)] = {}
+
+    def chunk(self, file_id: bytes, node: int, index: int, data: bytes) -> None:
+        pieces = self.file_counts.pieces.get((node, file_id))
+        if pieces is not None:
+            pieces[index] = data
+            self.file_counts.chunks += 1
+
+    def file_received(self, msg_id: bytes, node: int, now: float) -> None:
+        """Whole at the recipient: the bytes kept from its chunks must be what was sent."""
+        msg = self.by_id.get(msg_id)
+        if msg is None or msg.dst != node or msg.delivered_at is not None:
+            return
+        pieces = self.file_counts.pieces.pop((node, msg.file_id), {})
+        data = b"".join(pieces[i] for i in sorted(pieces))
+        whole = sorted(pieces) == list(range(-(-msg.size // CHUNK_DATA)))
+        if whole and len(data) == msg.size and file_digest(data) == msg.digest:
+            msg.delivered_at = now
+            msg.hops = self.hops.get((node, msg.envelope_id))
+        else:
+            self.file_counts.corrupt += 1
+
+    def file_dropped(self, file_id: bytes, node: int) -> None:
+        if self.file_counts.pieces.pop((node, file_id), None) is not None:
+            self.file_counts.dropped += 1
 
     def removed(self, node: int, eid: bytes, why: str, now: float) -> None:
         if why == "deleted":
@@ -160,6 +234,29 @@ class Metrics:
             "nodes": self.node_count,
             "junk_created": self.junk,
             "per_region": self._per_region(),
+        }
+        if self.files_on:
+            self.summary["files"] = self._files()
+
+    def _files(self) -> dict[str, float | int | None]:
+        fc = self.file_counts
+        done = [m for m in self.files if m.delivered_at is not None]
+        latencies = [m.delivered_at - m.created for m in done if m.delivered_at is not None]
+        sent = len(self.files)
+        return {
+            "sent": sent,
+            "refused_at_source": fc.refused_at_source,
+            "offered": fc.offered,
+            "refused": fc.refused,
+            "received": len(done),
+            "corrupt": fc.corrupt,
+            "dropped": fc.dropped,
+            "chunks_received": fc.chunks,
+            "delivery_prob": round(len(done) / sent, 4) if sent else 0.0,
+            "latency_avg": _avg(latencies),
+            "latency_med": _med(latencies),
+            "bytes_sent": sum(m.size for m in self.files),
+            "bytes_received": sum(m.size for m in done),
         }
 
     def _per_region(self) -> dict[str, dict[str, float | int]]:

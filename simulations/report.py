@@ -55,6 +55,9 @@ def effective_scenario(sc: Scenario) -> dict[str, Any]:
     data = asdict(sc)
     data.pop("extra", None)
     data["source"] = Path(sc.source).name
+    if sc.traffic.files == 0:  # text only: the report of a run before attachments existed
+        for key in ("files", "file_size"):
+            data["traffic"].pop(key)
     out: dict[str, Any] = _plain(data)
     return out
 
@@ -74,13 +77,14 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def messages_csv(m: Metrics) -> str:
+def messages_csv(m: Metrics, files: bool = False) -> str:
+    """One row per text message (``files``: per file, in ``files.csv``)."""
     out = io.StringIO()
     w = csv.writer(out, lineterminator="\n")
     w.writerow(
         ["msg_id", "src", "dst", "size", "created", "delivered", "latency", "hops", "receipt_at"]
     )
-    for msg in m.messages:
+    for msg in m.files if files else m.messages:
         lat = "" if msg.delivered_at is None else f"{msg.delivered_at - msg.created:.3f}"
         w.writerow(
             [
@@ -111,6 +115,9 @@ def write(
     record = report_dict(sc, seed, m, overrides)
     files[0].write_text(json.dumps(record, sort_keys=True, indent=1, allow_nan=False) + "\n")
     files[1].write_text(messages_csv(m))
+    if m.files_on:
+        files.append(out_dir / "files.csv")
+        files[-1].write_text(messages_csv(m, files=True))
     if plots:
         files += _plots(out_dir, sc, m)
     return files
@@ -178,6 +185,14 @@ def summary_text(sc: Scenario, seed: int, m: Metrics, wall: float) -> str:
         f"contacts {s['contacts']}, bytes on air {s['bytes_on_air'] / 2**20:.1f} MiB, "
         f"over the internet {s['bytes_internet'] / 2**20:.1f} MiB",
     ]
+    if "files" in s:
+        f = s["files"]
+        lines.append(
+            f"  files: sent {f['sent']} ({f['bytes_sent'] / 2**20:.1f} MiB; refused at the"
+            f" source {f['refused_at_source']}), received whole {f['received']}"
+            f" (delivery_prob {f['delivery_prob']:.3f}), latency median"
+            f" {_num(f['latency_med'], '.0f')} s; the lines above are text messages only"
+        )
     return "\n".join(lines)
 
 

@@ -15,6 +15,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from crypto.attachment import MAX_FILE
 from mesh.core.config import OFFER_ORDERS
 from mesh.core.link import MAX_MTU, MIN_MTU
 from mesh.core.routing import STRATEGIES
@@ -94,7 +95,7 @@ KEYS: dict[str, tuple[str, ...]] = {
     ),
     "traffic": (
         "interval", "size", "ttl", "sources", "destinations", "start", "stop", "file",
-        "size_scale",
+        "size_scale", "files", "file_size",
     ),
 }  # fmt: skip
 
@@ -204,6 +205,10 @@ class Traffic:
     stop: float | None = None
     file: str = ""  # messages from a file (relative to the scenario): simulations.traffic_file
     size_scale: float = 1.0  # the file's sizes times this
+    # Attachments (issue 16): the fraction of messages that carry a photo, a file of
+    # file_size bytes sent right after the text to the same recipient; 0: text only.
+    files: float = 0.0
+    file_size: tuple[int, int] = (200_000, 1_000_000)
 
 
 @dataclass(frozen=True)
@@ -550,6 +555,14 @@ def _traffic(t: dict[str, Any], n: int) -> Traffic:
     size = _range(t, "size", w, (1000, 1000), integer=True)
     if size[1] > 12000:
         raise ScenarioError(f"{w}size: at most 12000 bytes fit one envelope")
+    files = _get(t, "files", w, float, 0.0)
+    if not 0 <= files <= 1:
+        raise ScenarioError(f"{w}files: a fraction of messages, in [0, 1]")
+    file_size = _range(t, "file_size", w, (200_000, 1_000_000), integer=True)
+    if file_size[0] < 1:
+        raise ScenarioError(f"{w}file_size: a file has at least 1 byte")
+    if file_size[1] > MAX_FILE:
+        raise ScenarioError(f"{w}file_size: at most {MAX_FILE} bytes (10 MiB) per file")
     return Traffic(
         interval=_range(t, "interval", w, (25.0, 35.0)),
         size=size,
@@ -560,6 +573,8 @@ def _traffic(t: dict[str, Any], n: int) -> Traffic:
         stop=_get(t, "stop", w, float, None),
         file=_get(t, "file", w, str, ""),
         size_scale=_positive(_get(t, "size_scale", w, float, 1.0), w + "size_scale"),
+        files=files,
+        file_size=file_size,
     )
 
 

@@ -25,6 +25,9 @@ from simulations.harness import Simulation
 from simulations.scenario import ScenarioError, load_with, parse_override_values
 
 COLUMNS = ("delivery_prob", "latency_med", "overhead_ratio", "hopcount_avg", "relayed")
+# With photos on in any run of the grid (traffic.files > 0): the columns above are text
+# messages only, and these say what the files did ("-" in a run without files).
+FILE_COLUMNS = ("files_sent", "files_received", "file_delivery_prob", "file_latency_med")
 
 
 def parse_seeds(spec: str) -> list[int]:
@@ -44,7 +47,12 @@ def parse_seeds(spec: str) -> list[int]:
 def _one(job: tuple[str, dict[str, Any], int]) -> dict[str, Any]:
     name, overrides, seed = job
     summary = Simulation(load_with(name, overrides), seed).run().summary
-    return {**overrides, "seed": seed, **{c: summary[c] for c in COLUMNS}}
+    row = {**overrides, "seed": seed, **{c: summary[c] for c in COLUMNS}}
+    files = summary.get("files")
+    for c in FILE_COLUMNS:
+        key = c.removeprefix("files_").removeprefix("file_")
+        row[c] = files[key] if isinstance(files, dict) else "-"
+    return row
 
 
 def sweep(
@@ -68,10 +76,12 @@ def sweep(
         dict(zip(keys, vals, strict=True)) for vals in itertools.product(*(v for _k, v in grid))
     ] or [{}]
     work = [(name, combo, seed) for combo in combos for seed in parse_seeds(seeds)]
-    for combo in combos:
-        load_with(name, combo)  # fail fast, in this process, with a readable error
+    # Fail fast, in this process, with a readable error.
+    photos = any(load_with(name, combo).traffic.files > 0 for combo in combos)
     rows, failed = _run_all(work, jobs, scheduler, progress or sys.stderr)
-    header = [*keys, "seed", *COLUMNS]
+    if not photos:  # text only: the table and the rows of before attachments
+        rows = [{k: v for k, v in row.items() if k not in FILE_COLUMNS} for row in rows]
+    header = [*keys, "seed", *COLUMNS, *(FILE_COLUMNS if photos else ())]
     out.write("  ".join(f"{h:>14}" for h in header) + "\n")
     for row in rows:
         out.write("  ".join(f"{row[h]!s:>14}" for h in header) + "\n")
