@@ -10,8 +10,8 @@ most 4 * 256 hashes (:meth:`MegolmRatchet.advanced_to`, libolm's ``megolm_advanc
 Only the ratchet is Megolm's: what Steppe derives from a ratchet value (its message key,
 :func:`message_key`) and how it encrypts are its own (:mod:`crypto.sender_keys`). The
 ratchet is kept byte for byte Megolm's so that an implementation nobody here wrote,
-vodozemac, can check it (``tests/test_sender_keys_vodozemac.py``). HMAC-SHA-256 comes from
-the standard library: libsodium has it, but PyNaCl does not expose its HMAC.
+vodozemac, can check it (``tests/test_sender_keys_vodozemac.py``). HMAC-SHA-256 is
+:func:`crypto.primitives.hmac_sha256`, like every primitive here.
 
 The index is a 32-bit counter, as in Megolm; Steppe never wraps it around (a sender chain
 that reaches :data:`MAX_INDEX` refuses to send; a new epoch starts a new chain).
@@ -19,8 +19,6 @@ that reaches :data:`MAX_INDEX` refuses to send; a new epoch starts a new chain).
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 from dataclasses import dataclass
 
 from crypto import primitives as p
@@ -33,7 +31,7 @@ MESSAGE_KEY_LEN = p.KEY_LEN + p.XNONCE_LEN
 
 
 def _rehash(parts: list[bytes], src: int, dst: int) -> None:
-    parts[dst] = hmac.new(parts[src], bytes([dst]), hashlib.sha256).digest()
+    parts[dst] = p.hmac_sha256(parts[src], bytes([dst]))
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,6 +8,8 @@ Every other module calls these functions and no others, so the RFC test vectors 
 - ChaCha20-Poly1305 IETF (RFC 8439): :func:`chacha_encrypt`, :func:`chacha_decrypt`
 - XChaCha20-Poly1305 (draft-irtf-cfrg-xchacha): :func:`xchacha_encrypt`, :func:`xchacha_decrypt`
 - BLAKE2b (RFC 7693): :func:`blake2b`
+- HMAC (RFC 2104) over BLAKE2b-512 (:func:`hmac_blake2b`, Noise's HMAC-HASH) and over
+  SHA-256 (:func:`hmac_sha256`, RFC 4231, Megolm's ratchet)
 """
 
 from __future__ import annotations
@@ -126,6 +128,13 @@ def blake2b_prefix_search(
 def hmac_blake2b(key: bytes, data: bytes) -> bytes:
     """HMAC over BLAKE2b-512 (block length 128), as the Noise framework defines HMAC-HASH."""
     return hmac.new(key, data, hashlib.blake2b).digest()
+
+
+def hmac_sha256(key: bytes, data: bytes) -> bytes:
+    """HMAC-SHA-256 (RFC 2104 over FIPS 180-4; vectors in RFC 4231), as Megolm's ratchet
+    uses it (:mod:`crypto.megolm`). From the standard library: libsodium has it, but
+    PyNaCl does not expose its HMAC."""
+    return hmac.new(key, data, hashlib.sha256).digest()
 
 
 def constant_time_equal(a: bytes, b: bytes) -> bool:

@@ -15,11 +15,34 @@ import random
 import pytest
 import vodozemac
 
+from crypto import primitives as p
 from crypto.megolm import MegolmRatchet
 from tests.sender_keys_helpers import make_group
 
 INDICES = [0, 1, 2, 254, 255, 256, 257, 511, 65535, 65536, 65537, 70000, 2**24 - 1, 2**24]
 INDICES += [2**24 + 255, 2**24 + 65536 + 3, 2**31 + 12345, 2**32 - 2]
+
+
+# RFC 4231 test cases 1, 2 and 6 (a key longer than SHA-256's block): the HMAC the ratchet
+# rehashes with, as crypto.primitives gives it.
+RFC4231 = [
+    (b"\x0b" * 20, b"Hi There", "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7"),
+    (
+        b"Jefe",
+        b"what do ya want for nothing?",
+        "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843",
+    ),
+    (
+        b"\xaa" * 131,
+        b"Test Using Larger Than Block-Size Key - Hash Key First",
+        "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54",
+    ),
+]
+
+
+@pytest.mark.parametrize(("key", "data", "mac"), RFC4231)
+def test_hmac_sha256_rfc4231(key: bytes, data: bytes, mac: str) -> None:
+    assert p.hmac_sha256(key, data).hex() == mac
 
 
 def _b64decode(s: str) -> bytes:
