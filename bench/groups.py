@@ -8,7 +8,8 @@ baseline measured in the same run, the pairwise session message of the same body
 sender keys sends to each of the other ``members - 1``. Printed: the rates, the speed-up
 of reaching the whole group (``(members - 1)`` pairwise seals against one group seal),
 and what a re-key costs (every member hands its sender key to every other over a
-pairwise session: ``members * (members - 1)`` pairwise messages).
+pairwise session: ``members * (members - 1)`` pairwise messages), and the size and cost of
+a reader's table of expected per-message tags.
 """
 
 from __future__ import annotations
@@ -59,10 +60,26 @@ def group(members: int, body: bytes, n: int) -> tuple[float, float]:
     """Group messages sealed and opened (by one reader) per second."""
     groups = make_group(members)
     author, reader = groups[0], groups[1]
-    sealed: list[bytes] = []
-    seal_rate = _per_second(lambda i: sealed.append(author.seal(body, b"envelope header")), n)
-    open_rate = _per_second(lambda i: reader.open(sealed[i], NOW, b"envelope header"), n)
+    sealed: list[tuple[bytes, bytes]] = []
+
+    def seal(i: int) -> None:
+        tag = author.next_tag()
+        sealed.append((author.seal(body, b"envelope header"), tag))
+
+    seal_rate = _per_second(seal, n)
+    open_rate = _per_second(lambda i: reader.open(*sealed[i], NOW, b"envelope header"), n)
     return seal_rate, open_rate
+
+
+def table(members: int) -> tuple[int, float, float]:
+    """A reader's table of expected tags (crypto/group_tag.py): its size, and the ms to
+    build it the first time (every tag hashed) and again (from the chains' caches)."""
+    reader = make_group(members)[1]
+    start = time.perf_counter()
+    size = len(reader.expected_tags(NOW))
+    first = time.perf_counter()
+    reader.expected_tags(NOW)
+    return size, 1000 * (first - start), 1000 * (time.perf_counter() - first)
 
 
 def run(n: int, body_len: int) -> None:
@@ -80,6 +97,11 @@ def run(n: int, body_len: int) -> None:
             f"costs the sender {1000 / g_seal:.3f} ms, {1000 * to_all:.2f} ms pairwise "
             f"({to_all * g_seal:.1f}x); a re-key costs {members * (members - 1):,} pairwise "
             f"messages, {members * (members - 1) / p_seal:.2f} s of sealing in all"
+        )
+        size, first, again = table(members)
+        print(
+            f"{members:2d} members: a reader expects {size:,} tags, a table built in "
+            f"{first:.2f} ms the first time, {again:.2f} ms again"
         )
 
 

@@ -4,9 +4,9 @@ Theory of operation
 -------------------
 A group has a random 16-byte id and a sequence of *epochs*. An epoch is a 32-byte secret,
 a number and a member list (:class:`EpochRecord`); from the secret come the epoch id
-(which the signatures and associated data name), a *header key* and a *tag key*
-(:mod:`crypto.group_tag`). In each epoch every member has its own *sender chain*: a Megolm
-hash ratchet (:mod:`crypto.megolm`) and a fresh Ed25519 signing key. A member hands its
+(which the signatures and associated data name) and a *tag key* (:mod:`crypto.group_tag`).
+In each epoch every member has its own *sender chain*: a Megolm hash ratchet
+(:mod:`crypto.megolm`) and a fresh Ed25519 signing key. A member hands its
 chain (at its current index) and signing key to each other member as a
 :class:`SenderKey` record, which the caller sends over the pairwise Double Ratchet
 sessions: those authenticate it, and :meth:`Group.accept_sender_key` checks the record's
@@ -16,22 +16,30 @@ A group message (:meth:`Group.seal`) is encrypted once for everyone. The chain v
 index ``seq`` gives a one-time XChaCha20-Poly1305 key and nonce; the plaintext is the
 author's signature over ``(group id, epoch, author, seq, BLAKE2b-256(body))`` and the
 padded body; the associated data is ``(group id, epoch, author, seq)`` and the caller's
-``ad`` (the envelope header). The author and ``seq`` travel encrypted under the epoch's
-header key. The whole message is one of the envelope size buckets, so relays see what
-they see of a pairwise message: a size bucket and a routing tag.
+``ad`` (the envelope header). The message has no header: its routing tag
+(:meth:`Group.next_tag`, keyed by the epoch's tag key over ``(author, seq)``) is different
+for every message, and a member finds the epoch, author and counter by looking the tag up
+in :meth:`Group.expected_tags`, then opens with :meth:`Group.open` given the tag. (An
+encrypted header would tell members nothing the tag does not, and cost 76 bytes. A tag
+moved onto another envelope names the wrong key, so that envelope does not open.) The
+whole message is one of the envelope size buckets, so relays see what they see of a
+pairwise message: a size bucket and a routing tag that no other envelope carries.
 
 Properties, exactly:
 
 - Confidentiality against relays, listeners and non-members: a message needs the
   author's chain key, which only members of the epoch received over pairwise sessions.
-  Without the header key nobody learns the author, the counter or the epoch.
+  Without the tag key nobody learns the author, the counter or the epoch, nor links two
+  envelopes of the group (:mod:`crypto.group_tag`).
 - Authenticity of the author within the group: every member holds every chain key, so
   the AEAD alone would let one member forge another's messages; the signature stops that
   (only the author holds its signing key). A message re-posted under another group, epoch,
   author or counter is refused: the signature and the associated data name all four.
 - Replays and reordering: each chain value opens one message; a used key is deleted, so a
-  duplicate is refused (:class:`ReplayError`). Messages may arrive in any order: keys of
-  skipped counters are kept, at most :data:`MAX_SKIP` ahead of a chain, at most
+  duplicate is refused (:class:`ReplayError`; its tag is no longer expected). Messages may
+  arrive in any order: a chain recognises the :data:`~crypto.group_tag.WINDOW` counters
+  from its next one (one further ahead is recognised once the window has moved up to it),
+  and the keys of skipped counters are kept, at most
   :data:`MAX_SKIPPED_PER_CHAIN` per chain and :data:`MAX_SKIPPED_PER_GROUP` in all, each
   for :data:`MAX_SKIPPED_AGE` seconds (``now`` comes from the caller; no clock here).
 - Forward secrecy within a chain, going forward: the ratchet only moves forward, and a
@@ -39,13 +47,15 @@ Properties, exactly:
   messages it had already opened, or had skipped and then used or expired. (vodozemac's
   inbound sessions keep their first ratchet value and give this up; this module does not.)
 - Joining: a new member receives every chain at its current index, so it cannot read what
-  was sent before it joined. It does learn the epoch's header key, so from the ciphertexts
-  of that epoch it holds it can read who sent each and its counter, not the content.
+  was sent before it joined. It does learn the epoch's tag key, so of the envelopes of that
+  epoch it holds it can tell who sent each and its counter (it can compute every member's
+  earlier tags), not the content.
 - Removal re-keys everyone (:meth:`Group.remove`): a new epoch, a new secret sent only to
   the remaining members, and a fresh chain and signing key for each of them. A removed
-  member cannot read anything sent in the new epoch (it has neither the header key nor any
-  chain), and once a member has accepted the new epoch it refuses the removed member's
-  messages in the old one. What it could read before, it still can.
+  member cannot read anything sent in the new epoch (it has neither the tag key nor any
+  chain, so it does not even recognise the envelopes), and once a member has accepted the
+  new epoch it refuses the removed member's messages in the old one. What it could read
+  before, it still can.
 - No post-compromise security within an epoch: whoever steals a member's state can read
   every later message of that epoch (the chains are hash ratchets, with no fresh secret).
   Security comes back only with the next epoch that the thief is not given, i.e. when the
@@ -72,7 +82,7 @@ from dataclasses import dataclass, field
 
 from crypto import primitives as p
 from crypto.errors import AuthenticationError, CryptoError, DecodeError
-from crypto.group_tag import group_tag, tags_to_recognise, window_of
+from crypto.group_tag import TAG_LEN, WINDOW, message_tag
 from crypto.megolm import MAX_INDEX, RATCHET_LEN, MegolmRatchet, message_key
 from crypto.padding import BUCKETS, MAX_BODY, bucket_for, pad, unpad
 from crypto.wire import expect_bytes, expect_int, expect_list, expect_seq, pack, strict_unpack
@@ -82,32 +92,21 @@ GROUP_ID_LEN = 16
 EPOCH_ID_LEN = 16
 MEMBER_ID_LEN = 32  # the caller's id of a member (e.g. its Ed25519 identity key)
 MAX_MEMBERS = 64
-MAX_SKIP = 2000
 MAX_SKIPPED_PER_CHAIN = 2000
 MAX_SKIPPED_PER_GROUP = 16000
 MAX_SKIPPED_AGE = 8 * 86400  # longer than any envelope lives
 EPOCH_GRACE = 8 * 86400
 MAX_EPOCHS = 4
 MAX_PENDING = 2 * MAX_MEMBERS  # sender keys held until their epoch or author is known
-_HEADER_PLAIN = MEMBER_ID_LEN + 4
-_PREFIX = p.XNONCE_LEN + _HEADER_PLAIN + p.TAG_LEN  # header nonce, encrypted header
-OVERHEAD = _PREFIX + p.SIG_LEN + 4 + p.TAG_LEN  # 160 bytes besides the body
+OVERHEAD = p.SIG_LEN + 4 + p.TAG_LEN  # 84 bytes besides the body: signature, length, tag
 MAX_TEXT = MAX_BODY - OVERHEAD
 _SENDER_KEY_MAX = 256
 _EPOCH_RECORD_MAX = 64 + MAX_MEMBERS * (MEMBER_ID_LEN + 2)
 
 
-class UnknownChain(CryptoError):
-    """No sender key yet for this message's author in its epoch: keep the message and
-    try again after :meth:`Group.accept_sender_key` (it may never come: a removed author)."""
-
-
 class ReplayError(AuthenticationError):
-    """The message's key was used already (a duplicate), expired, or never given to us."""
-
-
-class SkippedKeyLimit(AuthenticationError):
-    """The message is further ahead of its chain than :data:`MAX_SKIP`."""
+    """The message's tag is not one we expect: its key was used already (a duplicate),
+    expired, or never given to us (another group, a chain we lack, beyond the window)."""
 
 
 class MembershipError(CryptoError):
@@ -130,10 +129,6 @@ def _signed(gid: bytes, eid: bytes, number: int, author: bytes, seq: int, body: 
 
 def _body_ad(gid: bytes, eid: bytes, number: int, author: bytes, seq: int, ad: bytes) -> bytes:
     return pack(["steppe/group/v1", gid, eid, number, author, seq]) + ad
-
-
-def _header_ad(gid: bytes, eid: bytes, ad: bytes) -> bytes:
-    return pack(["steppe/group-hdr/v1", gid, eid]) + ad
 
 
 def _member(x: object, what: str) -> bytes:
@@ -247,9 +242,27 @@ class _Outbound:
 
 @dataclass(slots=True)
 class _Inbound:
+    author: bytes
+    tag_key: bytes  # the epoch's
     signing_public: bytes
     ratchet: MegolmRatchet  # the value at the lowest index not derived yet
     skipped: dict[int, tuple[bytes, int]] = field(default_factory=dict)  # seq -> (key, time)
+    _tags: dict[bytes, int] | None = None  # tag -> counter expected; None: stale
+    _memo: dict[int, bytes] = field(default_factory=dict)  # counter -> tag, computed once
+
+    def tags(self) -> dict[bytes, int]:
+        """tag -> counter for the skipped counters kept and the :data:`WINDOW` from the
+        next one (a counter the sender can still use)."""
+        if self._tags is None:
+            top = min(self.ratchet.index + WINDOW, MAX_INDEX - 1)
+            memo, tag = self._memo, message_tag
+            wanted = [*self.skipped, *range(self.ratchet.index, top)]
+            self._memo = {c: memo.get(c) or tag(self.tag_key, self.author, c) for c in wanted}
+            self._tags = {t: c for c, t in self._memo.items()}
+        return self._tags
+
+    def fresh(self, seq: int, now: int) -> bool:
+        return seq not in self.skipped or now - self.skipped[seq][1] <= MAX_SKIPPED_AGE
 
     def expire(self, now: int) -> None:
         """Keys are stored in counter order, at non-decreasing times: expire from the front."""
@@ -258,6 +271,11 @@ class _Inbound:
             if now - t <= MAX_SKIPPED_AGE:
                 return
             del self.skipped[seq]
+            self._tags = None
+
+    def drop_oldest(self) -> None:
+        del self.skipped[next(iter(self.skipped))]
+        self._tags = None
 
     def lookup(self, seq: int) -> tuple[bytes, MegolmRatchet | None, list[tuple[int, bytes]]]:
         """``(message key, ratchet after it or None, keys skipped on the way)``; nothing
@@ -266,8 +284,8 @@ class _Inbound:
             return self.skipped[seq][0], None, []
         if seq < self.ratchet.index:
             raise ReplayError("message key already used, expired, or from before we joined")
-        if seq - self.ratchet.index > MAX_SKIP:
-            raise SkippedKeyLimit(f"message {seq - self.ratchet.index} ahead of its chain")
+        if seq - self.ratchet.index >= WINDOW:
+            raise ReplayError("message beyond the window of its chain")
         r, skipped = self.ratchet, []
         while r.index < seq:
             skipped.append((r.index, message_key(r)))
@@ -277,6 +295,7 @@ class _Inbound:
     def commit(
         self, seq: int, after: MegolmRatchet | None, skipped: list[tuple[int, bytes]], now: int
     ) -> None:
+        self._tags = None
         if after is None:
             del self.skipped[seq]
             return
@@ -284,7 +303,7 @@ class _Inbound:
         for i, key in skipped:
             self.skipped[i] = (key, now)
         while len(self.skipped) > MAX_SKIPPED_PER_CHAIN:
-            del self.skipped[next(iter(self.skipped))]
+            self.drop_oldest()
 
 
 @dataclass(slots=True)
@@ -295,12 +314,10 @@ class _Epoch:
     ended: int | None = None
     inbound: dict[bytes, _Inbound] = field(default_factory=dict)
     eid: bytes = field(init=False)
-    header_key: bytes = field(init=False)
     tag_key: bytes = field(init=False)
 
     def __post_init__(self) -> None:
         self.eid = epoch_id(self.secret)
-        self.header_key = _kdf(self.secret, b"header")
         self.tag_key = _kdf(self.secret, b"tag")
 
     def record(self, gid: bytes) -> EpochRecord:
@@ -480,16 +497,26 @@ class Group:
                 raise AuthenticationError("a second sender key for one author and epoch")
             return  # a copy: keep ours, which may be further on (never re-open a key)
         ratchet = MegolmRatchet(record.index, record.ratchet)
-        epoch.inbound[record.author] = _Inbound(record.signing_public, ratchet)
+        epoch.inbound[record.author] = _Inbound(
+            record.author, epoch.tag_key, record.signing_public, ratchet
+        )
 
     def _apply_pending(self, epoch: _Epoch) -> None:
         for key in [k for k in self._pending if k[0] == epoch.eid and k[1] in epoch.members]:
             self._install(epoch, self._pending.pop(key))
 
     # -- messages -------------------------------------------------------------------------
+    def next_tag(self) -> bytes:
+        """The routing tag of the message :meth:`seal` makes next (for the envelope header,
+        which is then the ``ad`` of that seal)."""
+        epoch, out = self._epoch(), self._outbound
+        assert out is not None
+        return message_tag(epoch.tag_key, self.me, out.ratchet.index)
+
     def seal(self, body: bytes, ad: bytes = b"") -> bytes:
-        """``body`` as a group message of one size bucket, in the current epoch. ``ad`` is
-        bound too (the envelope header it travels under; the reader passes the same)."""
+        """``body`` as a group message of one size bucket, in the current epoch, to travel
+        under the tag :meth:`next_tag` gave just before. ``ad`` is bound too (the envelope
+        header it travels under; the reader passes the same)."""
         epoch = self._epoch()
         out = self._outbound
         assert out is not None
@@ -503,34 +530,25 @@ class Group:
         gid, eid, n = self.group_id, epoch.eid, epoch.number
         sig = p.ed25519_sign(out.signing_secret, _signed(gid, eid, n, self.me, seq, body))
         size = bucket_for(len(body) + OVERHEAD)
-        plain = sig + pad(body, size - _PREFIX - p.SIG_LEN - p.TAG_LEN)
-        nonce = p.blake2b(mk, digest_size=p.XNONCE_LEN, person=b"steppe-grp-hn")
-        header = self.me + seq.to_bytes(4, "big")
-        sealed_header = p.xchacha_encrypt(epoch.header_key, nonce, header, _header_ad(gid, eid, ad))
-        body_ad = _body_ad(gid, eid, n, self.me, seq, ad)
-        return nonce + sealed_header + p.xchacha_encrypt(mk[:32], mk[32:], plain, body_ad)
+        plain = sig + pad(body, size - p.SIG_LEN - p.TAG_LEN)
+        return p.xchacha_encrypt(mk[:32], mk[32:], plain, _body_ad(gid, eid, n, self.me, seq, ad))
 
-    def open(self, data: bytes, now: int, ad: bytes = b"") -> Opened:
-        """Open a group message; the state changes only if it is authentic. Raises
-        :class:`~crypto.errors.CryptoError` (a subclass) and nothing else on bad input."""
+    def open(self, data: bytes, tag: bytes, now: int, ad: bytes = b"") -> Opened:
+        """Open a group message that came under ``tag`` (one of :meth:`expected_tags`); the
+        state changes only if it is authentic. Raises :class:`~crypto.errors.CryptoError`
+        (a subclass) and nothing else on bad input; :class:`ReplayError` if the tag is not
+        expected (a duplicate, our own, too far ahead, a chain we lack, not this group)."""
         self._epoch()
         if not isinstance(data, bytes) or len(data) not in BUCKETS:
             raise DecodeError("a group message is one size bucket long")
+        if not isinstance(tag, bytes) or len(tag) != TAG_LEN:
+            raise DecodeError(f"a group tag is {TAG_LEN} bytes")
         self._expire_epochs(now)
-        epoch, author, seq = self._read_header(data, ad)
-        if author == self.me:
-            raise ReplayError("our own message")
-        chain = epoch.inbound.get(author)
-        if chain is None:
-            raise UnknownChain("no sender key yet for this author in this epoch")
-        if seq >= MAX_INDEX - 1:
-            raise DecodeError("counter out of range")
+        epoch, chain, seq = self._find(tag)
         chain.expire(now)
         mk, after, skipped = chain.lookup(seq)
-        gid, eid, n = self.group_id, epoch.eid, epoch.number
-        plain = p.xchacha_decrypt(
-            mk[:32], mk[32:], data[_PREFIX:], _body_ad(gid, eid, n, author, seq, ad)
-        )
+        gid, eid, n, author = self.group_id, epoch.eid, epoch.number, chain.author
+        plain = p.xchacha_decrypt(mk[:32], mk[32:], data, _body_ad(gid, eid, n, author, seq, ad))
         body = unpad(plain[p.SIG_LEN :])
         p.ed25519_verify(
             chain.signing_public, _signed(gid, eid, n, author, seq, body), plain[: p.SIG_LEN]
@@ -540,25 +558,19 @@ class Group:
             self._bound_skipped()
         return Opened(author, seq, n, body)
 
-    def _read_header(self, data: bytes, ad: bytes) -> tuple[_Epoch, bytes, int]:
-        nonce, sealed = data[: p.XNONCE_LEN], data[p.XNONCE_LEN : _PREFIX]
-        epochs = sorted(self._epochs.values(), key=lambda e: e.eid != self._current)
-        for epoch in epochs:
-            try:
-                header = p.xchacha_decrypt(
-                    epoch.header_key, nonce, sealed, _header_ad(self.group_id, epoch.eid, ad)
-                )
-            except AuthenticationError:
-                continue
-            return epoch, header[:MEMBER_ID_LEN], int.from_bytes(header[MEMBER_ID_LEN:], "big")
-        raise AuthenticationError("not a message of any epoch of this group that we hold")
+    def _find(self, tag: bytes) -> tuple[_Epoch, _Inbound, int]:
+        for epoch in self._epochs.values():
+            for chain in epoch.inbound.values():
+                seq = chain.tags().get(tag)
+                if seq is not None:
+                    return epoch, chain, seq
+        raise ReplayError("not a tag we expect: used, ours, too far ahead, or not ours")
 
     def _bound_skipped(self) -> None:
         chains = [c for e in self._epochs.values() for c in e.inbound.values()]
         total = sum(len(c.skipped) for c in chains)
         while total > MAX_SKIPPED_PER_GROUP:
-            biggest = max(chains, key=lambda c: len(c.skipped))
-            del biggest.skipped[next(iter(biggest.skipped))]
+            max(chains, key=lambda c: len(c.skipped)).drop_oldest()
             total -= 1
 
     # -- time ---------------------------------------------------------------------------------
@@ -576,18 +588,23 @@ class Group:
                 del self._epochs[eid]
 
     # -- tags and views -------------------------------------------------------------------
-    def tag(self, now: int) -> bytes:
-        """The routing tag for a group envelope we send at ``now``."""
-        return group_tag(self._epoch().tag_key, window_of(now))
-
-    def expected_tags(self, now: int) -> dict[bytes, int]:
-        """tag -> epoch number for every group envelope that may reach us at ``now``."""
+    def expected_tags(self, now: int) -> dict[bytes, tuple[int, bytes, int]]:
+        """tag -> ``(epoch number, author, seq)`` for every group message we may open at
+        ``now``: per inbound chain, its skipped counters kept and the
+        :data:`~crypto.group_tag.WINDOW` from its next counter (at most
+        ``(MAX_MEMBERS - 1) * WINDOW`` tags per epoch, plus one per skipped key). It grows
+        after an :meth:`open` moves a window and after :meth:`accept_sender_key` or
+        :meth:`accept_epoch` installs a chain: look again at envelopes kept unrecognised."""
         self._epoch()
-        return {
-            tag: epoch.number
-            for epoch in self._epochs.values()
-            for tag in tags_to_recognise(epoch.tag_key, now)
-        }
+        out: dict[bytes, tuple[int, bytes, int]] = {}
+        for epoch in self._epochs.values():
+            if epoch.ended is not None and now - epoch.ended > EPOCH_GRACE:
+                continue
+            for chain in epoch.inbound.values():
+                for tag, seq in chain.tags().items():
+                    if chain.fresh(seq, now):
+                        out[tag] = (epoch.number, chain.author, seq)
+        return out
 
     @property
     def left(self) -> bool:

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from crypto.errors import AuthenticationError, CryptoError, DecodeError
-from crypto.group_tag import MAX_AGE, WINDOW
+from crypto.group_tag import WINDOW, message_tag
 from crypto.sender_keys import (
     EPOCH_GRACE,
     MAX_MEMBERS,
@@ -20,10 +20,9 @@ from crypto.sender_keys import (
     MembershipError,
     ReplayError,
     SenderKey,
-    UnknownChain,
 )
 from crypto.wire import pack
-from tests.sender_keys_helpers import T0, make_group, member_ids, rng
+from tests.sender_keys_helpers import T0, deliver, make_group, member_ids, rng, send
 
 
 def _rekey(groups: list[Group], by: Group, gone: list[Group], now: int = T0) -> None:
@@ -47,12 +46,14 @@ def test_removed_member_cannot_read_the_new_epoch() -> None:
     groups = make_group(4)
     a, b, c, x = groups
     _rekey(groups, a, [x])
-    data = b.seal(b"not for x")
-    assert c.open(data, T0).body == b"not for x"
-    with pytest.raises(AuthenticationError):
-        x.open(data, T0)
-    assert b.tag(T0) not in x.expected_tags(T0)
-    assert b.tag(T0) in c.expected_tags(T0)
+    data, tag = send(b, b"not for x")
+    assert tag not in x.expected_tags(T0)
+    assert c.expected_tags(T0)[tag] == (1, b.me, 0)
+    assert c.open(data, tag, T0).body == b"not for x"
+    with pytest.raises(ReplayError):
+        x.open(data, tag, T0)
+    with pytest.raises(AuthenticationError):  # under x's own guess of the old epoch's tag
+        x.open(data, next(iter(x.expected_tags(T0))), T0)
     assert x.me not in a.members
     assert a.epoch == 1
 
@@ -60,23 +61,25 @@ def test_removed_member_cannot_read_the_new_epoch() -> None:
 def test_after_removal_the_removed_cannot_post_in_the_old_epoch() -> None:
     groups = make_group(4)
     a, b, c, x = groups
-    in_flight = [b.seal(b"sent in epoch 0"), b.seal(b"also")]  # still travelling
-    from_x = x.seal(b"x after its removal")
+    in_flight = [send(b, b"sent in epoch 0"), send(b, b"also")]  # still travelling
+    from_x = send(x, b"x after its removal")
     _rekey(groups, a, [x])
-    with pytest.raises(UnknownChain):
-        c.open(from_x, T0)
-    assert c.open(in_flight[0], T0 + EPOCH_GRACE).epoch == 0  # within the old one's grace
-    new = a.seal(b"new")
-    with pytest.raises(AuthenticationError) as refused:
-        c.open(in_flight[1], T0 + EPOCH_GRACE + 1)  # epoch 0 is gone: no header key
-    assert type(refused.value) is AuthenticationError
-    assert c.open(new, T0 + EPOCH_GRACE + 1).epoch == 1
+    assert from_x[1] not in c.expected_tags(T0)  # x's chain is gone
+    with pytest.raises(ReplayError):
+        c.open(*from_x, T0)
+    assert in_flight[1][1] in c.expected_tags(T0 + EPOCH_GRACE)
+    assert c.open(*in_flight[0], T0 + EPOCH_GRACE).epoch == 0  # within the old one's grace
+    new = send(a, b"new")
+    assert in_flight[1][1] not in c.expected_tags(T0 + EPOCH_GRACE + 1)
+    with pytest.raises(ReplayError):
+        c.open(*in_flight[1], T0 + EPOCH_GRACE + 1)  # epoch 0 is gone with its chains
+    assert c.open(*new, T0 + EPOCH_GRACE + 1).epoch == 1
 
 
 def test_invitee_reads_from_its_join_on_only() -> None:
     groups = make_group(3)
     a, b, c = groups
-    before = a.seal(b"before the invite")
+    before = send(a, b"before the invite")
     newcomer = member_ids(4)[3]
     record = a.invite(newcomer)
     n = Group.join(record, newcomer, a.me, rng(5))
@@ -85,10 +88,11 @@ def test_invitee_reads_from_its_join_on_only() -> None:
         assert g.accept_epoch(record, a.me, rng(6), T0).added == (newcomer,)
         assert n.accept_sender_key(g.sender_key(), g.me, T0)
         assert g.accept_sender_key(n.sender_key(), newcomer, T0)  # n sent nothing yet
+    assert before[1] not in n.expected_tags(T0)
     with pytest.raises(ReplayError):
-        n.open(before, T0)
-    assert n.open(a.seal(b"after"), T0).body == b"after"
-    assert n.open(b.seal(b"from b"), T0).body == b"from b"
+        n.open(*before, T0)
+    assert n.open(*send(a, b"after"), T0).body == b"after"
+    assert n.open(*send(b, b"from b"), T0).body == b"from b"
 
 
 def test_sender_key_waits_for_its_epoch_and_its_author() -> None:
@@ -99,9 +103,11 @@ def test_sender_key_waits_for_its_epoch_and_its_author() -> None:
     record = a.invite(ids[2])  # b does not know ids[2] yet
     c = Group.join(record, ids[2], ids[0], rng(3))
     assert not b.accept_sender_key(c.sender_key(), ids[2], T0)  # not a member to b: held
-    data = c.seal(b"hi")
+    data = send(c, b"hi")
+    assert data[1] not in b.expected_tags(T0)
     assert b.accept_epoch(record, ids[0], rng(4), T0).added == (ids[2],)
-    assert b.open(data, T0).body == b"hi"
+    assert data[1] in b.expected_tags(T0)  # the held key is installed: look again
+    assert b.open(*data, T0).body == b"hi"
 
 
 def test_membership_checks() -> None:
@@ -143,11 +149,13 @@ def test_at_most_64_members() -> None:
 
 def test_leave_forgets_everything() -> None:
     a, b = make_group(2)
-    data = a.seal(b"bye")
+    data = send(a, b"bye")
     b.leave()
     assert b.left
     with pytest.raises(MembershipError):
-        b.open(data, T0)
+        b.open(*data, T0)
+    with pytest.raises(MembershipError):
+        b.expected_tags(T0)
     with pytest.raises(MembershipError):
         b.seal(b"x")
 
@@ -175,19 +183,47 @@ def test_concurrent_rekeys_converge_and_report_lost_removals(order: str) -> None
 
 
 # -- tags -------------------------------------------------------------------------------
-def test_tags_rotate_and_are_recognised() -> None:
-    a, b = make_group(2)
-    assert a.tag(T0) == b.tag(T0)
-    assert a.tag(T0) != a.tag(T0 + WINDOW)
-    assert len({a.tag(T0 + k * WINDOW) for k in range(48)}) == 48
+def test_no_two_envelopes_share_a_tag() -> None:
+    groups = make_group(4)
+    a = groups[0]
+    tags = [send(g, b"same body")[1] for g in groups for _ in range(50)]
+    _rekey(groups, a, [])
+    tags += [send(g, b"same body")[1] for g in groups for _ in range(50)]
+    assert len(set(tags)) == len(tags) == 400  # authors, counters and epochs apart
+    other = make_group(4, seed=3, ids=[g.me for g in groups])
+    assert not {send(g, b"same body")[1] for g in other} & set(tags)  # groups apart
+    # The tag is a keyed hash of (author, counter) and nothing else: not of the time, the
+    # body or the caller's ad; without the epoch's tag key it is not computable.
+    key = a._epochs[a._current].tag_key
+    assert a.next_tag() == message_tag(key, a.me, 50)
+    assert send(a, b"other body", ad=b"any header")[1] == message_tag(key, a.me, 50)
+    assert message_tag(bytes(32), a.me, 51) != a.next_tag()
+
+
+def test_recognition_window_per_chain_and_epoch() -> None:
+    groups = make_group(4)
+    a, b, c, d = groups
     expected = b.expected_tags(T0)
-    assert a.tag(T0) in expected
-    assert a.tag(T0 + WINDOW) in expected
-    assert a.tag(T0 - MAX_AGE) in expected
-    assert a.tag(T0 - MAX_AGE - 2 * WINDOW) not in expected
-    assert a.tag(T0 + 3 * WINDOW) not in expected
-    other = make_group(2, seed=3, ids=[a.me, b.me])
-    assert other[0].tag(T0) != a.tag(T0)
+    assert len(expected) == 3 * WINDOW  # a, c and d: never b's own
+    assert sorted(expected.values()) == sorted(
+        (0, g.me, seq) for g in (a, c, d) for seq in range(WINDOW)
+    )
+    in_flight = send(a, b"old epoch")
+    _rekey(groups, a, [])
+    both = b.expected_tags(T0)
+    assert len(both) == 2 * 3 * WINDOW  # the old epoch in its grace, and the new one
+    assert both[in_flight[1]] == (0, a.me, 0)
+    assert len(b.expected_tags(T0 + EPOCH_GRACE + 1)) == 3 * WINDOW
+    assert deliver(b, [in_flight], T0)[0].epoch == 0
+
+
+def test_at_most_63_times_window_tags_per_epoch() -> None:
+    groups = make_group(MAX_MEMBERS)
+    expected = groups[5].expected_tags(T0)
+    assert len(expected) == (MAX_MEMBERS - 1) * WINDOW
+    assert {author for _e, author, _s in expected.values()} == {
+        g.me for g in groups if g is not groups[5]
+    }
 
 
 # -- records ------------------------------------------------------------------------------
@@ -265,30 +301,44 @@ def test_epoch_record_decode_is_strict(data: bytes) -> None:
 # -- hostile bytes ------------------------------------------------------------------------
 def test_every_tampered_byte_refused_and_nothing_changes() -> None:
     a, b = make_group(2)
-    data = a.seal(b"intact")
+    data, tag = send(a, b"intact")
     for i in range(len(data)):
         bad = data[:i] + bytes([data[i] ^ 0x01]) + data[i + 1 :]
         with pytest.raises(AuthenticationError):
-            b.open(bad, T0)
+            b.open(bad, tag, T0)
+    for i in range(len(tag)):
+        with pytest.raises(ReplayError):
+            b.open(data, tag[:i] + bytes([tag[i] ^ 0x01]) + tag[i + 1 :], T0)
     for bad in (data[:-1], data + b"\0", data[:100], b"", data + bytes(16384 - 512 + 1)):
         with pytest.raises(DecodeError):
-            b.open(bad, T0)
-    assert b.open(data, T0).body == b"intact"
+            b.open(bad, tag, T0)
+    for bad_tag in (tag[:-1], tag + b"\0", b""):
+        with pytest.raises(DecodeError):
+            b.open(data, bad_tag, T0)
+    assert b.open(data, tag, T0).body == b"intact"
 
 
 _GROUP = make_group(2, seed=21)
-_SEALED = _GROUP[0].seal(b"fuzz me")
+_SEALED, _TAG = send(_GROUP[0], b"fuzz me")
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.binary(max_size=600), st.integers(0, 511), st.binary(min_size=1, max_size=8))
-def test_fuzz_open_raises_only_crypto_errors(junk: bytes, at: int, patch: bytes) -> None:
+@given(
+    st.binary(max_size=600),
+    st.integers(0, 511),
+    st.binary(min_size=1, max_size=8),
+    st.binary(max_size=10),
+)
+def test_fuzz_open_raises_only_crypto_errors(
+    junk: bytes, at: int, patch: bytes, tag: bytes
+) -> None:
     reader = _GROUP[1]
     padded = bytes(512 - len(junk[:512])) + junk[:512]
     patched = _SEALED[:at] + patch + _SEALED[at + len(patch) :]
     for data in (junk, padded, patched):
-        with contextlib.suppress(CryptoError):
-            reader.open(data, T0)
+        for t in (_TAG, tag, tag.ljust(8, b"\0")[:8]):
+            with contextlib.suppress(CryptoError):
+                reader.open(data, t, T0)
 
 
 @settings(max_examples=300, deadline=None)
