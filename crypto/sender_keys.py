@@ -64,6 +64,10 @@ Properties, exactly:
   in the group are kept for :data:`EPOCH_GRACE` seconds (messages in flight), at most
   :data:`MAX_EPOCHS` epochs at once; a member only ever sends in the current epoch.
 
+Saving: :meth:`Group.to_list` gives the whole state as plain values (store it encrypted)
+and :meth:`Group.from_list` loads it strictly; the records and their checks are in
+:mod:`crypto.sender_keys_state`, whose public names import from here as well.
+
 Why not MLS (RFC 9420): MLS gives post-compromise security in every epoch, but every
 member must apply the group's commits in one global order, agreed by a delivery service.
 A partitioned mesh cannot give that order: two halves of a city cut off from each other
@@ -81,45 +85,62 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from crypto import primitives as p
-from crypto.errors import AuthenticationError, CryptoError, DecodeError
-from crypto.group_tag import TAG_LEN, WINDOW, message_tag
-from crypto.megolm import MAX_INDEX, RATCHET_LEN, MegolmRatchet, message_key
+from crypto.errors import AuthenticationError, DecodeError
+from crypto.group_tag import TAG_LEN, message_tag
+from crypto.megolm import MAX_INDEX, MegolmRatchet, message_key
 from crypto.padding import BUCKETS, MAX_BODY, bucket_for, pad, unpad
-from crypto.wire import expect_bytes, expect_int, expect_list, expect_seq, pack, strict_unpack
+from crypto.sender_keys_state import (
+    EPOCH_GRACE,
+    EPOCH_ID_LEN,
+    GROUP_ID_LEN,
+    MAX_EPOCHS,
+    MAX_MEMBERS,
+    MAX_PENDING,
+    MAX_SKIPPED_AGE,
+    MAX_SKIPPED_PER_CHAIN,
+    MAX_SKIPPED_PER_GROUP,
+    MEMBER_ID_LEN,
+    STATE_VERSION,
+    VERSION,
+    EpochRecord,
+    MembershipError,
+    ReplayError,
+    SenderKey,
+    _Epoch,
+    _Inbound,
+    _member,
+    _Outbound,
+    epoch_id,
+)
+from crypto.wire import expect_bytes, expect_int, expect_list, expect_seq, pack
 
-VERSION = 1
-GROUP_ID_LEN = 16
-EPOCH_ID_LEN = 16
-MEMBER_ID_LEN = 32  # the caller's id of a member (e.g. its Ed25519 identity key)
-MAX_MEMBERS = 64
-MAX_SKIPPED_PER_CHAIN = 2000
-MAX_SKIPPED_PER_GROUP = 16000
-MAX_SKIPPED_AGE = 8 * 86400  # longer than any envelope lives
-EPOCH_GRACE = 8 * 86400
-MAX_EPOCHS = 4
-MAX_PENDING = 2 * MAX_MEMBERS  # sender keys held until their epoch or author is known
+__all__ = (
+    "EPOCH_GRACE",
+    "EPOCH_ID_LEN",
+    "GROUP_ID_LEN",
+    "MAX_EPOCHS",
+    "MAX_MEMBERS",
+    "MAX_PENDING",
+    "MAX_SKIPPED_AGE",
+    "MAX_SKIPPED_PER_CHAIN",
+    "MAX_SKIPPED_PER_GROUP",
+    "MAX_TEXT",
+    "MEMBER_ID_LEN",
+    "OVERHEAD",
+    "STATE_VERSION",
+    "VERSION",
+    "EpochRecord",
+    "EpochUpdate",
+    "Group",
+    "MembershipError",
+    "Opened",
+    "ReplayError",
+    "SenderKey",
+    "epoch_id",
+)
+
 OVERHEAD = p.SIG_LEN + 4 + p.TAG_LEN  # 84 bytes besides the body: signature, length, tag
 MAX_TEXT = MAX_BODY - OVERHEAD
-_SENDER_KEY_MAX = 256
-_EPOCH_RECORD_MAX = 64 + MAX_MEMBERS * (MEMBER_ID_LEN + 2)
-
-
-class ReplayError(AuthenticationError):
-    """The message's tag is not one we expect: its key was used already (a duplicate),
-    expired, or never given to us (another group, a chain we lack, beyond the window)."""
-
-
-class MembershipError(CryptoError):
-    """A record or operation that membership does not allow (a stranger, a removed member,
-    another group, a member who left)."""
-
-
-def _kdf(secret: bytes, label: bytes, size: int = p.KEY_LEN) -> bytes:
-    return p.blake2b(label, key=secret, digest_size=size, person=b"steppe-grp-kdf")
-
-
-def epoch_id(secret: bytes) -> bytes:
-    return _kdf(secret, b"epoch-id", EPOCH_ID_LEN)
 
 
 def _signed(gid: bytes, eid: bytes, number: int, author: bytes, seq: int, body: bytes) -> bytes:
@@ -129,81 +150,6 @@ def _signed(gid: bytes, eid: bytes, number: int, author: bytes, seq: int, body: 
 
 def _body_ad(gid: bytes, eid: bytes, number: int, author: bytes, seq: int, ad: bytes) -> bytes:
     return pack(["steppe/group/v1", gid, eid, number, author, seq]) + ad
-
-
-def _member(x: object, what: str) -> bytes:
-    return expect_bytes(x, what, size=MEMBER_ID_LEN)
-
-
-@dataclass(frozen=True, slots=True)
-class SenderKey:
-    """A member's sender chain for one epoch, at ``index``: what another member needs to
-    open its messages from ``index`` on. Secret: send it only over a pairwise session."""
-
-    group_id: bytes
-    epoch_id: bytes
-    author: bytes
-    signing_public: bytes
-    index: int
-    ratchet: bytes
-
-    def encode(self) -> bytes:
-        return pack(
-            [
-                *(VERSION, self.group_id, self.epoch_id, self.author),
-                *(self.signing_public, self.index, self.ratchet),
-            ]
-        )
-
-    @classmethod
-    def decode(cls, data: bytes) -> SenderKey:
-        obj = strict_unpack(data, max_size=_SENDER_KEY_MAX, max_array_len=7, max_map_len=0)
-        f = expect_list(obj, 7, "sender key")
-        if expect_int(f[0], "sender key version") != VERSION:
-            raise DecodeError("unknown sender key version")
-        return cls(
-            expect_bytes(f[1], "group id", size=GROUP_ID_LEN),
-            expect_bytes(f[2], "epoch id", size=EPOCH_ID_LEN),
-            _member(f[3], "author"),
-            expect_bytes(f[4], "signing key", size=p.KEY_LEN),
-            expect_int(f[5], "chain index", hi=MAX_INDEX - 1),
-            expect_bytes(f[6], "ratchet", size=RATCHET_LEN),
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class EpochRecord:
-    """An epoch: its secret and members (sorted, distinct). Secret, like :class:`SenderKey`."""
-
-    group_id: bytes
-    number: int
-    secret: bytes
-    members: tuple[bytes, ...]
-
-    @property
-    def epoch_id(self) -> bytes:
-        return epoch_id(self.secret)
-
-    def encode(self) -> bytes:
-        return pack([VERSION, self.group_id, self.number, self.secret, list(self.members)])
-
-    @classmethod
-    def decode(cls, data: bytes) -> EpochRecord:
-        obj = strict_unpack(
-            data, max_size=_EPOCH_RECORD_MAX, max_array_len=MAX_MEMBERS, max_map_len=0
-        )
-        f = expect_list(obj, 5, "epoch record")
-        if expect_int(f[0], "epoch record version") != VERSION:
-            raise DecodeError("unknown epoch record version")
-        members = tuple(_member(m, "member") for m in expect_seq(f[4], "members", MAX_MEMBERS))
-        if not members or list(members) != sorted(set(members)):
-            raise DecodeError("members must be distinct, sorted and at least one")
-        return cls(
-            expect_bytes(f[1], "group id", size=GROUP_ID_LEN),
-            expect_int(f[2], "epoch number", hi=2**32 - 1),
-            expect_bytes(f[3], "epoch secret", size=p.KEY_LEN),
-            members,
-        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,102 +172,6 @@ class EpochUpdate:
     sender_key: SenderKey | None = None
     added: tuple[bytes, ...] = ()
     lost_removals: tuple[bytes, ...] = ()
-
-
-@dataclass(slots=True)
-class _Outbound:
-    signing_secret: bytes
-    signing_public: bytes
-    ratchet: MegolmRatchet
-
-    @classmethod
-    def fresh(cls, rng: p.Rng) -> _Outbound:
-        public, secret = p.ed25519_keypair(rng(32))
-        return cls(secret, public, MegolmRatchet(0, rng(RATCHET_LEN)))
-
-
-@dataclass(slots=True)
-class _Inbound:
-    author: bytes
-    tag_key: bytes  # the epoch's
-    signing_public: bytes
-    ratchet: MegolmRatchet  # the value at the lowest index not derived yet
-    skipped: dict[int, tuple[bytes, int]] = field(default_factory=dict)  # seq -> (key, time)
-    _tags: dict[bytes, int] | None = None  # tag -> counter expected; None: stale
-    _memo: dict[int, bytes] = field(default_factory=dict)  # counter -> tag, computed once
-
-    def tags(self) -> dict[bytes, int]:
-        """tag -> counter for the skipped counters kept and the :data:`WINDOW` from the
-        next one (a counter the sender can still use)."""
-        if self._tags is None:
-            top = min(self.ratchet.index + WINDOW, MAX_INDEX - 1)
-            memo, tag = self._memo, message_tag
-            wanted = [*self.skipped, *range(self.ratchet.index, top)]
-            self._memo = {c: memo.get(c) or tag(self.tag_key, self.author, c) for c in wanted}
-            self._tags = {t: c for c, t in self._memo.items()}
-        return self._tags
-
-    def fresh(self, seq: int, now: int) -> bool:
-        return seq not in self.skipped or now - self.skipped[seq][1] <= MAX_SKIPPED_AGE
-
-    def expire(self, now: int) -> None:
-        """Keys are stored in counter order, at non-decreasing times: expire from the front."""
-        while self.skipped:
-            seq, (_key, t) = next(iter(self.skipped.items()))
-            if now - t <= MAX_SKIPPED_AGE:
-                return
-            del self.skipped[seq]
-            self._tags = None
-
-    def drop_oldest(self) -> None:
-        del self.skipped[next(iter(self.skipped))]
-        self._tags = None
-
-    def lookup(self, seq: int) -> tuple[bytes, MegolmRatchet | None, list[tuple[int, bytes]]]:
-        """``(message key, ratchet after it or None, keys skipped on the way)``; nothing
-        changes until :meth:`commit`."""
-        if seq in self.skipped:
-            return self.skipped[seq][0], None, []
-        if seq < self.ratchet.index:
-            raise ReplayError("message key already used, expired, or from before we joined")
-        if seq - self.ratchet.index >= WINDOW:
-            raise ReplayError("message beyond the window of its chain")
-        r, skipped = self.ratchet, []
-        while r.index < seq:
-            skipped.append((r.index, message_key(r)))
-            r = r.advanced()
-        return message_key(r), r.advanced(), skipped
-
-    def commit(
-        self, seq: int, after: MegolmRatchet | None, skipped: list[tuple[int, bytes]], now: int
-    ) -> None:
-        self._tags = None
-        if after is None:
-            del self.skipped[seq]
-            return
-        self.ratchet = after
-        for i, key in skipped:
-            self.skipped[i] = (key, now)
-        while len(self.skipped) > MAX_SKIPPED_PER_CHAIN:
-            self.drop_oldest()
-
-
-@dataclass(slots=True)
-class _Epoch:
-    number: int
-    secret: bytes
-    members: set[bytes]
-    ended: int | None = None
-    inbound: dict[bytes, _Inbound] = field(default_factory=dict)
-    eid: bytes = field(init=False)
-    tag_key: bytes = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.eid = epoch_id(self.secret)
-        self.tag_key = _kdf(self.secret, b"tag")
-
-    def record(self, gid: bytes) -> EpochRecord:
-        return EpochRecord(gid, self.number, self.secret, tuple(sorted(self.members)))
 
 
 @dataclass(slots=True)
@@ -355,6 +205,48 @@ class Group:
         if len(me) != MEMBER_ID_LEN:
             raise ValueError("a member id is 32 bytes")
         return cls(gid, me, {epoch.eid: epoch}, epoch.eid, _Outbound.fresh(rng))
+
+    # -- saving and loading ---------------------------------------------------------------
+    def to_list(self) -> list[object]:
+        """The whole state as plain values, to be stored encrypted (it holds every key):
+        the epochs with their inbound chains and skipped keys (with their times), our
+        outbound chain and signing key, the sender keys held pending. A member who left
+        saves as no epochs, no chain and no pending key (and loads as left)."""
+        out = None if self._outbound is None else self._outbound.to_list()
+        epochs = [epoch.to_list() for epoch in self._epochs.values()]
+        pending = [key.encode() for key in self._pending.values()]
+        return [STATE_VERSION, self.group_id, self.me, self._current, out, epochs, pending]
+
+    @classmethod
+    def from_list(cls, obj: object) -> Group:
+        """Inverse of :meth:`to_list`. Raises :class:`~crypto.errors.DecodeError`, and
+        nothing else, on a damaged state; what loads opens and refuses what the saved one
+        would (the order of epochs, chains and keys is kept)."""
+        f = expect_list(obj, 7, "group state")
+        if expect_int(f[0], "group state version") != STATE_VERSION:
+            raise DecodeError("unknown group state version")
+        gid = expect_bytes(f[1], "group id", size=GROUP_ID_LEN)
+        me = _member(f[2], "our member id")
+        current = expect_bytes(f[3], "current epoch", size=EPOCH_ID_LEN)
+        epochs: dict[bytes, _Epoch] = {}
+        for raw in expect_seq(f[5], "epochs", MAX_EPOCHS):
+            epoch = _Epoch.from_list(raw, me)
+            if epoch.eid in epochs or (epoch.ended is None) != (epoch.eid == current):
+                raise DecodeError("epochs must differ, and only the current one not end")
+            epochs[epoch.eid] = epoch
+        chains = [c for e in epochs.values() for c in e.inbound.values()]
+        if sum(len(c.skipped) for c in chains) > MAX_SKIPPED_PER_GROUP:
+            raise DecodeError("more skipped keys than a group keeps")
+        pending: dict[tuple[bytes, bytes], SenderKey] = {}
+        for raw in expect_seq(f[6], "pending sender keys", MAX_PENDING):
+            key = SenderKey.decode(expect_bytes(raw, "pending sender key"))
+            if key.group_id != gid or key.author == me or (key.epoch_id, key.author) in pending:
+                raise DecodeError("a pending sender key of another group, ours, or twice")
+            pending[(key.epoch_id, key.author)] = key
+        if (current in epochs) != (f[4] is not None) or (not epochs and pending):
+            raise DecodeError("a current epoch and an outbound chain go together")
+        out = None if f[4] is None else _Outbound.from_list(f[4])
+        return cls(gid, me, epochs, current, out, pending)
 
     def invite(self, member: bytes) -> EpochRecord:
         """Add ``member`` to the current epoch. Send the record returned to it and to every

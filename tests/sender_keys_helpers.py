@@ -10,7 +10,8 @@ from crypto import sender_keys as sk
 from crypto.group_tag import message_tag
 from crypto.megolm import MegolmRatchet, message_key
 from crypto.padding import bucket_for, pad
-from crypto.sender_keys import Group, Opened, SenderKey, _Epoch
+from crypto.sender_keys import Group, Opened, SenderKey
+from crypto.sender_keys_state import _Epoch
 
 T0 = 1_700_000_000
 

@@ -9,6 +9,7 @@ import pytest
 
 from crypto import primitives as p
 from crypto import sender_keys as sk
+from crypto import sender_keys_state as sks
 from crypto.errors import AuthenticationError, SignatureError
 from crypto.group_tag import WINDOW
 from crypto.padding import BUCKETS
@@ -95,7 +96,7 @@ def test_window_then_recognised_once_earlier_ones_opened() -> None:
 
 
 def test_skipped_keys_per_chain_cap_evicts_the_oldest(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(sk, "MAX_SKIPPED_PER_CHAIN", 40)
+    monkeypatch.setattr(sks, "MAX_SKIPPED_PER_CHAIN", 40)  # where the chains read it
     a, b = make_group(2)
     sealed = [send(a, b"%d" % i) for i in range(2 * WINDOW)]
     b.open(*sealed[WINDOW - 1], T0)  # skips 0 .. WINDOW - 2
