@@ -21,7 +21,7 @@ import time
 from typing import Any
 
 from simulations.harness import Simulation
-from simulations.scenario import load_with
+from simulations.overrides import load_with
 from simulations.sweep import run_on_dask
 
 SCENARIO = "almaty-jan-2022"

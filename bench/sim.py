@@ -38,7 +38,7 @@ TARGET_RSS = 2 * 2**30
 
 def child(nodes: int, hours: float, world: str) -> None:
     from simulations.harness import Simulation
-    from simulations.scenario import load_with
+    from simulations.overrides import load_with
 
     overrides: dict[str, object] = {"groups.0.count": nodes, "scenario.duration": hours * 3600}
     if world == "fixed":

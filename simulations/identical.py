@@ -51,7 +51,7 @@ def _run(tree: Path, name: str, out: Path, full: bool) -> str:
 
 def _small(name: str) -> list[str]:
     """Overrides for the small size: a shorter run, fewer nodes per group."""
-    from simulations.scenario import load_with
+    from simulations.overrides import load_with
 
     sc = load_with(name, {})
     sets = [f"scenario.duration={min(int(sc.duration), SMALL_SECONDS)}"]

@@ -10,7 +10,7 @@ from typing import TextIO
 from simulations import report
 from simulations.harness import Simulation
 from simulations.metrics import Metrics
-from simulations.scenario import load_with, parse_override
+from simulations.overrides import load_with, parse_override
 
 
 def run_scenario(

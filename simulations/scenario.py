@@ -288,73 +288,14 @@ def _positive(value: float, key: str) -> float:
 
 
 def parse(text: str, source: str = "<string>") -> Scenario:
-    return parse_data(_toml(text), source)
+    return parse_data(toml_data(text), source)
 
 
-def _toml(text: str) -> dict[str, Any]:
+def toml_data(text: str) -> dict[str, Any]:
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ScenarioError(f"not valid TOML: {exc}") from None
-
-
-def set_key(data: dict[str, Any], dotted: str, value: Any) -> None:
-    """Override ``a.b.0.c`` (list items by index) in raw scenario data."""
-    parts = dotted.split(".")
-    node: Any = data
-    for i, part in enumerate(parts):
-        last = i == len(parts) - 1
-        if isinstance(node, list):
-            if not part.isdigit() or int(part) >= len(node):
-                raise ScenarioError(f"{dotted}: no item {part} in that list")
-            if last:
-                node[int(part)] = value
-            else:
-                node = node[int(part)]
-        elif isinstance(node, dict):
-            if last:
-                node[part] = value
-            elif part not in node:
-                raise ScenarioError(f"{dotted}: no key {part!r}; {closest(part, node)}")
-            else:
-                node = node[part]
-        else:
-            raise ScenarioError(f"{dotted}: {part!r} is not a table or list")
-
-
-def parse_override(spec: str) -> tuple[str, Any]:
-    """``--set key=value``; the value is read as TOML (``[0, 0, 10, 10]`` is a list, a bare
-    word a string)."""
-    key, raw = _split_override(spec, "key=value")
-    return key, _toml_value(raw)
-
-
-def parse_override_values(spec: str) -> tuple[str, list[Any]]:
-    """``--set key=v1,v2`` (``sim sweep``): the key and its values, each read as TOML."""
-    key, raw = _split_override(spec, "key=value1,value2")
-    return key, [_toml_value(item) for item in raw.split(",")]
-
-
-def _split_override(spec: str, form: str) -> tuple[str, str]:
-    if "=" not in spec:
-        raise ScenarioError(f"--set {spec!r}: expected {form}")
-    key, raw = spec.split("=", 1)
-    return key.strip(), raw
-
-
-def _toml_value(raw: str) -> Any:
-    try:
-        return tomllib.loads(f"v = {raw}")["v"]
-    except tomllib.TOMLDecodeError:
-        return raw  # a bare word: a string
-
-
-def load_with(name_or_path: str, overrides: dict[str, Any]) -> Scenario:
-    path = _path(name_or_path)
-    data = _toml(path.read_text())
-    for key, value in overrides.items():
-        set_key(data, key, value)
-    return parse_data(data, str(path))
 
 
 def parse_data(data: dict[str, Any], source: str = "<string>") -> Scenario:
@@ -580,11 +521,11 @@ def _traffic(t: dict[str, Any], n: int) -> Traffic:
 
 def load(name_or_path: str) -> Scenario:
     """A scenario by name (``simulations/scenarios/NAME.toml``) or by path."""
-    path = _path(name_or_path)
+    path = scenario_path(name_or_path)
     return parse(path.read_text(), str(path))
 
 
-def _path(name_or_path: str) -> Path:
+def scenario_path(name_or_path: str) -> Path:
     path = Path(name_or_path)
     if not path.exists():
         path = SCENARIO_DIR / f"{name_or_path}.toml"

@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from simulations.harness import Simulation
-from simulations.scenario import ScenarioError, load_with, parse_override_values
+from simulations.overrides import load_with, parse_override_values
+from simulations.scenario import ScenarioError
 
 COLUMNS = ("delivery_prob", "latency_med", "overhead_ratio", "hopcount_avg", "relayed")
 # With photos on in any run of the grid (traffic.files > 0): the columns above are text

@@ -6,7 +6,8 @@ from dataclasses import replace
 from typing import Any
 
 from simulations.harness import Simulation
-from simulations.scenario import Group, Scenario, load, load_with
+from simulations.overrides import load_with
+from simulations.scenario import Group, Scenario, load
 
 
 def shrink(sc: Scenario, duration: float, scale: float = 1.0) -> Scenario:

@@ -13,7 +13,8 @@ from mesh.core.events import FileReceived
 from simulations import report
 from simulations.harness import Simulation, _NodeActions
 from simulations.metrics import Metrics
-from simulations.scenario import ScenarioError, load, load_with, parse
+from simulations.overrides import load_with
+from simulations.scenario import ScenarioError, load, parse
 from simulations.sweep import sweep
 from tests.test_scenarios import shrink
 from tests.test_simulator import small

@@ -18,7 +18,8 @@ from simulations import report
 from simulations.engine import Engine
 from simulations.harness import Simulation
 from simulations.mobility import Gatherings, RandomWaypoint, TraceError, read_trace
-from simulations.scenario import ScenarioError, available, load, load_with, parse
+from simulations.overrides import load_with
+from simulations.scenario import ScenarioError, available, load, parse
 
 SMALL = """
 # A small dense square for fast regression runs.
@@ -501,8 +502,8 @@ def test_sweep_seed_ranges_and_progress(tmp_path: Path) -> None:
 def test_a_black_hole_group_is_recorded_with_the_strategy_it_runs() -> None:
     """The harness gives black holes the adversary's strategy: report.json used to say
     they ran the group's ``strategy`` (epidemic) instead."""
+    from simulations.overrides import load_with
     from simulations.report import ran_with
-    from simulations.scenario import load_with
 
     sc = load_with("dpi-block", {"groups.0.role": "blackhole", "groups.0.strategy": "spray"})
     node = ran_with(sc, sc.groups[0])
