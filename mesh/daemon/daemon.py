@@ -336,6 +336,15 @@ class Daemon:
     def _publish(self, event: api.Event) -> None:
         self.local_api.publish(event)
 
+    def contact_key(self, contact_name: str) -> bytes | None:
+        """A contact's identity key (None for ""), or ``ipc.IpcError`` naming no contact."""
+        if not contact_name:
+            return None
+        try:
+            return self.profile.contact(contact_name).identity.sign_public
+        except ProfileError as exc:
+            raise ipc.IpcError(str(exc)) from None
+
     def _writable(self, contact_name: str) -> tuple[str, bytes]:
         """A contact's name and key, if we may write to them (``ipc.IpcError`` if not)."""
         try:

@@ -9,7 +9,6 @@ from mesh.daemon.files import FileError, FileRecord
 from mesh.ipc import calls as c
 from mesh.ipc.schema import IpcError
 from mesh.photo_metadata import MetadataError, prepare
-from mesh.profile import ProfileError
 
 if TYPE_CHECKING:
     from mesh.daemon.daemon import Daemon
@@ -46,12 +45,7 @@ def _row(d: Daemon, rec: FileRecord) -> c.FileRow:
 
 
 def files(d: Daemon, contact: str = "") -> list[c.FileRow]:
-    key: bytes | None = None
-    if contact:
-        try:
-            key = d.profile.contact(contact).identity.sign_public
-        except ProfileError as exc:
-            raise IpcError(str(exc)) from None
+    key = d.contact_key(contact)
     return [_row(d, r) for r in d.files.records() if key is None or r.contact == key]
 
 

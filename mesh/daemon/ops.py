@@ -169,13 +169,7 @@ class Ops:
 
     def messages(self, contact: str = "", limit: int = 50) -> list[c.MessageRow]:
         d = self.daemon
-        key: bytes | None = None
-        if contact:
-            try:
-                key = d.profile.contact(contact).identity.sign_public
-            except ProfileError as exc:
-                raise IpcError(str(exc)) from None
-        return [self._row(m) for m in d.history.messages(key, limit)]
+        return [self._row(m) for m in d.history.messages(d.contact_key(contact), limit)]
 
     def send(self, contact: str, text: str) -> c.Sent:
         return c.Sent(self.daemon.send_text(contact, text))
