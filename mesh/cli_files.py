@@ -10,28 +10,9 @@ from typing import Any, TextIO
 
 from mesh.cli_common import _request
 from mesh.ipc import calls
-from mesh.render import inert
+from mesh.render import file_words, inert, size_words
 
 ID_DIGITS = 12  # of a file's id shown; `file save` takes any unique prefix of 4 or more
-
-
-def size_words(size: int) -> str:
-    if size < 1024:
-        return f"{size} B"
-    if size < 1024 * 1024:
-        return f"{size / 1024:.1f} KiB"
-    return f"{size / (1024 * 1024):.1f} MiB"
-
-
-def progress_words(row: calls.FileRow) -> str:
-    """What became of a file, the way a person reads it."""
-    if row.outgoing:
-        return "delivered, every chunk" if row.state == "acked" else "queued"
-    if row.state == "receiving":
-        return f"receiving, {row.received} of {row.count} chunks"
-    if row.state in ("refused", "dropped", "damaged") and row.note:
-        return f"{row.state}: {inert(row.note)}"
-    return inert(row.state)
 
 
 def send_file(args: argparse.Namespace, out: TextIO) -> None:
@@ -51,9 +32,10 @@ def cmd_file_list(args: argparse.Namespace, out: TextIO) -> None:
     for r in rows:
         when = time.strftime("%Y-%m-%d %H:%M", time.localtime(r.created))
         who = f"to {inert(r.contact_name)}" if r.outgoing else f"from {inert(r.contact_name)}"
+        said = file_words(r.state, r.outgoing, (r.received, r.count), r.note)
         out.write(
             f"{when}  {r.msg_id.hex()[:ID_DIGITS]}  {who}: {inert(r.name) or '(no name)'} "
-            f"({size_words(r.size)}, {inert(r.mime)}) [{progress_words(r)}]\n"
+            f"({size_words(r.size)}, {inert(r.mime)}) [{said}]\n"
         )
 
 

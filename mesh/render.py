@@ -77,3 +77,34 @@ LEVEL_WORDS = {
     "unverified": "unverified",
     "unknown": "unknown",
 }
+
+
+FILE_STATE_WORDS = {  # a received file's state (mesh.daemon.files), the way a person reads it
+    "receiving": "receiving",
+    "received": "received",
+    "damaged": "damaged: it does not match what its sender said, not kept",
+    "dropped": "given up: it expired before every chunk arrived",
+    "refused": "refused",
+    "deleted": "deleted",
+}
+
+
+def file_words(
+    state: str, outgoing: bool, progress: tuple[int, int] | None = None, note: str = ""
+) -> str:
+    """What became of a file: ours queued or delivered; theirs its chunks received of all
+    while it arrives, then its state (a refusal with its reason, inert)."""
+    if outgoing:
+        return "delivered, every chunk" if state == "acked" else "queued"
+    if state == "receiving" and progress is not None:
+        return f"receiving, {progress[0]} of {progress[1]} chunks"
+    said = FILE_STATE_WORDS.get(state, inert(state))
+    return f"{said}: {inert(note)}" if state == "refused" and note else said
+
+
+def size_words(size: int) -> str:
+    if size < 1024:
+        return f"{size} B"
+    if size < 1024 * 1024:
+        return f"{size / 1024:.1f} KiB"
+    return f"{size / (1024 * 1024):.1f} MiB"

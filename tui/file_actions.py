@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from mesh.core.attachments import clean_name
 from mesh.ipc.calls import FileSave, MessageRow, SendFile
 from mesh.ipc.schema import IpcError
-from mesh.render import inert
+from mesh.render import inert, size_words
 from tui.screens.files import PickFile
 from tui.text import line
 
@@ -64,4 +64,4 @@ async def save_file(app: SteppeApp, m: MessageRow) -> None:
     except IpcError as exc:
         app.notify(line(str(exc)).plain, severity="error")
         return
-    app.notify(f"saved {saved.size:,} bytes to {inert(saved.path)}", markup=False)
+    app.notify(f"saved {size_words(saved.size)} to {inert(saved.path)}", markup=False)

@@ -9,7 +9,7 @@ import datetime
 from rich.text import Text
 
 from mesh.ipc.calls import MessageRow
-from mesh.render import carried_words, inert
+from mesh.render import carried_words, file_words, inert
 
 STATE_WORDS = {"queued": "queued", "acked": "delivered", "received": "received"}
 
@@ -34,23 +34,15 @@ def state_word(m: MessageRow) -> str:
     return STATE_WORDS.get(m.state, "queued")
 
 
-FILE_WORDS = {
-    "receiving": "receiving",
-    "received": "received: Enter to save it",
-    "damaged": "damaged: it does not match what its sender said, not kept",
-    "dropped": "given up: it expired before every chunk arrived",
-    "refused": "refused",
-}
-
-
-def file_words(m: MessageRow, progress: tuple[int, int] | None) -> str:
-    """A file in a conversation: its name (inert) and what became of it."""
+def file_line(m: MessageRow, progress: tuple[int, int] | None) -> str:
+    """A file in a conversation: its name (inert) and, for theirs, what became of it (ours:
+    the header line has its state)."""
     name = inert(m.text) or "(no name)"
     if m.outgoing:
         return f"file {name}"
-    said = FILE_WORDS.get(m.state, inert(m.state))
-    if m.state == "receiving" and progress is not None:
-        said = f"receiving, {progress[0]} of {progress[1]} chunks"
+    said = file_words(m.state, False, progress)
+    if m.state == "received":
+        said += ": Enter to save it"
     return f"file {name}  [{said}]"
 
 

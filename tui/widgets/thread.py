@@ -14,7 +14,7 @@ from textual.widgets import OptionList
 from textual.widgets.option_list import Option
 
 from mesh.ipc.calls import FileRow, MessageRow
-from tui.text import block, claimed_time, file_words, line, state_word
+from tui.text import block, claimed_time, file_line, line, state_word
 
 SHOWN = 200  # the latest messages shown when a conversation opens (paged: never all)
 
@@ -37,7 +37,7 @@ def bubble(m: MessageRow, progress: tuple[int, int] | None = None) -> Group:
     """A message: our header line at the margin, the body padded in, so a body that
     holds a line like a header (or wraps into one) can never stand where ours do. A
     file: its name and, for theirs, its chunks received of all."""
-    body = Text(file_words(m, progress), style="italic") if m.file else block(m.text)
+    body = Text(file_line(m, progress), style="italic") if m.file else block(m.text)
     return Group(header(m), Padding(body, (0, 0, 0, INDENT)))
 
 
