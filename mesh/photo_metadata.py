@@ -60,6 +60,7 @@ _EXIF_NAMES: dict[int, str] = {
     ExifTags.Base.UserComment: "comment",
 }
 _ORIENTATION = ExifTags.Base.Orientation
+_POINTERS = {ExifTags.IFD.Exif, ExifTags.IFD.GPSInfo, ExifTags.IFD.Interop, _ORIENTATION}
 
 
 class MetadataError(Exception):
@@ -142,9 +143,6 @@ def _exif_removed(exif: Image.Exif) -> list[str]:
     return removed
 
 
-_POINTERS = {ExifTags.IFD.Exif, ExifTags.IFD.GPSInfo, ExifTags.IFD.Interop, _ORIENTATION}
-
-
 def _ordered(items: list[str]) -> list[str]:
     return list(dict.fromkeys(items))
 
@@ -157,7 +155,7 @@ def strip_jpeg(data: bytes, name: str) -> tuple[bytes, list[str]]:
     info: dict[Any, Any] = im.info
     if "xmp" in info or "XML:com.adobe.xmp" in info:
         removed.append("XMP metadata")
-    if "photoshop" in info or any(k[0] == 0xED for k in getattr(im, "applist", [])):
+    if "photoshop" in info or any(name == "APP13" for name, _ in getattr(im, "applist", [])):
         removed.append("IPTC and Photoshop records")
     if info.get("comment"):
         removed.append("comment")

@@ -136,3 +136,17 @@ def test_size_bounds_and_unreadable_files_are_one_line(tmp_path: Path) -> None:
         prepare(tmp_path / "empty")
     with pytest.raises(MetadataError, match="No such file"):
         prepare(tmp_path / "missing.jpg")
+
+
+def test_an_iptc_record_is_removed_and_named(tmp_path: Path) -> None:
+    """An APP13 segment (IPTC: by-line, city) right after the start of the image."""
+    out = io.BytesIO()
+    _image().save(out, "JPEG", quality=90)
+    body = b"\x1c\x02\x50byline: Aigerim, city: Almaty" * 4  # raw IPTC, no Photoshop header
+    app13 = b"\xff\xed" + (len(body) + 2).to_bytes(2, "big") + body
+    raw = out.getvalue()
+    path = tmp_path / "press.jpg"
+    path.write_bytes(raw[:2] + app13 + raw[2:])
+    sent = prepare(path)
+    assert "IPTC and Photoshop records" in sent.removed
+    assert b"Aigerim" not in sent.data
