@@ -21,6 +21,7 @@ from mesh.core.events import (
     CloseLink,
     FileAction,
     FrameReceived,
+    GroupAction,
     LinkOpened,
     LinkUp,
     MessageAcked,
@@ -100,6 +101,9 @@ class _Wire:
         return
 
     def on_file(self, act: FileAction) -> None:
+        return
+
+    def on_group(self, act: GroupAction) -> None:
         return
 
 

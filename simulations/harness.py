@@ -46,6 +46,7 @@ from mesh.core.events import (
     FileOffered,
     FileReceived,
     FrameReceived,
+    GroupAction,
     LinkDown,
     LinkOpened,
     LinkUp,
@@ -146,6 +147,9 @@ class _NodeActions:
 
     def on_bulletin_stored(self, act: BulletinStored) -> None:
         return  # bulletins are measured as envelopes (the observer hook)
+
+    def on_group(self, act: GroupAction) -> None:
+        return  # no group traffic in scenarios yet
 
     def on_file(self, act: FileAction) -> None:
         m, idx = self.sim.metrics, self.idx

@@ -18,6 +18,7 @@ from mesh.core.events import (
     Event,
     FileAction,
     FrameReceived,
+    GroupAction,
     LinkDown,
     LinkOpened,
     LinkUp,
@@ -112,6 +113,9 @@ class BleNode:
 
     def on_file(self, act: FileAction, /) -> None:
         return  # no attachments in these tests
+
+    def on_group(self, act: GroupAction, /) -> None:
+        return  # no groups in these tests
 
     def on_send_failed(self, act: SendFailed, /) -> None:
         raise AssertionError(f"send failed: {act}")

@@ -24,6 +24,7 @@ from mesh.core.events import (
     Event,
     FileAction,
     FrameReceived,
+    GroupAction,
     LinkDown,
     LinkOpened,
     LinkUp,
@@ -60,6 +61,7 @@ class Net:
     acked: dict[int, list[bytes]] = field(default_factory=dict)
     bulletins: dict[int, list[BulletinStored]] = field(default_factory=dict)
     files: dict[int, list[FileAction]] = field(default_factory=dict)
+    groups: dict[int, list[GroupAction]] = field(default_factory=dict)
     closes: list[tuple[int, str]] = field(default_factory=list)
     frames: int = 0
     bandwidth: float | None = None  # bytes per second per link direction (None: instant)
@@ -98,6 +100,7 @@ class Net:
         self.acked[idx] = []
         self.bulletins[idx] = []
         self.files[idx] = []
+        self.groups[idx] = []
         return idx
 
     def introduce_all(self) -> None:
@@ -231,6 +234,9 @@ class _NodeActions:
 
     def on_file(self, act: FileAction) -> None:
         self.net.files[self.idx].append(act)
+
+    def on_group(self, act: GroupAction) -> None:
+        self.net.groups[self.idx].append(act)
 
 
 class _CarelessTrader(Trader):

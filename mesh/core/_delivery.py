@@ -14,6 +14,7 @@ from __future__ import annotations
 from crypto.errors import CryptoError
 from crypto.noise import KeyPair
 from mesh.core._context import Context
+from mesh.core._groups import Groups
 from mesh.core._incoming import IncomingFiles
 from mesh.core._kinds import POLICY
 from mesh.core._receipts import Receipts
@@ -22,17 +23,19 @@ from mesh.core.config import MAX_UNTRIED, hint_for
 from mesh.core.envelope import Envelope, EnvelopeError, decode
 from mesh.core.events import Action, MessageDelivered
 from mesh.core.flood import TokenBucket
+from mesh.core.groups import CONTENT_GROUP
 from mesh.core.messages import CONTENT_TEXT, open_first_contact_envelope
 from mesh.core.session import Session, message_tag
 from mesh.core.stats import Stat
 
 
 class Delivery:
-    def __init__(self, ctx: Context, receipts: Receipts) -> None:
+    def __init__(self, ctx: Context, receipts: Receipts, groups: Groups) -> None:
         self._ctx = ctx
         self._state = ctx.state
         self._receipts = receipts
         self.files = IncomingFiles(ctx, receipts)
+        self.groups = groups
         self._tags: dict[bytes, tuple[bytes, int]] = {}  # expected tag -> (sid, counter)
         self._woken: list[bytes] = []  # newly expected tags: stored envelopes may carry one
         self._maybe_mine: list[bytes] = []  # after a start: stored first contacts with our hints
@@ -44,8 +47,8 @@ class Delivery:
 
     # ---- what is ours -----------------------------------------------------------------
     def expects(self, tag: bytes) -> bool:
-        """Is this the routing tag of a session message we expect?"""
-        return message_tag(tag) in self._tags
+        """Is this the routing tag of a session or group message we expect?"""
+        return message_tag(tag) in self._tags or self.groups.expects(tag)
 
     def expected_tags(self) -> int:
         return len(self._tags)
@@ -75,9 +78,12 @@ class Delivery:
         return POLICY[env.kind].open(self, env, eid, now)
 
     def open_session(self, env: Envelope, eid: bytes, now: int) -> list[Action]:
-        if not self.expects(env.tag):
-            return []
-        return self._deliver_session(env, eid, now) + self.deliver_waiting(now)
+        """A SESSION envelope: a pairwise message, or a group's (mesh.core._groups)."""
+        if message_tag(env.tag) in self._tags:
+            return self._deliver_session(env, eid, now) + self.deliver_waiting(now)
+        if self.groups.expects(env.tag):
+            return self.groups.open(env, eid, now) + self.groups.deliver_waiting(now)
+        return []
 
     def open_first_contact(self, env: Envelope, eid: bytes, now: int) -> list[Action]:
         if env.tag not in self.my_hints():
@@ -177,6 +183,8 @@ class Delivery:
             return self.files.offered(env, eid, sender, created, msg_id, body, secret, now)
         if not self._receipts.hold(secret, env, now):
             self._ctx.store.delete(eid, now)  # no receipt to wait for
+        if content_type == CONTENT_GROUP:  # a group's record (its receipt as for text)
+            return self.groups.control(sender, body, now)
         self._ctx.stats.count(Stat.DELIVERED)
         return [MessageDelivered(sender, created, msg_id, body)]
 
@@ -201,6 +209,7 @@ class Delivery:
     def deliver_stored(self, now: int) -> list[Action]:
         """After :meth:`index_store`: open what is for us and still in the store."""
         actions = self.deliver_waiting(now)  # session envelopes: woken by index_store
+        actions += self.groups.deliver_waiting(now)
         actions += self.files.open_all_stored(now)
         mine, self._maybe_mine = self._maybe_mine, []
         for eid in mine:
@@ -219,7 +228,9 @@ class Delivery:
         """At most ``stranger_sessions`` sessions opened by people who are not our
         contacts: the least recently used goes (its tags with it)."""
         sessions, contacts = self._state.sessions, self._ctx.contacts
-        strangers = [x for x in sessions.values() if x.peer not in contacts]
+        members = self.groups.members_anywhere()  # a group's members are not strangers
+        known = contacts.keys() | members
+        strangers = [x for x in sessions.values() if x.peer not in known]
         excess = len(strangers) - self._ctx.config.stranger_sessions
         for sess in sorted(strangers, key=lambda x: x.last_used)[: max(0, excess)]:
             self._state.drop_session(sess.sid)
@@ -241,6 +252,7 @@ class Delivery:
         for sess in self._state.sessions.values():
             sess.window.expire(now)
             self.expect(sess, sess.expected_tags())
+        self.groups.index(now)
 
     def find_first_contacts(self) -> None:
         store = self._ctx.store

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from crypto.attachment import MAX_FILE, chunk_count
 from crypto.bulletin import Bulletin
-from mesh.core._context import Context
+from mesh.core._context import ContactKeys, Context
 from mesh.core._delivery import Delivery
 from mesh.core._index import EnvelopeIndex
 from mesh.core._receipts import Receipts
@@ -20,6 +20,7 @@ from mesh.core.config import EMPTY_TEXT, MAX_BODY, hint_for
 from mesh.core.envelope import MAX_FRAME, Envelope, coarse_expiry
 from mesh.core.errors import LocalError
 from mesh.core.events import Action, MessageQueued, SendFailed, SendFile, SendMessage
+from mesh.core.groups import CONTENT_GROUP
 from mesh.core.messages import (
     CONTENT_TEXT,
     bulletin_envelope,
@@ -116,7 +117,8 @@ class Outbox:
             sess.last_used = now
             ctx.state.touch_session(sess)
             return env
-        contact = ctx.contacts[recipient]
+        contact = self._keys(recipient)
+        assert contact is not None
         assert contact.prekey is not None
         secret: list[bytes] = []
         env = first_contact_envelope(
@@ -136,6 +138,31 @@ class Outbox:
         new = Session.as_alice(secret[0], recipient, contact.prekey.public, ctx.rng, now)
         self._delivery.add_session(new)
         return env
+
+    def _keys(self, peer: bytes) -> ContactKeys | None:
+        """A contact's keys, or a group member's from their card (mesh.core.groups)."""
+        contact = self._ctx.contacts.get(peer)
+        if contact is not None:
+            return contact
+        card = self._ctx.state.cards.get(peer)
+        return None if card is None else ContactKeys(card.identity, card.prekey)
+
+    def send_control(self, peer: bytes, body: bytes, now: int) -> list[Action] | None:
+        """A group's control record to a member, as a pairwise message (in a session, or
+        a first contact to their prekey); None if there is no way to them yet or no room.
+        No receipt is awaited by the user (it still purges the copies)."""
+        if self._delivery.session_for(peer) is None:
+            keys = self._keys(peer)
+            if keys is None or keys.prekey is None or keys.prekey.expires <= now:
+                return None
+        if not self._ctx.store.would_admit_protected(frame_bound(len(body))):
+            return None
+        ctx = self._ctx
+        sealed = self._seal(peer, body, ctx.config.max_ttl, ctx.rng(16), now, CONTENT_GROUP)
+        env = stamped(sealed, ctx.config.mint_difficulty, ctx.rng)
+        if self._index.store_local(env, now) is not PutStatus.STORED:
+            return None
+        return self._trader.offer_everywhere([env.id()])
 
     def _budget(self) -> int:
         return min(self._ctx.strategy.INITIAL_BUDGET, self._ctx.config.max_budget)

@@ -22,6 +22,9 @@ from mesh.core.events import (
     FileDropped,
     FileOffered,
     FileReceived,
+    GroupAction,
+    GroupChanged,
+    GroupMessageDelivered,
     LinkOpened,
     MessageAcked,
     MessageDelivered,
@@ -53,6 +56,9 @@ class ActionSink(Protocol):
     def on_file(self, act: FileAction, /) -> None:
         """An attachment being received: offered, a chunk, whole, or given up."""
 
+    def on_group(self, act: GroupAction, /) -> None:
+        """A group changed (created, joined, members, epoch, left) or a group message arrived."""
+
 
 def carry_out(actions: Iterable[Action], sink: ActionSink) -> None:
     """Hand each action, in order, to the sink's method for its kind."""
@@ -76,5 +82,7 @@ def carry_out(actions: Iterable[Action], sink: ActionSink) -> None:
                 sink.on_bulletin_stored(act)
             case FileOffered() | ChunkReceived() | FileReceived() | FileDropped():
                 sink.on_file(act)
+            case GroupChanged() | GroupMessageDelivered():
+                sink.on_group(act)
             case _:
                 assert_never(act)

@@ -27,6 +27,7 @@ from crypto.prekeys import PrekeyRecord
 from crypto.wire import expect_bytes, expect_int, expect_list, pack, strict_unpack
 from mesh.core.attachments import Incoming
 from mesh.core.bulletin_slots import BulletinSlots
+from mesh.core.groups import GroupEntry, MemberCard
 from mesh.core.session import Session
 
 STATE_VERSION = 4  # 4: rows; 3: one blob with the newest bulletin per slot
@@ -43,6 +44,8 @@ class RowKind(bytes, Enum):
     SLOT = b"b"  # bulletin slot -> its newest sequence (BulletinSlots)
     STRANGER = b"i"  # identity key of someone not a contact who wrote -> PublicIdentity
     FILE = b"f"  # file id of an attachment being received -> Incoming.to_list()
+    GROUP = b"g"  # group id -> GroupEntry.to_list() (every key of the group)
+    CARD = b"m"  # identity key of a group member met through a group -> MemberCard
 
 
 class Changes:
@@ -83,6 +86,8 @@ class Durable:
         self.strangers: dict[bytes, PublicIdentity] = {}
         self.slots = BulletinSlots(max_ttl, self._touch_slot)
         self.files: dict[bytes, Incoming] = {}  # file id -> an attachment being received
+        self.groups: dict[bytes, GroupEntry] = {}  # group id -> its state (mesh.core.groups)
+        self.cards: dict[bytes, MemberCard] = {}  # members we may write to for a group
         self._prekey_of = prekey_of
 
     # ---- changes ----------------------------------------------------------------------
@@ -126,6 +131,12 @@ class Durable:
             case RowKind.FILE:
                 inc = self.files.get(ident)
                 return None if inc is None else pack(inc.to_list())
+            case RowKind.GROUP:
+                entry = self.groups.get(ident)
+                return None if entry is None else pack(entry.to_list())
+            case RowKind.CARD:
+                card = self.cards.get(ident)
+                return None if card is None else pack(card.to_list())
         assert_never(kind)
 
     def _touch_slot(self, ident: bytes) -> None:
@@ -146,6 +157,8 @@ class Durable:
         keys += [RowKind.SLOT.value + i for i in self.slots.row_ids()]
         keys += [RowKind.STRANGER.value + k for k in self.strangers]
         keys += [RowKind.FILE.value + k for k in self.files]
+        keys += [RowKind.GROUP.value + k for k in self.groups]
+        keys += [RowKind.CARD.value + k for k in self.cards]
         rows = {k: self.row(k) for k in sorted(keys)}
         return {k: v for k, v in rows.items() if v is not None}
 
@@ -158,6 +171,7 @@ class Durable:
         self.own, self.receipts, self.pending, self.delivered = {}, {}, {}, {}
         self.strangers = {}
         self.files = {}
+        self.groups, self.cards = {}, {}
         self.slots.load([])
         prekeys: list[tuple[bytes, bytes]] = []
         for key, value in rows.items():
@@ -196,6 +210,13 @@ class Durable:
                     if inc.manifest.file_id != ident:
                         raise DecodeError("an incoming file's row is not its own")
                     self.files[ident] = inc
+                case RowKind.GROUP:
+                    self.groups[ident] = GroupEntry.from_list(_unpack(value))
+                case RowKind.CARD:
+                    card = MemberCard.from_list(_unpack(value))
+                    if card.identity.sign_public != ident:
+                        raise DecodeError("a member card's row is not theirs")
+                    self.cards[ident] = card
         self.known_secrets = {s for s, _e in self.receipts.values()}
         return prekeys
 
@@ -226,6 +247,19 @@ class Durable:
     def drop_file(self, file_id: bytes) -> None:
         if self.files.pop(file_id, None) is not None:
             self.touch_file(file_id)
+
+    def touch_group(self, gid: bytes) -> None:
+        self.changes.touch(RowKind.GROUP.value + gid)
+
+    def keep_card(self, card: MemberCard) -> None:
+        key = card.identity.sign_public
+        if self.cards.get(key) != card:
+            self.cards[key] = card
+            self.changes.touch(RowKind.CARD.value + key)
+
+    def drop_card(self, key: bytes) -> None:
+        if self.cards.pop(key, None) is not None:
+            self.changes.touch(RowKind.CARD.value + key)
 
     def touch_prekey(self, contact: bytes) -> None:
         self.changes.touch(RowKind.PREKEY.value + contact)

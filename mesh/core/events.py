@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from crypto.bulletin import Bulletin
+from mesh.core.groups import GroupView
 
 # ---- events (driver -> node) ------------------------------------------------------------
 
@@ -57,11 +58,54 @@ class SendFile:
 
 
 @dataclass(frozen=True, slots=True)
+class CreateGroup:
+    """Start a group whose only member is us (:mod:`mesh.core.groups`)."""
+
+    name: str
+    ref: int = 0  # echoed in the GroupChanged or SendFailed
+
+
+@dataclass(frozen=True, slots=True)
+class InviteMember:
+    """Add a contact to a group: the invitation goes to them, the news to the others."""
+
+    group_id: bytes
+    member: bytes
+    ref: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class RemoveMembers:
+    """Re-key a group without these members (none: a plain re-key)."""
+
+    group_id: bytes
+    members: tuple[bytes, ...]
+    ref: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class LeaveGroup:
+    """Tell the group we left, then forget its keys."""
+
+    group_id: bytes
+    ref: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class SendGroupMessage:
+    group_id: bytes
+    body: bytes
+    ttl: int = 3 * 86400
+    ref: int = 0  # echoed in the MessageQueued or SendFailed (whose recipient is the group)
+
+
+@dataclass(frozen=True, slots=True)
 class Tick:
     pass
 
 
-Event = LinkUp | LinkDown | FrameReceived | SendMessage | SendFile | Tick
+GroupEvent = CreateGroup | InviteMember | RemoveMembers | LeaveGroup | SendGroupMessage
+Event = LinkUp | LinkDown | FrameReceived | SendMessage | SendFile | GroupEvent | Tick
 
 # ---- actions (node -> driver) -----------------------------------------------------------
 
@@ -168,7 +212,27 @@ class FileDropped:
     reason: str
 
 
+@dataclass(frozen=True, slots=True)
+class GroupChanged:
+    """A group we are in was made, joined, changed or left (``ref``: of our event, or 0
+    for a change a member made). ``by``: the member whose record caused it (us: empty)."""
+
+    group: GroupView
+    by: bytes = b""
+    ref: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class GroupMessageDelivered:
+    group_id: bytes
+    author: bytes  # the member's identity key, checked by their signature
+    created: int
+    msg_id: bytes
+    body: bytes
+
+
 FileAction = FileOffered | ChunkReceived | FileReceived | FileDropped
+GroupAction = GroupChanged | GroupMessageDelivered
 
 Action = (
     Transmit
@@ -183,4 +247,6 @@ Action = (
     | ChunkReceived
     | FileReceived
     | FileDropped
+    | GroupChanged
+    | GroupMessageDelivered
 )

@@ -27,7 +27,9 @@ sharing one :class:`~mesh.core._context.Context`):
 - :mod:`mesh.core._receipts`: receipts as anti-packets (a receipt purges the copies it
   answers unless ``purge_delivered`` is off; one that matches nothing is ignored);
 - :mod:`mesh.core._outbox`: what we originate (messages, our prekey, bulletins);
-- :mod:`mesh.core._contacts`: contacts and strangers with a session.
+- :mod:`mesh.core._contacts`: contacts and strangers with a session;
+- :mod:`mesh.core._groups`: groups (sender keys): their events, the control records
+  that travel over pairwise sessions, and group messages.
 
 Two public facets group what drivers do besides handling events: ``node.saved``
 (:mod:`mesh.core.saved`: the durable state as rows, tracked by change, and loading it)
@@ -49,6 +51,7 @@ from mesh.core._admission import Admission
 from mesh.core._contacts import Contacts
 from mesh.core._context import ContactKeys, Context, Observer
 from mesh.core._delivery import Delivery
+from mesh.core._groups import Groups
 from mesh.core._index import EnvelopeIndex
 from mesh.core._outbox import Outbox
 from mesh.core._peer import Peer, Peers
@@ -61,14 +64,20 @@ from mesh.core.durable import Durable
 from mesh.core.envelope import Envelope
 from mesh.core.events import (
     Action,
+    CreateGroup,
     Event,
     FrameReceived,
+    InviteMember,
+    LeaveGroup,
     LinkDown,
     LinkUp,
+    RemoveMembers,
     SendFile,
+    SendGroupMessage,
     SendMessage,
     Tick,
 )
+from mesh.core.groups import GroupView
 from mesh.core.routing import Strategy, by_name
 from mesh.core.saved import SavedState
 from mesh.core.store import PolicyStore
@@ -98,7 +107,8 @@ class Node:
         self.stats: dict[str, int] = ctx.stats.values
         self._index = EnvelopeIndex(ctx)
         self._receipts = Receipts(ctx)
-        self._delivery = Delivery(ctx, self._receipts)
+        self._groups = Groups(ctx, self._index)
+        self._delivery = Delivery(ctx, self._receipts, self._groups)
         self._trader = Trader(ctx, self._index, self._delivery.is_mine)
         self._admission = Admission(ctx, self._index, self._delivery, self._trader)
         self._peers = Peers(
@@ -110,6 +120,7 @@ class Node:
             self._take_receipts,
         )
         self._outbox = Outbox(ctx, self._index, self._delivery, self._receipts, self._trader)
+        self._groups.bind(self._outbox.send_control, self._trader.offer_everywhere)
         self._contacts = Contacts(
             ctx, self._index.newest_prekey, self._delivery.bound_stranger_sessions
         )
@@ -126,6 +137,11 @@ class Node:
                 FrameReceived: self._peers.frame,
                 SendMessage: self._outbox.send,
                 SendFile: self._outbox.send_file,
+                CreateGroup: self._groups.create,
+                InviteMember: self._groups.invite,
+                RemoveMembers: self._groups.remove,
+                LeaveGroup: self._groups.leave,
+                SendGroupMessage: self._groups.send,
                 Tick: self._tick,
             }
         )
@@ -201,6 +217,7 @@ class Node:
             self._receipts.expire(now)
             actions += self._delivery.expire(now)
             actions += self._delivery.files.expire(now)
+            actions += self._groups.expire(now)
             self._next_sweep = now + self.config.sweep_every
             if self.ring.rotate(self.identity, now, self.rng) is not None:
                 actions += self.publish_prekey(now)
@@ -271,6 +288,10 @@ class Node:
     def awaited_receipts(self) -> dict[bytes, bytes]:
         """Receipt hash -> message id of our own mail not yet acknowledged."""
         return self._receipts.awaited()
+
+    def groups(self) -> list[GroupView]:
+        """The groups we are in or left (:mod:`mesh.core.groups`)."""
+        return self._groups.views()
 
     def files_in_progress(self) -> list[Incoming]:
         """The attachments being received, with the chunks that have come."""

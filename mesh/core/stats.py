@@ -26,6 +26,10 @@ class Stat(StrEnum):
     CHUNKS_REFUSED = "chunks_refused"  # for a file of ours, but did not open as its manifest says
     DELIVERED = "delivered"
     ENVELOPES_SENT = "envelopes_sent"
+    GROUP_CONTROL_REFUSED = "group_control_refused"  # malformed, or breaks a group's rules
+    GROUP_INVITES_REFUSED = "group_invites_refused"  # from someone who is not a contact
+    GROUP_OPEN_FAILED = "group_open_failed"  # a group tag we expect, but it did not open
+    GROUP_RECORDS_DROPPED = "group_records_dropped"  # early or waiting records over the bound
     EVICTED = "evicted"
     MANIFESTS_REFUSED = "manifests_refused"
     PROTOCOL_BYTES_SENT = "protocol_bytes_sent"

@@ -65,6 +65,7 @@ from mesh.core.events import (
     FileDropped,
     FileOffered,
     FileReceived,
+    GroupAction,
     LinkOpened,
     MessageAcked,
     MessageDelivered,
@@ -309,6 +310,9 @@ class Daemon:
                 if rec is not None:
                     state = self.files.state(rec.msg_id)
                     self._publish(api.MessageStateChanged(rec.msg_id, state))
+
+    def on_group(self, act: GroupAction) -> None:
+        return  # the daemon does not keep groups yet
 
     def on_bulletin_stored(self, act: BulletinStored) -> None:
         if self.local_api.subscribed:  # nothing is worked out while nobody listens
