@@ -17,7 +17,9 @@ from crypto.errors import CryptoError
 from crypto.identity import CARD_PREFIX, ContactCard, Identity, PublicIdentity
 from crypto.prekeys import PrekeyRing
 from crypto.ratchet import Header, Ratchet
+from crypto.sender_keys import EpochRecord, Group, SenderKey
 from crypto.wire import pack, strict_unpack
+from mesh.core.groups import Control, MemberCard, inner_message, read_inner
 from mesh.core.session import Inner
 from tests.fuzzing.mutate import mutate_encoded
 from tests.fuzzing.world import T0
@@ -49,7 +51,17 @@ def corpus(seed: int) -> dict[str, tuple[bytes, Decoder]]:
     ratchet = Ratchet.init_alice(r.randbytes(32), record.public, r.randbytes)
     header = ratchet.encrypt(b"x", b"ad")
     inner = Inner(r.randbytes(16), T0, 1, b"hello", r.randbytes(16))
+    group = Group.create(ident.sign_public, r.randbytes)
+    epoch = group.invite(r.randbytes(32))
+    member = MemberCard(ident.public(), record)
+    control = Control(
+        group.group_id, "organisers", epoch.encode(), group.sender_key().encode(), (member,)
+    )
     return {
+        "group control": (control.encode(), Control.decode),
+        "epoch record": (epoch.encode(), EpochRecord.decode),
+        "sender key": (group.sender_key().encode(), SenderKey.decode),
+        "group message": (inner_message(r.randbytes(16), T0, 1, b"hi"), read_inner),
         "contact card": (card_raw, _card),
         "public identity": (pack(ident.public().to_list()), _identity),
         "prekey record": (record.encode(), type(record).decode),
